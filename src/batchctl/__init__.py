@@ -1,0 +1,3 @@
+"""batchctl: Azure ML batch endpoints on any machine."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,144 @@
+"""One decorator gives every command the common options (output, query, workspace, debug, Azure
+compatibility flags), error handling with stable exit codes, and output rendering."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any
+
+import typer
+
+from batchctl.cli import _console
+
+_STATE: dict[str, Any] = {"workspace": None, "debug": False}
+
+OutputOpt = Annotated[
+    str | None,
+    typer.Option("--output", "-o", help="Output format: json, yaml, table, tsv (json unless stdout is a terminal)."),
+]
+QueryOpt = Annotated[str | None, typer.Option("--query", help="JMESPath query applied to the output.")]
+WorkspaceOpt = Annotated[
+    str | None,
+    typer.Option("--workspace", help="Workspace folder (default: $BATCHCTL_HOME, else ~/.batchctl).", show_default=False),
+]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")]
+ResourceGroupOpt = Annotated[
+    str | None, typer.Option("--resource-group", "-g", help="Accepted for az ml compatibility; ignored.", hidden=True)
+]
+WorkspaceNameOpt = Annotated[
+    str | None, typer.Option("--workspace-name", "-w", help="Accepted for az ml compatibility; ignored.", hidden=True)
+]
+SubscriptionOpt = Annotated[
+    str | None, typer.Option("--subscription", help="Accepted for az ml compatibility; ignored.", hidden=True)
+]
+SetOpt = Annotated[
+    list[str] | None, typer.Option("--set", help="Override a field: --set a.b=value (repeatable).")
+]
+
+_COMMON: list[tuple[str, Any, Any]] = [
+    ("output", OutputOpt, None),
+    ("query", QueryOpt, None),
+    ("workspace", WorkspaceOpt, None),
+    ("debug", DebugOpt, False),
+    ("resource_group", ResourceGroupOpt, None),
+    ("workspace_name", WorkspaceNameOpt, None),
+    ("subscription", SubscriptionOpt, None),
+]
+
+
+def set_global(workspace: str | None, debug: bool) -> None:
+    if workspace:
+        _STATE["workspace"] = workspace
+    if debug:
+        _STATE["debug"] = True
+
+
+def workspace() -> Any:
+    from batchctl.workspace import Workspace
+
+    return Workspace.open(_STATE["workspace"])
+
+
+def debug_on() -> bool:
+    from batchctl.settings import debug_enabled
+
+    return bool(_STATE["debug"]) or debug_enabled()
+
+
+def report(exc: BaseException) -> int:
+    """Print an error as one line (plus a hint) and return its exit code."""
+    from batchctl.errors import BatchctlError, redact
+
+    if debug_on():
+        traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(exc, BatchctlError):
+        _console.error_line(exc.message, exc.hint)
+        return exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        _console.error_line("interrupted")
+        return 130
+    message = redact(" ".join(str(exc).split()))[:500] or type(exc).__name__
+    _console.error_line(
+        f"unexpected {type(exc).__name__}: {message}", None if debug_on() else "run again with --debug for details"
+    )
+    return 1
+
+
+def command(
+    group: typer.Typer, name: str, columns: Sequence[str] | None = None, render: bool = True, **kwargs: Any
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register `fn` as `group name` with the common options; `fn` returns what is printed."""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        sig = inspect.signature(fn, eval_str=True)
+        own = list(sig.parameters.values())
+        extra = [
+            inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=ann, default=default)
+            for n, ann, default in _COMMON
+            if n not in sig.parameters
+        ]
+
+        @functools.wraps(fn)
+        def wrapper(**params: Any) -> None:
+            common = {n: params.pop(n) for n, _, _ in _COMMON if n in params and n not in sig.parameters}
+            set_global(common.get("workspace"), bool(common.get("debug")))
+            try:
+                result = fn(**params)
+                if render and result is not None:
+                    _console.render(result, common.get("output"), common.get("query"), columns)
+            except typer.Exit:
+                raise
+            except (Exception, KeyboardInterrupt) as exc:
+                code = report(exc)
+                raise typer.Exit(code) from None
+
+        wrapper.__signature__ = sig.replace(  # type: ignore[attr-defined]
+            parameters=[p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + extra
+        )
+        wrapper.__annotations__ = {p.name: p.annotation for p in wrapper.__signature__.parameters.values()}
+        group.command(name, **kwargs)(wrapper)
+        return fn
+
+    return decorate
+
+
+def confirm(question: str, yes: bool) -> None:
+    from batchctl.errors import ConflictError
+
+    if yes:
+        return
+    if not sys.stdin.isatty() and os.environ.get("BATCHCTL_ASSUME_TTY") != "1":
+        try:
+            answer = sys.stdin.readline()
+        except (OSError, ValueError):
+            answer = ""
+        if answer.strip().lower() in ("y", "yes"):
+            return
+        raise ConflictError(f"{question} Not confirmed.", "pass --yes to confirm without a prompt")
+    if not typer.confirm(question, default=False, err=True):
+        raise typer.Exit(1)

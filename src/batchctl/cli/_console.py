@@ -1,0 +1,118 @@
+"""The only place that renders output: JSON, YAML, TSV, rich tables, and error lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+FORMATS = ("json", "yaml", "table", "tsv", "jsonc", "none")
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+def _scalar(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def _tsv(value: Any) -> str:
+    # az's tsv: a scalar alone; a mapping as its scalar values on one line; a list as one line per item
+    if isinstance(value, list):
+        return "\n".join(_tsv_row(item) for item in value)
+    return _tsv_row(value)
+
+
+def _tsv_row(value: Any) -> str:
+    if isinstance(value, dict):
+        return "\t".join(_scalar(v) for v in value.values() if not isinstance(v, dict | list))
+    if isinstance(value, list):
+        return "\t".join(_scalar(v) for v in value)
+    return _scalar(value)
+
+
+def _dig(record: Any, dotted: str) -> Any:
+    node = record
+    for part in dotted.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return node
+
+
+def render(data: Any, output: str | None, query: str | None, columns: Sequence[str] | None = None) -> None:
+    if query:
+        import jmespath
+
+        from batchctl.errors import SpecError
+
+        try:
+            data = jmespath.search(query, data)
+        except jmespath.exceptions.JMESPathError as exc:
+            raise SpecError(f"--query: invalid JMESPath expression '{query}': {exc}") from exc
+    fmt = (output or ("table" if stdout_is_terminal() else "json")).lower()
+    if fmt == "none":
+        return
+    if fmt in ("json", "jsonc"):
+        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    elif fmt == "yaml":
+        import yaml
+
+        sys.stdout.write(yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
+    elif fmt == "tsv":
+        text = _tsv(data)
+        sys.stdout.write(text + ("\n" if text or data == "" else ""))
+    else:
+        _table(data, columns if not query else None)
+    sys.stdout.flush()
+
+
+def _table(data: Any, columns: Sequence[str] | None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(no_color="NO_COLOR" in os.environ, soft_wrap=False)
+    if isinstance(data, list) and all(isinstance(r, dict) for r in data):
+        cols = list(columns or (data[0].keys() if data else ["result"]))
+        table = Table(show_header=True, header_style="bold")
+        for col in cols:
+            table.add_column(col.split(".")[-1] if col != "defaults.deployment_name" else "default_deployment")
+        for record in data:
+            table.add_row(*(_scalar(_dig(record, c)) for c in cols))
+        console.print(table)
+    elif isinstance(data, dict):
+        table = Table(show_header=False)
+        table.add_column("key", style="bold")
+        table.add_column("value")
+        for key, value in data.items():
+            table.add_row(str(key), _scalar(value))
+        console.print(table)
+    else:
+        console.print(_tsv(data), markup=False, highlight=False)
+
+
+def error_line(message: str, hint: str | None = None) -> None:
+    from rich.console import Console
+
+    console = Console(stderr=True, no_color="NO_COLOR" in os.environ, soft_wrap=True, highlight=False)
+    console.print(f"Error: {message}", style="red", markup=False)
+    if hint:
+        console.print(f"Hint: {hint}", style="yellow", markup=False)
+
+
+def notice(message: str) -> None:
+    sys.stderr.write(f"{message}\n")
+    sys.stderr.flush()

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from batchctl.cli._common import SetOpt, command, confirm, workspace
+
+app = typer.Typer(no_args_is_help=True, help="Batch endpoints: a name that routes jobs to deployments.")
+
+FileOpt = Annotated[str | None, typer.Option("--file", "-f", help="Endpoint YAML (batchEndpoint.schema.json).")]
+NameOpt = Annotated[str | None, typer.Option("--name", "-n", help="Endpoint name (overrides the file's).")]
+NameReq = Annotated[str, typer.Option("--name", "-n", help="Endpoint name.")]
+NoWaitOpt = Annotated[bool, typer.Option("--no-wait", help="Accepted for az ml compatibility (operations are local).")]
+ENDPOINT_COLUMNS = ("name", "defaults.deployment_name", "provisioning_state", "description", "updated_at")
+
+
+@command(app, "create")
+def create(
+    file: FileOpt = None,
+    name: NameOpt = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a field: --set a.b=value.")] = None,
+    description: Annotated[str | None, typer.Option("--description")] = None,
+    no_wait: NoWaitOpt = False,
+) -> object:
+    """Create an endpoint, or overwrite it if it exists (as `az ml batch-endpoint create`)."""
+    from batchctl import api
+
+    return api.create_endpoint(workspace(), file=file, name=name, overrides=set_ or [], description=description)
+
+
+@command(app, "update")
+def update(
+    name: NameOpt = None,
+    file: FileOpt = None,
+    set_: SetOpt = None,
+    defaults: Annotated[
+        list[str] | None, typer.Option("--defaults", help="deployment_name=NAME, as in az ml.")
+    ] = None,
+    no_wait: NoWaitOpt = False,
+) -> object:
+    """Update description, tags, properties or defaults (e.g. --set defaults.deployment_name=D)."""
+    from batchctl import api
+    from batchctl.errors import SpecError
+
+    overrides = list(set_ or []) + [f"defaults.{d}" for d in defaults or []]
+    target = name
+    if target is None and file is not None:
+        from pathlib import Path
+
+        from batchctl.specs.load import read_yaml
+
+        target = str(read_yaml(Path(file)).get("name") or "")
+    if not target:
+        raise SpecError("endpoint update needs --name (or a --file with a name)")
+    return api.update_endpoint(workspace(), target, overrides, file=file)
+
+
+@command(app, "show")
+def show(name: NameReq) -> object:
+    """Show an endpoint."""
+    from batchctl import api
+
+    return api.get_endpoint(workspace(), name)
+
+
+@command(app, "list", columns=ENDPOINT_COLUMNS)
+def list_() -> object:
+    """List endpoints."""
+    from batchctl import api
+
+    return api.list_endpoints(workspace())
+
+
+@command(app, "delete")
+def delete(
+    name: NameReq,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not prompt for confirmation.")] = False,
+    no_wait: NoWaitOpt = False,
+) -> object:
+    """Delete an endpoint and all its deployments (its jobs stay listed)."""
+    from batchctl import api
+
+    ws = workspace()
+    record = api.get_endpoint(ws, name)
+    confirm(f"Delete endpoint '{record['name']}' and all its deployments?", yes)
+    result = api.delete_endpoint(ws, name)
+    result.pop("record", None)
+    return result

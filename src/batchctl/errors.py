@@ -1,0 +1,84 @@
+"""The BatchctlError tree. Each class carries a stable exit code (README: "Exit codes")."""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar
+
+_SECRET_PATTERNS = [
+    (re.compile(r"(AccountKey=)[^;\s'\"]+", re.IGNORECASE), r"\1***"),
+    (re.compile(r"(SharedAccessSignature=)[^;\s'\"]+", re.IGNORECASE), r"\1***"),
+    (re.compile(r"([?&;]sig=)[^&;\s'\"]+", re.IGNORECASE), r"\1***"),
+    (re.compile(r"(account_key['\"]?\s*[:=]\s*['\"]?)[^,'\"\s}]+", re.IGNORECASE), r"\1***"),
+    (re.compile(r"(sas_token['\"]?\s*[:=]\s*['\"]?)[^,'\"\s}]+", re.IGNORECASE), r"\1***"),
+    (re.compile(r"(client_secret['\"]?\s*[:=]\s*['\"]?)[^,'\"\s}]+", re.IGNORECASE), r"\1***"),
+]
+
+
+def redact(text: str) -> str:
+    """Remove storage keys, SAS signatures and client secrets from a message or log line."""
+    for pattern, repl in _SECRET_PATTERNS:
+        text = pattern.sub(repl, text)
+    return text
+
+
+class BatchctlError(Exception):
+    """Base of every error batchctl reports to a user: a one-line message and an optional hint."""
+
+    exit_code: ClassVar[int] = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        message = redact(" ".join(str(message).split()))
+        super().__init__(message)
+        self.message = message
+        self.hint = redact(hint) if hint else None
+
+
+class JobFailedError(BatchctlError):
+    exit_code = 1
+
+
+class SpecError(BatchctlError):
+    """A spec, a name or an argument is invalid."""
+
+    exit_code = 3
+
+
+class NotFoundError(BatchctlError):
+    exit_code = 4
+
+
+class ConflictError(BatchctlError):
+    """The object exists already, or the operation conflicts with the current state."""
+
+    exit_code = 5
+
+
+class InvalidStateError(ConflictError):
+    exit_code = 5
+
+
+class OutputExistsError(ConflictError):
+    exit_code = 5
+
+
+class MissingDependencyError(BatchctlError):
+    exit_code = 6
+
+
+class RegistryLockedError(BatchctlError):
+    exit_code = 7
+
+
+class RegistryCorruptError(BatchctlError):
+    exit_code = 8
+
+
+class StorageError(BatchctlError):
+    """Reading or writing data failed: missing input, unreachable store, bad credentials."""
+
+    exit_code = 9
+
+
+class JobCanceledError(BatchctlError):
+    exit_code = 130

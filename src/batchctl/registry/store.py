@@ -1,0 +1,134 @@
+"""registry.json: one JSON document, changed only under a sidecar file lock and replaced atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from batchctl.errors import BatchctlError, RegistryCorruptError, RegistryLockedError
+from batchctl.fsutil import atomic_write_bytes, fsync_dir
+from batchctl.settings import SCHEMA_VERSION, lock_timeout
+
+SECTIONS = ("endpoints", "deployments", "models", "data", "datastores", "computes")
+
+
+def empty_state() -> dict[str, Any]:
+    return {"schema_version": SCHEMA_VERSION, **{name: {} for name in SECTIONS}}
+
+
+class RegistryStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.path = root / "registry.json"
+        self.lock_path = root / "registry.json.lock"
+        self.backup_path = root / "registry.json.bak"
+
+    def _restore_hint(self) -> str:
+        if self.backup_path.exists():
+            return (
+                f"the last good version is {self.backup_path}; restore it with: "
+                f"cp '{self.backup_path}' '{self.path}'"
+            )
+        return f"move {self.path} aside to start a new registry (its contents are not recoverable by batchctl)"
+
+    def _parse(self, raw: bytes) -> dict[str, Any]:
+        if not raw.strip(b" \t\r\n\x00"):
+            raise RegistryCorruptError(
+                f"registry {self.path} is corrupt: the file is empty; it was left untouched",
+                self._restore_hint(),
+            )
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+            raise RegistryCorruptError(
+                f"registry {self.path} is corrupt ({reason}); it was left untouched", self._restore_hint()
+            ) from exc
+        if not isinstance(data, dict) or not isinstance(data.get("schema_version"), int):
+            raise RegistryCorruptError(
+                f"registry {self.path} is corrupt: no schema_version; it was left untouched", self._restore_hint()
+            )
+        version = data["schema_version"]
+        if version > SCHEMA_VERSION:
+            raise RegistryCorruptError(
+                f"registry {self.path} has schema_version {version}, newer than this batchctl supports "
+                f"({SCHEMA_VERSION}); it was left untouched",
+                "upgrade batchctl (pip install -U batchctl) to use this workspace",
+            )
+        for section in SECTIONS:
+            if not isinstance(data.setdefault(section, {}), dict):
+                raise RegistryCorruptError(
+                    f"registry {self.path} is corrupt: '{section}' is not a mapping; it was left untouched",
+                    self._restore_hint(),
+                )
+        return data
+
+    def read(self) -> dict[str, Any]:
+        """A snapshot without taking the lock (writes are atomic, so it is never torn)."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return empty_state()
+        except OSError as exc:
+            raise BatchctlError(f"cannot read registry {self.path}: {exc.strerror}") from exc
+        return self._parse(raw)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        from filelock import FileLock, Timeout
+
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BatchctlError(f"cannot create workspace {self.root}: {exc.strerror}") from exc
+        lock = FileLock(str(self.lock_path), timeout=lock_timeout())
+        try:
+            lock.acquire()
+        except Timeout:
+            raise RegistryLockedError(
+                f"the registry is locked by another batchctl process: {self.lock_path}",
+                "wait for the other command to finish, or raise BATCHCTL_LOCK_TIMEOUT (seconds)",
+            ) from None
+        except OSError as exc:
+            raise BatchctlError(f"cannot lock the registry {self.lock_path}: {exc.strerror}") from exc
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _clean_stray_temps(self) -> None:
+        for stray in self.root.glob(".registry.json.tmp-*"):
+            with contextlib.suppress(OSError):
+                stray.unlink()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[dict[str, Any]]:
+        """Lock, read, let the caller mutate, then write atomically if anything changed."""
+        with self.lock():
+            self._clean_stray_temps()
+            state = self.read()
+            before = copy.deepcopy(state)
+            yield state
+            if state != before:
+                self._write(state)
+
+    def _write(self, state: dict[str, Any]) -> None:
+        payload = (json.dumps(state, indent=2) + "\n").encode()
+        try:
+            if self.path.exists():
+                bak_tmp = self.root / f".registry.json.bak-{os.getpid()}"
+                with contextlib.suppress(FileNotFoundError):
+                    bak_tmp.unlink()
+                os.link(self.path, bak_tmp)
+                os.replace(bak_tmp, self.backup_path)
+            atomic_write_bytes(self.path, payload)
+        except OSError as exc:
+            raise BatchctlError(
+                f"cannot write registry {self.path}: {exc.strerror or exc}; it was left unchanged"
+            ) from exc
+        fsync_dir(self.root)

@@ -1,0 +1,58 @@
+"""The invocation file of `endpoint invoke -f` / `job create -f` (Azure's inputs:/outputs: file)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from batchctl.specs._base import AssetName, EndpointName, StrictModel, Tags
+from batchctl.specs.deployment import check_file_name
+
+
+class JobInput(StrictModel):
+    type: Literal["uri_folder", "uri_file"] | None = None
+    path: str = Field(min_length=1)
+    mode: str | None = None
+
+
+class JobOutput(StrictModel):
+    type: Literal["uri_folder", "uri_file"] = "uri_folder"
+    path: str | None = None
+    mode: str | None = None
+
+
+class JobRetrySettings(StrictModel):
+    max_retries: int | None = Field(None, ge=0)
+    timeout: int | None = Field(None, gt=0, le=259200)
+
+
+class InvocationSpec(StrictModel):
+    inputs: dict[str, JobInput] = Field(default_factory=dict)
+    outputs: dict[str, JobOutput] = Field(default_factory=dict)
+    endpoint: EndpointName | None = None
+    deployment: AssetName | None = None
+    name: AssetName | None = None
+    experiment_name: AssetName | None = None
+    display_name: str | None = None
+    description: str | None = None
+    tags: Tags = Field(default_factory=dict)
+    mini_batch_size: int | None = Field(None, gt=0)
+    instance_count: int | None = Field(None, ge=1)
+    error_threshold: int | None = Field(None, ge=-1)
+    retry_settings: JobRetrySettings | None = None
+    output_file_name: str | None = None
+
+    @field_validator("output_file_name")
+    @classmethod
+    def _plain(cls, value: str | None) -> str | None:
+        return None if value is None else check_file_name(value)
+
+    @model_validator(mode="after")
+    def _one_input(self) -> InvocationSpec:
+        if len(self.inputs) > 1:
+            raise ValueError("model deployments take exactly one input; this file names " f"{len(self.inputs)}")
+        unknown = set(self.outputs) - {"score"}
+        if unknown:
+            raise ValueError(f"model deployments have one output named 'score', not {sorted(unknown)}")
+        return self

@@ -1,0 +1,100 @@
+"""The workspace folder: registry, model and code copies, jobs, the default datastore."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from batchctl.errors import BatchctlError, SpecError
+from batchctl.registry.store import RegistryStore
+from batchctl.settings import workspace_path
+
+_SKIP = {"__pycache__", ".git", ".ipynb_checkpoints", ".DS_Store"}
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+
+    @classmethod
+    def open(cls, explicit: str | os.PathLike[str] | None = None) -> Workspace:
+        return cls(workspace_path(explicit))
+
+    @property
+    def store(self) -> RegistryStore:
+        return RegistryStore(self.root)
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def code_dir(self) -> Path:
+        return self.root / "code"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.root / "jobs"
+
+    def default_datastore_dir(self) -> Path:
+        return self.root / "datastores" / "workspaceblobstore"
+
+    def inside(self, path: Path) -> Path:
+        """Refuse any path that would leave the workspace (names are checked before, this is the backstop)."""
+        resolved = path.resolve()
+        root = self.root.resolve()
+        if resolved != root and root not in resolved.parents:
+            raise SpecError(f"path {path} leaves the workspace {self.root}")
+        return path
+
+
+def _iter_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    files = []
+    for dirpath, dirnames, filenames in os.walk(path):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP)
+        for name in sorted(filenames):
+            if name not in _SKIP and not name.endswith(".pyc"):
+                files.append(Path(dirpath) / name)
+    return files
+
+
+def content_hash(path: Path) -> str:
+    """sha256 over relative paths and bytes of a file or folder (poetry's content-hash idea)."""
+    digest = hashlib.sha256()
+    base = path if path.is_dir() else path.parent
+    for file in _iter_files(path):
+        digest.update(str(file.relative_to(base)).encode() + b"\0")
+        with open(file, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def copy_into(source: Path, dest_parent: Path) -> Path:
+    """Copy a file or folder into a fresh staging folder under dest_parent; returns the staging folder."""
+    staging = dest_parent / f".staging-{uuid.uuid4().hex}"
+    try:
+        staging.mkdir(parents=True)
+        target = staging / source.name
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns(*_SKIP, "*.pyc"))
+        else:
+            shutil.copy2(source, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(staging)
+        raise BatchctlError(f"cannot copy {source} into the workspace: {exc.strerror or exc}") from exc
+    return staging

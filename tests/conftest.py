@@ -1,0 +1,71 @@
+"""Test isolation (hatch style): every test gets its own workspace and a plain, wide terminal."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytest_plugins = ["azurite_fixture"]
+
+
+@pytest.fixture(autouse=True)
+def isolation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "ws"
+    monkeypatch.setenv("BATCHCTL_HOME", str(home))
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.delenv("BATCHCTL_DEBUG", raising=False)
+    monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)
+    monkeypatch.chdir(tmp_path)
+    from batchctl.cli import _common
+
+    monkeypatch.setitem(_common._STATE, "workspace", None)
+    monkeypatch.setitem(_common._STATE, "debug", False)
+    return home
+
+
+class Cli:
+    """Runs batchctl in-process through typer's CliRunner."""
+
+    def __init__(self) -> None:
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, input: str | None = None) -> Any:
+        from batchctl.cli import app
+
+        return self.runner.invoke(app, list(args), input=input, catch_exceptions=False)
+
+
+@pytest.fixture
+def cli() -> Cli:
+    return Cli()
+
+
+@pytest.fixture
+def write_spec(tmp_path: Path) -> Callable[[str, dict[str, Any]], Path]:
+    def write(name: str, data: dict[str, Any]) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        return path
+
+    return write
+
+
+def run_batchctl(*args: str, env: dict[str, str] | None = None, **kwargs: Any) -> Any:
+    """The real installed entry point in a subprocess."""
+    import subprocess
+
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "batchctl", *args], capture_output=True, text=True, env=full_env, **kwargs
+    )
