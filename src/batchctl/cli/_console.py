@@ -85,23 +85,39 @@ def _table(data: Any, columns: Sequence[str] | None) -> None:
     from rich.table import Table
 
     console = Console(no_color="NO_COLOR" in os.environ, soft_wrap=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        # piped into a file or another program: rich's fixed 80 columns would cut every value; use what fits
+        console = Console(no_color="NO_COLOR" in os.environ, soft_wrap=False, width=1000)
+        fitted = True
+    else:
+        fitted = False
     if isinstance(data, list) and all(isinstance(r, dict) for r in data):
         cols = list(columns or (data[0].keys() if data else ["result"]))
         table = Table(show_header=True, header_style="bold")
         for col in cols:
-            table.add_column(col.split(".")[-1] if col != "defaults.deployment_name" else "default_deployment")
+            # fold long values onto more lines: a table never hides part of a name or path behind an ellipsis
+            table.add_column(
+                col.split(".")[-1] if col != "defaults.deployment_name" else "default_deployment",
+                overflow="fold",
+            )
         for record in data:
             table.add_row(*(_scalar(_dig(record, c)) for c in cols))
-        console.print(table)
+        _print_table(console, table, fitted)
     elif isinstance(data, dict):
         table = Table(show_header=False)
         table.add_column("key", style="bold")
-        table.add_column("value")
+        table.add_column("value", overflow="fold")
         for key, value in data.items():
             table.add_row(str(key), _scalar(value))
-        console.print(table)
+        _print_table(console, table, fitted)
     else:
         console.print(_tsv(data), markup=False, highlight=False)
+
+
+def _print_table(console: Any, table: Any, fitted: bool) -> None:
+    if fitted:
+        console.width = max(40, console.measure(table).maximum)
+    console.print(table)
 
 
 def error_line(message: str, hint: str | None = None) -> None:
