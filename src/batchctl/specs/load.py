@@ -54,6 +54,17 @@ def format_validation_error(source: str, exc: ValidationError) -> str:
         msg = "unknown field (not part of the schema)"
     elif first["type"] == "missing":
         msg = "field required"
+    elif first["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        # a discriminated union (datastore / compute `type`): name the discriminator field like any other
+        ctx = first.get("ctx") or {}
+        field = str(ctx.get("discriminator", "")).strip("'")
+        if field.isidentifier():
+            loc = f"{loc}.{field}" if loc else field
+            if first["type"] == "union_tag_not_found":
+                msg = "field required"
+            else:
+                head, _, last = str(ctx.get("expected_tags", "")).rpartition(", ")
+                msg = f"Input should be {head} or {last}" if head else f"Input should be {last}"
     text = f"{source}: {loc}: {msg}" if loc else f"{source}: {msg}"
     if len(errors) > 1:
         text += f" (and {len(errors) - 1} more)"
