@@ -872,3 +872,58 @@ def routing_error_message(endpoint: str) -> str:
 
 def ensure_error(exc: BaseException) -> BatchctlError:
     return exc if isinstance(exc, BatchctlError) else BatchctlError(str(exc))
+
+
+# ---------------------------------------------------------------- jobs (batchctl.jobs does the work)
+
+
+def submit_job(ws: Workspace, **kwargs: Any) -> dict[str, Any]:
+    """Validate an invocation and write a Queued job (or return the plan with dry_run=True)."""
+    from batchctl.jobs import service
+
+    return service.submit(ws, **kwargs)
+
+
+def run_job(ws: Workspace, name: str, on_event: Any = None) -> dict[str, Any]:
+    """Run a Queued job in this process until it ends; returns the final record."""
+    from batchctl.jobs.runner import run_job as _run
+
+    return _run(ws, name, on_event)
+
+
+def start_job_detached(ws: Workspace, name: str) -> dict[str, Any]:
+    from batchctl.jobs import service
+
+    return service.start_detached(ws, name)
+
+
+def get_job(ws: Workspace, name: str) -> dict[str, Any]:
+    from batchctl.jobs import service
+
+    return service.get_job(ws, name)
+
+
+def list_jobs(
+    ws: Workspace, endpoint: str | None = None, deployment: str | None = None, status: str | None = None
+) -> list[dict[str, Any]]:
+    from batchctl.jobs import service
+
+    return service.list_jobs(ws, endpoint, deployment, status)
+
+
+def cancel_job(ws: Workspace, name: str) -> dict[str, Any]:
+    from batchctl.jobs import service
+
+    return service.cancel_job(ws, name)
+
+
+def download_job(ws: Workspace, name: str, output_name: str = "score", download_path: str | None = None) -> dict[str, Any]:
+    from batchctl.jobs import service
+
+    return service.download_job(ws, name, output_name, download_path)
+
+
+def rerun_job(ws: Workspace, name: str, **kwargs: Any) -> dict[str, Any]:
+    from batchctl.jobs import service
+
+    return service.rerun_failed(ws, name, **kwargs)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from batchctl import __version__
-from batchctl.cli import assets, deployment, endpoint
+from batchctl.cli import assets, deployment, endpoint, job
 from batchctl.cli._common import set_global
 
 app = typer.Typer(
@@ -19,10 +19,16 @@ app = typer.Typer(
 )
 app.add_typer(endpoint.app, name="endpoint")
 app.add_typer(deployment.app, name="deployment")
+app.add_typer(job.app, name="job")
 app.add_typer(assets.model_app, name="model")
 app.add_typer(assets.data_app, name="data")
 app.add_typer(assets.datastore_app, name="datastore")
 app.add_typer(assets.compute_app, name="compute")
+
+
+job.register_invoke(endpoint.app, ("--name", "-n"))
+job.register_list_jobs(endpoint.app, "endpoint")
+job.register_list_jobs(deployment.app, "deployment")
 
 
 def _version(value: bool) -> None:

@@ -114,6 +114,9 @@ def command(
             except typer.Exit:
                 raise
             except (Exception, KeyboardInterrupt) as exc:
+                record = getattr(exc, "record", None)
+                if render and record is not None:
+                    _console.render(record, common.get("output"), common.get("query"), columns)
                 code = report(exc)
                 raise typer.Exit(code) from None
 

@@ -1,0 +1,83 @@
+"""Job progress on stderr: a rich progress bar on a terminal, plain throttled lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+
+class ProgressRenderer:
+    def __init__(self, total_batches: int, total_items: int, name: str) -> None:
+        self.total_batches = total_batches
+        self.total_items = total_items
+        self.name = name
+        self.started = time.monotonic()
+        self.last_line = 0.0
+        self.bar: Any = None
+        self.task: Any = None
+        if sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("mini-batches · {task.fields[items]} · {task.fields[rate]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=False,
+            )
+            self.task = self.bar.add_task(name[:24], total=max(total_batches, 1), items="0 items", rate="")
+            self.bar.start()
+        else:
+            sys.stderr.write(f"job {name}: {total_items} files in {total_batches} mini-batches\n")
+            sys.stderr.flush()
+
+    def __call__(self, kind: str, payload: dict[str, Any]) -> None:
+        counts = payload.get("counts") or {}
+        done = counts.get("mini_batches_completed", 0) + counts.get("mini_batches_failed", 0)
+        ok, bad = counts.get("items_succeeded", 0), counts.get("items_failed", 0)
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        if self.bar is not None:
+            if kind in ("final", "finished", "retry", "timeout", "worker_died"):
+                self.bar.update(
+                    self.task,
+                    completed=done,
+                    items=f"{ok} ok, {bad} failed items",
+                    rate=f"{(ok + bad) / elapsed:.1f} files/s",
+                )
+            if kind == "finished":
+                self.bar.stop()
+            return
+        now = time.monotonic()
+        if kind in ("retry", "timeout", "worker_died"):
+            reason = payload.get("error") or payload.get("reason") or kind
+            sys.stderr.write(f"  mini-batch {payload.get('batch')}: {kind}: {str(reason).strip().splitlines()[-1][:200]}\n")
+        if kind == "finished" or (kind == "final" and (now - self.last_line > 2.0 or done == self.total_batches)):
+            self.last_line = now
+            if kind == "finished":
+                sys.stderr.write(
+                    f"job {self.name}: {payload.get('status')} - {ok} items succeeded, {bad} failed "
+                    f"in {elapsed:.1f}s\n"
+                )
+            else:
+                sys.stderr.write(f"  {done}/{self.total_batches} mini-batches, {ok} items ok, {bad} failed\n")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            try:
+                self.bar.stop()
+            except Exception:  # closing a progress bar must never mask the job's own outcome
+                pass

@@ -1,0 +1,218 @@
+"""The executor interface and the one supervision loop every backend shares.
+
+A backend (local process pool, Ray) only knows how to start a worker, hand it a task, wait for
+messages and kill it. Retries, timeouts, worker replacement, error_threshold and cancellation live
+here, once, so both backends behave the same.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from batchctl.errors import BatchctlError, JobCanceledError, JobFailedError
+
+
+class WorkerHandle(Protocol):
+    slot: int
+
+    def submit(self, task: dict[str, Any]) -> None: ...
+
+    def kill(self) -> None: ...
+
+
+class Backend(Protocol):
+    name: str
+
+    def spawn(self, slot: int) -> WorkerHandle:
+        """Start a worker that runs init() once; it reports ("ready",) or ("init_failed", text)."""
+
+    def wait(self, handles: list[WorkerHandle], timeout: float) -> list[tuple[WorkerHandle, tuple[Any, ...]]]:
+        """Messages: ("ready", pid), ("init_failed", text), ("result", dict), ("died", description)."""
+
+    def shutdown(self) -> None: ...
+
+
+@dataclass
+class RunSettings:
+    workers: int
+    max_retries: int
+    timeout: float
+    error_threshold: int
+    init_timeout: float | None = None
+
+    def init_deadline(self) -> float:
+        # Azure: workers stuck in init() longer than 3 x timeout + 30 s fail the job
+        return self.init_timeout if self.init_timeout is not None else 3 * self.timeout + 30
+
+
+class InitFailedError(JobFailedError):
+    details: str = ""
+
+
+class ThresholdExceededError(JobFailedError):
+    pass
+
+
+@dataclass
+class _Slot:
+    handle: WorkerHandle
+    state: str = "starting"  # starting | idle | busy
+    batch: int | None = None
+    attempt: int = 0
+    deadline: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+
+
+Event = Callable[[str, dict[str, Any]], None]
+
+
+def supervise(
+    backend: Backend,
+    batches: list[list[str]],
+    root: tuple[str, str],
+    settings: RunSettings,
+    emit: Event,
+    should_cancel: Callable[[], bool],
+    skip: set[int] | None = None,
+) -> dict[str, int]:
+    """Run every mini-batch to a final outcome; emits "final" once per mini-batch (in completion order)."""
+    todo = [i for i in range(len(batches)) if not skip or i not in skip]
+    queue: deque[tuple[int, int]] = deque((i, 1) for i in todo)
+    remaining = len(todo)
+    totals = {"succeeded": 0, "failed": 0, "retries": 0, "restarts": 0}
+    slots: dict[int, _Slot] = {}
+    n_workers = max(1, min(settings.workers, len(todo)))
+
+    def start(slot_id: int) -> None:
+        slots[slot_id] = _Slot(backend.spawn(slot_id))
+        emit("worker_started", {"slot": slot_id})
+
+    def attempt_failed(slot_id: int, batch: int, attempt: int, error: str) -> None:
+        nonlocal remaining
+        files = batches[batch]
+        if attempt <= settings.max_retries:
+            totals["retries"] += 1
+            queue.appendleft((batch, attempt + 1))
+            emit("retry", {"slot": slot_id, "batch": batch, "attempt": attempt, "error": error})
+            return
+        remaining -= 1
+        totals["failed"] += len(files)
+        emit(
+            "final",
+            {
+                "slot": slot_id,
+                "batch": batch,
+                "attempt": attempt,
+                "ok": False,
+                "succeeded": 0,
+                "failed": len(files),
+                "error": error,
+                "item_errors": [(f, f"mini-batch {batch} failed after {attempt} attempts") for f in files],
+            },
+        )
+        check_threshold()
+
+    def check_threshold() -> None:
+        if settings.error_threshold >= 0 and totals["failed"] > settings.error_threshold:
+            raise ThresholdExceededError(
+                f"error_threshold exceeded: {totals['failed']} failed items > error_threshold "
+                f"{settings.error_threshold}"
+            )
+
+    try:
+        if not todo:
+            return totals
+        for slot_id in range(n_workers):
+            start(slot_id)
+        while remaining > 0:
+            if should_cancel():
+                raise JobCanceledError("job canceled")
+            for slot_id, slot in slots.items():
+                if slot.state == "idle" and queue:
+                    batch, attempt = queue.popleft()
+                    slot.state, slot.batch, slot.attempt = "busy", batch, attempt
+                    slot.deadline = time.monotonic() + settings.timeout
+                    slot.handle.submit(
+                        {
+                            "batch_id": batch,
+                            "attempt": attempt,
+                            "files": batches[batch],
+                            "root_url": root[0],
+                            "root_protocol": root[1],
+                        }
+                    )
+                    emit("dispatched", {"slot": slot_id, "batch": batch, "attempt": attempt})
+            now = time.monotonic()
+            deadlines = [s.deadline for s in slots.values() if s.state == "busy"]
+            deadlines += [s.started + settings.init_deadline() for s in slots.values() if s.state == "starting"]
+            wait_for = max(0.0, min([0.2, *[d - now for d in deadlines]]))
+            for handle, message in backend.wait([s.handle for s in slots.values()], wait_for):
+                slot_id = handle.slot
+                slot = slots.get(slot_id)
+                if slot is None or slot.handle is not handle:
+                    continue  # a message from a worker already replaced
+                kind = message[0]
+                if kind == "ready":
+                    slot.state = "idle"
+                    emit("worker_ready", {"slot": slot_id, "pid": message[1] if len(message) > 1 else None})
+                elif kind == "init_failed":
+                    error = InitFailedError(f"init() failed in worker {slot_id}: {_last_line(message[1])}")
+                    error.details = str(message[1])
+                    raise error
+                elif kind == "died":
+                    if slot.state == "starting":
+                        raise InitFailedError(f"worker {slot_id} exited during init(): {message[1]}")
+                    batch, attempt, was_busy = slot.batch, slot.attempt, slot.state == "busy"
+                    totals["restarts"] += 1
+                    emit("worker_died", {"slot": slot_id, "reason": message[1], "batch": batch})
+                    start(slot_id)
+                    if was_busy and batch is not None:
+                        attempt_failed(slot_id, batch, attempt, f"worker exited unexpectedly: {message[1]}")
+                elif kind == "result":
+                    result = message[1]
+                    if slot.state != "busy" or result["batch_id"] != slot.batch:
+                        continue
+                    slot.state, slot.batch = "idle", None
+                    batch = result["batch_id"]
+                    if result["ok"]:
+                        remaining -= 1
+                        totals["succeeded"] += result["succeeded"]
+                        totals["failed"] += result["failed"]
+                        emit("final", {"slot": slot_id, "batch": batch, **result})
+                        check_threshold()
+                    else:
+                        emit("attempt_failed", {"slot": slot_id, "batch": batch, **result})
+                        attempt_failed(slot_id, batch, result["attempt"], result.get("error") or "run() failed")
+            now = time.monotonic()
+            for slot_id, slot in list(slots.items()):
+                if slot.state == "busy" and now > slot.deadline:
+                    batch, attempt = slot.batch, slot.attempt
+                    slot.handle.kill()
+                    totals["restarts"] += 1
+                    emit("timeout", {"slot": slot_id, "batch": batch, "attempt": attempt})
+                    start(slot_id)
+                    assert batch is not None
+                    attempt_failed(
+                        slot_id, batch, attempt, f"No progress update in {settings.timeout:g} seconds: the attempt "
+                        "timed out and its worker was killed"
+                    )
+                elif slot.state == "starting" and now > slot.started + settings.init_deadline():
+                    raise InitFailedError(
+                        f"worker {slot_id} did not finish init() within {settings.init_deadline():g} seconds"
+                    )
+        return totals
+    finally:
+        backend.shutdown()
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in str(text).strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "unknown error"
+
+
+def is_batchctl_error(exc: BaseException) -> bool:
+    return isinstance(exc, BatchctlError)

@@ -1,0 +1,133 @@
+"""The default executor: a supervised pool of spawned (never forked) worker processes."""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import pickle
+import signal
+from multiprocessing.connection import wait as mp_wait
+from typing import Any
+
+from batchctl.errors import BatchctlError
+from batchctl.scoring.base import ScorerRef
+
+
+class LocalHandle:
+    def __init__(self, slot: int, process: Any, conn: Any) -> None:
+        self.slot = slot
+        self.process = process
+        self.conn = conn
+        self.dead = False
+
+    def submit(self, task: dict[str, Any]) -> None:
+        try:
+            self.conn.send(("task", task))
+        except (BrokenPipeError, OSError):
+            pass  # the sentinel reports the death
+
+    def kill(self) -> None:
+        self.dead = True
+        with contextlib.suppress(Exception):
+            self.process.kill()
+        with contextlib.suppress(Exception):
+            self.process.join(5)
+        with contextlib.suppress(Exception):
+            self.conn.close()
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"killed by {name}" + (" (out of memory?)" if -code == signal.SIGKILL else "")
+    return f"exit code {code}"
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(self, ref: ScorerRef, logs_dir: str, parts_dir: str) -> None:
+        try:
+            pickle.dumps(ref)
+        except Exception as exc:  # kedro's check: fail before spawning anything
+            raise BatchctlError(f"the scorer settings cannot be sent to worker processes: {exc}") from exc
+        self.ref = ref
+        self.logs_dir = logs_dir
+        self.parts_dir = parts_dir
+        self.ctx = multiprocessing.get_context("spawn")
+        self.handles: list[LocalHandle] = []
+
+    def spawn(self, slot: int) -> LocalHandle:
+        from batchctl.execution.worker import local_worker_main
+
+        parent, child = self.ctx.Pipe(duplex=True)
+        stdout_path = os.path.join(self.logs_dir, "user", "stdout", f"worker-{slot}.txt")
+        process = self.ctx.Process(
+            target=local_worker_main,
+            args=(child, self.ref, slot, stdout_path, self.parts_dir, os.getpid()),
+            name=f"batchctl-worker-{slot}",
+            daemon=True,
+        )
+        process.start()
+        child.close()
+        handle = LocalHandle(slot, process, parent)
+        self.handles.append(handle)
+        return handle
+
+    def wait(self, handles: list[LocalHandle], timeout: float) -> list[tuple[LocalHandle, tuple[Any, ...]]]:
+        live = [h for h in handles if not h.dead]
+        if not live:
+            return []
+        waitables: dict[Any, LocalHandle] = {}
+        for h in live:
+            waitables[h.conn] = h
+            waitables[h.process.sentinel] = h
+        ready = mp_wait(list(waitables), timeout)
+        out: list[tuple[LocalHandle, tuple[Any, ...]]] = []
+        seen_conn = set()
+        for obj in ready:
+            h = waitables[obj]
+            if obj is h.conn:
+                seen_conn.add(id(h))
+                while True:
+                    try:
+                        if not h.conn.poll():
+                            break
+                        out.append((h, h.conn.recv()))
+                    except (EOFError, OSError):
+                        break
+        for obj in ready:
+            h = waitables[obj]
+            if obj is h.process.sentinel and not h.dead:
+                # drain what it said before dying, then report the death
+                if id(h) not in seen_conn:
+                    with contextlib.suppress(EOFError, OSError):
+                        while h.conn.poll():
+                            out.append((h, h.conn.recv()))
+                h.process.join(1)
+                h.dead = True
+                if not any(m[0] == "init_failed" for hh, m in out if hh is h):
+                    out.append((h, ("died", describe_exit(h.process.exitcode))))
+        return out
+
+    def shutdown(self) -> None:
+        for h in self.handles:
+            if not h.dead:
+                with contextlib.suppress(Exception):
+                    h.conn.send(("stop",))
+        for h in self.handles:
+            if not h.dead:
+                with contextlib.suppress(Exception):
+                    h.process.join(2)
+                if h.process.is_alive():
+                    h.kill()
+                h.dead = True
+                with contextlib.suppress(Exception):
+                    h.conn.close()
+        self.handles = []

@@ -1,0 +1,155 @@
+"""Code that runs inside a worker (a spawned process, or a Ray actor): process set-up as Azure's
+runtime does it, and one attempt at one mini-batch."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from typing import Any
+
+from batchctl.scoring.base import Outcome, ScorerRef, build_scorer
+
+
+def prepare_process(ref: ScorerRef) -> None:
+    """AZUREML_* variables, the deployment's environment variables, --logging_level, code on sys.path."""
+    os.environ["AZUREML_MODEL_DIR"] = ref.model_dir
+    os.environ["AZUREML_BI_OUTPUT_PATH"] = ref.output_dir
+    os.environ.update(ref.environment_variables)
+    script = ref.scoring_script or "batchctl_mlflow_driver.py"
+    sys.argv = [script, "--logging_level", ref.logging_level.upper()]
+    if ref.code_dir:
+        sys.path.insert(0, ref.code_dir)
+        os.chdir(ref.code_dir)
+    level = {"warning": logging.WARNING, "info": logging.INFO, "debug": logging.DEBUG}[ref.logging_level]
+    logging.basicConfig(
+        level=level, stream=sys.stdout, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
+    )
+
+
+def new_scorer(ref: ScorerRef) -> Any:
+    scorer = build_scorer(ref)
+    scorer.init()
+    return scorer
+
+
+def run_task(scorer: Any, task: dict[str, Any], scratch: str) -> dict[str, Any]:
+    """One attempt: fetch the files (remote ones into scratch), score them, return a plain dict."""
+    from batchctl.storage import Location, fetch
+
+    started = time.monotonic()
+    root = Location(task["root_url"], task["root_protocol"])
+    names: list[str] = task["files"]
+    local_files, ok_names, fetch_errors = [], [], []
+    batch_dir = os.path.join(scratch, f"b{task['batch_id']}")
+    try:
+        for rel in names:
+            try:
+                path = fetch(root, rel, batch_dir)
+            except Exception as exc:  # an unreadable input is one failed item
+                fetch_errors.append((rel, str(exc)))
+                continue
+            local_files.append(path)
+            ok_names.append(rel)
+        if local_files:
+            outcome = scorer.score(local_files, ok_names)
+        else:
+            outcome = Outcome(ok=True)
+    except Exception:  # the scorer's own failure: the attempt failed
+        outcome = Outcome(ok=False, error=traceback.format_exc())
+    finally:
+        shutil.rmtree(batch_dir, ignore_errors=True)
+    if outcome.ok and fetch_errors:
+        outcome.failed += len(fetch_errors)
+        outcome.item_errors = fetch_errors + outcome.item_errors
+    return {
+        "batch_id": task["batch_id"],
+        "attempt": task["attempt"],
+        "ok": outcome.ok,
+        "succeeded": outcome.succeeded,
+        "failed": outcome.failed,
+        "rows": outcome.rows,
+        "data": outcome.data,
+        "error": outcome.error,
+        "item_errors": outcome.item_errors,
+        "duration": time.monotonic() - started,
+        "pid": os.getpid(),
+    }
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Orphaned workers exit on their own: PR_SET_PDEATHSIG where Linux has it, and a watchdog thread."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(70)
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, name="batchctl-parent-watch", daemon=True).start()
+
+
+def _redirect_output(path: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - lives as long as the process
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+
+
+def local_worker_main(conn: Any, ref: ScorerRef, slot: int, stdout_path: str, parts_dir: str, parent_pid: int) -> None:
+    """Entry point of a spawned worker process (execution/local.py)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the driver, which stops us
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent(parent_pid)
+    _redirect_output(stdout_path)
+    try:
+        prepare_process(ref)
+        scorer = new_scorer(ref)
+    except BaseException:
+        conn.send(("init_failed", traceback.format_exc()))
+        return
+    conn.send(("ready", os.getpid()))
+    scratch = tempfile.mkdtemp(prefix=f"batchctl-worker{slot}-")
+    try:
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                break
+            if message[0] != "task":
+                break
+            task = message[1]
+            result = run_task(scorer, task, scratch)
+            data = result.pop("data")
+            if result["ok"] and data:
+                name = f"{task['batch_id']:08d}.a{task['attempt']}.part"
+                tmp = os.path.join(parts_dir, f".{name}.tmp")
+                with open(tmp, "wb") as handle:
+                    handle.write(data)
+                os.replace(tmp, os.path.join(parts_dir, name))
+                result["part"] = os.path.join(parts_dir, name)
+            else:
+                result["part"] = None
+            try:
+                conn.send(("result", result))
+            except (BrokenPipeError, OSError):
+                break
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

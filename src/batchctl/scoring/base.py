@@ -1,0 +1,52 @@
+"""What a worker needs to score (plain, picklable data) and what one attempt returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class ScorerRef:
+    """Everything a worker process needs to build its scorer; checked to pickle before spawning."""
+
+    kind: str  # "mlflow" | "script"
+    model_dir: str  # AZUREML_MODEL_DIR: the folder that holds the model folder
+    model_path: str  # the model folder (or file) itself
+    code_dir: str | None
+    scoring_script: str | None
+    output_action: str  # append_row | summary_only
+    output_dir: str  # AZUREML_BI_OUTPUT_PATH (a local folder)
+    logging_level: str
+    environment_variables: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    """One attempt at one mini-batch, as the worker reports it."""
+
+    ok: bool  # False: the attempt failed as a whole and may be retried
+    succeeded: int = 0
+    failed: int = 0
+    rows: int = 0
+    data: bytes = b""  # the append_row lines of this mini-batch
+    error: str | None = None
+    item_errors: list[tuple[str, str]] = field(default_factory=list)
+
+
+class Scorer(Protocol):
+    def init(self) -> None:
+        """Called once per worker process before any mini-batch."""
+
+    def score(self, files: list[str], names: list[str]) -> Outcome:
+        """Score local files (names: how they appear in results and logs)."""
+
+
+def build_scorer(ref: ScorerRef) -> Any:
+    if ref.kind == "mlflow":
+        from batchctl.scoring.mlflow_model import MlflowScorer
+
+        return MlflowScorer(ref)
+    from batchctl.scoring.script import ScriptScorer
+
+    return ScriptScorer(ref)
