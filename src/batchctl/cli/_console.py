@@ -84,10 +84,12 @@ def _table(data: Any, columns: Sequence[str] | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(no_color="NO_COLOR" in os.environ, soft_wrap=False)
+    # values are data, never rich markup or emoji codes (a model `azureml:heart:1` must not print as a heart)
+    plain = {"no_color": "NO_COLOR" in os.environ, "soft_wrap": False, "markup": False, "emoji": False}
+    console = Console(**plain)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         # piped into a file or another program: rich's fixed 80 columns would cut every value; use what fits
-        console = Console(no_color="NO_COLOR" in os.environ, soft_wrap=False, width=1000)
+        console = Console(**plain, width=1000)
         fitted = True
     else:
         fitted = False
@@ -123,7 +125,9 @@ def _print_table(console: Any, table: Any, fitted: bool) -> None:
 def error_line(message: str, hint: str | None = None) -> None:
     from rich.console import Console
 
-    console = Console(stderr=True, no_color="NO_COLOR" in os.environ, soft_wrap=True, highlight=False)
+    console = Console(
+        stderr=True, no_color="NO_COLOR" in os.environ, soft_wrap=True, highlight=False, emoji=False
+    )
     console.print(f"Error: {message}", style="red", markup=False)
     if hint:
         console.print(f"Hint: {hint}", style="yellow", markup=False)

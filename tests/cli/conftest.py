@@ -1,0 +1,133 @@
+"""Fixtures for the command tests: a real MLflow model (trained once per session), a scoring-code folder,
+and helpers to compare the registry's bytes before and after a bad command."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def train_heart_model(target: Path) -> Path:
+    """A real scikit-learn pipeline on a string and two numeric columns, saved with mlflow (cloudpickle)."""
+    import logging
+
+    import mlflow.sklearn
+    import numpy as np
+    import pandas as pd
+    from mlflow.models import infer_signature
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(
+        {
+            "age": rng.uniform(30, 80, 80),
+            "chol": rng.uniform(120, 400, 80),
+            "thal": rng.choice(["normal", "fixed", "reversible"], 80),
+        }
+    )
+    y = ((X["age"] > 55) ^ (X["thal"] == "normal")).astype("int64")
+    pipeline = Pipeline(
+        [
+            (
+                "features",
+                ColumnTransformer(
+                    [
+                        ("cat", OneHotEncoder(handle_unknown="ignore"), ["thal"]),
+                        ("num", StandardScaler(), ["age", "chol"]),
+                    ]
+                ),
+            ),
+            ("clf", LogisticRegression()),
+        ]
+    ).fit(X, y)
+    logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
+    mlflow.sklearn.save_model(
+        pipeline,
+        str(target),
+        signature=infer_signature(X, pipeline.predict(X)),
+        serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+    )
+    return target
+
+
+@pytest.fixture(scope="session")
+def mlflow_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved MLflow model folder (MLmodel + model.pkl), shared by the whole session: read-only."""
+    return train_heart_model(tmp_path_factory.mktemp("mlflow-model") / "model")
+
+
+@pytest.fixture
+def score_code(tmp_path: Path) -> Path:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "score.py").write_text(
+        "import os\n\n\ndef init():\n    global model_dir\n"
+        "    model_dir = os.environ['AZUREML_MODEL_DIR']\n\n\n"
+        "def run(mini_batch):\n    return [os.path.basename(p) for p in mini_batch]\n"
+    )
+    return code
+
+
+@pytest.fixture
+def custom_model(tmp_path: Path) -> Path:
+    folder = tmp_path / "custom-model"
+    folder.mkdir()
+    (folder / "weights.json").write_text(json.dumps({"w": [1, 2, 3]}))
+    (folder / "sub").mkdir()
+    (folder / "sub" / "vocab.txt").write_text("a\nb\n")
+    return folder
+
+
+@pytest.fixture
+def home() -> Path:
+    return Path(os.environ["BATCHCTL_HOME"])
+
+
+@pytest.fixture
+def registry(home: Path) -> Any:
+    class Registry:
+        path = home / "registry.json"
+
+        def bytes(self) -> bytes | None:
+            return self.path.read_bytes() if self.path.exists() else None
+
+        def data(self) -> dict[str, Any]:
+            return json.loads(self.path.read_text())
+
+    return Registry()
+
+
+def _out(result: Any) -> Any:
+    assert (result.exit_code, result.stderr) == (0, ""), result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.fixture
+def out() -> Any:
+    """out(result): the command's JSON stdout, after checking it exited 0 with nothing on stderr."""
+    return _out
+
+
+@pytest.fixture
+def deployment_file(write_spec: Any, mlflow_model: Path) -> Any:
+    """deployment_file(name, endpoint, **fields) -> a deployment YAML with the session's MLflow model."""
+
+    def make(name: str, endpoint: str, file: str | None = None, **fields: Any) -> Path:
+        data = {
+            "$schema": "https://azuremlschemas.azureedge.net/latest/modelBatchDeployment.schema.json",
+            "name": name,
+            "endpoint_name": endpoint,
+            "type": "model",
+            "model": {"path": str(mlflow_model), "type": "mlflow_model", "name": "heart"},
+            **fields,
+        }
+        return write_spec(file or f"{endpoint}-{name}.yml", data)
+
+    return make
