@@ -40,3 +40,47 @@ step "register the unlabeled data as a data asset"
 batchctl data create -f data/heart-unlabeled.yml --query "{name: name, version: version, type: type}" -o table
 
 # --- scoring (endpoint invoke) ---
+
+step "start a batch scoring job on the default deployment (input: the registered data asset)"
+job="$(batchctl endpoint invoke -n heart-classifier --input azureml:heart-unlabeled@latest --query name -o tsv)"
+echo "job: $job"
+
+step "check the job: status, counts, where the results are"
+batchctl job show -n "$job" \
+    --query "{status: status, files: counts.files, mini_batches: counts.mini_batches, items_succeeded: counts.items_succeeded, output_file: output_file}" -o table
+
+step "download the results (to .demo/download/named-outputs/score/) and show a few predictions"
+batchctl job download -n "$job" --output-name score --download-path "$ROOT/.demo/download" -o none
+echo "predictions: $ROOT/.demo/download/named-outputs/score/predictions.csv (row,prediction,file_name)"
+head -n 5 "$ROOT/.demo/download/named-outputs/score/predictions.csv"
+
+step "add a second deployment: the custom scoring script (batch_driver.py)"
+batchctl deployment create -f deployment-custom/deployment.yml \
+    --query "{name: name, scoring_script: code_configuration.scoring_script}" -o table
+
+step "invoke that deployment with overridden settings, a local folder as input and an output folder of our own"
+job2="$(batchctl endpoint invoke -n heart-classifier --deployment-name classifier-custom \
+    --input data/heart-unlabeled --mini-batch-size 1 --output-path "$ROOT/.demo/custom-output" \
+    --set output_file_name=custom.csv --query name -o tsv)"
+echo "job: $job2 -> $ROOT/.demo/custom-output/custom.csv"
+head -n 3 "$ROOT/.demo/custom-output/custom.csv"
+
+step "the same output again is refused: batchctl never overwrites results"
+if batchctl endpoint invoke -n heart-classifier -d classifier-custom --input data/heart-unlabeled \
+    --output-path "$ROOT/.demo/custom-output" --set output_file_name=custom.csv -o none; then
+    echo "expected a refusal" >&2; exit 1
+fi
+
+step "list the endpoint's runs"
+batchctl endpoint list-jobs -n heart-classifier \
+    --query "[].{name: name, deployment: deployment_name, status: status, files: counts.files}" -o table
+
+step "make the custom deployment the default"
+batchctl deployment set-default -e heart-classifier -n classifier-custom --query defaults -o table
+
+step "delete the endpoint (its deployments go with it; its jobs stay listed)"
+batchctl endpoint delete -n heart-classifier --yes -o none
+batchctl job list --query "length(@)" -o tsv | xargs echo "jobs still listed:"
+
+step "done"
+echo "workspace: $BATCHCTL_HOME"
