@@ -123,8 +123,10 @@ def supervise(
                 f"{settings.error_threshold}"
             )
 
+    finished = False
     try:
         if not todo:
+            finished = True
             return totals
         for slot_id in range(n_workers):
             start(slot_id)
@@ -204,8 +206,13 @@ def supervise(
                     raise InitFailedError(
                         f"worker {slot_id} did not finish init() within {settings.init_deadline():g} seconds"
                     )
+        finished = True
         return totals
     finally:
+        if not finished:
+            # canceled, interrupted or failed: stop every worker now rather than waiting for busy ones
+            for slot in slots.values():
+                slot.handle.kill()
         backend.shutdown()
 
 
