@@ -38,7 +38,8 @@ def make_backend(record: dict[str, Any], ref: ScorerRef, folder: Path) -> Any:
     if compute == "ray":
         from batchctl.execution.ray import RayBackend
 
-        return RayBackend(ref, record.get("compute_address") or "local", record.get("compute_max_workers"))
+        return RayBackend(ref, record.get("compute_address") or "local", record.get("compute_max_workers"),
+                          logs_dir=str(folder / "logs"))
     from batchctl.execution.local import LocalBackend
 
     return LocalBackend(ref, str(folder / "logs"), str(folder / "parts"))

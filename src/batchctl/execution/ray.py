@@ -1,0 +1,370 @@
+"""The Ray executor: one actor per worker, driven by the shared supervise() loop (execution/base.py).
+
+Each actor is a dedicated Ray worker process. It first reports which machine it runs on; the driver
+then asks it to set up: on this machine it uses the model and code folders where they are (exactly
+like a local worker), on another machine it gets them as one tar archive through the object store
+and unpacks them into its own scratch folder. Then it runs `init()` once and scores the mini-batches
+the supervise loop hands it with the same `run_task()` as a local worker, so results are
+byte-identical. Results (the mini-batch's CSV lines) travel back to the driver, which publishes
+them the same create-only way.
+
+Inputs: remote URLs (az://, abfs://, https://, datastores on Azure) are read on the actor's node.
+A local-path input is rejected with a clear error when the actor runs on another machine: we do not
+ship data through the driver.
+
+`ray` is imported lazily; without it a job on a ray compute fails with one line naming the extra.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import logging
+import os
+import shutil
+import socket
+import sys
+import tarfile
+import tempfile
+import time
+import traceback
+from typing import Any
+
+from batchctl.errors import BatchctlError, MissingDependencyError, StorageError
+from batchctl.scoring.base import ScorerRef
+
+INSTALL_HINT = "pip install 'batchctl[ray]'"
+# CPUs reserved per actor: fractional so that 2 actors (and a replacement) fit on a 2-CPU instance
+ACTOR_CPUS_ENV = "BATCHCTL_RAY_ACTOR_CPUS"
+DEFAULT_ACTOR_CPUS = 0.5
+# treat every actor as if it ran on another machine (tests the shipping path on a one-node instance)
+FORCE_REMOTE_ENV = "BATCHCTL_RAY_FORCE_REMOTE"
+# storage credentials the actors need to read remote inputs, forwarded through the actor's runtime_env
+FORWARDED_ENV_PREFIXES = ("AZURE_STORAGE_", "AZURE_CLIENT_", "AZURE_TENANT_ID")
+MAX_BUNDLE_BYTES = 2 << 30
+STOP_GRACE_SECONDS = 5.0
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise MissingDependencyError(f"Ray is not installed: {INSTALL_HINT}") from exc
+    return ray
+
+
+def machine_id() -> str:
+    """Host name and boot id: two processes with the same value see the same files."""
+    boot = ""
+    with contextlib.suppress(OSError), open("/proc/sys/kernel/random/boot_id", encoding="ascii") as handle:
+        boot = handle.read().strip()
+    return f"{socket.gethostname()}/{boot}"
+
+
+# ------------------------------------------------------------------------------------ actor side
+
+
+class RayWorker:
+    """The body of one actor (wrapped with ray.remote at run time, so this module imports without Ray)."""
+
+    def __init__(self, slot: int, capture_output: bool) -> None:
+        self.slot = slot
+        self.scratch = tempfile.mkdtemp(prefix=f"batchctl-ray{slot}-")
+        self.scorer: Any = None
+        self.output_dir: str | None = None  # set when outputs must be shipped back
+        self.out_path: str | None = None
+        self.out_pos = 0
+        if capture_output:
+            from batchctl.execution.worker import _redirect_output
+
+            self.out_path = os.path.join(self.scratch, "stdout.txt")
+            _redirect_output(self.out_path)
+
+    def locate(self) -> str:
+        return machine_id()
+
+    def setup(self, ref: ScorerRef, bundle: bytes | None) -> tuple[Any, ...]:
+        from batchctl.execution.worker import new_scorer, prepare_process
+
+        try:
+            if bundle is not None:
+                ref = self._unpack(ref, bundle)
+            prepare_process(ref)
+            self.scorer = new_scorer(ref)
+        except BaseException:
+            return ("init_failed", traceback.format_exc(), self._output())
+        return ("ready", os.getpid(), self._output())
+
+    def run(self, task: dict[str, Any]) -> dict[str, Any]:
+        from batchctl.execution.worker import run_task
+
+        result = run_task(self.scorer, task, self.scratch)
+        result["part"] = None  # the CSV lines travel back in result["data"]
+        result["outputs"] = self._collect_outputs()
+        result["stdout"] = self._output()
+        return result
+
+    def stop(self) -> bytes:
+        out = self._output()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        return out
+
+    def _unpack(self, ref: ScorerRef, bundle: bytes) -> ScorerRef:
+        dest = os.path.join(self.scratch, "bundle")
+        with tarfile.open(fileobj=io.BytesIO(bundle), mode="r:") as archive:
+            archive.extractall(dest, filter="data")
+        model_dir = os.path.join(dest, "model_dir")
+        if os.path.exists(os.path.join(dest, "model_path")):
+            model_path = os.path.join(dest, "model_path", os.path.basename(ref.model_path))
+        else:
+            model_path = os.path.join(model_dir, os.path.relpath(ref.model_path, ref.model_dir))
+        self.output_dir = os.path.join(dest, "output")
+        os.makedirs(self.output_dir, exist_ok=True)
+        return dataclasses.replace(
+            ref,
+            model_dir=model_dir,
+            model_path=model_path,
+            code_dir=os.path.join(dest, "code") if ref.code_dir else None,
+            output_dir=self.output_dir,
+        )
+
+    def _collect_outputs(self) -> list[tuple[str, bytes]]:
+        """Files the script wrote to AZUREML_BI_OUTPUT_PATH on another machine: moved back to the driver."""
+        if self.output_dir is None:
+            return []
+        found = []
+        for folder, _, names in os.walk(self.output_dir):
+            for name in names:
+                path = os.path.join(folder, name)
+                with open(path, "rb") as handle:
+                    found.append((os.path.relpath(path, self.output_dir), handle.read()))
+                os.unlink(path)
+        return sorted(found)
+
+    def _output(self) -> bytes:
+        if self.out_path is None:
+            return b""
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        try:
+            with open(self.out_path, "rb") as handle:
+                handle.seek(self.out_pos)
+                data = handle.read()
+        except OSError:
+            return b""
+        self.out_pos += len(data)
+        return data
+
+
+def pack_bundle(ref: ScorerRef) -> bytes:
+    """The model folder (AZUREML_MODEL_DIR) and the code folder as one uncompressed tar archive."""
+    roots = [("model_dir", ref.model_dir)]
+    model_path = os.path.abspath(ref.model_path)
+    if os.path.commonpath([model_path, os.path.abspath(ref.model_dir)]) != os.path.abspath(ref.model_dir):
+        roots.append(("model_path", ref.model_path))
+    if ref.code_dir:
+        roots.append(("code", ref.code_dir))
+    total = 0
+    for _, root in roots:
+        if os.path.isfile(root):
+            total += os.path.getsize(root)
+        for folder, _, names in os.walk(root):
+            total += sum(os.path.getsize(os.path.join(folder, n)) for n in names)
+    if total > MAX_BUNDLE_BYTES:
+        raise BatchctlError(
+            f"model and code are {total / (1 << 30):.1f} GiB: too large to ship to the Ray cluster",
+            "put the model on storage every node can read, or run the job on a node that has it",
+        )
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:") as archive:
+        for arcname, root in roots:
+            if arcname == "model_path":
+                archive.add(root, arcname=f"model_path/{os.path.basename(root)}")
+            else:
+                archive.add(root, arcname=arcname)
+    return buffer.getvalue()
+
+
+# ----------------------------------------------------------------------------------- driver side
+
+
+class RayHandle:
+    def __init__(self, backend: RayBackend, slot: int, actor: Any) -> None:
+        self.backend = backend
+        self.slot = slot
+        self.actor = actor
+        self.pending: dict[Any, str] = {}  # ObjectRef -> "locate" | "setup" | "run"
+        self.dead = False
+        self.remote = False  # runs on another machine
+        self.machine = ""
+
+    def submit(self, task: dict[str, Any]) -> None:
+        if self.remote and task.get("root_protocol") == "file":
+            raise StorageError(
+                f"input {task.get('root_url')} is a path on this machine, but Ray worker {self.slot} runs on "
+                f"another machine ({self.machine.split('/')[0]}); local inputs are not shipped to a cluster",
+                "upload the data to a datastore (azureml://datastores/...) or pass an az://, abfs:// or "
+                "https:// input",
+            )
+        self.pending[self.actor.run.remote(task)] = "run"
+
+    def kill(self) -> None:
+        self.dead = True
+        self.pending.clear()
+        with contextlib.suppress(Exception):
+            self.backend.ray.kill(self.actor, no_restart=True)
+
+
+class RayBackend:
+    name = "ray"
+
+    def __init__(
+        self, ref: ScorerRef, address: str, max_workers: int | None = None, logs_dir: str | None = None
+    ) -> None:
+        ray = import_ray()
+        self.ray = ray
+        self.ref = ref
+        self.address = address
+        self.logs_dir = logs_dir
+        self.handles: list[RayHandle] = []
+        self.machine = machine_id()
+        self.force_remote = os.environ.get(FORCE_REMOTE_ENV, "") not in ("", "0")
+        self.actor_cpus = float(os.environ.get(ACTOR_CPUS_ENV) or DEFAULT_ACTOR_CPUS)
+        self._bundle: Any = None
+        self._actor_class: Any = None
+        env_vars = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
+        self.runtime_env = {"env_vars": env_vars} if env_vars else None
+        self.owns_connection = False
+        if ray.is_initialized():
+            return  # a caller (a notebook, a test) connected already: use it and leave it connected
+        common: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
+        try:
+            if address == "local":
+                cpus = int(max_workers) if max_workers else (os.cpu_count() or 1)
+                ray.init(address="local", num_cpus=cpus, include_dashboard=False, **common)
+            else:
+                ray.init(address=address, **common)
+        except Exception as exc:  # ConnectionError, RuntimeError, ValueError... one line for the user
+            with contextlib.suppress(Exception):
+                ray.shutdown()
+            first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+            raise BatchctlError(
+                f"cannot start or reach the Ray cluster at '{address}': {first.strip()}",
+                "check the compute's address (`batchctl compute show`) and that the cluster is up",
+            ) from exc
+        self.owns_connection = True
+
+    # -- Backend protocol
+
+    def spawn(self, slot: int) -> RayHandle:
+        if self._actor_class is None:
+            self._actor_class = self.ray.remote(RayWorker)
+        options: dict[str, Any] = {"num_cpus": self.actor_cpus, "max_restarts": 0, "max_task_retries": 0}
+        if self.runtime_env:
+            options["runtime_env"] = self.runtime_env
+        actor = self._actor_class.options(**options).remote(slot, self.logs_dir is not None)
+        handle = RayHandle(self, slot, actor)
+        handle.pending[actor.locate.remote()] = "locate"
+        self.handles.append(handle)
+        return handle
+
+    def wait(self, handles: list[RayHandle], timeout: float) -> list[tuple[RayHandle, tuple[Any, ...]]]:
+        ray = self.ray
+        live = {ref: h for h in handles if not h.dead for ref in h.pending}
+        if not live:
+            time.sleep(timeout)
+            return []
+        ready, _ = ray.wait(list(live), num_returns=1, timeout=timeout)
+        if ready:
+            ready, _ = ray.wait(list(live), num_returns=len(live), timeout=0)
+        out: list[tuple[RayHandle, tuple[Any, ...]]] = []
+        for ref in ready:
+            h = live[ref]
+            if h.dead or ref not in h.pending:
+                continue
+            kind = h.pending.pop(ref)
+            try:
+                value = ray.get(ref)
+            except ray.exceptions.RayActorError as exc:  # the actor's process died (or was never created)
+                h.dead = True
+                h.pending.clear()
+                out.append((h, ("died", describe_death(exc))))
+                continue
+            except ray.exceptions.RayError as exc:  # runtime_env setup, an error inside our own actor code
+                h.kill()
+                if kind == "run":
+                    out.append((h, ("died", describe_death(exc))))
+                else:
+                    out.append((h, ("init_failed", str(exc))))
+                continue
+            if kind == "locate":
+                h.machine = value
+                h.remote = self.force_remote or value != self.machine
+                h.pending[h.actor.setup.remote(self.ref, self._bundle_ref() if h.remote else None)] = "setup"
+            elif kind == "setup":
+                self._write_stdout(h.slot, value[2])
+                out.append((h, tuple(value[:2])))
+            else:
+                self._write_stdout(h.slot, value.pop("stdout", b""))
+                self._write_outputs(value.pop("outputs", None) or [])
+                out.append((h, ("result", value)))
+        return out
+
+    def shutdown(self) -> None:
+        ray = self.ray
+        live = [h for h in self.handles if not h.dead]
+        idle = [h for h in live if not h.pending]
+        stops = {h.actor.stop.remote(): h for h in idle}
+        if stops:
+            with contextlib.suppress(Exception):
+                ready, _ = ray.wait(list(stops), num_returns=len(stops), timeout=STOP_GRACE_SECONDS)
+                for ref in ready:
+                    with contextlib.suppress(Exception):
+                        self._write_stdout(stops[ref].slot, ray.get(ref))
+        for h in live:
+            h.kill()
+        self.handles = []
+        self._bundle = None
+        if self.owns_connection:
+            self.owns_connection = False
+            with contextlib.suppress(Exception):
+                ray.shutdown()
+
+    # -- helpers
+
+    def _bundle_ref(self) -> Any:
+        if self._bundle is None:
+            self._bundle = self.ray.put(pack_bundle(self.ref))
+        return self._bundle
+
+    def _write_stdout(self, slot: int, data: bytes) -> None:
+        if not data or self.logs_dir is None:
+            return
+        path = os.path.join(self.logs_dir, "user", "stdout", f"worker-{slot}.txt")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "ab") as handle:
+            handle.write(data)
+
+    def _write_outputs(self, files: list[tuple[str, bytes]]) -> None:
+        for rel, data in files:
+            root = os.path.abspath(self.ref.output_dir)
+            target = os.path.abspath(os.path.join(root, rel))
+            if os.path.commonpath([target, root]) != root:
+                continue
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "wb") as handle:
+                handle.write(data)
+
+
+def describe_death(exc: BaseException) -> str:
+    """One line out of Ray's long actor-death message: what killed it, when Ray knows."""
+    text = str(exc)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    needles = ("exit code", "Exit detail", "killed", "SIGKILL", "OOM", "ModuleNotFoundError", "Error:")
+    for needle in needles:
+        for line in lines:
+            if needle in line:
+                return f"Ray actor died: {line[:300]}"
+    return f"Ray actor died: {(lines[0] if lines else type(exc).__name__)[:300]}"
