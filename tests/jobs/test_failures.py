@@ -1,0 +1,180 @@
+"""Retries, timeouts, worker death, init() failure and error_threshold (SPEC section 4)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from .conftest import alive, ok_json, wait_for, write_inputs
+
+pytestmark = pytest.mark.slow
+
+
+def _invoke(env, tmp_path, inputs, *args, job="j"):
+    data = write_inputs(tmp_path / "in", inputs)
+    out = tmp_path / "out"
+    result = env.invoke("heart", "--input", str(data), "--output-path", str(out), "--job-name", job, *args)
+    return result, out
+
+
+# --------------------------------------------------------------------------------- error_threshold
+
+# five files, one per mini-batch; "skip" makes run() return no row for the file: one failed item each,
+# without retries. Two failing items.
+INPUTS = {"a.txt": "ok", "b.txt": "skip", "c.txt": "ok", "d.txt": "skip", "e.txt": "ok"}
+
+
+@pytest.mark.parametrize(
+    "threshold, status",
+    [(-1, "Completed"), (0, "Failed"), (2, "Completed"), (1, "Failed")],
+    ids=["ignore-all", "zero", "exact-boundary", "one-past"],
+)
+def test_error_threshold(env, tmp_path, threshold, status):
+    env.endpoint()
+    env.script(mini_batch_size=1)
+    result, out = _invoke(env, tmp_path, INPUTS, "--set", f"error_threshold={threshold}")
+    job = env.show("j")
+    assert job["status"] == status
+    assert job["settings"]["error_threshold"] == threshold
+    if status == "Completed":
+        assert result.exit_code == 0
+        assert (out / "predictions.csv").read_text().splitlines() == ["a.txt,ok", "c.txt,ok", "e.txt,ok"]
+        assert (job["counts"]["items_succeeded"], job["counts"]["items_failed"]) == (3, 2)
+    else:
+        assert result.exit_code == 1
+        assert f"error_threshold {threshold}" in job["error"]["message"]
+        assert job["counts"]["items_failed"] == threshold + 1
+        assert not (out / "predictions.csv").exists()
+
+
+def test_threshold_counts_every_file_of_a_failed_mini_batch(env, tmp_path):
+    inputs = {"a.txt": "ok", "b.txt": "ok", "c.txt": "raise", "d.txt": "ok", "e.txt": "ok", "f.txt": "ok"}
+    env.endpoint()
+    env.script(mini_batch_size=3, error_threshold=2, retry_settings={"max_retries": 0, "timeout": 30})
+    result, out = _invoke(env, tmp_path, inputs)
+    assert result.exit_code == 1
+    job = env.show("j")
+    assert job["status"] == "Failed"
+    assert job["counts"]["items_failed"] == 3
+    assert not out.exists() or not (out / "predictions.csv").exists()
+
+
+def test_no_item_succeeded_fails_the_job(env, tmp_path):
+    env.endpoint()
+    env.script(retry_settings={"max_retries": 0, "timeout": 30})
+    result, out = _invoke(env, tmp_path, {"a.txt": "skip", "b.txt": "skip"})
+    assert result.exit_code == 1
+    job = env.show("j")
+    assert job["status"] == "Failed"
+    assert "There is no succeeded mini batch item returned from run()" in job["error"]["message"]
+    assert not (out / "predictions.csv").exists()
+
+
+# --------------------------------------------------------------------------------- retries
+
+
+def test_flaky_item_succeeds_on_retry(env, tmp_path):
+    env.endpoint()
+    env.script(mini_batch_size=1, retry_settings={"max_retries": 1, "timeout": 30})
+    result, out = _invoke(env, tmp_path, {"a.txt": "ok", "b.txt": "flaky", "c.txt": "ok"})
+    job = ok_json(result)
+    assert job["status"] == "Completed"
+    c = job["counts"]
+    assert (c["items_succeeded"], c["items_failed"], c["retries"]) == (3, 0, 1)
+    assert (out / "predictions.csv").read_text().splitlines() == ["a.txt,ok", "b.txt,flaky", "c.txt,ok"]
+    assert "flaky failure on b.txt" in (env.job_dir("j") / "logs" / "user" / "error.txt").read_text()
+
+
+def test_max_retries_means_retries_after_the_first_try(env, tmp_path):
+    env.endpoint()
+    env.script(mini_batch_size=1, retry_settings={"max_retries": 2, "timeout": 30})
+    result, _ = _invoke(env, tmp_path, {"a.txt": "ok", "b.txt": "raise"})
+    job = ok_json(result)
+    assert job["counts"]["retries"] == 2
+    attempts = (env.job_dir("j") / "logs" / "user" / "error.txt").read_text().count("cannot score b.txt")
+    assert attempts == 3
+
+
+def test_timeout_kills_and_retries_within_bounded_time(env, tmp_path):
+    env.endpoint()
+    env.script(mini_batch_size=1)
+    started = time.monotonic()
+    result, out = _invoke(
+        env,
+        tmp_path,
+        {"a.txt": "ok", "b.txt": "sleep 600"},
+        "--set",
+        "retry_settings.timeout=2",
+        "--set",
+        "retry_settings.max_retries=1",
+    )
+    elapsed = time.monotonic() - started
+    job = ok_json(result)
+    assert job["status"] == "Completed"
+    c = job["counts"]
+    assert (c["items_succeeded"], c["items_failed"], c["retries"], c["mini_batches_failed"]) == (1, 1, 1, 1)
+    assert c["worker_restarts"] >= 2
+    assert elapsed < (1 + 1) * 2 + 40, elapsed  # (max_retries + 1) x timeout + slack for spawns on a busy box
+    master = (env.job_dir("j") / "logs" / "sys" / "master_role.txt").read_text()
+    assert "mini-batch 1 attempt 1 timed out; worker 0 killed" in master
+    assert "mini-batch 1 attempt 2 timed out; worker 0 killed" in master
+    errors = (env.job_dir("j") / "logs" / "user" / "error.txt").read_text()
+    assert errors.count("No progress update in 2 seconds") == 2, errors  # both attempts, in the summary
+    assert "No progress update in 2 seconds" in job["error"]["message"]
+    assert (out / "predictions.csv").read_text().splitlines() == ["a.txt,ok"]
+    # every worker that was started is gone
+    for pid in env.pids():
+        wait_for(lambda pid=pid: not alive(pid), 10, f"worker {pid} to exit")
+
+
+@pytest.mark.parametrize("command", ["killonce", "exitonce"])
+def test_dead_worker_is_replaced_and_its_mini_batch_retried(env, tmp_path, command):
+    env.endpoint()
+    env.script(mini_batch_size=1, retry_settings={"max_retries": 1, "timeout": 60})
+    result, out = _invoke(env, tmp_path, {"a.txt": "ok", "b.txt": command, "c.txt": "ok"})
+    job = ok_json(result)
+    c = job["counts"]
+    assert (c["items_succeeded"], c["items_failed"], c["retries"], c["worker_restarts"]) == (3, 0, 1, 1)
+    assert (out / "predictions.csv").read_text().splitlines() == ["a.txt,ok", f"b.txt,{command}", "c.txt,ok"]
+    master = (env.job_dir("j") / "logs" / "sys" / "master_role.txt").read_text()
+    reason = "killed by SIGKILL" if command == "killonce" else "exit code 3"
+    assert reason in master
+    assert len(env.pids()) == 2  # the first worker and its replacement each ran init() once
+
+
+def test_worker_that_always_dies_fails_its_items_only(env, tmp_path):
+    env.endpoint()
+    env.script(mini_batch_size=1, retry_settings={"max_retries": 1, "timeout": 60})
+    result, out = _invoke(env, tmp_path, {"a.txt": "ok", "b.txt": "kill", "c.txt": "ok"})
+    job = ok_json(result)
+    assert (job["counts"]["items_succeeded"], job["counts"]["items_failed"]) == (2, 1)
+    assert "worker exited unexpectedly" in job["error"]["message"]
+    assert (out / "predictions.csv").read_text().splitlines() == ["a.txt,ok", "c.txt,ok"]
+
+
+# --------------------------------------------------------------------------------- init()
+
+
+def test_init_failure_fails_fast_with_its_traceback(env, tmp_path):
+    env.endpoint()
+    env.script(env={"INIT_FAIL": "1"}, max_concurrency_per_instance=2, mini_batch_size=1)
+    started = time.monotonic()
+    result, out = _invoke(env, tmp_path, {f"{i}.txt": "ok" for i in range(6)})
+    elapsed = time.monotonic() - started
+    assert result.exit_code == 1
+    assert "init() failed" in result.stderr and "init exploded" in result.stderr
+    job = env.show("j")
+    assert job["status"] == "Failed"
+    assert "init exploded: the weights are corrupt" in job["error"]["message"]
+    details = job["error"]["details"]
+    assert "Traceback (most recent call last)" in details and 'score.py", line' in details
+    assert job["counts"]["retries"] == 0 and job["counts"]["worker_restarts"] == 0
+    assert len(env.pids()) <= 2, "no retry storm: at most one init() per worker"
+    logs = env.job_dir("j") / "logs"
+    assert "init exploded" in (logs / "user" / "error.txt").read_text()
+    tracebacks = "".join(p.read_text() for p in (logs / "user" / "error").iterdir())
+    assert "Traceback (most recent call last)" in tracebacks and "init exploded" in tracebacks
+    assert "init exploded" in (logs / "job_result.txt").read_text()
+    assert not (out / "predictions.csv").exists()
+    assert elapsed < 60
