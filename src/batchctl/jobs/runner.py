@@ -33,6 +33,11 @@ def _first_line(text: str | None) -> str:
     return redact(lines[-1].strip()) if lines else ""
 
 
+def _system_failure(error: str | None) -> bool:
+    """A timeout or a dead worker: the supervisor's finding, not a traceback the worker reported."""
+    return "timed out" in (error or "") or "exited unexpectedly" in (error or "")
+
+
 def make_backend(record: dict[str, Any], ref: ScorerRef, folder: Path) -> Any:
     compute = record.get("compute_type", "local")
     if compute == "ray":
@@ -113,7 +118,7 @@ class _Progress:
             self.counts["retries"] += 1
             logs.master(f"mini-batch {payload['batch']} attempt {payload['attempt']} failed: "
                         f"{_first_line(payload.get('error'))}; retrying")
-            if "timed out" in (payload.get("error") or "") or "exited unexpectedly" in (payload.get("error") or ""):
+            if _system_failure(payload.get("error")):
                 logs.user_error(f"mini-batch {payload['batch']} attempt {payload['attempt']}: "
                                 f"{_first_line(payload.get('error'))}")
                 self.set_error(f"mini-batch {payload['batch']}: {_first_line(payload.get('error'))}")
@@ -135,6 +140,9 @@ class _Progress:
             else:
                 self.counts["mini_batches_failed"] += 1
                 logs.master(f"mini-batch {batch} failed after {payload['attempt']} attempts: {_first_line(payload.get('error'))}")
+                if _system_failure(payload.get("error")):  # run() errors were logged per attempt already
+                    logs.user_error(f"mini-batch {batch} attempt {payload['attempt']}: "
+                                    f"{_first_line(payload.get('error'))}")
                 self.set_error(f"mini-batch {batch}: {_first_line(payload.get('error'))}")
             for name, reason in payload.get("item_errors") or []:
                 self.failed_log.write(json.dumps({"file": name, "batch": batch, "reason": redact(reason)}) + "\n")
