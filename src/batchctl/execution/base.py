@@ -60,7 +60,7 @@ class ThresholdExceededError(JobFailedError):
 @dataclass
 class _Slot:
     handle: WorkerHandle
-    state: str = "starting"  # starting | idle | busy
+    state: str = "starting"  # starting | idle | busy | dead (not replaced: no work left)
     batch: int | None = None
     attempt: int = 0
     deadline: float = 0.0
@@ -171,9 +171,11 @@ def supervise(
                     batch, attempt, was_busy = slot.batch, slot.attempt, slot.state == "busy"
                     totals["restarts"] += 1
                     emit("worker_died", {"slot": slot_id, "reason": message[1], "batch": batch})
-                    start(slot_id)
+                    slot.state = "dead"
                     if was_busy and batch is not None:
                         attempt_failed(slot_id, batch, attempt, f"worker exited unexpectedly: {message[1]}")
+                    if remaining > 0:  # no replacement (and no init()) once every mini-batch has ended
+                        start(slot_id)
                 elif kind == "result":
                     result = message[1]
                     if slot.state != "busy" or result["batch_id"] != slot.batch:
@@ -196,12 +198,14 @@ def supervise(
                     slot.handle.kill()
                     totals["restarts"] += 1
                     emit("timeout", {"slot": slot_id, "batch": batch, "attempt": attempt})
-                    start(slot_id)
+                    slot.state = "dead"
                     assert batch is not None
                     attempt_failed(
                         slot_id, batch, attempt, f"No progress update in {settings.timeout:g} seconds: the attempt "
                         "timed out and its worker was killed"
                     )
+                    if remaining > 0:
+                        start(slot_id)
                 elif slot.state == "starting" and now > slot.started + settings.init_deadline():
                     raise InitFailedError(
                         f"worker {slot_id} did not finish init() within {settings.init_deadline():g} seconds"
