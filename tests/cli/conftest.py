@@ -11,6 +11,22 @@ from typing import Any
 import pytest
 
 
+def _root_conftest_attr(name: str) -> Any:
+    """tests/conftest.py's helper. Every conftest.py is imported as module `conftest`, so whichever ran last
+    shadows the others for `from conftest import ...`; re-exporting keeps that import working everywhere."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1] / "conftest.py"
+    spec = importlib.util.spec_from_file_location("_batchctl_tests_root_conftest", root)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, name)
+
+
+run_batchctl = _root_conftest_attr("run_batchctl")
+
+
 def train_heart_model(target: Path) -> Path:
     """A real scikit-learn pipeline on a string and two numeric columns, saved with mlflow (cloudpickle)."""
     import logging

@@ -1,0 +1,110 @@
+"""Every YAML file under examples/ validates with the spec model its `$schema` names, and the bundled
+example works end to end with the CLI (as run-demo.sh uses it)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from batchctl.specs import load as spec_load
+from batchctl.specs.assets import ComputeSpec, DataSpec, DatastoreSpec, ModelSpec
+from batchctl.specs.deployment import DeploymentSpec
+from batchctl.specs.endpoint import EndpointSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+BATCH = EXAMPLES / "endpoints" / "batch"
+SCHEMAS = {
+    "batchEndpoint.schema.json": ("endpoint", EndpointSpec),
+    "modelBatchDeployment.schema.json": ("deployment", DeploymentSpec),
+    "batchDeployment.schema.json": ("deployment", DeploymentSpec),
+    "data.schema.json": ("data", DataSpec),
+    "model.schema.json": ("model", ModelSpec),
+    "azureBlob.schema.json": ("datastore", DatastoreSpec),
+    "amlCompute.schema.json": ("compute", ComputeSpec),
+}
+YAML_FILES = sorted(
+    p
+    for p in [*EXAMPLES.rglob("*.yml"), *EXAMPLES.rglob("*.yaml")]
+    if not {"model", ".workspace"} & set(p.parts)
+)
+
+
+def _conda_files() -> set[Path]:
+    """Conda environment files that a deployment's `environment.conda_file` points at."""
+    found = set()
+    for path in YAML_FILES:
+        data = yaml.safe_load(path.read_text())
+        env = data.get("environment") if isinstance(data, dict) else None
+        if isinstance(env, dict) and env.get("conda_file"):
+            found.add((path.parent / env["conda_file"]).resolve())
+    return found
+
+
+def test_the_example_has_the_azure_layout():
+    expected = {
+        "endpoint.yml",
+        "deployment-mlflow/deployment.yml",
+        "deployment-custom/deployment.yml",
+        "deployment-custom/code/batch_driver.py",
+        "data/heart-unlabeled.yml",
+        "train_model.py",
+        "run-demo.sh",
+    }
+    assert {p for p in expected if (BATCH / p).is_file()} == expected
+    assert len(list((BATCH / "data" / "heart-unlabeled").glob("*.csv"))) == 4
+
+
+@pytest.mark.parametrize("path", YAML_FILES, ids=lambda p: str(p.relative_to(EXAMPLES)))
+def test_every_example_yaml_validates(path: Path):
+    data = yaml.safe_load(path.read_text())
+    schema = str(data.get("$schema", "")).rsplit("/", 1)[-1]
+    if schema not in SCHEMAS:
+        assert path.resolve() in _conda_files(), (
+            f"{path} has no known $schema and is no deployment's conda file"
+        )
+        assert isinstance(data.get("dependencies"), list)
+        return
+    kind, model = SCHEMAS[schema]
+    spec = spec_load.load_spec(kind, model, path)
+    if kind == "deployment":
+        assert spec.endpoint_name == "heart-classifier"
+        if spec.code_configuration is not None:
+            assert (Path(spec.code_configuration.code) / spec.code_configuration.scoring_script).is_file()
+    if kind == "data":
+        assert Path(spec.path).is_dir()
+
+
+def _train_module():
+    spec = importlib.util.spec_from_file_location("example_train_model", BATCH / "train_model.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["example_train_model"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_committed_sample_files_are_what_the_generator_writes(tmp_path):
+    written = _train_module().write_samples(tmp_path)
+    for path in written:
+        assert path.read_bytes() == (BATCH / "data" / "heart-unlabeled" / path.name).read_bytes()
+
+
+@pytest.mark.slow
+@pytest.mark.mlflow
+def test_example_model_trains_and_scores_the_sample_files(tmp_path):
+    import mlflow.pyfunc
+    import pandas as pd
+
+    model_dir = _train_module().train(tmp_path / "model")
+    model = mlflow.pyfunc.load_model(str(model_dir))
+    inputs = {c.name: c.type.name for c in model.metadata.get_input_schema().inputs}
+    assert inputs["thal"] == "string"
+    assert (model_dir / "MLmodel").read_text().count("serialization_format: cloudpickle") == 1
+    for csv in sorted((BATCH / "data" / "heart-unlabeled").glob("*.csv")):
+        predictions = model.predict(pd.read_csv(csv))
+        assert len(predictions) == 40
+        assert set(predictions) <= {0, 1}
