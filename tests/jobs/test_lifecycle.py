@@ -118,7 +118,8 @@ def test_signal_to_foreground_invoke_cancels_cleanly(env, tmp_path, sig):
     data = write_inputs(tmp_path / "in", SLOW_INPUTS)
     out = tmp_path / "out"
     proc = batchctl_proc(
-        "endpoint", "invoke", "-n", "heart", "--input", str(data), "--output-path", str(out), "--job-name", "fg",
+        "endpoint", "invoke", "-n", "heart", "--input", str(data), "--output-path", str(out),
+        "--job-name", "fg",
     )  # fmt: skip
     try:
         workers = _busy_workers(env, "fg", 2)
