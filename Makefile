@@ -29,8 +29,16 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench examples
 	$(VENV)/bin/ruff format --check src tests bench examples
 
-bench: $(STAMP)
-	$(PY) bench/run.py
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(PY) -m pip install -q -e '.[all,dev,bench]'
+	touch $(BENCH_STAMP)
+
+# Full run: base, 10x and tiny workloads, 3 alternated rounds (see docs/benchmarks.md).
+# Pass flags with BENCH_ARGS, e.g. make bench BENCH_ARGS="--quick" or BENCH_ARGS="--scale base --markdown".
+bench: $(BENCH_STAMP)
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 bench-startup: $(STAMP)
 	$(PY) bench/startup.py
