@@ -36,7 +36,12 @@ class _JobOverrides(StrictModel):
     retry_settings: dict[str, Any] | None = None
 
     def file_name(self) -> str | None:
-        return None if self.output_file_name is None else check_file_name(self.output_file_name)
+        if self.output_file_name is None:
+            return None
+        try:
+            return check_file_name(self.output_file_name)
+        except ValueError as exc:  # a user's bad value: exit 3 with the field named, not "unexpected ValueError"
+            raise SpecError(f"--set: output_file_name: {exc}") from None
 
 
 class _RetryOverrides(StrictModel):
@@ -69,8 +74,18 @@ def resolve_datastore_path(ws: Workspace, url: str) -> storage.Location:
         if os.path.commonpath([os.path.abspath(base), resolved]) != os.path.abspath(base):
             raise SpecError(f"'{url}' leaves datastore '{name}'")
         return storage.Location(resolved, "file")
+    # azure_blob / azure_data_lake_gen2: the datastore's own account and endpoint (docs/storage.md),
+    # written as the blob URL so that a worker process can rebuild it from the job plan alone.
     container = datastore.get("container_name") or datastore.get("filesystem")
-    return storage.location(f"az://{container}/{path}" if path else f"az://{container}")
+    base = storage.account_url(
+        datastore["account_name"],
+        datastore.get("endpoint") or "core.windows.net",
+        datastore.get("protocol") or "https",
+    )
+    protocol = "abfs" if kind == "azure_data_lake_gen2" else "az"
+    url = "/".join(p for p in (base, container, path) if p)
+    storage.check_remote_path(url)
+    return storage.Location(url, protocol)
 
 
 def resolve_location(ws: Workspace, value: str) -> storage.Location:
@@ -81,7 +96,9 @@ def resolve_location(ws: Workspace, value: str) -> storage.Location:
     return storage.location(value)
 
 
-def resolve_input(ws: Workspace, value: str, input_type: str | None) -> tuple[storage.Location, str | None, str]:
+def resolve_input(
+    ws: Workspace, value: str, input_type: str | None
+) -> tuple[storage.Location, str | None, str]:
     """(location, type or None to probe, description) for --input."""
     if not value:
         raise SpecError("Input path can't be empty for batch endpoint invoke")
