@@ -106,11 +106,28 @@ DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the plan; scor
 DeploymentOpt = Annotated[str | None, typer.Option("--deployment-name", "-d", help="Deployment (default: the endpoint's default).")]
 
 
+def _az_set_values(ctx: typer.Context, set_: list[str] | None) -> list[str] | None:
+    """az ml takes several pairs after one flag (`--set a=1 b=2`): the extra key=value tokens join --set."""
+    from batchctl.errors import SpecError
+
+    extra = list(ctx.args)
+    if not extra:
+        return set_
+    if not set_ or any("=" not in token or token.startswith("-") for token in extra):
+        raise SpecError(f"unexpected argument(s): {' '.join(extra)}")
+    return [*set_, *extra]
+
+
+# az-style `--set k=v k2=v2`: click would refuse the extra tokens; accept them and hand them to --set
+AZ_SET = {"context_settings": {"allow_extra_args": True}}
+
+
 def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: str = "invoke") -> None:
     EndpointOpt = Annotated[str | None, typer.Option(*endpoint_flag, help="Endpoint name.")]
 
-    @command(group, name)
+    @command(group, name, **AZ_SET)
     def invoke(
+        ctx: typer.Context,
         endpoint: EndpointOpt = None,
         deployment_name: DeploymentOpt = None,
         input: InputOpt = None,
@@ -126,15 +143,17 @@ def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: st
         dry_run: DryRunOpt = False,
     ) -> object:
         """Start a batch scoring job on the endpoint (its default deployment unless -d)."""
+        sets = _az_set_values(ctx, set_)
         return invoke_job(endpoint, deployment_name, input, input_type, output_path, job_name, experiment_name,
-                          mini_batch_size, instance_count, set_, file, no_wait, dry_run)
+                          mini_batch_size, instance_count, sets, file, no_wait, dry_run)
 
 
 register_invoke(app, ("--endpoint", "--endpoint-name", "-e"))
 
 
-@command(app, "create")
+@command(app, "create", **AZ_SET)
 def create(
+    ctx: typer.Context,
     file: Annotated[str, typer.Option("--file", "-f", help="Job YAML: inputs:, outputs:, endpoint:, deployment:.")],
     name: Annotated[str | None, typer.Option("--name", "-n", help="Job name (overrides the file's).")] = None,
     set_: SetOpt = None,
@@ -143,7 +162,8 @@ def create(
     dry_run: DryRunOpt = False,
 ) -> object:
     """Create a batch scoring job from an invocation file (same fields as `endpoint invoke -f`)."""
-    return invoke_job(None, None, None, None, None, name, None, None, None, set_, file, no_wait, dry_run)
+    return invoke_job(None, None, None, None, None, name, None, None, None, _az_set_values(ctx, set_), file, no_wait,
+                      dry_run)
 
 
 @command(app, "list", columns=JOB_COLUMNS)
