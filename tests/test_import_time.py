@@ -6,8 +6,6 @@ import json
 import subprocess
 import sys
 
-from conftest import run_batchctl
-
 HEAVY = ("mlflow", "pandas", "pyarrow", "fsspec", "ray", "adlfs", "numpy", "sklearn")
 
 PROBE = """
@@ -49,7 +47,9 @@ def test_endpoint_list_pulls_no_heavy_library(tmp_path):
 
 
 def test_help_through_the_real_entry_point():
-    result = run_batchctl("--help")
+    # tests/conftest.py's run_batchctl is `python -m batchctl` (`from conftest import` is ambiguous: every
+    # conftest.py in the tree is the module `conftest`)
+    result = subprocess.run([sys.executable, "-m", "batchctl", "--help"], capture_output=True, text=True)
     assert (result.returncode, result.stderr) == (0, "")
     assert "Usage: batchctl" in result.stdout
     for group in ("endpoint", "deployment", "model", "data", "datastore", "compute"):

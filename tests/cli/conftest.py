@@ -11,20 +11,24 @@ from typing import Any
 import pytest
 
 
-def _root_conftest_attr(name: str) -> Any:
-    """tests/conftest.py's helper. Every conftest.py is imported as module `conftest`, so whichever ran last
-    shadows the others for `from conftest import ...`; re-exporting keeps that import working everywhere."""
+def load_root_helper(name: str) -> Any:
+    """A helper of tests/conftest.py. Every conftest.py is imported as the module `conftest`, so with
+    several of them `from conftest import ...` gets whichever was imported last; load it by path instead."""
     import importlib.util
 
-    root = Path(__file__).resolve().parents[1] / "conftest.py"
-    spec = importlib.util.spec_from_file_location("_batchctl_tests_root_conftest", root)
+    spec = importlib.util.spec_from_file_location(
+        "_batchctl_tests_root_conftest", Path(__file__).resolve().parents[1] / "conftest.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return getattr(module, name)
 
 
-run_batchctl = _root_conftest_attr("run_batchctl")
+@pytest.fixture(scope="session")
+def run_batchctl() -> Any:
+    """tests/conftest.py's run_batchctl: the real installed entry point in a subprocess."""
+    return load_root_helper("run_batchctl")
 
 
 def train_heart_model(target: Path) -> Path:

@@ -8,10 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import run_batchctl
 
-
-def test_bad_name_exits_3_with_one_line_and_no_traceback(home):
+def test_bad_name_exits_3_with_one_line_and_no_traceback(home, run_batchctl):
     result = run_batchctl("endpoint", "create", "-n", "x")
     assert result.returncode == 3
     assert result.stdout == ""
@@ -22,7 +20,7 @@ def test_bad_name_exits_3_with_one_line_and_no_traceback(home):
     assert not (home / "registry.json").exists()
 
 
-def test_debug_adds_the_traceback(home):
+def test_debug_adds_the_traceback(home, run_batchctl):
     result = run_batchctl("--debug", "endpoint", "show", "-n", "nope")
     assert result.returncode == 4
     assert result.stderr.startswith("Traceback (most recent call last):\n")
@@ -32,7 +30,7 @@ def test_debug_adds_the_traceback(home):
     )
 
 
-def test_create_show_query_tsv_and_json_when_piped(home):
+def test_create_show_query_tsv_and_json_when_piped(home, run_batchctl):
     created = run_batchctl("endpoint", "create", "-n", "Heart-Classifier")
     assert (created.returncode, created.stderr) == (0, "")
     assert json.loads(created.stdout)["name"] == "heart-classifier"
@@ -40,7 +38,7 @@ def test_create_show_query_tsv_and_json_when_piped(home):
     assert (shown.returncode, shown.stdout, shown.stderr) == (0, "heart-classifier\n", "")
 
 
-def test_workspace_option_wins_over_batchctl_home(home, tmp_path):
+def test_workspace_option_wins_over_batchctl_home(home, tmp_path, run_batchctl):
     other = tmp_path / "other-ws"
     result = run_batchctl("--workspace", str(other), "endpoint", "create", "-n", "ep1")
     assert result.returncode == 0
@@ -48,7 +46,7 @@ def test_workspace_option_wins_over_batchctl_home(home, tmp_path):
     assert not (home / "registry.json").exists()
 
 
-def test_registry_locked_exit_code_names_the_lock_file(home):
+def test_registry_locked_exit_code_names_the_lock_file(home, run_batchctl):
     run_batchctl("endpoint", "create", "-n", "ep1", check=True)
     before = (home / "registry.json").read_bytes()
     holder = subprocess.Popen(
@@ -77,7 +75,7 @@ def test_registry_locked_exit_code_names_the_lock_file(home):
     assert (home / "registry.json").read_bytes() == before
 
 
-def test_corrupt_registry_exit_code(home):
+def test_corrupt_registry_exit_code(home, run_batchctl):
     home.mkdir(parents=True)
     (home / "registry.json").write_bytes(b"\x00\x00")
     result = run_batchctl("endpoint", "list")
@@ -98,7 +96,7 @@ def test_console_script_is_installed_next_to_the_interpreter(home):
     assert result.stdout.startswith("batchctl ")
 
 
-def test_usage_error_exits_2(home):
+def test_usage_error_exits_2(home, run_batchctl):
     result = run_batchctl("endpoint", "show")
     assert result.returncode == 2
     assert "Missing option '--name' / '-n'." in result.stderr

@@ -12,22 +12,6 @@ from batchctl.errors import SpecError
 from batchctl.specs.load import load_spec
 
 
-def _root_conftest_attr(name: str) -> Any:
-    """tests/conftest.py's helper. Every conftest.py is imported as module `conftest`, so whichever ran last
-    shadows the others for `from conftest import ...`; re-exporting keeps that import working everywhere."""
-    import importlib.util
-
-    root = Path(__file__).resolve().parents[1] / "conftest.py"
-    spec = importlib.util.spec_from_file_location("_batchctl_tests_root_conftest", root)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return getattr(module, name)
-
-
-run_batchctl = _root_conftest_attr("run_batchctl")
-
-
 def _model(kind: str) -> Any:
     from batchctl.specs.assets import ComputeSpec, DataSpec, DatastoreSpec, ModelSpec
     from batchctl.specs.deployment import DeploymentSpec
