@@ -22,6 +22,7 @@ import dataclasses
 import io
 import logging
 import os
+import re
 import shutil
 import socket
 import sys
@@ -237,6 +238,7 @@ class RayBackend:
         env_vars = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
         self.runtime_env = {"env_vars": env_vars} if env_vars else None
         self.owns_connection = False
+        self._restore_printer: Any = lambda: None
         if ray.is_initialized():
             return  # a caller (a notebook, a test) connected already: use it and leave it connected
         common: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
@@ -250,11 +252,13 @@ class RayBackend:
             with contextlib.suppress(Exception):
                 ray.shutdown()
             first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-            raise BatchctlError(
-                f"cannot start or reach the Ray cluster at '{address}': {first.strip()}",
-                "check the compute's address (`batchctl compute show`) and that the cluster is up",
-            ) from exc
+            hint = "check the compute's address (`batchctl compute show`) and that the cluster is up"
+            if "auth" in repr(exc.__cause__ or exc).lower() or "token" in str(exc).lower():
+                hint = "the cluster uses token authentication: set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN"
+            message = f"cannot start or reach the Ray cluster at '{address}': {first.strip()}"
+            raise BatchctlError(message, hint) from exc
         self.owns_connection = True
+        self._restore_printer = _route_driver_messages(self._driver_message)
 
     # -- Backend protocol
 
@@ -331,6 +335,7 @@ class RayBackend:
             self.owns_connection = False
             with contextlib.suppress(Exception):
                 ray.shutdown()
+            self._restore_printer()
 
     # -- helpers
 
@@ -338,6 +343,16 @@ class RayBackend:
         if self._bundle is None:
             self._bundle = self.ray.put(pack_bundle(self.ref))
         return self._bundle
+
+    def _driver_message(self, lines: list[str]) -> None:
+        text = "".join(f"{line}\n" for line in lines)
+        if self.logs_dir is None:
+            sys.stderr.write(text)
+            return
+        with contextlib.suppress(OSError):
+            os.makedirs(os.path.join(self.logs_dir, "sys"), exist_ok=True)
+            with open(os.path.join(self.logs_dir, "sys", "ray_driver.txt"), "a", encoding="utf-8") as handle:
+                handle.write(text)
 
     def _write_stdout(self, slot: int, data: bytes) -> None:
         if not data or self.logs_dir is None:
@@ -358,13 +373,35 @@ class RayBackend:
                 handle.write(data)
 
 
+def _route_driver_messages(sink: Any) -> Any:
+    """Ray's driver prints the cluster's error messages ("(raylet) A worker died...") to sys.stdout, which
+    would corrupt `-o json`; send them to the job's log instead. Private Ray API: if it moves, Ray prints
+    as before. Returns a function that restores Ray's printer."""
+    try:
+        import ray._private.worker as ray_worker
+
+        original = ray_worker.print_to_stdstream
+    except (ImportError, AttributeError):
+        return lambda: None
+
+    def to_log(data: dict[str, Any], ignore_prefix: bool = False) -> None:
+        with contextlib.suppress(Exception):
+            sink([f"({data.get('pid', 'ray')}) {line}" for line in data.get("lines") or []])
+
+    ray_worker.print_to_stdstream = to_log
+    return lambda: setattr(ray_worker, "print_to_stdstream", original)
+
+
 def describe_death(exc: BaseException) -> str:
-    """One line out of Ray's long actor-death message: what killed it, when Ray knows."""
-    text = str(exc)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    needles = ("exit code", "Exit detail", "killed", "SIGKILL", "OOM", "ModuleNotFoundError", "Error:")
-    for needle in needles:
-        for line in lines:
-            if needle in line:
-                return f"Ray actor died: {line[:300]}"
-    return f"Ray actor died: {(lines[0] if lines else type(exc).__name__)[:300]}"
+    """One line out of Ray's long actor-death message: the exit detail and the pid, when Ray gives them."""
+    text = " ".join(str(exc).split())
+    pid = re.search(r"\bpid: (\d+)", text)
+    detail = re.search(r"exit detail: (.*?)(?: Some common causes|$)", text, re.IGNORECASE)
+    because = re.search(r"The actor is dead because (.*?)(?: Worker exit type|$)", text)
+    if detail:
+        reason = detail.group(1)
+    elif because:
+        reason = because.group(1)
+    else:
+        reason = text or type(exc).__name__
+    return (f"Ray actor (pid {pid.group(1)}) died: " if pid else "Ray actor died: ") + reason[:300]

@@ -1,0 +1,161 @@
+"""Helpers of the Ray executor tests (imported by conftest.py and the test modules)."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def heart_frame(n: int, seed: int) -> Any:
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "age": rng.integers(30, 80, n).astype("int64"),
+            "chol": rng.uniform(120, 400, n).round(2),
+            "thal": rng.choice(["normal", "fixed", "reversible"], n),
+        }
+    )
+
+
+# Each input file holds one command. State that must survive an actor lives in $STATE_DIR.
+SCRIPT = textwrap.dedent(
+    """
+    import os
+    import time
+
+    import pandas as pd
+
+    STATE = os.environ["STATE_DIR"]
+
+
+    def _once(kind, name):
+        try:
+            fd = os.open(os.path.join(STATE, f"{kind}-{name}"), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return False
+        os.close(fd)
+        return True
+
+
+    def init():
+        global WEIGHT
+        root = os.environ["AZUREML_MODEL_DIR"]
+        found = [os.path.join(d, n) for d, _, names in os.walk(root) for n in names if n == "weight.txt"]
+        with open(found[0]) as handle:
+            WEIGHT = float(handle.read())
+        open(os.path.join(STATE, f"pid-{os.getpid()}"), "w").close()
+        print(f"init weight={WEIGHT} model_dir={root}", flush=True)
+
+
+    def run(mini_batch):
+        rows = []
+        for path in mini_batch:
+            name = os.path.basename(path)
+            with open(path) as handle:
+                cmd, _, arg = handle.read().strip().partition(" ")
+            if cmd == "exitonce" and _once("exit", name):
+                os._exit(3)
+            if cmd == "hangonce" and _once("hang", name):
+                time.sleep(300)
+            if cmd == "sleep":
+                time.sleep(float(arg))
+            score = WEIGHT * (len(arg) + 0.1)
+            rows.append({"file": name, "cmd": cmd, "note": f'says "{arg}", ok', "score": score})
+        print(f"scored {len(rows)} files", flush=True)
+        return pd.DataFrame(rows)
+    """
+)
+
+
+def write_inputs(folder: Path, commands: dict[str, str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, command in commands.items():
+        (folder / name).write_text(command + "\n")
+    return folder
+
+
+def ok_json(result: Any) -> Any:
+    assert result.exit_code == 0, (result.exit_code, result.stderr, result.stdout)
+    return json.loads(result.stdout)
+
+
+class Pair:
+    """One endpoint with the same deployment twice: on the built-in local compute and on a ray compute."""
+
+    def __init__(self, cli: Any, tmp: Path, address: str, max_workers: int | None = None) -> None:
+        self.cli = cli
+        self.tmp = tmp
+        self.home = Path(os.environ["BATCHCTL_HOME"])
+        self.state = tmp / "state"
+        self.state.mkdir(exist_ok=True)
+        ok_json(self.cli("endpoint", "create", "-n", "rayep", "-o", "json"))
+        args = ["compute", "create", "-n", "my-ray", "--type", "ray", "--address", address, "-o", "json"]
+        if max_workers:
+            args += ["--max-workers", str(max_workers)]
+        ok_json(self.cli(*args))
+
+    def deploy(self, body: dict[str, Any], **settings: Any) -> None:
+        import yaml
+
+        for name, compute in (("on-local", None), ("on-ray", "azureml:my-ray")):
+            data = {"name": name, "endpoint_name": "rayep", "type": "model", **body}
+            data["settings"] = {"max_concurrency_per_instance": 2, **settings}
+            if compute:
+                data["compute"] = compute
+            spec = self.tmp / f"{name}.yml"
+            spec.write_text(yaml.safe_dump(data, sort_keys=False))
+            ok_json(self.cli("deployment", "create", "-f", str(spec), "-o", "json"))
+
+    def mlflow(self, model: Path, **settings: Any) -> None:
+        self.deploy({"model": {"path": str(model), "type": "mlflow_model", "name": "heart"}}, **settings)
+
+    def script(self, **settings: Any) -> None:
+        code = self.tmp / "code"
+        code.mkdir(exist_ok=True)
+        (code / "score.py").write_text(SCRIPT)
+        model = self.tmp / "weights"
+        model.mkdir(exist_ok=True)
+        (model / "weight.txt").write_text("2.5\n")
+        env = {"STATE_DIR": str(self.state), **settings.pop("environment_variables", {})}
+        self.deploy(
+            {
+                "model": {"path": str(model), "type": "custom_model", "name": "weights"},
+                "code_configuration": {"code": str(code), "scoring_script": "score.py"},
+            },
+            environment_variables=env,
+            **settings,
+        )
+
+    def invoke(self, deployment: str, data: Path, out: Path, *extra: str) -> Any:
+        return self.cli(
+            "endpoint", "invoke", "-n", "rayep", "-d", deployment, "--input", str(data),
+            "--output-path", str(out), "-o", "json", *extra,
+        )
+
+    def show(self, job: str) -> dict[str, Any]:
+        return ok_json(self.cli("job", "show", "-n", job, "-o", "json"))
+
+    def job_dir(self, job: str) -> Path:
+        return self.home / "jobs" / job
+
+    def pids(self) -> set[int]:
+        return {int(p.name.split("-", 1)[1]) for p in self.state.glob("pid-*")}
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(interval)
