@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
@@ -48,6 +49,11 @@ class AzureBlobDatastore(_Common):
         None, description="Accepted for Azure compatibility and never stored: credentials come from the environment."
     )
 
+    @model_validator(mode="after")
+    def _endpoint(self) -> AzureBlobDatastore:
+        _check_endpoint(self.account_name, self.endpoint, self.protocol)
+        return self
+
 
 class AdlsGen2Datastore(_Common):
     name: AssetName
@@ -57,6 +63,25 @@ class AdlsGen2Datastore(_Common):
     endpoint: str = "core.windows.net"
     protocol: Literal["https", "http", "abfss"] = "https"
     credentials: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> AdlsGen2Datastore:
+        _check_endpoint(self.account_name, self.endpoint, self.protocol)
+        return self
+
+
+def _check_endpoint(account_name: str, endpoint: str, protocol: str) -> None:
+    """endpoint: a DNS suffix (core.windows.net) or an account URL such as Azurite's
+    http://127.0.0.1:10000/devstoreaccount1 (docs/storage.md)."""
+    from batchctl.errors import SpecError
+    from batchctl.storage import account_url
+
+    if "://" not in endpoint and not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?", endpoint):
+        raise ValueError("must be a DNS suffix such as core.windows.net or an http(s):// account URL")
+    try:
+        account_url(account_name, endpoint, protocol)
+    except SpecError as exc:
+        raise ValueError(exc.message) from None
 
 
 class LocalDatastore(_Common):

@@ -1,0 +1,128 @@
+"""Helpers for tests/storage (imported by name: every conftest.py in the tree is the module `conftest`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ENDPOINT = "heart"
+COLUMNS = "age,chol,thal\n"
+ROWS = ["63,233,fixed\n", "41,204,normal\n", "57,354,reversible\n", "70,300,normal\n", "45,180,fixed\n"]
+
+
+def train_model(target: Path) -> Path:
+    """A real scikit-learn pipeline (one-hot, scaler, logistic regression) saved with mlflow."""
+    import logging
+
+    import mlflow.sklearn
+    import numpy as np
+    import pandas as pd
+    from mlflow.models import infer_signature
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame(
+        {
+            "age": rng.uniform(30, 80, 60),
+            "chol": rng.uniform(120, 400, 60),
+            "thal": rng.choice(["normal", "fixed", "reversible"], 60),
+        }
+    )
+    y = ((X["age"] > 55) ^ (X["thal"] == "normal")).astype("int64")
+    features = ColumnTransformer(
+        [
+            ("cat", OneHotEncoder(handle_unknown="ignore"), ["thal"]),
+            ("num", StandardScaler(), ["age", "chol"]),
+        ]
+    )
+    pipeline = Pipeline([("features", features), ("clf", LogisticRegression())]).fit(X, y)
+    logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
+    mlflow.sklearn.save_model(
+        pipeline,
+        str(target),
+        signature=infer_signature(X, pipeline.predict(X)),
+        serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+    )
+    return target
+
+
+def csv_files(count: int = 4) -> dict[str, bytes]:
+    """count small CSV files (nested one level for the folder tests) plus a hidden file that is skipped."""
+    files = {}
+    for i in range(count):
+        rows = "".join(ROWS[(i + k) % len(ROWS)] for k in range(3))
+        files[f"part{i // 2}/f{i:02d}.csv"] = (COLUMNS + rows).encode()
+    files[".hidden.csv"] = b"not,a,csv\n"
+    return files
+
+
+class Batchctl:
+    """The real CLI in a subprocess (`python -m batchctl`), in the test's workspace and environment."""
+
+    def __init__(self, home: Path, cwd: Path) -> None:
+        self.home = home
+        self.cwd = cwd
+        self.env: dict[str, str] = {}
+
+    def environ(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        env = {**os.environ, "BATCHCTL_HOME": str(self.home), "NO_COLOR": "1", **self.env, **(extra or {})}
+        return {k: v for k, v in env.items() if v is not None}
+
+    def run(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 240
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "batchctl", *args],
+            capture_output=True,
+            text=True,
+            env=self.environ(env),
+            cwd=self.cwd,
+            timeout=timeout,
+        )
+
+    def ok(self, *args: str, env: dict[str, str] | None = None, timeout: float = 240) -> Any:
+        proc = self.run(*args, "-o", "json", env=env, timeout=timeout)
+        assert proc.returncode == 0, f"batchctl {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}"
+        return json.loads(proc.stdout) if proc.stdout.strip() else None
+
+    def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "batchctl", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.environ(env),
+            cwd=self.cwd,
+        )
+
+    def invoke(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 240
+    ) -> subprocess.CompletedProcess[str]:
+        return self.run("endpoint", "invoke", "-n", ENDPOINT, *args, "-o", "json", env=env, timeout=timeout)
+
+
+def datastore_spec(tmp_path: Path, name: str, container: str, endpoint: str, **extra: Any) -> Path:
+    spec = tmp_path / f"datastore-{name}.yml"
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "name": name,
+                "type": "azure_blob",
+                "account_name": "devstoreaccount1",
+                "container_name": container,
+                "endpoint": endpoint,
+                "protocol": "http",
+                **extra,
+            }
+        )
+    )
+    return spec

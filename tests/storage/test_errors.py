@@ -1,0 +1,118 @@
+"""Each storage failure is one clear line on stderr, a stable exit code, and no job marked done."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from storage_helpers import csv_files, datastore_spec
+
+pytestmark = [pytest.mark.azurite, pytest.mark.mlflow, pytest.mark.slow]
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _one_line_error(proc: Any, code: int, *needles: str) -> str:
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("Warning:")]
+    assert len(lines) <= 2, proc.stderr  # the message, and at most one hint line
+    assert "Traceback" not in proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def _no_jobs(bctl: Any) -> None:
+    assert bctl.ok("job", "list") == []
+
+
+def test_unreachable_storage_fails_fast(heart: Any, tmp_path: Path, azurite: Any) -> None:
+    port = _closed_port()
+    heart.ok(
+        "datastore", "create", "-f", str(datastore_spec(tmp_path, "down", "data", f"http://127.0.0.1:{port}"))
+    )
+    heart.env["AZURE_STORAGE_CONNECTION_STRING"] = azurite.connection_string.replace(
+        str(azurite.port), str(port)
+    )
+    t0 = time.monotonic()
+    proc = heart.invoke("--input", "azureml://datastores/down/paths/heart")
+    elapsed = time.monotonic() - t0
+    line = _one_line_error(proc, 9, "unreachable", f"127.0.0.1:{port}")
+    assert "AccountKey" not in proc.stderr and azurite.account_key not in proc.stderr
+    assert elapsed < 60, f"took {elapsed:.0f}s: the connect timeout/retries are not bounded"  # generous slack
+    # local input, unreachable output
+    data = tmp_path / "in"
+    data.mkdir()
+    (data / "a.csv").write_bytes(csv_files(1)["part0/f00.csv"])
+    proc = heart.invoke("--input", str(data), "--output-path", "azureml://datastores/down/paths/out")
+    _one_line_error(proc, 9, "unreachable")
+    _no_jobs(heart)
+    assert line
+
+
+def test_missing_container(heart: Any, azurite_env: Any, tmp_path: Path) -> None:
+    heart.env["AZURE_STORAGE_CONNECTION_STRING"] = azurite_env.connection_string
+    proc = heart.invoke("--input", "az://no-such-container/heart")
+    _one_line_error(proc, 9, "container 'no-such-container' does not exist")
+    data = tmp_path / "in"
+    data.mkdir()
+    (data / "a.csv").write_bytes(csv_files(1)["part0/f00.csv"])
+    proc = heart.invoke("--input", str(data), "--output-path", "az://no-such-container/out")
+    _one_line_error(proc, 9, "container 'no-such-container' does not exist")
+    _no_jobs(heart)
+
+
+def test_missing_path(heart: Any, azurite_env: Any) -> None:
+    heart.env["AZURE_STORAGE_CONNECTION_STRING"] = azurite_env.connection_string
+    container = azurite_env.new_container()
+    proc = heart.invoke("--input", f"az://{container}/nothing/here")
+    _one_line_error(proc, 9, f"az://{container}/nothing/here", "does not exist")
+    _no_jobs(heart)
+
+
+def test_bad_credentials(heart: Any, azurite: Any, upload: Any) -> None:
+    container = azurite.new_container()
+    upload(container, csv_files(2))
+    wrong_key = "A" * 86 + "=="
+    heart.env["AZURE_STORAGE_CONNECTION_STRING"] = azurite.connection_string.replace(
+        azurite.account_key, wrong_key
+    )
+    proc = heart.invoke("--input", f"az://{container}/part0")
+    _one_line_error(proc, 9, "access denied", "credentials were rejected")
+    assert wrong_key not in proc.stderr and "AccountKey" not in proc.stderr
+    _no_jobs(heart)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["az://c0ntainer/a/../b", "abfs://c0ntainer/../other/x", "azureml://datastores/blobds/paths/a/../../x"],
+)
+def test_dotdot_segment_refused_before_any_request(heart: Any, tmp_path: Path, value: str) -> None:
+    heart.ok(
+        "datastore",
+        "create",
+        "-f",
+        str(datastore_spec(tmp_path, "blobds", "c0ntainer", "http://127.0.0.1:9")),
+    )
+    proc = heart.invoke("--input", value)
+    _one_line_error(proc, 3, "'..'")
+    proc = heart.invoke("--input", str(tmp_path), "--output-path", value)
+    _one_line_error(proc, 3, "'..'")
+    _no_jobs(heart)
+
+
+def test_no_credentials_for_http_endpoint(heart: Any, tmp_path: Path) -> None:
+    heart.ok(
+        "datastore", "create", "-f", str(datastore_spec(tmp_path, "nocreds", "data", "http://127.0.0.1:9"))
+    )
+    proc = heart.invoke("--input", "azureml://datastores/nocreds/paths/x")
+    _one_line_error(proc, 9, "no credentials for storage account 'devstoreaccount1'")
+    assert json.loads(heart.run("job", "list", "-o", "json").stdout) == []
