@@ -128,3 +128,17 @@ def test_rerun_of_mlflow_item_failures_scores_just_those_files(mlenv, heart_data
     )
     plan = ok_json(mlenv.cli("job", "rerun", "-n", "m1", "--failed-only", "--dry-run"))
     assert (plan["files"], plan["first_files"]) == (1, ["notes.txt"])
+
+
+def test_rerun_of_a_single_file_input(env, tmp_path):
+    data = write_inputs(tmp_path / "in", {"one.txt": "flaky"})
+    env.endpoint()
+    env.script(retry_settings={"max_retries": 0, "timeout": 30})
+    first = env.invoke("heart", "--input", str(data / "one.txt"), "--job-name", "f1")
+    assert first.exit_code == 1
+    rerun = ok_json(
+        env.cli("job", "rerun", "-n", "f1", "--failed-only", "--output-path", str(tmp_path / "o"))
+    )
+    assert rerun["inputs"]["input_data"]["type"] == "uri_file"
+    assert (rerun["status"], rerun["counts"]["files"]) == ("Completed", 1)
+    assert (tmp_path / "o" / "predictions.csv").read_text() == "one.txt,flaky\n"

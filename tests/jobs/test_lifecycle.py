@@ -144,3 +144,30 @@ def test_cancel_of_a_finished_job_changes_nothing(env, tmp_path):
     result = env.cli("job", "cancel", "-n", "done")
     assert result.exit_code == 0
     assert json.loads(result.stdout)["status"] == "Completed"
+
+
+def test_a_queued_job_reads_queued_while_its_submitter_lives_and_failed_after(env, tmp_path):
+    """No window where a fresh job (submitted, not yet taken by a runner) reads Failed."""
+    import subprocess
+    import sys
+
+    from batchctl import api
+    from batchctl.workspace import Workspace
+
+    env.endpoint()
+    env.script()
+    data = write_inputs(tmp_path / "in", {"a.txt": "ok"})
+    ws = Workspace.open(None)
+    api.submit_job(ws, endpoint="heart", input=str(data), job_name="mine")
+    assert api.get_job(ws, "mine")["status"] == "Queued"
+    assert [j["status"] for j in api.list_jobs(ws)] == ["Queued"]
+    final = api.run_job(ws, "mine")
+    assert final["status"] == "Completed"
+    # a submitter that exits without running its job leaves it Failed, not Queued forever
+    code = (
+        "import sys; from batchctl import api; from batchctl.workspace import Workspace; "
+        "api.submit_job(Workspace.open(None), endpoint='heart', input=sys.argv[1], job_name='orphan')"
+    )
+    subprocess.run([sys.executable, "-c", code, str(data)], check=True, timeout=60)
+    job = api.get_job(ws, "orphan")
+    assert (job["status"], job["error"]["message"]) == ("Failed", "runner exited unexpectedly")

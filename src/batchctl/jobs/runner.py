@@ -188,6 +188,8 @@ def run_job(ws: Workspace, name: str, on_event: ProgressFn | None = None) -> dic
     logs = JobLogs(folder / "logs")
     logs.setup()
     record = records.update(folder, status=records.RUNNING, start_time=now(), runner=records.runner_identity())
+    if record["status"] != records.RUNNING:  # canceled or reconciled while Queued: never run a terminal job
+        raise BatchctlError(f"job '{name}' is {record['status']}, not Queued")
     plan = json.loads((folder / "plan.json").read_text())
     settings = record["settings"]
     parts = folder / "parts"

@@ -300,7 +300,9 @@ def submit(
         "end_time": None,
         "duration_seconds": None,
         "error": None,
-        "runner": None,
+        # the submitting process owns the Queued job until a runner takes it (start_detached / run_job),
+        # so a concurrent `job list` never mistakes a fresh job for one whose runner died
+        "runner": records.runner_identity(),
         "rerun_of": rerun_of,
         "tags": dict(inv.tags) if inv else {},
         "description": inv.description if inv else None,
@@ -394,7 +396,8 @@ def start_detached(ws: Workspace, name: str) -> dict[str, Any]:
         log.close()
     with records.job_lock(folder):
         record = records.read_raw(folder) or {}
-        if record.get("status") == records.QUEUED and not record.get("runner"):
+        owner = (record.get("runner") or {}).get("pid")
+        if record.get("status") == records.QUEUED and owner in (None, os.getpid()):
             record["runner"] = records.runner_identity(proc.pid)
             records.write(folder, record)
     return records.read_raw(folder) or record
@@ -498,7 +501,9 @@ def rerun_failed(ws: Workspace, name: str, output_path: str | None = None, job_n
     failed = [f for f in plan["files"] if f not in done]
     if not failed:
         raise BatchctlError(f"job '{name}' has no failed items to rerun")
-    root = plan["root_url"] if plan["root_protocol"] == "file" else plan["root_url"]
+    root = plan["root_url"]
+    if plan["input_type"] == "uri_file":  # the plan's root is the file's folder: rerun the file itself
+        root = storage.Location(plan["root_url"], plan["root_protocol"]).join(plan["files"][0]).url
     settings = record["settings"]
     overrides = [
         f"error_threshold={settings['error_threshold']}",
