@@ -721,7 +721,10 @@ def report(result: dict, markdown: bool) -> str:
     parts.append(
         f"{title}Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gb']:.0f} GB, Python {m['python']}, "
         f"load average {m['loadavg_start'][0]:.2f} at start, {result['loadavg_end'][0]:.2f} at end; "
-        f"{result['rounds']} alternated round(s), mode {result['mode']}."
+        f"{result['rounds']} alternated round(s), mode {result['mode']}; "
+        f"Pool start method {m['pool_start_method']}; versions "
+        + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v)
+        + "."
     )
     parts.append(render(*table_rows(result["summary"])))
     phase_rows = [
@@ -882,6 +885,7 @@ def main(argv: list[str] | None = None) -> int:
         "platform": platform.platform(),
         "loadavg_start": os.getloadavg(),
         "env": blas,
+        "pool_start_method": _start_method(),
         "versions": _versions(),
     }
     log(f"{len(jobs)} jobs x {rounds} round(s) on {machine['cores']} cores; runs in {runs_root}")
@@ -940,6 +944,12 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{len(failed)} run(s) FAILED; see their stderr.txt under {runs_root}")
         return 1
     return 0
+
+
+def _start_method() -> str:
+    import multiprocessing
+
+    return multiprocessing.get_start_method(allow_none=False)
 
 
 def _cpu_model() -> str:
