@@ -188,3 +188,44 @@ def test_unmodified_azure_heart_classifier_driver_runs(
         assert [int(r[1]) for r in rows if r[0] == name] == [int(p) for p in expected]
     stdout = "".join(p.read_text() for p in (mlenv.job_dir("az") / "logs" / "user" / "stdout").iterdir())
     assert "run method start" in stdout
+
+
+@pytest.fixture(scope="session")
+def two_output_model(tmp_path_factory):
+    """A pipeline predicting two targets: predict() returns a 2-D array."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.multioutput import MultiOutputClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+    from sklearn.tree import DecisionTreeClassifier
+
+    from .conftest import _save
+
+    X = heart_frame(120, 5)
+    y = X[["age"]].assign(old=(X["age"] > 55).astype("int64"), fixed=(X["thal"] == "fixed").astype("int64"))
+    pipeline = Pipeline(
+        [
+            ("features", ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), ["cp", "thal"])],
+                                           remainder="passthrough")),
+            ("clf", MultiOutputClassifier(DecisionTreeClassifier(random_state=0))),
+        ]
+    )  # fmt: skip
+    return _save(pipeline, X, y[["old", "fixed"]], tmp_path_factory.mktemp("two") / "model")
+
+
+def test_several_outputs_give_one_column_each_before_file_name(mlenv, two_output_model, tmp_path):
+    import mlflow.pyfunc
+    import pandas as pd
+
+    mlenv.heart_model = two_output_model
+    data = tmp_path / "d"
+    data.mkdir()
+    heart_frame(4, 9).to_csv(data / "x.csv", index=False)
+    mlenv.endpoint()
+    mlenv.mlflow()
+    ok_json(mlenv.invoke("heart", "--input", str(data), "--output-path", str(tmp_path / "o")))
+    rows = _rows(tmp_path / "o" / "predictions.csv")
+    frame = pd.read_csv(data / "x.csv", dtype={"cp": "str", "thal": "str"})
+    expected = mlflow.pyfunc.load_model(str(two_output_model)).predict(frame)
+    assert [[int(r[1]), int(r[2])] for r in rows] == [[int(a), int(b)] for a, b in expected]
+    assert [(r[0], r[3]) for r in rows] == [(str(i), "x.csv") for i in range(4)]
