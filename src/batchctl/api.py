@@ -12,15 +12,14 @@ import re
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchctl.errors import BatchctlError, ConflictError, NotFoundError, SpecError
 from batchctl.specs import load as spec_load
-from batchctl.specs.assets import ComputeSpec, DataSpec, DatastoreSpec, ModelSpec
-from batchctl.specs.deployment import DeploymentSpec, InlineModel
-from batchctl.specs.endpoint import EndpointSpec
 from batchctl.workspace import Workspace, content_hash, copy_into, now
 
+if TYPE_CHECKING:
+    from batchctl.specs.deployment import DeploymentSpec
 LATEST = "latest"
 BUILTIN_COMPUTE = "local"
 DEFAULT_DATASTORE = "workspaceblobstore"
@@ -112,6 +111,8 @@ def create_endpoint(
     description: str | None = None,
 ) -> dict[str, Any]:
     """Create or overwrite an endpoint (as `az ml batch-endpoint create`)."""
+    from batchctl.specs.endpoint import EndpointSpec
+
     if file is None and name is None:
         raise SpecError("endpoint create needs --file or --name")
     spec = spec_load.load_spec(
@@ -160,6 +161,8 @@ def update_endpoint(
     ws: Workspace, name: str, overrides: Iterable[str] = (), file: str | None = None
 ) -> dict[str, Any]:
     """Update description, tags, properties or defaults (`--set defaults.deployment_name=D`)."""
+    from batchctl.specs.endpoint import EndpointSpec
+
     name = spec_load.validate_name("endpoint", name)
     overrides = list(overrides)
     with ws.store.transaction() as state:
@@ -287,6 +290,8 @@ def create_model(
     overrides: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Register a model: files are copied into the workspace; versions auto-increment from 1."""
+    from batchctl.specs.assets import ModelSpec
+
     spec = spec_load.load_spec(
         "model",
         ModelSpec,
@@ -374,6 +379,8 @@ def create_data(
     overrides: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Register a data asset (a reference to a local path, URL or datastore path; nothing is copied)."""
+    from batchctl.specs.assets import DataSpec
+
     spec = spec_load.load_spec(
         "data",
         DataSpec,
@@ -478,6 +485,8 @@ def create_datastore(
     ws: Workspace, file: str | None = None, name: str | None = None, overrides: Iterable[str] = ()
 ) -> dict[str, Any]:
     """Register a datastore. Credentials are never stored: they come from the environment at run time."""
+    from batchctl.specs.assets import DatastoreSpec
+
     if file is None:
         raise SpecError("datastore create needs --file")
     spec = spec_load.load_spec("datastore", DatastoreSpec, file, overrides, fields={"name": name})
@@ -562,6 +571,7 @@ def create_compute(
     size: str | None = None,
     overrides: Iterable[str] = (),
 ) -> dict[str, Any]:
+    from batchctl.specs.assets import ComputeSpec
     spec = spec_load.load_spec(
         "compute",
         ComputeSpec,
@@ -705,6 +715,7 @@ def _mlflow_uri_model(ws: Workspace, uri: str, deployment: str) -> dict[str, Any
 
 
 def _resolve_deployment_model(ws: Workspace, spec: DeploymentSpec, source: str) -> dict[str, Any]:
+    from batchctl.specs.deployment import InlineModel
     model = spec.model
     if isinstance(model, InlineModel):
         path = Path(model.path)
@@ -728,6 +739,8 @@ def create_deployment(
     skip_script_validation: bool = False,
 ) -> dict[str, Any]:
     """Create or overwrite a deployment; the endpoint's first deployment becomes its default."""
+    from batchctl.specs.deployment import DeploymentSpec
+
     spec = spec_load.load_spec(
         "deployment",
         DeploymentSpec,
@@ -813,6 +826,8 @@ def update_deployment(
     skip_script_validation: bool = False,
 ) -> dict[str, Any]:
     """Update an existing deployment from a file and/or `--set` overrides."""
+    from batchctl.specs.deployment import DeploymentSpec
+
     if file is not None:
         spec = spec_load.load_spec(
             "deployment",

@@ -2,50 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, model_validator
 
-ENDPOINT_NAME_RE = re.compile(r"^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$")
-ASSET_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,254}$")
-VERSION_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$")
-
-ENDPOINT_LENGTH_MESSAGE = (
-    "The name for an endpoint must be at least 3 and at most 32 characters long "
-    "(inclusive of both limits)."
+from batchctl.specs.names import (  # noqa: E402,F401 - re-exported for the spec models
+    ASSET_NAME_RE,
+    ENDPOINT_CHARS_MESSAGE,
+    ENDPOINT_LENGTH_MESSAGE,
+    ENDPOINT_NAME_RE,
+    VERSION_RE,
+    asset_name_problem,
+    endpoint_name_problem,
+    version_problem,
 )
-ENDPOINT_CHARS_MESSAGE = (
-    "The name for an endpoint must start with an upper- or lowercase letter and only consist of "
-    "'-'s and alphanumeric characters."
-)
-
-
-def _printable(value: str) -> str:
-    return value.encode("unicode_escape").decode("ascii")
-
-
-def endpoint_name_problem(value: str) -> str | None:
-    if not 3 <= len(value) <= 32:
-        return ENDPOINT_LENGTH_MESSAGE
-    if not ENDPOINT_NAME_RE.fullmatch(value):
-        return ENDPOINT_CHARS_MESSAGE
-    return None
-
-
-def asset_name_problem(value: str) -> str | None:
-    if not ASSET_NAME_RE.fullmatch(value):
-        return (
-            f"name '{_printable(value)}' is invalid: use 1-255 letters, digits, '-' or '_', "
-            "starting with a letter or digit"
-        )
-    return None
-
-
-def version_problem(value: str) -> str | None:
-    if not VERSION_RE.fullmatch(value):
-        return f"version '{_printable(value)}' is invalid: use letters, digits, '.', '-' or '_'"
-    return None
 
 
 def _check_endpoint_name(value: str) -> str:

@@ -10,11 +10,12 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
-
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from batchctl.errors import SpecError
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel, ValidationError
 
 MAX_SPEC_BYTES = 1024 * 1024
 _UNION_TAGS = {
@@ -73,6 +74,8 @@ def format_validation_error(source: str, exc: ValidationError) -> str:
 
 def validate_data(model: Any, data: Any, source: str) -> Any:
     """Validate a mapping against a spec model (or Annotated union) with file-named errors."""
+    from pydantic import BaseModel, TypeAdapter, ValidationError
+
     try:
         if isinstance(model, type) and issubclass(model, BaseModel):
             return model.model_validate(data)
@@ -220,7 +223,7 @@ def spec_hash(spec: BaseModel) -> str:
 
 def validate_name(kind: str, value: str) -> str:
     """Check a name given on the command line before it touches a path."""
-    from batchctl.specs._base import asset_name_problem, endpoint_name_problem
+    from batchctl.specs.names import asset_name_problem, endpoint_name_problem
 
     problem = endpoint_name_problem(value) if kind == "endpoint" else asset_name_problem(value)
     if problem:
