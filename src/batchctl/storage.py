@@ -435,6 +435,8 @@ def probe_type(loc: Location) -> str:
         raise _storage_error("read", loc.url, exc, loc) from exc
     if info.get("type") == "directory":
         return "uri_folder"
+    if loc.protocol in ("http", "https") and loc.url.endswith("/"):
+        return "uri_folder"  # a listed folder: an index page whose links are the files
     return "uri_file"
 
 
