@@ -590,16 +590,21 @@ def create_compute(
     if spec.name == BUILTIN_COMPUTE and spec.type != "local":
         raise ConflictError("'local' is the built-in compute and stays of type local")
     record = spec.model_dump(mode="json")
+    notice = None
     if spec.type == "amlcompute":
         record["runs_as"] = "local"
-        record["notice"] = f"compute '{spec.name}' is an Azure amlcompute cluster: batchctl runs its jobs locally"
+        notice = f"compute '{spec.name}' is an Azure amlcompute cluster: batchctl runs its jobs locally"
     with ws.store.transaction() as state:
         previous = state["computes"].get(spec.name)
         if _same(previous, record):
-            return dict(previous)  # type: ignore[arg-type]
-        _stamp(record, previous)
-        state["computes"][spec.name] = record
-    return record
+            result = dict(previous)  # type: ignore[arg-type]
+        else:
+            _stamp(record, previous)
+            state["computes"][spec.name] = record
+            result = dict(record)
+    if notice:
+        result["notice"] = notice
+    return result
 
 
 def get_compute(ws: Workspace, name: str, state: dict[str, Any] | None = None) -> dict[str, Any]:

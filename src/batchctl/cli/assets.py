@@ -192,7 +192,7 @@ def compute_create(
         workspace(), file, name, type_, address, max_workers, min_instances, max_instances, size, set_ or []
     )
     if "notice" in record:
-        notice(f"Notice: {record['notice']}")
+        notice(f"Notice: {record.pop('notice')}")
     return record
 
 
