@@ -334,7 +334,7 @@ def test_compute_local_ray_and_amlcompute(cli, out, registry):
     )
     record = registry.data()["computes"]["batch-cluster"]
     assert (record["runs_as"], record["max_instances"], record["size"]) == ("local", 5, "STANDARD_DS3_V2")
-    assert "notice" not in record and "notice" not in out(aml)
+    assert "notice" not in record and "notice" not in json.loads(aml.stdout)
     before = registry.bytes()
     assert out(cli("compute", "create", "-n", "cpu4", "--type", "local", "--max-workers", "4")) == cpu
     assert registry.bytes() == before
