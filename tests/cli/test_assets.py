@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import json
 import pytest
 
 BAD_NAME = "name 'a b' is invalid: use 1-255 letters, digits, '-' or '_', starting with a letter or digit"
