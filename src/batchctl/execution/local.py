@@ -7,11 +7,27 @@ import multiprocessing
 import os
 import pickle
 import signal
+import sys
+import types
+from collections.abc import Iterator
 from multiprocessing.connection import wait as mp_wait
 from typing import Any
 
 from batchctl.errors import BatchctlError
 from batchctl.scoring.base import ScorerRef
+
+
+@contextlib.contextmanager
+def _without_main_module() -> Iterator[None]:
+    """Spawned children re-import the parent's __main__ (the CLI script: typer, rich...) before running
+    their target. The worker needs none of it, so hide __main__ while starting the child."""
+    saved = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if saved is not None:
+            sys.modules["__main__"] = saved
 
 
 class LocalHandle:
@@ -74,7 +90,8 @@ class LocalBackend:
             name=f"batchctl-worker-{slot}",
             daemon=True,
         )
-        process.start()
+        with _without_main_module():
+            process.start()
         child.close()
         handle = LocalHandle(slot, process, parent)
         self.handles.append(handle)
