@@ -27,7 +27,9 @@ class MlflowScorer:
     def init(self) -> None:
         import mlflow.pyfunc
 
-        self.model = mlflow.pyfunc.load_model(self.ref.model_path)
+        # the driver has already compared the model's requirements with this interpreter (once, cheaply);
+        # mlflow's own check maps every installed distribution and costs ~0.7 s in each worker
+        self.model = mlflow.pyfunc.load_model(self.ref.model_path, suppress_warnings=True)
         self.dtypes, self.columns = _signature_dtypes(self.model)
         flavors = getattr(self.model.metadata, "flavors", None) or {}
         self.row_wise = "sklearn" in flavors
