@@ -37,7 +37,6 @@ def invoke_job(
     dry_run: bool,
 ) -> Any:
     from batchctl import api
-    from batchctl.errors import JobCanceledError, JobFailedError
 
     ws = workspace()
     record = api.submit_job(
@@ -235,11 +234,9 @@ def rerun(
 def stream(name: NameReq) -> object:
     """Follow a job's logs until it ends; exit 0 only if it Completed."""
     from batchctl import api
-    from batchctl.errors import JobCanceledError, JobFailedError
+    from batchctl.errors import JobFailedError
 
     ws = workspace()
-    record = api.get_job(ws, name)
-    log = None
     position = 0
     while True:
         record = api.get_job(ws, name)
@@ -257,7 +254,6 @@ def stream(name: NameReq) -> object:
         if record["status"] in ("Completed", "Failed", "Canceled") and not chunk:
             break
         time.sleep(0.2)
-    del log
     c = record.get("counts") or {}
     sys.stdout.write(
         f"job {name}: {record['status']} - {c.get('items_succeeded', 0)} items succeeded, "
@@ -269,7 +265,6 @@ def stream(name: NameReq) -> object:
     if record["status"] == "Canceled":
         raise JobFailedError(f"job {name} was canceled")
     raise JobFailedError(f"job {name} failed: {message}")
-    _ = JobCanceledError
 
 
 def register_list_jobs(group: typer.Typer, kind: str) -> None:
