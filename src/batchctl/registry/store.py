@@ -102,9 +102,10 @@ class RegistryStore:
             lock.release()
 
     def _clean_stray_temps(self) -> None:
-        for stray in self.root.glob(".registry.json.tmp-*"):
-            with contextlib.suppress(OSError):
-                stray.unlink()
+        for pattern in (".registry.json.tmp-*", ".registry.json.bak-*"):
+            for stray in self.root.glob(pattern):
+                with contextlib.suppress(OSError):
+                    stray.unlink()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[dict[str, Any]]:
@@ -119,9 +120,9 @@ class RegistryStore:
 
     def _write(self, state: dict[str, Any]) -> None:
         payload = (json.dumps(state, indent=2) + "\n").encode()
+        bak_tmp = self.root / f".registry.json.bak-{os.getpid()}"
         try:
             if self.path.exists():
-                bak_tmp = self.root / f".registry.json.bak-{os.getpid()}"
                 with contextlib.suppress(FileNotFoundError):
                     bak_tmp.unlink()
                 os.link(self.path, bak_tmp)
@@ -131,4 +132,9 @@ class RegistryStore:
             raise BatchctlError(
                 f"cannot write registry {self.path}: {exc.strerror or exc}; it was left unchanged"
             ) from exc
+        finally:
+            # left behind when the replace failed, or when a writer died before its own replace: then
+            # registry.json and .bak are one inode, and rename() of a hard link onto itself does nothing
+            with contextlib.suppress(OSError):
+                bak_tmp.unlink()
         fsync_dir(self.root)
