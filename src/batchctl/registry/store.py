@@ -36,6 +36,20 @@ class RegistryStore:
             )
         return f"move {self.path} aside to start a new registry (its contents are not recoverable by batchctl)"
 
+    def _older_backup_hint(self) -> str:
+        """For a newer-schema registry: the .bak, when this batchctl can read it, is a way back."""
+        try:
+            data = json.loads(self.backup_path.read_bytes())
+            readable = isinstance(data, dict) and isinstance(data.get("schema_version"), int)
+            if not readable or data["schema_version"] > SCHEMA_VERSION:
+                return ""
+        except (OSError, ValueError):
+            return ""
+        return (
+            f"; or go back to the last version this batchctl wrote (later changes are lost): "
+            f"cp '{self.backup_path}' '{self.path}'"
+        )
+
     def _parse(self, raw: bytes) -> dict[str, Any]:
         if not raw.strip(b" \t\r\n\x00"):
             raise RegistryCorruptError(
@@ -58,7 +72,7 @@ class RegistryStore:
             raise RegistryCorruptError(
                 f"registry {self.path} has schema_version {version}, newer than this batchctl supports "
                 f"({SCHEMA_VERSION}); it was left untouched",
-                "upgrade batchctl (pip install -U batchctl) to use this workspace",
+                "upgrade batchctl (pip install -U batchctl) to use this workspace" + self._older_backup_hint(),
             )
         for section in SECTIONS:
             if not isinstance(data.setdefault(section, {}), dict):
