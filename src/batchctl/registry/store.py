@@ -6,6 +6,7 @@ import contextlib
 import copy
 import json
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,59 @@ from batchctl.fsutil import atomic_write_bytes, fsync_dir
 from batchctl.settings import SCHEMA_VERSION, lock_timeout
 
 SECTIONS = ("endpoints", "deployments", "models", "data", "datastores", "computes")
+MOUNTS_FILE = "/proc/mounts"
+# network and FUSE filesystems where flock() and an atomic rename are not guaranteed (docs/security.md)
+NETWORK_FS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p", "ceph", "glusterfs",
+              "fuse.glusterfs", "afs", "lustre"}
+ALLOW_NETWORK_FS_ENV = "BATCHCTL_ALLOW_NETWORK_FS"
+_warned_roots: set[str] = set()
+
+
+def _unescape_mount(field: str) -> str:
+    """/proc/mounts writes space, tab, newline and backslash as octal escapes (\\040 ...)."""
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and field[i + 1 : i + 4].isdigit():
+            out.append(chr(int(field[i + 1 : i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def network_filesystem(path: Path) -> str | None:
+    """The network filesystem type holding `path` (longest mount point), or None if local or unknown."""
+    try:
+        with open(MOUNTS_FILE, encoding="utf-8", errors="replace") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None  # not Linux, or no /proc: nothing to tell
+    target = str(path.resolve())
+    best, best_type = "", None
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        mount, fstype = _unescape_mount(fields[1]), fields[2]
+        inside = target == mount or target.startswith(mount.rstrip("/") + "/")
+        if inside and len(mount) >= len(best):
+            best, best_type = mount, fstype
+    return best_type if best_type in NETWORK_FS else None
+
+
+def warn_if_network_fs(root: Path) -> None:
+    """Once per process and workspace: the registry's guarantees need a local filesystem."""
+    if os.environ.get(ALLOW_NETWORK_FS_ENV) == "1" or str(root) in _warned_roots:
+        return
+    _warned_roots.add(str(root))
+    fstype = network_filesystem(root)
+    if fstype:
+        sys.stderr.write(
+            f"Warning: the workspace {root} is on a {fstype} filesystem; the registry lock and atomic "
+            "replace are only guaranteed on a local filesystem (docs/security.md). Use a local "
+            f"--workspace / BATCHCTL_HOME, or set {ALLOW_NETWORK_FS_ENV}=1 to silence this warning\n"
+        )
 
 
 def empty_state() -> dict[str, Any]:
@@ -72,7 +126,8 @@ class RegistryStore:
             raise RegistryCorruptError(
                 f"registry {self.path} has schema_version {version}, newer than this batchctl supports "
                 f"({SCHEMA_VERSION}); it was left untouched",
-                "upgrade batchctl (pip install -U batchctl) to use this workspace" + self._older_backup_hint(),
+                "upgrade batchctl (pip install -U batchctl) to use this workspace"
+                + self._older_backup_hint(),
             )
         for section in SECTIONS:
             if not isinstance(data.setdefault(section, {}), dict):
@@ -100,6 +155,7 @@ class RegistryStore:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise BatchctlError(f"cannot create workspace {self.root}: {exc.strerror}") from exc
+        warn_if_network_fs(self.root)
         lock = FileLock(str(self.lock_path), timeout=lock_timeout())
         try:
             lock.acquire()
