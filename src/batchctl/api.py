@@ -751,7 +751,7 @@ def create_deployment(
         DeploymentSpec,
         file,
         overrides,
-        fields={"name": name, "endpoint_name": endpoint_name.lower() if endpoint_name else None},
+        fields={"name": name, "endpoint_name": endpoint_name.lower() if endpoint_name is not None else None},
     )
     return _save_deployment(ws, spec, Path(file).name, set_default, skip_script_validation)
 
@@ -839,7 +839,7 @@ def update_deployment(
             DeploymentSpec,
             file,
             overrides,
-            fields={"name": name, "endpoint_name": endpoint.lower() if endpoint else None},
+            fields={"name": name, "endpoint_name": endpoint.lower() if endpoint is not None else None},
         )
         get_deployment(ws, spec.name, spec.endpoint_name)
         return _save_deployment(ws, spec, Path(file).name, False, skip_script_validation)
