@@ -412,6 +412,8 @@ def list_jobs(
 ) -> list[dict[str, Any]]:
     if endpoint is not None:
         endpoint = spec_load.validate_name("endpoint", endpoint)
+    if deployment is not None:  # a filter only, but checked like every name (an empty one would match all)
+        spec_load.validate_name("deployment", deployment)
     if status is not None:
         wanted = {s.lower(): s for s in records.STATES}
         if status.lower() not in wanted:
@@ -421,7 +423,7 @@ def list_jobs(
     for record in records.list_all(ws):
         if endpoint and record.get("endpoint_name") != endpoint:
             continue
-        if deployment and record.get("deployment_name") != deployment:
+        if deployment is not None and record.get("deployment_name") != deployment:
             continue
         if status and record.get("status") != status:
             continue
@@ -469,6 +471,8 @@ def download_job(ws: Workspace, name: str, output_name: str = "score", download_
 def rerun_failed(ws: Workspace, name: str, output_path: str | None = None, job_name: str | None = None,
                  dry_run: bool = False) -> dict[str, Any]:
     """A new job that scores only the items that failed in job `name`."""
+    if job_name is not None:  # the new name is checked first, like every name, before anything is read
+        spec_load.validate_name("job", job_name)
     record = records.load(ws, name)
     if record["status"] not in records.TERMINAL:
         raise BatchctlError(f"job '{name}' is {record['status']}; rerun it once it has ended")
