@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from pydantic import BaseModel, ValidationError
 
 MAX_SPEC_BYTES = 1024 * 1024
+# values in a spec, counting every use of a YAML alias: a few hundred bytes of aliases can expand to
+# 10^9 values ("billion laughs") that validation and the registry's JSON would then walk for ever
+MAX_SPEC_VALUES = 100_000
 _UNION_TAGS = {
     "reference",
     "inline",
@@ -72,10 +75,35 @@ def format_validation_error(source: str, exc: ValidationError) -> str:
     return text
 
 
+def _too_many_values(data: Any, limit: int = MAX_SPEC_VALUES) -> bool:
+    """Whether `data` holds more than `limit` values (aliases counted at each use); stops at the limit."""
+    count, stack = 0, [data]
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count > limit:
+            return True
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list | tuple):
+            stack.extend(node)
+    return False
+
+
+def _check_size(data: Any, source: str) -> None:
+    if _too_many_values(data):
+        raise SpecError(
+            f"{source}: too many values for a spec (more than {MAX_SPEC_VALUES}, counting each use of a "
+            "YAML alias)"
+        )
+
+
 def validate_data(model: Any, data: Any, source: str) -> Any:
     """Validate a mapping against a spec model (or Annotated union) with file-named errors."""
     from pydantic import BaseModel, TypeAdapter, ValidationError
 
+    _check_size(data, source)
     try:
         if isinstance(model, type) and issubclass(model, BaseModel):
             return model.model_validate(data)
@@ -118,6 +146,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise SpecError(f"{source}: invalid YAML: nested too deeply") from exc
     if data is None:
         raise SpecError(f"{source}: the file is empty; expected a mapping of fields")
+    _check_size(data, source)
     if not isinstance(data, dict):
         raise SpecError(f"{source}: expected a mapping of fields at the top level, got a {_kind(data)}")
     return data
