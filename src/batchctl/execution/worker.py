@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import threading
@@ -40,6 +41,20 @@ def new_scorer(ref: ScorerRef) -> Any:
     return scorer
 
 
+def unreadable(path: str) -> str | None:
+    """Why a local input cannot be scored, or None. A FIFO, socket or device is never opened: reading a
+    FIFO blocks until a writer comes, which would stall the whole mini-batch until its timeout."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        return f"cannot read input: {exc.strerror}"
+    if not stat.S_ISREG(mode):
+        return "not a regular file (a FIFO, socket or device); it was not opened"
+    if not os.access(path, os.R_OK):
+        return "cannot read input: Permission denied"
+    return None
+
+
 def run_task(scorer: Any, task: dict[str, Any], scratch: str) -> dict[str, Any]:
     """One attempt: fetch the files (remote ones into scratch), score them, return a plain dict."""
     from batchctl.storage import Location, fetch
@@ -55,6 +70,10 @@ def run_task(scorer: Any, task: dict[str, Any], scratch: str) -> dict[str, Any]:
                 path = fetch(root, rel, batch_dir)
             except Exception as exc:  # an unreadable input is one failed item
                 fetch_errors.append((rel, str(exc)))
+                continue
+            reason = unreadable(path)
+            if reason is not None:
+                fetch_errors.append((rel, f"input '{rel}': {reason}"))
                 continue
             local_files.append(path)
             ok_names.append(rel)
