@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from pathlib import Path
+from typing import Any
 
 from batchctl.errors import redact
 
@@ -16,6 +17,7 @@ def _ts() -> str:
 class JobLogs:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._handles: dict[str, Any] = {}
 
     def setup(self) -> None:
         for sub in ("sys/worker", "user/error", "user/stdout"):
@@ -31,10 +33,18 @@ class JobLogs:
         )
 
     def _append(self, rel: str, line: str) -> None:
-        path = self.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(redact(line.rstrip("\n")) + "\n")
+        # kept open, line-buffered: a job with thousands of mini-batches writes thousands of lines
+        handle = self._handles.get(rel)
+        if handle is None:
+            path = self.root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = self._handles[rel] = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+        handle.write(redact(line.rstrip("\n")) + "\n")
+
+    def close(self) -> None:
+        for handle in self._handles.values():
+            handle.close()
+        self._handles.clear()
 
     def master(self, message: str) -> None:
         self._append("sys/master_role.txt", f"{_ts()} {message}")

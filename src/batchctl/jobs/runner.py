@@ -271,6 +271,7 @@ def run_job(ws: Workspace, name: str, on_event: ProgressFn | None = None) -> dic
         + (f"\nError: {error['message']}" if error and status != records.COMPLETED else "")
     )
     final = records.update(folder, status=status, end_time=now(), counts=c, error=error, duration_seconds=round(duration, 3))
+    logs.close()
     if on_event is not None:
         on_event("finished", {"status": final["status"], "counts": dict(c)})
     return final

@@ -14,6 +14,7 @@ from batchctl.scoring.base import Outcome, ScorerRef
 log = logging.getLogger("batchctl.mlflow")
 TABULAR = (".csv", ".parquet", ".pqt")
 ACCEPTED = [".csv", ".parquet", ".pqt"]
+SMALL_CSV_BYTES = 256 * 1024
 
 
 class MlflowScorer:
@@ -53,17 +54,25 @@ class MlflowScorer:
 
     def score(self, files: list[str], names: list[str]) -> Outcome:
         outcome = Outcome(ok=True)
-        frames: list[tuple[str, Any]] = []
-        for path, name in zip(files, names, strict=True):
-            try:
-                frames.append((name, self._read(path)))
-            except Exception as exc:  # one unreadable file is one failed item
-                self._fail(outcome, name, exc)
+        joined = None
+        combined = self._read_small_csvs_at_once(files, names) if self.row_wise and len(files) > 1 else None
+        if combined is not None:
+            joined, frames = combined
+        else:
+            frames = []
+            for path, name in zip(files, names, strict=True):
+                try:
+                    frames.append((name, self._read(path)))
+                except Exception as exc:  # one unreadable file is one failed item
+                    self._fail(outcome, name, exc)
         chunks: list[str] = []
-        predicted = self._predict_together(frames) if self.row_wise and len(frames) > 1 else None
+        predicted = self._predict_together(frames, joined) if self.row_wise and len(frames) > 1 else None
         for index, (name, frame) in enumerate(frames):
             try:
-                predictions = predicted[index] if predicted is not None else self.model.predict(frame)
+                if predicted is not None:
+                    predictions = predicted[index]
+                else:  # a file with a header and no rows gives no rows, as it does when predicted together
+                    predictions = self.model.predict(frame) if len(frame) else []
                 text, rows = _format_rows(predictions, name)
             except Exception as exc:  # a file whose prediction fails is one failed item
                 self._fail(outcome, name, exc)
@@ -80,7 +89,55 @@ class MlflowScorer:
         outcome.item_errors.append((name, reason))
         log.error(reason)
 
-    def _predict_together(self, frames: list[tuple[str, Any]]) -> list[Any] | None:
+    def _read_small_csvs_at_once(self, files: list[str], names: list[str]) -> tuple[Any, list[tuple[str, Any]]] | None:
+        """Small CSV files with one header: one read_csv over their concatenated rows, cut back per file.
+
+        read_csv costs ~0.5 ms per call before it reads a byte, which dominates files of a few rows.
+        Only plain files qualify (no quotes, no blank lines, same header); anything else, or any parse
+        error, returns None and the files are read one by one, so failures stay attributed to files.
+        """
+        import io
+
+        import pandas as pd
+
+        if any(not path.lower().endswith(".csv") for path in files):
+            return None
+        header = None
+        bodies: list[bytes] = []
+        counts: list[int] = []
+        for path in files:
+            try:
+                if os.path.getsize(path) > SMALL_CSV_BYTES:
+                    return None
+                with open(path, "rb") as handle:
+                    raw = handle.read()
+            except OSError:
+                return None
+            head, sep, body = raw.partition(b"\n")
+            if not sep or b'"' in raw or raw.startswith(b"\xef\xbb\xbf") or (header is not None and head != header):
+                return None
+            header = head
+            lines = body.split(b"\n")
+            if lines and lines[-1] == b"":
+                lines.pop()
+            if any(not line.strip(b" \t\r") for line in lines):
+                return None
+            bodies.append(b"\n".join(lines) + b"\n" if lines else b"")
+            counts.append(len(lines))
+        assert header is not None
+        try:
+            joined = pd.read_csv(io.BytesIO(header + b"\n" + b"".join(bodies)), dtype=self.dtypes)
+        except Exception:  # attribute the failure by reading the files one by one
+            return None
+        if len(joined) != sum(counts):
+            return None
+        frames, start = [], 0
+        for name, count in zip(names, counts, strict=True):
+            frames.append((name, joined.iloc[start : start + count]))
+            start += count
+        return joined, frames
+
+    def _predict_together(self, frames: list[tuple[str, Any]], joined: Any = None) -> list[Any] | None:
         """One predict call for the files of a mini-batch (row-wise flavors only); None to go file by file.
 
         scikit-learn predictions are row-wise, so predicting the concatenated rows and cutting them
@@ -89,12 +146,15 @@ class MlflowScorer:
         import numpy as np
         import pandas as pd
 
-        first = frames[0][1]
-        if any(list(f.columns) != list(first.columns) or not f.dtypes.equals(first.dtypes) for _, f in frames):
-            return None
+        if joined is None:  # slices of one joined read share its columns; separate reads must agree
+            first = frames[0][1]
+            columns, dtypes = list(first.columns), list(first.dtypes)
+            if any(list(f.columns) != columns or list(f.dtypes) != dtypes for _, f in frames[1:]):
+                return None
         lengths = [len(f) for _, f in frames]
         try:
-            joined = pd.concat([f for _, f in frames], ignore_index=True)
+            if joined is None:
+                joined = pd.concat([f for _, f in frames], ignore_index=True)
             predictions = self.model.predict(joined)
         except Exception:  # attribute the failure to files by predicting them one by one
             return None
