@@ -1,0 +1,144 @@
+"""The MLflow scorer's fast paths (one read_csv for small files, one predict per mini-batch, direct
+CSV formatting) must give exactly the bytes and counts of the plain file-by-file path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from batchctl.scoring.base import ScorerRef
+from batchctl.scoring.mlflow_model import MlflowScorer, _format_rows, _results_table
+
+pytestmark = pytest.mark.mlflow
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame(
+        {
+            "age": rng.integers(30, 80, 300).astype("int64"),
+            "chol": rng.normal(240, 40, 300),
+            "thal": rng.choice(["normal", "fixed", "reversible"], 300),
+        }
+    )
+    y = ((x.age > 55) & (x.thal != "normal")).astype(int)
+    pipe = Pipeline(
+        [
+            (
+                "ct",
+                ColumnTransformer(
+                    [
+                        ("oh", OneHotEncoder(handle_unknown="ignore"), ["thal"]),
+                        ("sc", StandardScaler(), ["age", "chol"]),
+                    ]
+                ),
+            ),
+            ("lr", LogisticRegression()),
+        ]
+    ).fit(x, y)
+    path = tmp_path_factory.mktemp("model") / "heart"
+    mlflow.sklearn.save_model(
+        pipe,
+        str(path),
+        signature=infer_signature(x.astype({"age": "float64"}), pipe.predict(x)),
+        serialization_format="cloudpickle",
+    )
+    return path
+
+
+def scorer(model_dir: Path, row_wise: bool) -> MlflowScorer:
+    ref = ScorerRef("mlflow", str(model_dir.parent), str(model_dir), None, None, "append_row", "/tmp", "info")
+    s = MlflowScorer(ref)
+    s.init()
+    assert s.row_wise  # a scikit-learn flavor
+    s.row_wise = row_wise
+    return s
+
+
+def write(folder: Path, name: str, text: str) -> str:
+    path = folder / name
+    path.write_bytes(text.encode())
+    return str(path)
+
+
+CASES = {
+    "plain": "age,chol,thal\n50,200.5,fixed\n61,250.0,normal\n",
+    "no-final-newline": "age,chol,thal\n70,180.25,reversible",
+    "header-only": "age,chol,thal\n",
+    "quoted": 'age,chol,thal\n44,199.0,"fixed"\n',
+    "blank-line": "age,chol,thal\n52,230.0,normal\n\n66,240.0,fixed\n",
+    "crlf": "age,chol,thal\r\n58,210.0,normal\r\n",
+    "other-column-order": "chol,age,thal\n215.0,49,fixed\n",
+    "bad-value": "age,chol,thal\nabc,1.0,fixed\n",
+    "empty-file": "",
+    "bom": "\ufeffage,chol,thal\n45,205.0,normal\n",
+}
+
+
+@pytest.mark.parametrize("extra", sorted(CASES))
+def test_batched_paths_give_the_bytes_and_counts_of_file_by_file(
+    model_dir: Path, tmp_path: Path, extra: str
+) -> None:
+    files = [write(tmp_path, f"a{i}.csv", CASES["plain"]) for i in range(3)]
+    files.insert(1, write(tmp_path, f"x-{extra}.csv", CASES[extra]))
+    names = [os.path.basename(f) for f in files]
+    fast = scorer(model_dir, row_wise=True).score(files, names)
+    slow = scorer(model_dir, row_wise=False).score(files, names)
+    assert fast.data == slow.data
+    assert (fast.succeeded, fast.failed, fast.rows) == (slow.succeeded, slow.failed, slow.rows)
+    assert [n for n, _ in fast.item_errors] == [n for n, _ in slow.item_errors]
+    assert fast.succeeded + fast.failed == 4
+
+
+def test_a_bad_file_among_small_ones_fails_alone(model_dir: Path, tmp_path: Path) -> None:
+    files = [write(tmp_path, f"a{i}.csv", CASES["plain"]) for i in range(4)]
+    files[2] = write(tmp_path, "bad.csv", CASES["bad-value"])
+    outcome = scorer(model_dir, row_wise=True).score(files, [os.path.basename(f) for f in files])
+    assert (outcome.succeeded, outcome.failed, outcome.rows) == (3, 1, 6)
+    assert outcome.item_errors == [
+        (
+            "bad.csv",
+            "Error processing input file: 'bad.csv'. Exception: could not convert string to float: 'abc'",
+        )
+    ]
+    model = scorer(model_dir, row_wise=False).model
+    expected = b"".join(
+        _results_table(model.predict(pd.read_csv(f, dtype={"age": "float64"})), os.path.basename(f))
+        .to_csv(header=False, index=False, lineterminator="\n")
+        .encode()
+        for f in files
+        if not f.endswith("bad.csv")
+    )
+    assert outcome.data == expected
+
+
+@pytest.mark.parametrize(
+    "predictions",
+    [
+        np.array([0, 1, 1]),
+        np.array([True, False]),
+        np.array([0.1, 1e-7, 123456789.123, np.nan, 1.0, 2.5e20]),
+        np.array(["a", "b,c"]),
+        pd.Series([1.5, 2.0]),
+        np.array([[1, 2], [3, 4]]),
+        np.array([], dtype=float),
+    ],
+)
+@pytest.mark.parametrize("name", ["f.csv", 'we,ird "x".csv'])
+def test_direct_formatting_equals_pandas_to_csv(predictions: object, name: str) -> None:
+    fast, rows = _format_rows(predictions, name)
+    table = _results_table(predictions, name)
+    assert fast == table.to_csv(header=False, index=False, lineterminator="\n")
+    assert rows == len(table)
