@@ -156,6 +156,7 @@ def test_a_yaml_alias_bomb_is_refused_at_once(cli, ready, tmp_path, label):
     assert tree(tmp_path) == before
 
 
+@pytest.mark.slow  # parsing 120000 values from one --set takes a few seconds
 def test_a_huge_set_value_is_refused_the_same_way(cli, ready, tmp_path):
     value = "{" + ", ".join(f"k{i}: [" + ",".join(["x"] * 400) + "]" for i in range(300)) + "}"
     result = cli("endpoint", "create", "-n", "ep2", "--set", f"tags={value}")
