@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -33,97 +33,60 @@ def _label(label: str | None, version: str | None) -> str | None:
     return version
 
 
-# ---- model
+def _versioned_commands(group: typer.Typer, kind: str, label: str, create_help: str, delete_note: str) -> None:
+    """create, show, list and delete for a versioned asset (models and data assets share them)."""
+
+    def api_call(verb: str) -> Any:
+        from batchctl import api
+
+        plural = {"model": "models", "data": "data"}[kind]
+        return getattr(api, {"create": f"create_{kind}", "get": f"get_{kind}", "list": f"list_{plural}",
+                             "delete": f"delete_{kind}"}[verb])
+
+    @command(group, "create", help=create_help)
+    def create(
+        file: FileOpt = None,
+        name: NameOpt = None,
+        version: VersionOpt = None,
+        type_: TypeOpt = None,
+        path: PathOpt = None,
+        description: DescOpt = None,
+        set_: SetOpt = None,
+    ) -> object:
+        return api_call("create")(workspace(), file, name, version, type_, path, description, set_ or [])
+
+    @command(group, "show", help=f"Show a {label} version (latest by default).")
+    def show(name: NameReq, version: VersionOpt = None, label_: LabelOpt = None) -> object:
+        return api_call("get")(workspace(), name, _label(label_, version))
+
+    @command(group, "list", columns=VERSIONED_COLUMNS, help=f"List {label}s (latest versions), or every version of --name.")
+    def list_(name: NameOpt = None) -> object:
+        return api_call("list")(workspace(), name)
+
+    @command(group, "delete", help=f"Delete a {label} version (or all versions){delete_note}")
+    def delete(name: NameReq, version: VersionOpt = None, yes: YesOpt = False) -> object:
+        ws = workspace()
+        api_call("get")(ws, name, version)
+        what = f"version {version} of {label} '{name}'" if version else f"every version of {label} '{name}'"
+        confirm(f"Delete {what}?", yes)
+        return api_call("delete")(ws, name, version)
 
 
-@command(model_app, "create")
-def model_create(
-    file: FileOpt = None,
-    name: NameOpt = None,
-    version: VersionOpt = None,
-    type_: TypeOpt = None,
-    path: PathOpt = None,
-    description: DescOpt = None,
-    set_: SetOpt = None,
-) -> object:
-    """Register a model (mlflow_model or custom_model); files are copied into the workspace."""
-    from batchctl import api
 
-    return api.create_model(workspace(), file, name, version, type_, path, description, set_ or [])
-
-
-@command(model_app, "show")
-def model_show(name: NameReq, version: VersionOpt = None, label: LabelOpt = None) -> object:
-    """Show a model version (latest by default)."""
-    from batchctl import api
-
-    return api.get_model(workspace(), name, _label(label, version))
-
-
-@command(model_app, "list", columns=VERSIONED_COLUMNS)
-def model_list(name: NameOpt = None) -> object:
-    """List models (latest versions), or every version of --name."""
-    from batchctl import api
-
-    return api.list_models(workspace(), name)
-
-
-@command(model_app, "delete")
-def model_delete(name: NameReq, version: VersionOpt = None, yes: YesOpt = False) -> object:
-    """Delete a model version (or all versions); refused while a deployment uses it."""
-    from batchctl import api
-
-    ws = workspace()
-    api.get_model(ws, name, version)
-    what = f"version {version} of model '{name}'" if version else f"every version of model '{name}'"
-    confirm(f"Delete {what}?", yes)
-    return api.delete_model(ws, name, version)
-
-
-# ---- data
-
-
-@command(data_app, "create")
-def data_create(
-    file: FileOpt = None,
-    name: NameOpt = None,
-    version: VersionOpt = None,
-    type_: TypeOpt = None,
-    path: PathOpt = None,
-    description: DescOpt = None,
-    set_: SetOpt = None,
-) -> object:
-    """Register a data asset (uri_file or uri_folder)."""
-    from batchctl import api
-
-    return api.create_data(workspace(), file, name, version, type_, path, description, set_ or [])
-
-
-@command(data_app, "show")
-def data_show(name: NameReq, version: VersionOpt = None, label: LabelOpt = None) -> object:
-    """Show a data asset version (latest by default)."""
-    from batchctl import api
-
-    return api.get_data(workspace(), name, _label(label, version))
-
-
-@command(data_app, "list", columns=VERSIONED_COLUMNS)
-def data_list(name: NameOpt = None) -> object:
-    """List data assets (latest versions), or every version of --name."""
-    from batchctl import api
-
-    return api.list_data(workspace(), name)
-
-
-@command(data_app, "delete")
-def data_delete(name: NameReq, version: VersionOpt = None, yes: YesOpt = False) -> object:
-    """Delete a data asset version (or all versions). The data itself is not touched."""
-    from batchctl import api
-
-    ws = workspace()
-    api.get_data(ws, name, version)
-    confirm(f"Delete data asset '{name}'{' version ' + version if version else ''}?", yes)
-    return api.delete_data(ws, name, version)
+_versioned_commands(
+    model_app,
+    "model",
+    "model",
+    "Register a model (mlflow_model or custom_model); files are copied into the workspace.",
+    "; refused while a deployment uses it.",
+)
+_versioned_commands(
+    data_app,
+    "data",
+    "data asset",
+    "Register a data asset (uri_file or uri_folder).",
+    ". The data itself is not touched.",
+)
 
 
 # ---- datastore
