@@ -279,6 +279,29 @@ def _register_model_files(
             shutil.rmtree(staging, ignore_errors=True)
 
 
+def _load_versioned(
+    kind: str,
+    model: Any,
+    file: str | None,
+    overrides: Iterable[str],
+    name: str | None,
+    version: str | None,
+    type: str | None,
+    path: str | None,
+    description: str | None,
+) -> tuple[Any, str]:
+    """A model or data spec from a file and/or the command's options (a --path is relative to the cwd)."""
+    fields = {
+        "name": name,
+        "version": version,
+        "type": type,
+        "path": spec_load.resolve_local(path, Path.cwd()) if path else None,
+        "description": description,
+    }
+    spec = spec_load.load_spec(kind, model, file, overrides, fields=fields)
+    return spec, (Path(file).name if file else f"{kind} options")
+
+
 def create_model(
     ws: Workspace,
     file: str | None = None,
@@ -292,20 +315,7 @@ def create_model(
     """Register a model: files are copied into the workspace; versions auto-increment from 1."""
     from batchctl.specs.assets import ModelSpec
 
-    spec = spec_load.load_spec(
-        "model",
-        ModelSpec,
-        file,
-        overrides,
-        fields={
-            "name": name,
-            "version": version,
-            "type": type,
-            "path": spec_load.resolve_local(path, Path.cwd()) if path else None,
-            "description": description,
-        },
-    )
-    source = Path(file).name if file else "model options"
+    spec, source = _load_versioned("model", ModelSpec, file, overrides, name, version, type, path, description)
     _check_model_path(Path(spec.path), spec.type, source)
     meta = {"description": spec.description, "tags": spec.tags, "properties": spec.properties}
     return _register_model_files(ws, spec.name, spec.version, spec.type, Path(spec.path), meta)
@@ -381,20 +391,7 @@ def create_data(
     """Register a data asset (a reference to a local path, URL or datastore path; nothing is copied)."""
     from batchctl.specs.assets import DataSpec
 
-    spec = spec_load.load_spec(
-        "data",
-        DataSpec,
-        file,
-        overrides,
-        fields={
-            "name": name,
-            "version": version,
-            "type": type,
-            "path": spec_load.resolve_local(path, Path.cwd()) if path else None,
-            "description": description,
-        },
-    )
-    source = Path(file).name if file else "data options"
+    spec, source = _load_versioned("data", DataSpec, file, overrides, name, version, type, path, description)
     local = not (spec.path.startswith("azureml:") or spec_load.is_url(spec.path))
     if local:
         p = Path(spec.path)
