@@ -422,6 +422,10 @@ def probe_type(loc: Location) -> str:
             return "uri_file"
         if os.path.isdir(loc.url):
             return "uri_folder"
+        if os.path.islink(loc.url) and not os.path.exists(loc.url):
+            raise StorageError(f"input '{loc.url}' is a symbolic link to a path that does not exist")
+        if os.path.exists(loc.url):
+            raise StorageError(f"input '{loc.url}' is not a regular file or folder (a FIFO, socket or device)")
         raise StorageError(f"input '{loc.url}' does not exist")
     fs, path = remote(loc)
     try:

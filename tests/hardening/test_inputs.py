@@ -44,7 +44,7 @@ def test_symlink_pointing_out_of_the_input_folder_fails_before_any_work(bench, t
     assert not (bench.state / "ran-b.txt").exists()
 
 
-@pytest.mark.parametrize("kind", ["missing", "empty-folder", "only-hidden", "dangling-file-link"])
+@pytest.mark.parametrize("kind", ["missing", "empty-folder", "only-hidden", "dangling-file-link", "fifo"])
 def test_missing_or_empty_input_fails_before_any_work(bench, tmp_path, kind):
     bench.deploy()
     target = tmp_path / "input"
@@ -55,12 +55,21 @@ def test_missing_or_empty_input_fails_before_any_work(bench, tmp_path, kind):
         (target / ".hidden.csv").write_text("x\n")
     elif kind == "dangling-file-link":
         target.symlink_to(tmp_path / "gone.csv")
+    elif kind == "fifo":
+        os.mkfifo(target)
     before = tree(bench.home)
     result = _invoke(bench, "--input", str(target))
     assert result.exit_code == 9
     message = one_line_error(result.stderr)
-    gone = kind in ("missing", "dangling-file-link")
-    assert ("does not exist" in message) if gone else ("no files" in message)
+    expected = {
+        "missing": f"input '{target}' does not exist",
+        "dangling-file-link": f"input '{target}' is a symbolic link to a path that does not exist",
+        "fifo": f"input '{target}' is not a regular file or folder (a FIFO, socket or device)",
+    }
+    if kind in expected:
+        assert message == expected[kind]
+    else:
+        assert "no files" in message
     assert tree(bench.home) == before
 
 
