@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from testkit import train_heart_model
+
 
 def load_root_helper(name: str) -> Any:
     """A helper of tests/conftest.py. Every conftest.py is imported as the module `conftest`, so with
@@ -31,50 +33,6 @@ def run_batchctl() -> Any:
     return load_root_helper("run_batchctl")
 
 
-def train_heart_model(target: Path) -> Path:
-    """A real scikit-learn pipeline on a string and two numeric columns, saved with mlflow (cloudpickle)."""
-    import logging
-
-    import mlflow.sklearn
-    import numpy as np
-    import pandas as pd
-    from mlflow.models import infer_signature
-    from sklearn.compose import ColumnTransformer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    rng = np.random.default_rng(0)
-    X = pd.DataFrame(
-        {
-            "age": rng.uniform(30, 80, 80),
-            "chol": rng.uniform(120, 400, 80),
-            "thal": rng.choice(["normal", "fixed", "reversible"], 80),
-        }
-    )
-    y = ((X["age"] > 55) ^ (X["thal"] == "normal")).astype("int64")
-    pipeline = Pipeline(
-        [
-            (
-                "features",
-                ColumnTransformer(
-                    [
-                        ("cat", OneHotEncoder(handle_unknown="ignore"), ["thal"]),
-                        ("num", StandardScaler(), ["age", "chol"]),
-                    ]
-                ),
-            ),
-            ("clf", LogisticRegression()),
-        ]
-    ).fit(X, y)
-    logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
-    mlflow.sklearn.save_model(
-        pipeline,
-        str(target),
-        signature=infer_signature(X, pipeline.predict(X)),
-        serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
-    )
-    return target
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from testkit import train_heart_model
+
 ENDPOINT = "heart"
 COLUMNS = "age,chol,thal\n"
 ROWS = ["63,233,fixed\n", "41,204,normal\n", "57,354,reversible\n", "70,300,normal\n", "45,180,fixed\n"]
@@ -18,41 +20,7 @@ ROWS = ["63,233,fixed\n", "41,204,normal\n", "57,354,reversible\n", "70,300,norm
 
 def train_model(target: Path) -> Path:
     """A real scikit-learn pipeline (one-hot, scaler, logistic regression) saved with mlflow."""
-    import logging
-
-    import mlflow.sklearn
-    import numpy as np
-    import pandas as pd
-    from mlflow.models import infer_signature
-    from sklearn.compose import ColumnTransformer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    rng = np.random.default_rng(1)
-    X = pd.DataFrame(
-        {
-            "age": rng.uniform(30, 80, 60),
-            "chol": rng.uniform(120, 400, 60),
-            "thal": rng.choice(["normal", "fixed", "reversible"], 60),
-        }
-    )
-    y = ((X["age"] > 55) ^ (X["thal"] == "normal")).astype("int64")
-    features = ColumnTransformer(
-        [
-            ("cat", OneHotEncoder(handle_unknown="ignore"), ["thal"]),
-            ("num", StandardScaler(), ["age", "chol"]),
-        ]
-    )
-    pipeline = Pipeline([("features", features), ("clf", LogisticRegression())]).fit(X, y)
-    logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
-    mlflow.sklearn.save_model(
-        pipeline,
-        str(target),
-        signature=infer_signature(X, pipeline.predict(X)),
-        serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
-    )
-    return target
+    return train_heart_model(target, rows=60, seed=1)
 
 
 def csv_files(count: int = 4) -> dict[str, bytes]:

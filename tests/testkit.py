@@ -1,0 +1,44 @@
+"""Helpers shared by test folders (a module of its own: every conftest.py in the tree is `conftest`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def train_heart_model(target: Path, rows: int = 80, seed: int = 0) -> Path:
+    """A real scikit-learn pipeline on a string and two numeric columns, saved with mlflow (cloudpickle)."""
+    import logging
+
+    import mlflow.sklearn
+    import numpy as np
+    import pandas as pd
+    from mlflow.models import infer_signature
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame(
+        {
+            "age": rng.uniform(30, 80, rows),
+            "chol": rng.uniform(120, 400, rows),
+            "thal": rng.choice(["normal", "fixed", "reversible"], rows),
+        }
+    )
+    y = ((X["age"] > 55) ^ (X["thal"] == "normal")).astype("int64")
+    features = ColumnTransformer(
+        [
+            ("cat", OneHotEncoder(handle_unknown="ignore"), ["thal"]),
+            ("num", StandardScaler(), ["age", "chol"]),
+        ]
+    )
+    pipeline = Pipeline([("features", features), ("clf", LogisticRegression())]).fit(X, y)
+    logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
+    mlflow.sklearn.save_model(
+        pipeline,
+        str(target),
+        signature=infer_signature(X, pipeline.predict(X)),
+        serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+    )
+    return target
