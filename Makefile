@@ -20,6 +20,8 @@ demo: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash examples/endpoints/batch/run-demo.sh
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench examples
+	$(VENV)/bin/ruff format --check src tests bench examples
 	$(PY) -m pytest
 
 test-fast: $(STAMP)

@@ -103,8 +103,21 @@ def main() -> int:
         for deployment in ("on-local", "on-ray") if r % 2 == 0 else ("on-ray", "on-local"):
             out = root / "out" / f"{deployment}-{r}-{time.time_ns()}"
             started = time.perf_counter()
-            done = batchctl(home, "endpoint", "invoke", "-n", "bench", "-d", deployment, "--input", str(data),
-                            "--output-path", str(out), "-o", "json")
+            done = batchctl(
+                home,
+                "endpoint",
+                "invoke",
+                "-n",
+                "bench",
+                "-d",
+                deployment,
+                "--input",
+                str(data),
+                "--output-path",
+                str(out),
+                "-o",
+                "json",
+            )
             elapsed = time.perf_counter() - started
             assert done.returncode == 0, done.stderr[-2000:]
             times[deployment].append(elapsed)

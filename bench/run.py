@@ -561,9 +561,7 @@ def model_load(rows: list[dict], startup: dict | None) -> dict[str, float]:
     in the rounds, alternated with the rest) minus the bare interpreter's start (`python -c pass`)."""
     bare = startup["median_s"]["python -c pass"] if startup else 0.0
     return {
-        r["model"]: r["wall_s"] - bare
-        for r in rows
-        if r["approach"] == "model-load" and r.get("wall_s") is not None
+        r["model"]: r["wall_s"] - bare for r in rows if r["approach"] == "model-load" and r.get("wall_s") is not None
     }
 
 
@@ -737,9 +735,7 @@ def report(result: dict, markdown: bool) -> str:
     if phase_rows:
         parts.append(f"{title}batchctl: seconds from the invoke process's start to")
         parts.append(
-            render(
-                ["approach", "workload", "job planned", "first worker ready", "first mini-batch"], phase_rows
-            )
+            render(["approach", "workload", "job planned", "first worker ready", "first mini-batch"], phase_rows)
         )
     if result.get("startup"):
         st = result["startup"]
@@ -777,13 +773,10 @@ def _split(values: list[str] | None, allowed: tuple[str, ...], what: str) -> lis
     return out
 
 
-def plan_jobs(
-    scales: list[str], approaches: list[str], models: list[str], data: dict, sizes: dict
-) -> list[Job]:
+def plan_jobs(scales: list[str], approaches: list[str], models: list[str], data: dict, sizes: dict) -> list[Job]:
     have = {
         "ray": importlib.util.find_spec("ray") is not None,
-        "dask": importlib.util.find_spec("dask") is not None
-        and importlib.util.find_spec("distributed") is not None,
+        "dask": importlib.util.find_spec("dask") is not None and importlib.util.find_spec("distributed") is not None,
     }
     for name, ok in have.items():
         if name in approaches and not ok:

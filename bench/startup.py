@@ -69,9 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         ratio = median / baseline
         if name.startswith("batchctl"):
             worst = max(worst, ratio)
-        print(
-            f"{name:<{width}}  {median * 1000:>7.0f}ms  {min(samples[name]) * 1000:>7.0f}ms  {ratio:>5.2f}x"
-        )
+        print(f"{name:<{width}}  {median * 1000:>7.0f}ms  {min(samples[name]) * 1000:>7.0f}ms  {ratio:>5.2f}x")
     verdict = "within" if worst <= TARGET else "ABOVE"
     print(f"worst batchctl ratio {worst:.2f}x: {verdict} the {TARGET}x target")
     return 0

@@ -137,9 +137,7 @@ class AzuriteServer:
         """A fresh ``adlfs.AzureBlobFileSystem`` for this server (no fsspec instance cache)."""
         import adlfs
 
-        return adlfs.AzureBlobFileSystem(
-            connection_string=self.connection_string, skip_instance_cache=True, **kwargs
-        )
+        return adlfs.AzureBlobFileSystem(connection_string=self.connection_string, skip_instance_cache=True, **kwargs)
 
     # -- process control ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -172,9 +170,7 @@ class AzuriteServer:
                 continue
             self.stop()
             timed_out = time.monotonic() >= deadline
-            why = (
-                f"was not listening within {START_TIMEOUT:.0f} s" if timed_out else "exited before listening"
-            )
+            why = f"was not listening within {START_TIMEOUT:.0f} s" if timed_out else "exited before listening"
             pytest.fail(f"Azurite {why} ({AZURITE_MAIN}). Log:\n{log}", pytrace=False)
         if self._port is not None and found != self._port:  # pragma: no cover - defensive
             self.stop()

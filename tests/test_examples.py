@@ -28,9 +28,7 @@ SCHEMAS = {
     "amlCompute.schema.json": ("compute", ComputeSpec),
 }
 YAML_FILES = sorted(
-    p
-    for p in [*EXAMPLES.rglob("*.yml"), *EXAMPLES.rglob("*.yaml")]
-    if not {"model", ".workspace"} & set(p.parts)
+    p for p in [*EXAMPLES.rglob("*.yml"), *EXAMPLES.rglob("*.yaml")] if not {"model", ".workspace"} & set(p.parts)
 )
 
 
@@ -64,9 +62,7 @@ def test_every_example_yaml_validates(path: Path):
     data = yaml.safe_load(path.read_text())
     schema = str(data.get("$schema", "")).rsplit("/", 1)[-1]
     if schema not in SCHEMAS:
-        assert path.resolve() in _conda_files(), (
-            f"{path} has no known $schema and is no deployment's conda file"
-        )
+        assert path.resolve() in _conda_files(), f"{path} has no known $schema and is no deployment's conda file"
         assert isinstance(data.get("dependencies"), list)
         return
     kind, model = SCHEMAS[schema]

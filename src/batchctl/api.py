@@ -144,9 +144,7 @@ def get_endpoint(ws: Workspace, name: str, state: dict[str, Any] | None = None) 
     state = state if state is not None else ws.store.read()
     record = state["endpoints"].get(name)
     if record is None:
-        raise NotFoundError(
-            f"endpoint '{name}' not found", f"create it with `batchctl endpoint create --name {name}`"
-        )
+        raise NotFoundError(f"endpoint '{name}' not found", f"create it with `batchctl endpoint create --name {name}`")
     return dict(record)
 
 
@@ -157,9 +155,7 @@ def list_endpoints(ws: Workspace) -> list[dict[str, Any]]:
 ENDPOINT_UPDATABLE = ("description", "tags", "properties", "defaults")
 
 
-def update_endpoint(
-    ws: Workspace, name: str, overrides: Iterable[str] = (), file: str | None = None
-) -> dict[str, Any]:
+def update_endpoint(ws: Workspace, name: str, overrides: Iterable[str] = (), file: str | None = None) -> dict[str, Any]:
     """Update description, tags, properties or defaults (`--set defaults.deployment_name=D`)."""
     from batchctl.specs.endpoint import EndpointSpec
 
@@ -205,8 +201,12 @@ def delete_endpoint(ws: Workspace, name: str) -> dict[str, Any]:
         for key in removed:
             del state["deployments"][key]
         del state["endpoints"][name]
-    return {"name": name, "deleted": True, "deployments_deleted": [k.split("/", 1)[1] for k in removed],
-            "record": record}
+    return {
+        "name": name,
+        "deleted": True,
+        "deployments_deleted": [k.split("/", 1)[1] for k in removed],
+        "record": record,
+    }
 
 
 def _deployment_names(state: dict[str, Any], endpoint: str) -> list[str]:
@@ -338,7 +338,7 @@ def _list_versioned(ws: Workspace, section: str, name: str | None) -> list[dict[
         versions = state[section].get(name, {})
         return [dict(versions[v]) for v in sorted(versions, key=_version_key)]
     out = []
-    for asset, versions in sorted(state[section].items()):
+    for _asset, versions in sorted(state[section].items()):
         latest = _latest(versions)
         if latest:
             out.append(dict(versions[latest]))
@@ -569,6 +569,7 @@ def create_compute(
     overrides: Iterable[str] = (),
 ) -> dict[str, Any]:
     from batchctl.specs.assets import ComputeSpec
+
     spec = spec_load.load_spec(
         "compute",
         ComputeSpec,
@@ -650,9 +651,7 @@ def _check_code(spec: DeploymentSpec, source: str, skip_script_validation: bool)
         raise SpecError(f"{source}: code_configuration.code: folder '{code}' does not exist")
     script = code / cc.scoring_script
     if not script.is_file():
-        raise SpecError(
-            f"{source}: code_configuration.scoring_script: '{cc.scoring_script}' not found in '{code}'"
-        )
+        raise SpecError(f"{source}: code_configuration.scoring_script: '{cc.scoring_script}' not found in '{code}'")
     if skip_script_validation:
         return
     try:
@@ -718,6 +717,7 @@ def _mlflow_uri_model(ws: Workspace, uri: str, deployment: str) -> dict[str, Any
 
 def _resolve_deployment_model(ws: Workspace, spec: DeploymentSpec, source: str) -> dict[str, Any]:
     from batchctl.specs.deployment import InlineModel
+
     model = spec.model
     if isinstance(model, InlineModel):
         path = Path(model.path)
@@ -762,9 +762,7 @@ def _save_deployment(
     _check_code(spec, source, skip_script_validation)
     model = _resolve_deployment_model(ws, spec, source)
     if spec.code_configuration is None and model["type"] != "mlflow_model":
-        raise SpecError(
-            f"{source}: code_configuration: required because model {model['id']} is not an MLflow model"
-        )
+        raise SpecError(f"{source}: code_configuration: required because model {model['id']} is not an MLflow model")
     record = spec.model_dump(mode="json")
     record["model"] = model["id"]
     record["model_type"] = model["type"]
@@ -784,9 +782,11 @@ def _save_deployment(
         else:
             record = dict(previous)  # type: ignore[arg-type]
         current_default = endpoint["defaults"].get("deployment_name")
-        if set_default or current_default is None or _dep_key(spec.endpoint_name, current_default) not in state[
-            "deployments"
-        ]:
+        if (
+            set_default
+            or current_default is None
+            or _dep_key(spec.endpoint_name, current_default) not in state["deployments"]
+        ):
             if current_default != spec.name:
                 endpoint["defaults"]["deployment_name"] = spec.name
                 endpoint["updated_at"] = now()
@@ -794,9 +794,7 @@ def _save_deployment(
     return record
 
 
-def get_deployment(
-    ws: Workspace, name: str, endpoint: str, state: dict[str, Any] | None = None
-) -> dict[str, Any]:
+def get_deployment(ws: Workspace, name: str, endpoint: str, state: dict[str, Any] | None = None) -> dict[str, Any]:
     endpoint = spec_load.validate_name("endpoint", endpoint)
     spec_load.validate_name("deployment", name)
     state = state if state is not None else ws.store.read()
@@ -871,8 +869,7 @@ def delete_deployment(ws: Workspace, name: str, endpoint: str) -> dict[str, Any]
             if others:
                 raise ConflictError(
                     f"deployment '{name}' is the default of endpoint '{endpoint}' and other deployments exist",
-                    f"make another one the default first: batchctl deployment set-default -e {endpoint} "
-                    f"-n {others[0]}",
+                    f"make another one the default first: batchctl deployment set-default -e {endpoint} -n {others[0]}",
                 )
             ep["defaults"]["deployment_name"] = None
             ep["updated_at"] = now()
@@ -934,7 +931,9 @@ def cancel_job(ws: Workspace, name: str) -> dict[str, Any]:
     return service.cancel_job(ws, name)
 
 
-def download_job(ws: Workspace, name: str, output_name: str = "score", download_path: str | None = None) -> dict[str, Any]:
+def download_job(
+    ws: Workspace, name: str, output_name: str = "score", download_path: str | None = None
+) -> dict[str, Any]:
     from batchctl.jobs import service
 
     return service.download_job(ws, name, output_name, download_path)

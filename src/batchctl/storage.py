@@ -132,8 +132,17 @@ def _status(exc: BaseException) -> int | None:
 
 def _is_connect_error(exc: BaseException) -> bool:
     names = {t.__name__ for t in type(exc).__mro__}
-    return bool(names & {"ServiceRequestError", "ClientConnectorError", "ClientConnectionError",
-                         "ServerTimeoutError", "ConnectionError", "TimeoutError"})
+    return bool(
+        names
+        & {
+            "ServiceRequestError",
+            "ClientConnectorError",
+            "ClientConnectionError",
+            "ServerTimeoutError",
+            "ConnectionError",
+            "TimeoutError",
+        }
+    )
 
 
 def _storage_error(action: str, url: str, exc: BaseException, loc: Location | None = None) -> StorageError:
@@ -165,9 +174,7 @@ def _missing(loc: Location, what: str) -> StorageError:
         container = path.split("/", 1)[0]
         if container and not _container_exists(fs, container, loc):
             account = getattr(fs, "account_name", None) or "the storage account"
-            return StorageError(
-                f"{what} {redact(loc.url)}: container '{container}' does not exist in {account}"
-            )
+            return StorageError(f"{what} {redact(loc.url)}: container '{container}' does not exist in {account}")
     return StorageError(f"{what} '{redact(loc.url)}' does not exist")
 
 
@@ -191,10 +198,22 @@ def _container_exists(fs: Any, container: str, loc: Location) -> bool:
 # 15 s / 18 s / 24 s back-offs (measured: 85 s for a closed port). Transient errors still get 3 retries.
 CONNECT_TIMEOUT = 10  # seconds to open a TCP connection
 READ_TIMEOUT = 120  # seconds without bytes on an open connection
-_RETRY = {"initial_backoff": 1, "increment_base": 2, "retry_total": 3, "retry_connect": 2, "retry_read": 2,
-          "retry_status": 3, "random_jitter_range": 1}
-_CRED_ENV = ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_ACCOUNT_NAME", "AZURE_STORAGE_ACCOUNT_KEY",
-             "AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_ANON")
+_RETRY = {
+    "initial_backoff": 1,
+    "increment_base": 2,
+    "retry_total": 3,
+    "retry_connect": 2,
+    "retry_read": 2,
+    "retry_status": 3,
+    "random_jitter_range": 1,
+}
+_CRED_ENV = (
+    "AZURE_STORAGE_CONNECTION_STRING",
+    "AZURE_STORAGE_ACCOUNT_NAME",
+    "AZURE_STORAGE_ACCOUNT_KEY",
+    "AZURE_STORAGE_SAS_TOKEN",
+    "AZURE_STORAGE_ANON",
+)
 
 
 @dataclass(frozen=True)
@@ -244,9 +263,7 @@ def account_url(account_name: str, endpoint: str = "core.windows.net", protocol:
             if not segments:
                 return f"{base}/{account_name}"
             if segments != [account_name]:
-                raise SpecError(
-                    f"datastore endpoint '{endpoint}' names account '{segments[0]}', not '{account_name}'"
-                )
+                raise SpecError(f"datastore endpoint '{endpoint}' names account '{segments[0]}', not '{account_name}'")
             return base
         if parts.path.strip("/"):
             raise SpecError(f"datastore endpoint '{endpoint}' must not have a path (the account URL only)")
@@ -366,9 +383,7 @@ def _azure_fs(addr: AzureAddress) -> Any:
     except ImportError as exc:
         from batchctl.errors import MissingDependencyError
 
-        raise MissingDependencyError(
-            "no filesystem for az:// is installed", "pip install 'batchctl[azure]'"
-        ) from exc
+        raise MissingDependencyError("no filesystem for az:// is installed", "pip install 'batchctl[azure]'") from exc
     import logging
 
     logging.getLogger("azure").setLevel(logging.WARNING)  # the SDK logs every request at INFO
@@ -455,7 +470,7 @@ def list_inputs(loc: Location, input_type: str | None) -> InputListing:
     if kind == "uri_folder" and actual != "uri_folder":
         raise StorageError(f"input '{loc.url}' is a file but --input-type is uri_folder")
     if kind == "uri_file":
-        parent, name = (os.path.split(loc.url) if loc.is_local else loc.url.rstrip("/").rsplit("/", 1))
+        parent, name = os.path.split(loc.url) if loc.is_local else loc.url.rstrip("/").rsplit("/", 1)
         root = Location(parent, loc.protocol)
         return InputListing(root, "uri_file", [name])
     files = _list_local(loc) if loc.is_local else _list_remote(loc)
@@ -648,9 +663,7 @@ def upload_tree(local_dir: str, target: Location) -> list[str]:
 def download(source: Location, dest: str) -> None:
     """Copy a file from a location to a local path that must not exist."""
     if os.path.lexists(dest):
-        raise OutputExistsError(
-            f"{dest} already exists; it was not overwritten", "choose another --download-path"
-        )
+        raise OutputExistsError(f"{dest} already exists; it was not overwritten", "choose another --download-path")
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     if source.is_local:
         if not os.path.isfile(source.url):

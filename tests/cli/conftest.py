@@ -33,8 +33,6 @@ def run_batchctl() -> Any:
     return load_root_helper("run_batchctl")
 
 
-
-
 @pytest.fixture(scope="session")
 def mlflow_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A saved MLflow model folder (MLmodel + model.pkl), shared by the whole session: read-only."""

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-import json
 import pytest
 
 BAD_NAME = "name 'a b' is invalid: use 1-255 letters, digits, '-' or '_', starting with a letter or digit"
@@ -13,9 +13,7 @@ BAD_NAME = "name 'a b' is invalid: use 1-255 letters, digits, '-' or '_', starti
 
 
 def test_model_versions_auto_increment_and_files_are_copied(cli, out, registry, mlflow_model, home):
-    first = out(
-        cli("model", "create", "--name", "heart", "--type", "mlflow_model", "--path", str(mlflow_model))
-    )
+    first = out(cli("model", "create", "--name", "heart", "--type", "mlflow_model", "--path", str(mlflow_model)))
     assert (first["name"], first["version"], first["id"], first["type"]) == (
         "heart",
         "1",
@@ -29,8 +27,7 @@ def test_model_versions_auto_increment_and_files_are_copied(cli, out, registry, 
     # the same files again: a no-op, as `az ml model create` with the same content
     before = registry.bytes()
     assert (
-        out(cli("model", "create", "--name", "heart", "--type", "mlflow_model", "--path", str(mlflow_model)))
-        == first
+        out(cli("model", "create", "--name", "heart", "--type", "mlflow_model", "--path", str(mlflow_model))) == first
     )
     assert registry.bytes() == before
 
@@ -173,9 +170,7 @@ def heart_data(tmp_path: Path) -> Path:
 
 
 def test_data_create_show_list_delete(cli, out, registry, write_spec, heart_data):
-    spec = write_spec(
-        "data.yml", {"name": "heart-unlabeled", "type": "uri_folder", "path": "./heart-unlabeled"}
-    )
+    spec = write_spec("data.yml", {"name": "heart-unlabeled", "type": "uri_folder", "path": "./heart-unlabeled"})
     record = out(cli("data", "create", "-f", str(spec)))
     assert (record["name"], record["version"], record["type"], record["path"]) == (
         "heart-unlabeled",
@@ -216,8 +211,7 @@ def test_data_create_show_list_delete(cli, out, registry, write_spec, heart_data
         ),
         (
             {"path": "./heart-unlabeled", "type": "mltable"},
-            "Error: data.yml: type: mltable data assets are not "
-            "supported by batch endpoints; use uri_folder\n",
+            "Error: data.yml: type: mltable data assets are not supported by batch endpoints; use uri_folder\n",
         ),
     ],
 )
@@ -285,8 +279,7 @@ def test_datastore_local_and_blob(cli, out, registry, write_spec, tmp_path):
     missing = cli("datastore", "show", "-n", "files")
     assert (missing.exit_code, missing.stderr) == (
         4,
-        "Error: datastore 'files' not found\n"
-        "Hint: register it with `batchctl datastore create -f datastore.yml`\n",
+        "Error: datastore 'files' not found\nHint: register it with `batchctl datastore create -f datastore.yml`\n",
     )
 
 

@@ -122,9 +122,7 @@ def test_show_list(cli, out, endpoint, deployment_file):
 
 def test_update_with_set(cli, out, registry, endpoint, deployment_file):
     out(cli("deployment", "create", "-f", str(deployment_file("blue", endpoint))))
-    record = out(
-        cli("deployment", "update", "-n", "blue", "-e", endpoint, "--set", "settings.error_threshold=5")
-    )
+    record = out(cli("deployment", "update", "-n", "blue", "-e", endpoint, "--set", "settings.error_threshold=5"))
     assert record["settings"]["error_threshold"] == 5
     assert registry.data()["deployments"][f"{endpoint}/blue"]["settings"]["error_threshold"] == 5
     before = registry.bytes()
@@ -179,8 +177,7 @@ def test_list_of_a_missing_endpoint(cli):
     result = cli("deployment", "list", "-e", "ghost-ep")
     assert (result.exit_code, result.stderr) == (
         4,
-        "Error: endpoint 'ghost-ep' not found\n"
-        "Hint: create it with `batchctl endpoint create --name ghost-ep`\n",
+        "Error: endpoint 'ghost-ep' not found\nHint: create it with `batchctl endpoint create --name ghost-ep`\n",
     )
 
 
@@ -197,8 +194,7 @@ def test_create_for_a_missing_endpoint(cli, registry, deployment_file):
         registry,
         ["-f", str(deployment_file("blue", "ghost-ep"))],
         4,
-        "Error: endpoint 'ghost-ep' not found\n"
-        "Hint: create it with `batchctl endpoint create --name ghost-ep`\n",
+        "Error: endpoint 'ghost-ep' not found\nHint: create it with `batchctl endpoint create --name ghost-ep`\n",
     )
 
 
@@ -230,9 +226,7 @@ def test_create_with_a_missing_model_path(cli, registry, endpoint, write_spec, t
         "specs/d.yml",
         {"name": "blue", "endpoint_name": endpoint, "model": {"path": "../no-model", "type": "mlflow_model"}},
     )
-    _bad(
-        cli, registry, ["-f", str(spec)], 3, f"Error: d.yml: path: '{tmp_path / 'no-model'}' does not exist\n"
-    )
+    _bad(cli, registry, ["-f", str(spec)], 3, f"Error: d.yml: path: '{tmp_path / 'no-model'}' does not exist\n")
 
 
 def test_create_with_a_folder_that_is_not_an_mlflow_model(cli, registry, endpoint, write_spec, custom_model):
@@ -265,9 +259,7 @@ def _custom(write_spec, endpoint, code="code", script="score.py", model=None):
     )
 
 
-def test_custom_deployment_snapshots_the_code(
-    cli, out, registry, endpoint, write_spec, custom_model, score_code, home
-):
+def test_custom_deployment_snapshots_the_code(cli, out, registry, endpoint, write_spec, custom_model, score_code, home):
     record = out(cli("deployment", "create", "-f", str(_custom(write_spec, endpoint))))
     code = Path(record["code_configuration"]["code"])
     assert code.parent.parent == home / "code"
@@ -298,12 +290,8 @@ def test_scoring_script_missing(cli, registry, endpoint, write_spec, custom_mode
     )
 
 
-def test_scoring_script_that_does_not_parse(
-    cli, out, registry, endpoint, write_spec, custom_model, score_code
-):
-    (score_code / "score.py").write_text(
-        "def init():\n    pass\n\ndef run(mini_batch)\n    return mini_batch\n"
-    )
+def test_scoring_script_that_does_not_parse(cli, out, registry, endpoint, write_spec, custom_model, score_code):
+    (score_code / "score.py").write_text("def init():\n    pass\n\ndef run(mini_batch)\n    return mini_batch\n")
     spec = _custom(write_spec, endpoint)
     _bad(
         cli,
@@ -317,9 +305,7 @@ def test_scoring_script_that_does_not_parse(
     assert out(cli("deployment", "create", "-f", str(spec), "--skip-script-validation"))["name"] == "custom"
 
 
-def test_registered_custom_model_without_code_is_refused(
-    cli, out, registry, endpoint, write_spec, custom_model
-):
+def test_registered_custom_model_without_code_is_refused(cli, out, registry, endpoint, write_spec, custom_model):
     out(cli("model", "create", "-n", "heart", "--path", str(custom_model)))
     spec = write_spec("d.yml", {"name": "blue", "endpoint_name": endpoint, "model": "azureml:heart:1"})
     _bad(
@@ -333,11 +319,7 @@ def test_registered_custom_model_without_code_is_refused(
 
 def test_registered_model_references_resolve(cli, out, endpoint, write_spec, mlflow_model):
     out(cli("model", "create", "-n", "heart", "--type", "mlflow_model", "--path", str(mlflow_model)))
-    out(
-        cli(
-            "model", "create", "-n", "heart", "--type", "mlflow_model", "--path", str(mlflow_model), "-v", "7"
-        )
-    )
+    out(cli("model", "create", "-n", "heart", "--type", "mlflow_model", "--path", str(mlflow_model), "-v", "7"))
     for ref, expected in (
         ("azureml:heart:1", "azureml:heart:1"),
         ("azureml:heart@latest", "azureml:heart:7"),
@@ -347,9 +329,7 @@ def test_registered_model_references_resolve(cli, out, endpoint, write_spec, mlf
 
 
 def test_bad_spec_values(cli, registry, endpoint, deployment_file):
-    spec = deployment_file(
-        "blue", endpoint, settings={"output_action": "summary_only", "output_file_name": "x.csv"}
-    )
+    spec = deployment_file("blue", endpoint, settings={"output_action": "summary_only", "output_file_name": "x.csv"})
     _bad(
         cli,
         registry,

@@ -83,17 +83,13 @@ def test_empty_list(cli):
 def test_query_default_deployment_tsv_prints_a_bare_value(cli, out, deployment_file):
     out(cli("endpoint", "create", "-n", "heart-classifier"))
     out(cli("deployment", "create", "-f", str(deployment_file("classifier-mlflow", "heart-classifier"))))
-    result = cli(
-        "endpoint", "show", "-n", "heart-classifier", "--query", "defaults.deployment_name", "-o", "tsv"
-    )
+    result = cli("endpoint", "show", "-n", "heart-classifier", "--query", "defaults.deployment_name", "-o", "tsv")
     assert (result.exit_code, result.stdout, result.stderr) == (0, "classifier-mlflow\n", "")
 
 
 def test_query_null_tsv_prints_nothing(cli, out):
     out(cli("endpoint", "create", "-n", "ep1"))
-    assert (
-        cli("endpoint", "show", "-n", "ep1", "--query", "defaults.deployment_name", "-o", "tsv").stdout == ""
-    )
+    assert cli("endpoint", "show", "-n", "ep1", "--query", "defaults.deployment_name", "-o", "tsv").stdout == ""
 
 
 def test_invalid_query(cli, out):
@@ -123,8 +119,7 @@ def test_update_from_file(cli, out, write_spec):
         (
             ["--set", "auth_mode=key"],
             3,
-            "Error: --set: 'auth_mode' cannot be updated; "
-            "updatable: description, tags, properties, defaults\n",
+            "Error: --set: 'auth_mode' cannot be updated; updatable: description, tags, properties, defaults\n",
         ),
         (
             ["--set", "defaults.deployment_name=ghost"],
@@ -152,8 +147,7 @@ def test_show_missing(cli):
     [
         (
             "ab",
-            "The name for an endpoint must be at least 3 and at most 32 characters long "
-            "(inclusive of both limits).",
+            "The name for an endpoint must be at least 3 and at most 32 characters long (inclusive of both limits).",
         ),
         (
             "../../etc",
@@ -168,11 +162,7 @@ def test_bad_names_everywhere(cli, out, registry, name, rule):
     create = cli("endpoint", "create", "-n", name)
     assert (create.exit_code, create.stderr) == (3, f"Error: endpoint options: name: {rule}\n")
     for verb in ("show", "delete"):
-        result = (
-            cli("endpoint", verb, "-n", name, "--yes")
-            if verb == "delete"
-            else cli("endpoint", verb, "-n", name)
-        )
+        result = cli("endpoint", verb, "-n", name, "--yes") if verb == "delete" else cli("endpoint", verb, "-n", name)
         assert (result.exit_code, result.stderr) == (3, f"Error: endpoint name: {rule}\n")
     assert registry.bytes() == before
 

@@ -16,15 +16,11 @@ def test_example_specs_through_the_cli(cli, mlflow_model, tmp_path):
 
     ok("model", "create", "--name", "heart-classifier", "--type", "mlflow_model", "--path", str(mlflow_model))
     ok("endpoint", "create", "-f", str(BATCH / "endpoint.yml"))
-    mlflow_dep = ok(
-        "deployment", "create", "-f", str(BATCH / "deployment-mlflow" / "deployment.yml"), "--set-default"
-    )
+    mlflow_dep = ok("deployment", "create", "-f", str(BATCH / "deployment-mlflow" / "deployment.yml"), "--set-default")
     custom_dep = ok("deployment", "create", "-f", str(BATCH / "deployment-custom" / "deployment.yml"))
     assert (mlflow_dep["model"], custom_dep["model"]) == ("azureml:heart-classifier:1",) * 2
     assert custom_dep["code_configuration"]["scoring_script"] == "batch_driver.py"
-    shown = cli(
-        "endpoint", "show", "-n", "heart-classifier", "--query", "defaults.deployment_name", "-o", "tsv"
-    )
+    shown = cli("endpoint", "show", "-n", "heart-classifier", "--query", "defaults.deployment_name", "-o", "tsv")
     assert shown.stdout == "classifier-mlflow\n"
     data = ok("data", "create", "-f", str(BATCH / "data" / "heart-unlabeled.yml"))
     assert (data["type"], data["path"]) == ("uri_folder", str(BATCH / "data" / "heart-unlabeled"))

@@ -67,9 +67,7 @@ def test_mlflow_uri_deployment_resolves(cli, out, registry, write_spec, tracking
 def test_unknown_mlflow_model_is_one_line(cli, out, registry, write_spec, tracking):
     out(cli("endpoint", "create", "-n", "heart-classifier"))
     before = registry.bytes()
-    spec = write_spec(
-        "d.yml", {"name": "ghost", "endpoint_name": "heart-classifier", "model": "models:/ghost/3"}
-    )
+    spec = write_spec("d.yml", {"name": "ghost", "endpoint_name": "heart-classifier", "model": "models:/ghost/3"})
     result = cli("deployment", "create", "-f", str(spec))
     assert result.exit_code == 4
     lines = result.stderr.splitlines()

@@ -52,7 +52,7 @@ def one_line_error(stderr: str) -> str:
     assert lines and lines[0].startswith("Error: "), stderr
     assert len(lines) == 1 or (len(lines) == 2 and lines[1].startswith("Hint: ")), stderr
     assert "Traceback" not in stderr, stderr
-    return lines[0][len("Error: "):]
+    return lines[0][len("Error: ") :]
 
 
 def batchctl_run(

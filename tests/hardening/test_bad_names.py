@@ -136,8 +136,7 @@ def _check_rejected(cli, tmp_path: Path, args: tuple[str, ...], before: dict[str
 
 @pytest.mark.slow
 @pytest.mark.parametrize("label", list(BAD_ENDPOINT))
-def test_bad_endpoint_names_are_rejected_before_any_file_is_touched(cli, tmp_path, workspace_with_everything,
-                                                                    label):
+def test_bad_endpoint_names_are_rejected_before_any_file_is_touched(cli, tmp_path, workspace_with_everything, label):
     before = tree(tmp_path)
     for args in _commands(BAD_ENDPOINT[label], workspace_with_everything):
         _check_rejected(cli, tmp_path, args, before)
@@ -145,8 +144,9 @@ def test_bad_endpoint_names_are_rejected_before_any_file_is_touched(cli, tmp_pat
 
 @pytest.mark.slow
 @pytest.mark.parametrize("label", list(BAD))
-def test_bad_asset_and_job_names_are_rejected_before_any_file_is_touched(cli, tmp_path,
-                                                                         workspace_with_everything, label):
+def test_bad_asset_and_job_names_are_rejected_before_any_file_is_touched(
+    cli, tmp_path, workspace_with_everything, label
+):
     before = tree(tmp_path)
     for args in _asset_commands(BAD[label], workspace_with_everything):
         _check_rejected(cli, tmp_path, args, before)
@@ -154,8 +154,9 @@ def test_bad_asset_and_job_names_are_rejected_before_any_file_is_touched(cli, tm
 
 @pytest.mark.slow
 @pytest.mark.parametrize("label", list(BAD))
-def test_bad_names_in_spec_files_are_rejected_before_any_file_is_touched(cli, tmp_path,
-                                                                         workspace_with_everything, label):
+def test_bad_names_in_spec_files_are_rejected_before_any_file_is_touched(
+    cli, tmp_path, workspace_with_everything, label
+):
     ctx = workspace_with_everything
     import yaml
 

@@ -63,7 +63,8 @@ def test_python_tags_are_rejected_and_nothing_runs(cli, ready, tmp_path, label):
 
 SHAPES = {
     "list": (
-        "- name: hard\n- name: other\n", "evil.yml: expected a mapping of fields at the top level, got a list"
+        "- name: hard\n- name: other\n",
+        "evil.yml: expected a mapping of fields at the top level, got a list",
     ),
     "scalar": ("hard\n", "evil.yml: expected a mapping of fields at the top level, got a string"),
     "number": ("42\n", "evil.yml: expected a mapping of fields at the top level, got a number"),
@@ -128,11 +129,14 @@ BOMBS = {
     # free-form mappings that are stored as they are: validation and json.dumps would walk 10^9 values
     "compute-identity": ("compute", "name: big\ntype: amlcompute\n", "identity: {k: *i}\n"),
     "datastore-credentials": (
-        "datastore", "name: blob\ntype: azure_blob\naccount_name: acct\ncontainer_name: box\n",
+        "datastore",
+        "name: blob\ntype: azure_blob\naccount_name: acct\ncontainer_name: box\n",
         "credentials: {k: *i}\n",
     ),
     "deployment-resources": (
-        "deployment", "name: blue\nendpoint_name: hard\n", "resources: {properties: {k: *i}}\n",
+        "deployment",
+        "name: blue\nendpoint_name: hard\n",
+        "resources: {properties: {k: *i}}\n",
     ),
     "endpoint-tags": ("endpoint", "name: hard\n", "tags: {k: *i}\n"),
     "model-top-level": ("model", "name: m\n", "x: *i\n"),

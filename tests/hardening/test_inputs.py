@@ -125,16 +125,22 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder
 
-    X = pd.DataFrame({"age": [40, 50, 60, 70] * 5, "chol": [200.0, 250.5, 300.0, 350.5] * 5,
-                      "thal": ["normal", "fixed", "reversible", "normal"] * 5})
+    X = pd.DataFrame(
+        {
+            "age": [40, 50, 60, 70] * 5,
+            "chol": [200.0, 250.5, 300.0, 350.5] * 5,
+            "thal": ["normal", "fixed", "reversible", "normal"] * 5,
+        }
+    )
     y = (X["age"] > 55).astype("int64")
     encode = ("c", OneHotEncoder(handle_unknown="ignore"), ["thal"])
     features = ColumnTransformer([encode], remainder="passthrough")
     pipe = Pipeline([("f", features), ("m", LogisticRegression())]).fit(X, y)
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     target = tmp_path_factory.mktemp("tiny-model") / "model"
-    mlflow.sklearn.save_model(pipe, str(target), signature=infer_signature(X, pipe.predict(X)),
-                              serialization_format="cloudpickle")
+    mlflow.sklearn.save_model(
+        pipe, str(target), signature=infer_signature(X, pipe.predict(X)), serialization_format="cloudpickle"
+    )
     return target
 
 

@@ -62,8 +62,7 @@ def test_longest_mount_point_wins_and_escapes_are_decoded(tmp_path, monkeypatch)
     (spaced / "ws").mkdir(parents=True)
     table = tmp_path / "mounts"
     table.write_text(
-        f"server:/a {tmp_path} nfs4 rw 0 0\n"
-        f"/dev/sdb1 {str(spaced).replace(' ', chr(92) + '040')} ext4 rw 0 0\n"
+        f"server:/a {tmp_path} nfs4 rw 0 0\n/dev/sdb1 {str(spaced).replace(' ', chr(92) + '040')} ext4 rw 0 0\n"
     )
     monkeypatch.setattr(store, "MOUNTS_FILE", str(table))
     assert store.network_filesystem(spaced / "ws") is None  # a local disk mounted inside an NFS tree

@@ -53,9 +53,7 @@ def test_default_and_named_deployment_routing(env, data, tmp_path):
     env.script("blue")
     env.script("green", env={"RETURN": "frame"})
     first = ok_json(env.invoke("heart", "--input", str(data), "--output-path", str(tmp_path / "o1")))
-    second = ok_json(
-        env.invoke("heart", "-d", "green", "--input", str(data), "--output-path", str(tmp_path / "o2"))
-    )
+    second = ok_json(env.invoke("heart", "-d", "green", "--input", str(data), "--output-path", str(tmp_path / "o2")))
     assert (first["deployment_name"], second["deployment_name"]) == ("blue", "green")
     listed = ok_json(env.cli("deployment", "list-jobs", "-n", "green", "-e", "heart"))
     assert [j["name"] for j in listed] == [second["name"]]
@@ -94,9 +92,7 @@ def test_existing_output_is_refused_before_anything_runs(env, data, tmp_path):
     assert env.pids() == set(), "no worker started"
     # another output_file_name in the same folder is fine
     ok = ok_json(
-        env.invoke(
-            "heart", "--input", str(data), "--output-path", str(out), "--set", "output_file_name=b.csv"
-        )
+        env.invoke("heart", "--input", str(data), "--output-path", str(out), "--set", "output_file_name=b.csv")
     )
     assert ok["status"] == "Completed"
     assert existing.read_text() == "precious\n"
@@ -158,9 +154,7 @@ def test_default_output_location_and_download(env, data, tmp_path):
     results = env.home / "datastores" / "workspaceblobstore" / "heart" / name / "predictions.csv"
     assert results.read_text().splitlines() == [f"f{i}.txt,ok" for i in range(5)]
     dl = ok_json(
-        env.cli(
-            "job", "download", "-n", name, "--output-name", "score", "--download-path", str(tmp_path / "dl")
-        )
+        env.cli("job", "download", "-n", name, "--output-name", "score", "--download-path", str(tmp_path / "dl"))
     )
     target = tmp_path / "dl" / "named-outputs" / "score" / "predictions.csv"
     assert dl["files"] == [str(target)]
@@ -291,9 +285,7 @@ def test_registered_data_asset_input(env, data, tmp_path):
     spec = tmp_path / "data.yml"
     spec.write_text(yaml.safe_dump({"name": "things", "type": "uri_folder", "path": str(data)}))
     ok_json(env.cli("data", "create", "-f", str(spec)))
-    job = ok_json(
-        env.invoke("heart", "--input", "azureml:things@latest", "--output-path", str(tmp_path / "o"))
-    )
+    job = ok_json(env.invoke("heart", "--input", "azureml:things@latest", "--output-path", str(tmp_path / "o")))
     assert job["counts"]["files"] == 5
     job2 = ok_json(env.invoke("heart", "--input", "azureml:things:1", "--output-path", str(tmp_path / "o2")))
     assert job2["counts"]["files"] == 5
@@ -332,9 +324,7 @@ def test_dry_run_scores_nothing(env, data, tmp_path):
 def test_job_show_gives_state_settings_counts_timings(env, data, tmp_path):
     env.endpoint()
     env.script(mini_batch_size=2)
-    ok_json(
-        env.invoke("heart", "--input", str(data), "--output-path", str(tmp_path / "o"), "--job-name", "s")
-    )
+    ok_json(env.invoke("heart", "--input", str(data), "--output-path", str(tmp_path / "o"), "--job-name", "s"))
     job = env.show("s")
     for key in ("status", "endpoint_name", "deployment_name", "inputs", "outputs", "settings", "counts",
                 "created_at", "start_time", "end_time", "duration_seconds", "error"):  # fmt: skip

@@ -52,12 +52,8 @@ def test_hidden_files_skipped_and_folders_listed_recursively_sorted(env, tmp_pat
 def test_log_layout(env, tmp_path):
     data = write_inputs(tmp_path / "in", {"a.txt": "ok", "b.txt": "raise", "c.txt": "skip", "d.txt": "ok"})
     env.endpoint()
-    env.script(
-        mini_batch_size=1, max_concurrency_per_instance=2, retry_settings={"max_retries": 1, "timeout": 30}
-    )
-    ok_json(
-        env.invoke("heart", "--input", str(data), "--output-path", str(tmp_path / "out"), "--job-name", "lg")
-    )
+    env.script(mini_batch_size=1, max_concurrency_per_instance=2, retry_settings={"max_retries": 1, "timeout": 30})
+    ok_json(env.invoke("heart", "--input", str(data), "--output-path", str(tmp_path / "out"), "--job-name", "lg"))
     logs = env.job_dir("lg") / "logs"
     assert (logs / "readme.txt").is_file()
     overview = (logs / "job_progress_overview.txt").read_text()
@@ -99,14 +95,10 @@ def test_rerun_failed_only_scores_only_the_failed_items(env, tmp_path):
     assert (first["counts"]["items_succeeded"], first["counts"]["items_failed"]) == (2, 3)
     assert (tmp_path / "o1" / "predictions.csv").read_text().splitlines() == ["c.txt,ok", "e.txt,ok"]
     (data / "d.txt").write_text("ok\n")  # fixed upstream
-    rerun = ok_json(
-        env.cli("job", "rerun", "-n", "j1", "--failed-only", "--output-path", str(tmp_path / "o2"))
-    )
+    rerun = ok_json(env.cli("job", "rerun", "-n", "j1", "--failed-only", "--output-path", str(tmp_path / "o2")))
     assert rerun["rerun_of"] == "j1"
     assert rerun["status"] == "Completed"
-    assert rerun["counts"]["files"] == 4, (
-        "a, b (whole failed mini-batch) and c, d (which one failed is unknown)"
-    )
+    assert rerun["counts"]["files"] == 4, "a, b (whole failed mini-batch) and c, d (which one failed is unknown)"
     lines = (tmp_path / "o2" / "predictions.csv").read_text().splitlines()
     assert lines == ["a.txt,ok", "b.txt,flaky", "c.txt,ok", "d.txt,ok"]
     assert "e.txt,ok" not in lines
@@ -123,9 +115,7 @@ def test_rerun_of_mlflow_item_failures_scores_just_those_files(mlenv, heart_data
     (data / "notes.txt").write_text("x\n")
     mlenv.endpoint()
     mlenv.mlflow(mini_batch_size=10)
-    ok_json(
-        mlenv.invoke("heart", "--input", str(data), "--output-path", str(tmp_path / "o1"), "--job-name", "m1")
-    )
+    ok_json(mlenv.invoke("heart", "--input", str(data), "--output-path", str(tmp_path / "o1"), "--job-name", "m1"))
     plan = ok_json(mlenv.cli("job", "rerun", "-n", "m1", "--failed-only", "--dry-run"))
     assert (plan["files"], plan["first_files"]) == (1, ["notes.txt"])
 
@@ -136,9 +126,7 @@ def test_rerun_of_a_single_file_input(env, tmp_path):
     env.script(retry_settings={"max_retries": 0, "timeout": 30})
     first = env.invoke("heart", "--input", str(data / "one.txt"), "--job-name", "f1")
     assert first.exit_code == 1
-    rerun = ok_json(
-        env.cli("job", "rerun", "-n", "f1", "--failed-only", "--output-path", str(tmp_path / "o"))
-    )
+    rerun = ok_json(env.cli("job", "rerun", "-n", "f1", "--failed-only", "--output-path", str(tmp_path / "o")))
     assert rerun["inputs"]["input_data"]["type"] == "uri_file"
     assert (rerun["status"], rerun["counts"]["files"]) == ("Completed", 1)
     assert (tmp_path / "o" / "predictions.csv").read_text() == "one.txt,flaky\n"

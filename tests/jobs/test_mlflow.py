@@ -30,9 +30,7 @@ def test_predictions_equal_the_models_own_predict_file_by_file(mlenv, heart_data
     mlenv.endpoint()
     mlenv.mlflow(mini_batch_size=2, max_concurrency_per_instance=2)
     out = tmp_path / "out"
-    record = ok_json(
-        mlenv.invoke("heart", "--input", str(data), "--output-path", str(out), "--job-name", "j1")
-    )
+    record = ok_json(mlenv.invoke("heart", "--input", str(data), "--output-path", str(out), "--job-name", "j1"))
     assert record["status"] == "Completed"
     assert record["counts"]["files"] == 5
     assert record["counts"]["mini_batches"] == 3
@@ -62,15 +60,11 @@ def test_signature_types_are_used_to_read_csv(mlenv, reference_model, tmp_path):
     assert pd.read_csv(data / "only.csv")["cp"].dtype == "int64"
     mlenv.endpoint()
     mlenv.mlflow()
-    record = ok_json(
-        mlenv.invoke("heart", "--input", str(data / "only.csv"), "--output-path", str(tmp_path / "o"))
-    )
+    record = ok_json(mlenv.invoke("heart", "--input", str(data / "only.csv"), "--output-path", str(tmp_path / "o")))
     assert record["inputs"]["input_data"]["type"] == "uri_file"
     assert record["counts"]["items_succeeded"] == 1
     rows = _rows(tmp_path / "o" / "predictions.csv")
-    assert [int(r[1]) for r in rows] == [
-        int(p) for p in reference_predictions(reference_model, data / "only.csv")
-    ]
+    assert [int(r[1]) for r in rows] == [int(p) for p in reference_predictions(reference_model, data / "only.csv")]
 
 
 def test_unsupported_and_bad_files_fail_as_items(mlenv, heart_data, reference_model, tmp_path):
@@ -83,9 +77,7 @@ def test_unsupported_and_bad_files_fail_as_items(mlenv, heart_data, reference_mo
     mlenv.endpoint()
     mlenv.mlflow(mini_batch_size=10)
     out = tmp_path / "out"
-    record = ok_json(
-        mlenv.invoke("heart", "--input", str(data), "--output-path", str(out), "--job-name", "mixed")
-    )
+    record = ok_json(mlenv.invoke("heart", "--input", str(data), "--output-path", str(out), "--job-name", "mixed"))
     assert record["status"] == "Completed"
     c = record["counts"]
     assert (c["files"], c["mini_batches"], c["items_succeeded"], c["items_failed"]) == (5, 1, 3, 2)
@@ -93,10 +85,7 @@ def test_unsupported_and_bad_files_fail_as_items(mlenv, heart_data, reference_mo
     rows = _rows(out / "predictions.csv")
     assert sorted(_by_file(rows)) == ["part-000.csv", "part-001.csv", "part-002.csv"]
     errors = (mlenv.job_dir("mixed") / "logs" / "user" / "error.txt").read_text()
-    assert (
-        "File type '.txt' is not supported. Current accepted filetypes are: ['.csv', '.parquet', '.pqt']"
-        in errors
-    )
+    assert "File type '.txt' is not supported. Current accepted filetypes are: ['.csv', '.parquet', '.pqt']" in errors
     assert "Error processing input file: 'part-001b.csv'" in errors
     assert "sixty" in errors
 
@@ -153,9 +142,7 @@ def run(mini_batch):
 """
 
 
-def test_unmodified_azure_heart_classifier_driver_runs(
-    mlenv, heart_data, reference_model, heart_model, tmp_path
-):
+def test_unmodified_azure_heart_classifier_driver_runs(mlenv, heart_data, reference_model, heart_model, tmp_path):
     """The public heart-classifier batch_driver.py: glob(AZUREML_MODEL_DIR/*/), pyfunc, DataFrame return."""
     import pandas as pd
 
@@ -166,9 +153,7 @@ def test_unmodified_azure_heart_classifier_driver_runs(
         frame["cp"] = "c" + frame["cp"]
         frame.to_csv(data / f"heart-{i}.csv", index=False)
     mlenv.endpoint()
-    ok_json(
-        mlenv.cli("model", "create", "--name", "heart", "--type", "mlflow_model", "--path", str(heart_model))
-    )
+    ok_json(mlenv.cli("model", "create", "--name", "heart", "--type", "mlflow_model", "--path", str(heart_model)))
     mlenv.script(
         "azure-driver",
         source=AZURE_DRIVER,

@@ -56,9 +56,7 @@ def test_fewer_rows_than_files_count_as_failed_items(env, tmp_path):
     assert "returned 2 results for 4 files" in errors
 
 
-@pytest.mark.parametrize(
-    "command, message", [("none", "returned None"), ("raise", "ValueError: cannot score")]
-)
+@pytest.mark.parametrize("command, message", [("none", "returned None"), ("raise", "ValueError: cannot score")])
 def test_none_or_raising_fails_the_mini_batch_after_retries(env, tmp_path, command, message):
     data = write_inputs(tmp_path / "in", {"a.txt": "ok", "b.txt": command, "c.txt": "ok"})
     env.endpoint()
@@ -128,9 +126,7 @@ def run(mini_batch):
     return [json.dumps(info, sort_keys=True)] * len(mini_batch)
 """
     env.endpoint()
-    env.script(
-        source=script, env={"GREETING": "hello"}, logging_level="debug", files={"helper.py": "VALUE = 42\n"}
-    )
+    env.script(source=script, env={"GREETING": "hello"}, logging_level="debug", files={"helper.py": "VALUE = 42\n"})
     data = write_inputs(tmp_path / "in", {"a.txt": "ok"})
     out = tmp_path / "out"
     job = ok_json(env.invoke("heart", "--input", str(data), "--output-path", str(out)))

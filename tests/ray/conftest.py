@@ -142,5 +142,3 @@ def ray_heart_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
         serialization_format="cloudpickle",
     )
     return target
-
-

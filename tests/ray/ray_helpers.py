@@ -136,8 +136,19 @@ class Pair:
 
     def invoke(self, deployment: str, data: Path, out: Path, *extra: str) -> Any:
         return self.cli(
-            "endpoint", "invoke", "-n", "rayep", "-d", deployment, "--input", str(data),
-            "--output-path", str(out), "-o", "json", *extra,
+            "endpoint",
+            "invoke",
+            "-n",
+            "rayep",
+            "-d",
+            deployment,
+            "--input",
+            str(data),
+            "--output-path",
+            str(out),
+            "-o",
+            "json",
+            *extra,
         )
 
     def show(self, job: str) -> dict[str, Any]:

@@ -41,9 +41,7 @@ def _heart_inputs(folder: Path, n: int) -> Path:
     return folder
 
 
-def test_mlflow_model_gives_the_same_bytes_on_local_and_ray(
-    pair: Pair, tmp_path: Path, ray_heart_model: Path
-) -> None:
+def test_mlflow_model_gives_the_same_bytes_on_local_and_ray(pair: Pair, tmp_path: Path, ray_heart_model: Path) -> None:
     pair.mlflow(ray_heart_model, mini_batch_size=3)
     data = _heart_inputs(tmp_path / "data", 11)
     local = ok_json(pair.invoke("on-local", data, tmp_path / "out-local"))
@@ -110,6 +108,7 @@ def test_cancel_a_no_wait_job_stops_the_actors_and_publishes_nothing(pair: Pair,
     name = job["name"]
     wait_for(lambda: pair.show(name)["counts"]["mini_batches_completed"] >= 1, 120, "a first mini-batch")
     ok_json(pair.cli("job", "cancel", "-n", name, "-o", "json"))
+
     def stopped() -> dict | None:
         record = pair.show(name)
         return record if record["status"] in ("Canceled", "Failed", "Completed") else None
@@ -168,9 +167,27 @@ def test_without_the_ray_extra_a_ray_job_fails_with_one_line(pair: Pair, tmp_pat
         """
     )
     proc = subprocess.run(
-        [sys.executable, "-c", program, "endpoint", "invoke", "-n", "rayep", "-d", "on-ray",
-         "--input", str(data), "--output-path", str(tmp_path / "out"), "-o", "json"],
-        capture_output=True, text=True, timeout=120, env={**os.environ},
+        [
+            sys.executable,
+            "-c",
+            program,
+            "endpoint",
+            "invoke",
+            "-n",
+            "rayep",
+            "-d",
+            "on-ray",
+            "--input",
+            str(data),
+            "--output-path",
+            str(tmp_path / "out"),
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ},
     )
     assert proc.returncode != 0
     assert "Ray is not installed: pip install 'batchctl[ray]'" in proc.stderr

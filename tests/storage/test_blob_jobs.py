@@ -116,9 +116,7 @@ def test_repointed_workspaceblobstore_receives_default_outputs(
     proc = heart.invoke("--input", str(data), "--job-name", "default-out")
     assert proc.returncode == 0, proc.stderr
     job = json.loads(proc.stdout)
-    assert (
-        job["outputs"]["score"]["path"] == "azureml://datastores/workspaceblobstore/paths/heart/default-out/"
-    )
+    assert job["outputs"]["score"]["path"] == "azureml://datastores/workspaceblobstore/paths/heart/default-out/"
     assert len(_rows(blob_reader(f"{container}/heart/default-out/predictions.csv"))) == 3
     # job download reads it back from the blob
     got = heart.ok("job", "download", "-n", "default-out", "--download-path", str(tmp_path / "dl"))

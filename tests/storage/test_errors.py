@@ -36,12 +36,8 @@ def _no_jobs(bctl: Any) -> None:
 
 def test_unreachable_storage_fails_fast(heart: Any, tmp_path: Path, azurite: Any) -> None:
     port = _closed_port()
-    heart.ok(
-        "datastore", "create", "-f", str(datastore_spec(tmp_path, "down", "data", f"http://127.0.0.1:{port}"))
-    )
-    heart.env["AZURE_STORAGE_CONNECTION_STRING"] = azurite.connection_string.replace(
-        str(azurite.port), str(port)
-    )
+    heart.ok("datastore", "create", "-f", str(datastore_spec(tmp_path, "down", "data", f"http://127.0.0.1:{port}")))
+    heart.env["AZURE_STORAGE_CONNECTION_STRING"] = azurite.connection_string.replace(str(azurite.port), str(port))
     t0 = time.monotonic()
     proc = heart.invoke("--input", "azureml://datastores/down/paths/heart")
     elapsed = time.monotonic() - t0
@@ -82,9 +78,7 @@ def test_bad_credentials(heart: Any, azurite: Any, upload: Any) -> None:
     container = azurite.new_container()
     upload(container, csv_files(2))
     wrong_key = "A" * 86 + "=="
-    heart.env["AZURE_STORAGE_CONNECTION_STRING"] = azurite.connection_string.replace(
-        azurite.account_key, wrong_key
-    )
+    heart.env["AZURE_STORAGE_CONNECTION_STRING"] = azurite.connection_string.replace(azurite.account_key, wrong_key)
     proc = heart.invoke("--input", f"az://{container}/part0")
     _one_line_error(proc, 9, "access denied", "credentials were rejected")
     assert wrong_key not in proc.stderr and "AccountKey" not in proc.stderr
@@ -110,9 +104,7 @@ def test_dotdot_segment_refused_before_any_request(heart: Any, tmp_path: Path, v
 
 
 def test_no_credentials_for_http_endpoint(heart: Any, tmp_path: Path) -> None:
-    heart.ok(
-        "datastore", "create", "-f", str(datastore_spec(tmp_path, "nocreds", "data", "http://127.0.0.1:9"))
-    )
+    heart.ok("datastore", "create", "-f", str(datastore_spec(tmp_path, "nocreds", "data", "http://127.0.0.1:9")))
     proc = heart.invoke("--input", "azureml://datastores/nocreds/paths/x")
     _one_line_error(proc, 9, "no credentials for storage account 'devstoreaccount1'")
     assert json.loads(heart.run("job", "list", "-o", "json").stdout) == []

@@ -57,9 +57,7 @@ def test_two_jobs_racing_for_one_blob_path_exactly_one_wins(
         assert "appeared while the job ran; it was not overwritten" in loser_err, loser_err
     data = blob_reader(f"{container}/shared/predictions.csv")
     names = {line.rsplit(",", 1)[1] for line in data.decode().splitlines()}
-    assert names == (
-        {"part0/f00.csv", "part0/f01.csv"} if winner == "a" else {"part1/f02.csv", "part1/f03.csv"}
-    )
+    assert names == ({"part0/f00.csv", "part0/f01.csv"} if winner == "a" else {"part1/f02.csv", "part1/f03.csv"})
     jobs = {j["name"]: j["status"] for j in heart.ok("job", "list")}
     assert sorted(jobs.values()) in (["Completed"], ["Completed", "Failed"])
 
@@ -179,9 +177,7 @@ except OutputExistsError:
 """
 
 
-def test_create_only_publish_race_between_processes(
-    azurite_env: Any, tmp_path: Path, blob_reader: Any
-) -> None:
+def test_create_only_publish_race_between_processes(azurite_env: Any, tmp_path: Path, blob_reader: Any) -> None:
     container = azurite_env.new_container()
     target = f"az://{container}/race/predictions.csv"
     env = {**os.environ, "AZURE_STORAGE_CONNECTION_STRING": azurite_env.connection_string}

@@ -102,9 +102,7 @@ def train(model_dir: Path, rows: int = 600, seed: int = 7) -> Path:
     y_pred = pipeline.predict(X)
     with warnings.catch_warnings():
         # the columns are complete integers by construction; mlflow's hint about missing values does not apply
-        warnings.filterwarnings(
-            "ignore", message=".*Inferred schema contains integer column", category=UserWarning
-        )
+        warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column", category=UserWarning)
         signature = infer_signature(X, y_pred)
     # cloudpickle is chosen on purpose (skops is not a core dependency); the pickle is our own
     logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
@@ -134,12 +132,8 @@ def write_samples(folder: Path, files: int = 4, rows: int = 40, seed: int = 11) 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "model_dir", nargs="?", default=str(DEFAULT_MODEL_DIR), help="where to save the model"
-    )
-    parser.add_argument(
-        "--samples", metavar="DIR", help="write the sample CSV files to DIR instead of training"
-    )
+    parser.add_argument("model_dir", nargs="?", default=str(DEFAULT_MODEL_DIR), help="where to save the model")
+    parser.add_argument("--samples", metavar="DIR", help="write the sample CSV files to DIR instead of training")
     args = parser.parse_args(argv)
     if args.samples:
         for path in write_samples(Path(args.samples)):

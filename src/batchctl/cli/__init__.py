@@ -49,7 +49,8 @@ def _version(value: bool) -> None:
 
 def _root(
     workspace: Annotated[
-        str | None, typer.Option("--workspace", help="Workspace folder (default: $BATCHCTL_HOME or ~/.batchctl).")
+        str | None,
+        typer.Option("--workspace", help="Workspace folder (default: $BATCHCTL_HOME or ~/.batchctl)."),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")] = False,
     version: Annotated[

@@ -24,21 +24,25 @@ OutputOpt = Annotated[
 QueryOpt = Annotated[str | None, typer.Option("--query", help="JMESPath query applied to the output.")]
 WorkspaceOpt = Annotated[
     str | None,
-    typer.Option("--workspace", help="Workspace folder (default: $BATCHCTL_HOME, else ~/.batchctl).", show_default=False),
+    typer.Option(
+        "--workspace",
+        help="Workspace folder (default: $BATCHCTL_HOME, else ~/.batchctl).",
+        show_default=False,
+    ),
 ]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")]
 ResourceGroupOpt = Annotated[
-    str | None, typer.Option("--resource-group", "-g", help="Accepted for az ml compatibility; ignored.", hidden=True)
+    str | None,
+    typer.Option("--resource-group", "-g", help="Accepted for az ml compatibility; ignored.", hidden=True),
 ]
 WorkspaceNameOpt = Annotated[
-    str | None, typer.Option("--workspace-name", "-w", help="Accepted for az ml compatibility; ignored.", hidden=True)
+    str | None,
+    typer.Option("--workspace-name", "-w", help="Accepted for az ml compatibility; ignored.", hidden=True),
 ]
 SubscriptionOpt = Annotated[
     str | None, typer.Option("--subscription", help="Accepted for az ml compatibility; ignored.", hidden=True)
 ]
-SetOpt = Annotated[
-    list[str] | None, typer.Option("--set", help="Override a field: --set a.b=value (repeatable).")
-]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a field: --set a.b=value (repeatable).")]
 
 _COMMON: list[tuple[str, Any, Any]] = [
     ("output", OutputOpt, None),
@@ -84,7 +88,8 @@ def report(exc: BaseException) -> int:
         return 130
     message = redact(" ".join(str(exc).split()))[:500] or type(exc).__name__
     _console.error_line(
-        f"unexpected {type(exc).__name__}: {message}", None if debug_on() else "run again with --debug for details"
+        f"unexpected {type(exc).__name__}: {message}",
+        None if debug_on() else "run again with --debug for details",
     )
     return 1
 

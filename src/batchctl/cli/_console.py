@@ -125,9 +125,7 @@ def _print_table(console: Any, table: Any, fitted: bool) -> None:
 def error_line(message: str, hint: str | None = None) -> None:
     from rich.console import Console
 
-    console = Console(
-        stderr=True, no_color="NO_COLOR" in os.environ, soft_wrap=True, highlight=False, emoji=False
-    )
+    console = Console(stderr=True, no_color="NO_COLOR" in os.environ, soft_wrap=True, highlight=False, emoji=False)
     console.print(f"Error: {message}", style="red", markup=False)
     if hint:
         console.print(f"Hint: {hint}", style="yellow", markup=False)

@@ -63,13 +63,14 @@ class ProgressRenderer:
         now = time.monotonic()
         if kind in ("retry", "timeout", "worker_died"):
             reason = payload.get("error") or payload.get("reason") or kind
-            sys.stderr.write(f"  mini-batch {payload.get('batch')}: {kind}: {str(reason).strip().splitlines()[-1][:200]}\n")
+            sys.stderr.write(
+                f"  mini-batch {payload.get('batch')}: {kind}: {str(reason).strip().splitlines()[-1][:200]}\n"
+            )
         if kind == "finished" or (kind == "final" and (now - self.last_line > 2.0 or done == self.total_batches)):
             self.last_line = now
             if kind == "finished":
                 sys.stderr.write(
-                    f"job {self.name}: {payload.get('status')} - {ok} items succeeded, {bad} failed "
-                    f"in {elapsed:.1f}s\n"
+                    f"job {self.name}: {payload.get('status')} - {ok} items succeeded, {bad} failed in {elapsed:.1f}s\n"
                 )
             else:
                 sys.stderr.write(f"  {done}/{self.total_batches} mini-batches, {ok} items ok, {bad} failed\n")

@@ -40,8 +40,15 @@ def _versioned_commands(group: typer.Typer, kind: str, label: str, create_help: 
         from batchctl import api
 
         plural = {"model": "models", "data": "data"}[kind]
-        return getattr(api, {"create": f"create_{kind}", "get": f"get_{kind}", "list": f"list_{plural}",
-                             "delete": f"delete_{kind}"}[verb])
+        return getattr(
+            api,
+            {
+                "create": f"create_{kind}",
+                "get": f"get_{kind}",
+                "list": f"list_{plural}",
+                "delete": f"delete_{kind}",
+            }[verb],
+        )
 
     @command(group, "create", help=create_help)
     def create(
@@ -59,7 +66,12 @@ def _versioned_commands(group: typer.Typer, kind: str, label: str, create_help: 
     def show(name: NameReq, version: VersionOpt = None, label_: LabelOpt = None) -> object:
         return api_call("get")(workspace(), name, _label(label_, version))
 
-    @command(group, "list", columns=VERSIONED_COLUMNS, help=f"List {label}s (latest versions), or every version of --name.")
+    @command(
+        group,
+        "list",
+        columns=VERSIONED_COLUMNS,
+        help=f"List {label}s (latest versions), or every version of --name.",
+    )
     def list_(name: NameOpt = None) -> object:
         return api_call("list")(workspace(), name)
 
@@ -70,7 +82,6 @@ def _versioned_commands(group: typer.Typer, kind: str, label: str, create_help: 
         what = f"version {version} of {label} '{name}'" if version else f"every version of {label} '{name}'"
         confirm(f"Delete {what}?", yes)
         return api_call("delete")(ws, name, version)
-
 
 
 _versioned_commands(
@@ -93,8 +104,11 @@ _versioned_commands(
 
 
 @command(datastore_app, "create")
-def datastore_create(file: Annotated[str, typer.Option("--file", "-f", help="Datastore YAML.")],
-                     name: NameOpt = None, set_: SetOpt = None) -> object:
+def datastore_create(
+    file: Annotated[str, typer.Option("--file", "-f", help="Datastore YAML.")],
+    name: NameOpt = None,
+    set_: SetOpt = None,
+) -> object:
     """Register a datastore (type local or azure_blob). Credentials are read from the environment."""
     from batchctl import api
     from batchctl.cli._console import notice

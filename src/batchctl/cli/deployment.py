@@ -11,15 +11,20 @@ app = typer.Typer(no_args_is_help=True, help="Batch deployments: a model and how
 FileOpt = Annotated[str | None, typer.Option("--file", "-f", help="Deployment YAML.")]
 NameOpt = Annotated[str | None, typer.Option("--name", "-n", help="Deployment name (overrides the file's).")]
 NameReq = Annotated[str, typer.Option("--name", "-n", help="Deployment name.")]
-EndpointOpt = Annotated[
-    str | None, typer.Option("--endpoint-name", "-e", help="Endpoint name (overrides the file's).")
-]
+EndpointOpt = Annotated[str | None, typer.Option("--endpoint-name", "-e", help="Endpoint name (overrides the file's).")]
 EndpointReq = Annotated[str, typer.Option("--endpoint-name", "-e", help="Endpoint name.")]
 SkipOpt = Annotated[
     bool, typer.Option("--skip-script-validation", help="Do not parse the scoring script at create time.")
 ]
 NoWaitOpt = Annotated[bool, typer.Option("--no-wait", help="Accepted for az ml compatibility.")]
-DEPLOYMENT_COLUMNS = ("name", "endpoint_name", "model", "compute", "settings.mini_batch_size", "provisioning_state")
+DEPLOYMENT_COLUMNS = (
+    "name",
+    "endpoint_name",
+    "model",
+    "compute",
+    "settings.mini_batch_size",
+    "provisioning_state",
+)
 
 
 @command(app, "create")

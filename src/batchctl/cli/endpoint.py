@@ -34,9 +34,7 @@ def update(
     name: NameOpt = None,
     file: FileOpt = None,
     set_: SetOpt = None,
-    defaults: Annotated[
-        list[str] | None, typer.Option("--defaults", help="deployment_name=NAME, as in az ml.")
-    ] = None,
+    defaults: Annotated[list[str] | None, typer.Option("--defaults", help="deployment_name=NAME, as in az ml.")] = None,
     no_wait: NoWaitOpt = False,
 ) -> object:
     """Update description, tags, properties or defaults (e.g. --set defaults.deployment_name=D)."""

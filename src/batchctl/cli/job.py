@@ -1,6 +1,5 @@
 """Jobs: `endpoint invoke` / `job invoke`, and job create|list|show|stream|cancel|download|rerun."""
 
-
 import signal
 import sys
 import time
@@ -12,8 +11,15 @@ from batchctl.cli._common import SetOpt, command, workspace
 
 app = typer.Typer(no_args_is_help=True, help="Batch scoring jobs.")
 
-JOB_COLUMNS = ("name", "status", "endpoint_name", "deployment_name", "counts.files", "counts.items_failed",
-               "created_at")
+JOB_COLUMNS = (
+    "name",
+    "status",
+    "endpoint_name",
+    "deployment_name",
+    "counts.files",
+    "counts.items_failed",
+    "created_at",
+)
 NameReq = Annotated[str, typer.Option("--name", "-n", help="Job name.")]
 
 
@@ -80,29 +86,46 @@ def run_foreground(ws: Any, record: dict[str, Any]) -> Any:
     if final["status"] == "Canceled":
         error: Any = JobCanceledError(f"job {final['name']} was canceled; nothing was published")
     else:
-        error = JobFailedError(f"job {final['name']} failed: {message}",
-                               f"see `batchctl job show -n {final['name']}` and its logs in {final.get('log_dir')}")
+        error = JobFailedError(
+            f"job {final['name']} failed: {message}",
+            f"see `batchctl job show -n {final['name']}` and its logs in {final.get('log_dir')}",
+        )
     error.record = final
     raise error
 
 
 def _public(record: dict[str, Any]) -> dict[str, Any]:
-    hidden = ("deployment_snapshot", "output_location", "output_file_location", "compute_address",
-              "compute_max_workers")
+    hidden = (
+        "deployment_snapshot",
+        "output_location",
+        "output_file_location",
+        "compute_address",
+        "compute_max_workers",
+    )
     return {k: v for k, v in record.items() if k not in hidden}
 
 
-InputOpt = Annotated[str | None, typer.Option("--input", "-i", help="File, folder, URL, azureml://datastores/... or azureml:<data>@latest.")]
+InputOpt = Annotated[
+    str | None,
+    typer.Option("--input", "-i", help="File, folder, URL, azureml://datastores/... or azureml:<data>@latest."),
+]
 InputTypeOpt = Annotated[str | None, typer.Option("--input-type", help="uri_file or uri_folder.")]
-OutputPathOpt = Annotated[str | None, typer.Option("--output-path", help="Output folder (local, URL or azureml://datastores/<ds>/paths/<p>).")]
+OutputPathOpt = Annotated[
+    str | None,
+    typer.Option("--output-path", help="Output folder (local, URL or azureml://datastores/<ds>/paths/<p>)."),
+]
 JobNameOpt = Annotated[str | None, typer.Option("--job-name", help="Job name (default: a UUID).")]
-ExperimentOpt = Annotated[str | None, typer.Option("--experiment-name", help="Experiment (default: the endpoint name).")]
+ExperimentOpt = Annotated[
+    str | None, typer.Option("--experiment-name", help="Experiment (default: the endpoint name).")
+]
 MiniBatchOpt = Annotated[int | None, typer.Option("--mini-batch-size", "-m", help="Files per mini-batch for this job.")]
 InstanceOpt = Annotated[int | None, typer.Option("--instance-count", "-c", help="Instances for this job.")]
 InvokeFileOpt = Annotated[str | None, typer.Option("--file", "-f", help="Invocation YAML with inputs:/outputs:.")]
 NoWaitOpt = Annotated[bool, typer.Option("--no-wait", help="Hand the job to a detached runner and return at once.")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the plan; score nothing.")]
-DeploymentOpt = Annotated[str | None, typer.Option("--deployment-name", "-d", help="Deployment (default: the endpoint's default).")]
+DeploymentOpt = Annotated[
+    str | None, typer.Option("--deployment-name", "-d", help="Deployment (default: the endpoint's default).")
+]
 
 
 def _az_set_values(ctx: typer.Context, set_: list[str] | None) -> list[str] | None:
@@ -143,8 +166,21 @@ def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: st
     ) -> object:
         """Start a batch scoring job on the endpoint (its default deployment unless -d)."""
         sets = _az_set_values(ctx, set_)
-        return invoke_job(endpoint, deployment_name, input, input_type, output_path, job_name, experiment_name,
-                          mini_batch_size, instance_count, sets, file, no_wait, dry_run)
+        return invoke_job(
+            endpoint,
+            deployment_name,
+            input,
+            input_type,
+            output_path,
+            job_name,
+            experiment_name,
+            mini_batch_size,
+            instance_count,
+            sets,
+            file,
+            no_wait,
+            dry_run,
+        )
 
 
 register_invoke(app, ("--endpoint", "--endpoint-name", "-e"))
@@ -161,15 +197,35 @@ def create(
     dry_run: DryRunOpt = False,
 ) -> object:
     """Create a batch scoring job from an invocation file (same fields as `endpoint invoke -f`)."""
-    return invoke_job(None, None, None, None, None, name, None, None, None, _az_set_values(ctx, set_), file, no_wait,
-                      dry_run)
+    return invoke_job(
+        None,
+        None,
+        None,
+        None,
+        None,
+        name,
+        None,
+        None,
+        None,
+        _az_set_values(ctx, set_),
+        file,
+        no_wait,
+        dry_run,
+    )
 
 
 @command(app, "list", columns=JOB_COLUMNS)
 def list_(
-    endpoint: Annotated[str | None, typer.Option("--endpoint", "--endpoint-name", "-e", help="Only this endpoint's jobs.")] = None,
-    deployment: Annotated[str | None, typer.Option("--deployment", "--deployment-name", "-d", help="Only this deployment's jobs.")] = None,
-    status: Annotated[str | None, typer.Option("--status", "-s", help="Queued, Running, Completed, Failed or Canceled.")] = None,
+    endpoint: Annotated[
+        str | None, typer.Option("--endpoint", "--endpoint-name", "-e", help="Only this endpoint's jobs.")
+    ] = None,
+    deployment: Annotated[
+        str | None,
+        typer.Option("--deployment", "--deployment-name", "-d", help="Only this deployment's jobs."),
+    ] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", "-s", help="Queued, Running, Completed, Failed or Canceled.")
+    ] = None,
 ) -> object:
     """List jobs (oldest first)."""
     from batchctl import api

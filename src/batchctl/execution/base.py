@@ -201,8 +201,11 @@ def supervise(
                     slot.state = "dead"
                     assert batch is not None
                     attempt_failed(
-                        slot_id, batch, attempt, f"No progress update in {settings.timeout:g} seconds: the attempt "
-                        "timed out and its worker was killed"
+                        slot_id,
+                        batch,
+                        attempt,
+                        f"No progress update in {settings.timeout:g} seconds: the attempt "
+                        "timed out and its worker was killed",
                     )
                     if remaining > 0:
                         start(slot_id)

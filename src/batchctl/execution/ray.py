@@ -206,8 +206,7 @@ class RayHandle:
             raise StorageError(
                 f"input {task.get('root_url')} is a path on this machine, but Ray worker {self.slot} runs on "
                 f"another machine ({self.machine.split('/')[0]}); local inputs are not shipped to a cluster",
-                "upload the data to a datastore (azureml://datastores/...) or pass an az://, abfs:// or "
-                "https:// input",
+                "upload the data to a datastore (azureml://datastores/...) or pass an az://, abfs:// or https:// input",
             )
         self.pending[self.actor.run.remote(task)] = "run"
 

@@ -43,8 +43,12 @@ def make_backend(record: dict[str, Any], ref: ScorerRef, folder: Path) -> Any:
     if compute == "ray":
         from batchctl.execution.ray import RayBackend
 
-        return RayBackend(ref, record.get("compute_address") or "local", record.get("compute_max_workers"),
-                          logs_dir=str(folder / "logs"))
+        return RayBackend(
+            ref,
+            record.get("compute_address") or "local",
+            record.get("compute_max_workers"),
+            logs_dir=str(folder / "logs"),
+        )
     from batchctl.execution.local import LocalBackend
 
     return LocalBackend(ref, str(folder / "logs"), str(folder / "parts"))
@@ -109,18 +113,25 @@ class _Progress:
             self.counts["worker_restarts"] += 1
         elif kind == "attempt_failed":
             err = payload.get("error") or "run() failed"
-            logs.worker(slot, f"mini-batch {payload['batch']} attempt {payload['attempt']}: FAILED "
-                              f"({payload.get('duration', 0):.3f}s): {_first_line(err)}")
-            logs.user_error(f"mini-batch {payload['batch']} attempt {payload['attempt']}: {_first_line(err)}",
-                            slot, err)
+            logs.worker(
+                slot,
+                f"mini-batch {payload['batch']} attempt {payload['attempt']}: FAILED "
+                f"({payload.get('duration', 0):.3f}s): {_first_line(err)}",
+            )
+            logs.user_error(
+                f"mini-batch {payload['batch']} attempt {payload['attempt']}: {_first_line(err)}", slot, err
+            )
             self.set_error(f"mini-batch {payload['batch']}: {_first_line(err)}", err)
         elif kind == "retry":
             self.counts["retries"] += 1
-            logs.master(f"mini-batch {payload['batch']} attempt {payload['attempt']} failed: "
-                        f"{_first_line(payload.get('error'))}; retrying")
+            logs.master(
+                f"mini-batch {payload['batch']} attempt {payload['attempt']} failed: "
+                f"{_first_line(payload.get('error'))}; retrying"
+            )
             if _system_failure(payload.get("error")):
-                logs.user_error(f"mini-batch {payload['batch']} attempt {payload['attempt']}: "
-                                f"{_first_line(payload.get('error'))}")
+                logs.user_error(
+                    f"mini-batch {payload['batch']} attempt {payload['attempt']}: {_first_line(payload.get('error'))}"
+                )
                 self.set_error(f"mini-batch {payload['batch']}: {_first_line(payload.get('error'))}")
         elif kind == "final":
             batch = payload["batch"]
@@ -134,15 +145,21 @@ class _Progress:
                     part = self.folder / "parts" / f"{batch:08d}.a{payload['attempt']}.part"
                     part.write_bytes(payload["data"])
                     self.ok_batches[batch] = str(part)
-                logs.worker(slot, f"mini-batch {batch} attempt {payload['attempt']}: items {payload['succeeded'] + payload['failed']}, "
-                                  f"succeeded {payload['succeeded']}, failed {payload['failed']}, rows {payload.get('rows', 0)}, "
-                                  f"duration {payload.get('duration', 0):.3f}s")
+                items = payload["succeeded"] + payload["failed"]
+                logs.worker(
+                    slot,
+                    f"mini-batch {batch} attempt {payload['attempt']}: items {items}, "
+                    f"succeeded {payload['succeeded']}, failed {payload['failed']}, "
+                    f"rows {payload.get('rows', 0)}, duration {payload.get('duration', 0):.3f}s",
+                )
             else:
                 self.counts["mini_batches_failed"] += 1
-                logs.master(f"mini-batch {batch} failed after {payload['attempt']} attempts: {_first_line(payload.get('error'))}")
+                error = _first_line(payload.get("error"))
+                logs.master(f"mini-batch {batch} failed after {payload['attempt']} attempts: {error}")
                 if _system_failure(payload.get("error")):  # run() errors were logged per attempt already
-                    logs.user_error(f"mini-batch {batch} attempt {payload['attempt']}: "
-                                    f"{_first_line(payload.get('error'))}")
+                    logs.user_error(
+                        f"mini-batch {batch} attempt {payload['attempt']}: {_first_line(payload.get('error'))}"
+                    )
                 self.set_error(f"mini-batch {batch}: {_first_line(payload.get('error'))}")
             for name, reason in payload.get("item_errors") or []:
                 self.failed_log.write(json.dumps({"file": name, "batch": batch, "reason": redact(reason)}) + "\n")
@@ -153,8 +170,18 @@ class _Progress:
                 logs.user_error(f"mini-batch {batch}: {payload['error']}")
                 self.set_error(f"mini-batch {batch}: {payload['error']}")
             self.failed_log.flush()
-            self.batch_log.write(json.dumps({"batch": batch, "ok": ok, "attempts": payload["attempt"],
-                                             "succeeded": payload["succeeded"], "failed": payload["failed"]}) + "\n")
+            self.batch_log.write(
+                json.dumps(
+                    {
+                        "batch": batch,
+                        "ok": ok,
+                        "attempts": payload["attempt"],
+                        "succeeded": payload["succeeded"],
+                        "failed": payload["failed"],
+                    }
+                )
+                + "\n"
+            )
             self.batch_log.flush()
             self.flush()
         if self.on_event is not None:
@@ -230,7 +257,8 @@ def run_job(ws: Workspace, name: str, on_event: ProgressFn | None = None) -> dic
         if totals["succeeded"] == 0:
             reason = (progress.first_error or {}).get("message")
             raise JobFailedError(
-                "There is no succeeded mini batch item returned from run()" + (f"; first error: {reason}" if reason else "")
+                "There is no succeeded mini batch item returned from run()"
+                + (f"; first error: {reason}" if reason else "")
             )
         _publish(folder, record, progress, logs, output_folder, bi_output)
         status = records.COMPLETED
@@ -258,7 +286,12 @@ def run_job(ws: Workspace, name: str, on_event: ProgressFn | None = None) -> dic
         shutil.rmtree(bi_output, ignore_errors=True)
         with contextlib.suppress(OSError):
             shutil.rmtree(folder / "staging")
-    if status == records.FAILED and error is not None and progress.first_error and "There is no" not in error["message"]:
+    if (
+        status == records.FAILED
+        and error is not None
+        and progress.first_error
+        and "There is no" not in error["message"]
+    ):
         error.setdefault("first_item_error", progress.first_error["message"])
     if status == records.COMPLETED and progress.first_error:
         error = progress.first_error
@@ -270,7 +303,9 @@ def run_job(ws: Workspace, name: str, on_event: ProgressFn | None = None) -> dic
         f"{c['mini_batches']} mini-batches in {duration:.2f}s"
         + (f"\nError: {error['message']}" if error and status != records.COMPLETED else "")
     )
-    final = records.update(folder, status=status, end_time=now(), counts=c, error=error, duration_seconds=round(duration, 3))
+    final = records.update(
+        folder, status=status, end_time=now(), counts=c, error=error, duration_seconds=round(duration, 3)
+    )
     logs.close()
     if on_event is not None:
         on_event("finished", {"status": final["status"], "counts": dict(c)})

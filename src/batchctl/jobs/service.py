@@ -96,9 +96,7 @@ def resolve_location(ws: Workspace, value: str) -> storage.Location:
     return storage.location(value)
 
 
-def resolve_input(
-    ws: Workspace, value: str, input_type: str | None
-) -> tuple[storage.Location, str | None, str]:
+def resolve_input(ws: Workspace, value: str, input_type: str | None) -> tuple[storage.Location, str | None, str]:
     """(location, type or None to probe, description) for --input."""
     if not value:
         raise SpecError("Input path can't be empty for batch endpoint invoke")
@@ -197,9 +195,7 @@ def submit(
     if not endpoint:
         raise SpecError("name the endpoint with --name/-n (or `endpoint:` in the invocation file)")
     if input_type not in (None, "uri_file", "uri_folder"):
-        raise SpecError(
-            f"--input-type: '{input_type}' is not supported; use uri_file or uri_folder"
-        )
+        raise SpecError(f"--input-type: '{input_type}' is not supported; use uri_file or uri_folder")
     if input is None:
         raise SpecError("--input is required (a file, folder, URL, datastore path or azureml:<data>@latest)")
     if job_name is not None:
@@ -217,9 +213,7 @@ def submit(
     output_file_name = run_sets.get("output_file_name", dset.get("output_file_name"))
     if output_action == "summary_only":
         if "output_file_name" in run_sets:
-            raise SpecError(
-                "When output_action is set to summary_only, the output_file_name need not to be specified."
-            )
+            raise SpecError("When output_action is set to summary_only, the output_file_name need not to be specified.")
         output_file_name = None
     else:
         output_file_name = output_file_name or "predictions.csv"
@@ -338,8 +332,12 @@ def submit(
 
     atomic_write_json(
         folder / "plan.json",
-        {"root_url": listing.root.url, "root_protocol": listing.root.protocol, "input_type": listing.input_type,
-         "files": files},
+        {
+            "root_url": listing.root.url,
+            "root_protocol": listing.root.protocol,
+            "input_type": listing.input_type,
+            "files": files,
+        },
     )
     records.write(folder, {**record, "log_dir": str(folder / "logs")})
     return records.read_raw(folder) or record
@@ -448,7 +446,9 @@ def cancel_job(ws: Workspace, name: str, wait_seconds: float = 60.0) -> dict[str
     raise BatchctlError(f"job '{name}' did not stop within {wait_seconds:g} seconds; cancel was requested")
 
 
-def download_job(ws: Workspace, name: str, output_name: str = "score", download_path: str | None = None) -> dict[str, Any]:
+def download_job(
+    ws: Workspace, name: str, output_name: str = "score", download_path: str | None = None
+) -> dict[str, Any]:
     record = records.load(ws, name)
     if output_name != "score":
         raise NotFoundError(f"job '{name}' has no output named '{output_name}'; batch jobs have one output: score")
@@ -468,8 +468,13 @@ def download_job(ws: Workspace, name: str, output_name: str = "score", download_
     return {"name": name, "output_name": "score", "download_path": str(dest), "files": copied}
 
 
-def rerun_failed(ws: Workspace, name: str, output_path: str | None = None, job_name: str | None = None,
-                 dry_run: bool = False) -> dict[str, Any]:
+def rerun_failed(
+    ws: Workspace,
+    name: str,
+    output_path: str | None = None,
+    job_name: str | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
     """A new job that scores only the items that failed in job `name`."""
     if job_name is not None:  # the new name is checked first, like every name, before anything is read
         spec_load.validate_name("job", job_name)

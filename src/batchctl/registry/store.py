@@ -18,8 +18,20 @@ from batchctl.settings import SCHEMA_VERSION, lock_timeout
 SECTIONS = ("endpoints", "deployments", "models", "data", "datastores", "computes")
 MOUNTS_FILE = "/proc/mounts"
 # network and FUSE filesystems where flock() and an atomic rename are not guaranteed (docs/security.md)
-NETWORK_FS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse.sshfs", "9p", "ceph", "glusterfs",
-              "fuse.glusterfs", "afs", "lustre"}
+NETWORK_FS = {
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smb3",
+    "smbfs",
+    "fuse.sshfs",
+    "9p",
+    "ceph",
+    "glusterfs",
+    "fuse.glusterfs",
+    "afs",
+    "lustre",
+}
 ALLOW_NETWORK_FS_ENV = "BATCHCTL_ALLOW_NETWORK_FS"
 _warned_roots: set[str] = set()
 
@@ -85,8 +97,7 @@ class RegistryStore:
     def _restore_hint(self) -> str:
         if self.backup_path.exists():
             return (
-                f"the last good version is {self.backup_path}; restore it with: "
-                f"cp '{self.backup_path}' '{self.path}'"
+                f"the last good version is {self.backup_path}; restore it with: cp '{self.backup_path}' '{self.path}'"
             )
         return f"move {self.path} aside to start a new registry (its contents are not recoverable by batchctl)"
 
@@ -119,15 +130,15 @@ class RegistryStore:
             ) from exc
         if not isinstance(data, dict) or not isinstance(data.get("schema_version"), int):
             raise RegistryCorruptError(
-                f"registry {self.path} is corrupt: no schema_version; it was left untouched", self._restore_hint()
+                f"registry {self.path} is corrupt: no schema_version; it was left untouched",
+                self._restore_hint(),
             )
         version = data["schema_version"]
         if version > SCHEMA_VERSION:
             raise RegistryCorruptError(
                 f"registry {self.path} has schema_version {version}, newer than this batchctl supports "
                 f"({SCHEMA_VERSION}); it was left untouched",
-                "upgrade batchctl (pip install -U batchctl) to use this workspace"
-                + self._older_backup_hint(),
+                "upgrade batchctl (pip install -U batchctl) to use this workspace" + self._older_backup_hint(),
             )
         for section in SECTIONS:
             if not isinstance(data.setdefault(section, {}), dict):

@@ -46,7 +46,8 @@ class AzureBlobDatastore(_Common):
     endpoint: str = "core.windows.net"
     protocol: Literal["https", "http", "wasbs"] = "https"
     credentials: dict[str, Any] | None = Field(
-        None, description="Accepted for Azure compatibility and never stored: credentials come from the environment."
+        None,
+        description="Accepted for Azure compatibility and never stored: credentials come from the environment.",
     )
 
     @model_validator(mode="after")

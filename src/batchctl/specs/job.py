@@ -51,7 +51,7 @@ class InvocationSpec(StrictModel):
     @model_validator(mode="after")
     def _one_input(self) -> InvocationSpec:
         if len(self.inputs) > 1:
-            raise ValueError("model deployments take exactly one input; this file names " f"{len(self.inputs)}")
+            raise ValueError(f"model deployments take exactly one input; this file names {len(self.inputs)}")
         unknown = set(self.outputs) - {"score"}
         if unknown:
             raise ValueError(f"model deployments have one output named 'score', not {sorted(unknown)}")

@@ -94,8 +94,7 @@ def _too_many_values(data: Any, limit: int = MAX_SPEC_VALUES) -> bool:
 def _check_size(data: Any, source: str) -> None:
     if _too_many_values(data):
         raise SpecError(
-            f"{source}: too many values for a spec (more than {MAX_SPEC_VALUES}, counting each use of a "
-            "YAML alias)"
+            f"{source}: too many values for a spec (more than {MAX_SPEC_VALUES}, counting each use of a YAML alias)"
         )
 
 

@@ -9,8 +9,7 @@ ASSET_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,254}$")
 VERSION_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$")
 
 ENDPOINT_LENGTH_MESSAGE = (
-    "The name for an endpoint must be at least 3 and at most 32 characters long "
-    "(inclusive of both limits)."
+    "The name for an endpoint must be at least 3 and at most 32 characters long (inclusive of both limits)."
 )
 ENDPOINT_CHARS_MESSAGE = (
     "The name for an endpoint must start with an upper- or lowercase letter and only consist of "

@@ -95,9 +95,7 @@ def test_failed_replace_leaves_the_registry_and_no_temp_file(store, monkeypatch)
     monkeypatch.setattr(fsutil.os, "replace", broken)
     with pytest.raises(BatchctlError) as info:
         _add(store, "ep2")
-    assert info.value.message == (
-        f"cannot write registry {store.path}: No space left on device; it was left unchanged"
-    )
+    assert info.value.message == (f"cannot write registry {store.path}: No space left on device; it was left unchanged")
     assert store.path.read_bytes() == before
     assert not list(store.root.glob(".registry.json.tmp-*"))
 
@@ -228,8 +226,7 @@ def test_corrupt_registry_hint_points_at_the_backup(store):
     with pytest.raises(RegistryCorruptError) as info:
         store.read()
     assert info.value.hint == (
-        f"the last good version is {store.backup_path}; "
-        f"restore it with: cp '{store.backup_path}' '{store.path}'"
+        f"the last good version is {store.backup_path}; restore it with: cp '{store.backup_path}' '{store.path}'"
     )
 
 

@@ -88,9 +88,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("extra", sorted(CASES))
-def test_batched_paths_give_the_bytes_and_counts_of_file_by_file(
-    model_dir: Path, tmp_path: Path, extra: str
-) -> None:
+def test_batched_paths_give_the_bytes_and_counts_of_file_by_file(model_dir: Path, tmp_path: Path, extra: str) -> None:
     files = [write(tmp_path, f"a{i}.csv", CASES["plain"]) for i in range(3)]
     files.insert(1, write(tmp_path, f"x-{extra}.csv", CASES[extra]))
     names = [os.path.basename(f) for f in files]

@@ -64,8 +64,7 @@ def test_data_urls_are_not_resolved(load, path):
         ({"path": ""}, "path: String should have at least 1 character"),
         (
             {"name": "bad name"},
-            "name: name 'bad name' is invalid: use 1-255 letters, digits, '-' or '_', "
-            "starting with a letter or digit",
+            "name: name 'bad name' is invalid: use 1-255 letters, digits, '-' or '_', starting with a letter or digit",
         ),
     ],
 )
@@ -79,9 +78,7 @@ def test_datastore_local(load, tmp_path):
 
 
 def test_datastore_azure_blob_defaults(load):
-    spec = load(
-        "datastore", {"name": "blobs", "type": "azure_blob", "account_name": "acct1", "container_name": "c01"}
-    )
+    spec = load("datastore", {"name": "blobs", "type": "azure_blob", "account_name": "acct1", "container_name": "c01"})
     assert (spec.endpoint, spec.protocol, spec.credentials) == ("core.windows.net", "https", None)
 
 

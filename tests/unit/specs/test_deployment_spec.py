@@ -68,9 +68,7 @@ def test_typed_settings(load):
 
 
 def test_legacy_flat_shape_normalised_to_the_typed_model(load):
-    typed = load(
-        "deployment", {**TYPED, "settings": SETTINGS, "resources": {"instance_count": 3}}, file="a.yml"
-    )
+    typed = load("deployment", {**TYPED, "settings": SETTINGS, "resources": {"instance_count": 3}}, file="a.yml")
     legacy_data = {k: v for k, v in TYPED.items() if k != "type"}
     legacy_data["$schema"] = "https://azuremlschemas.azureedge.net/latest/batchDeployment.schema.json"
     legacy = load("deployment", {**legacy_data, **SETTINGS, "instance_count": 3}, file="b.yml")
@@ -139,15 +137,11 @@ def test_environment_inline_and_reference(load, tmp_path):
     )
 
 
-def test_relative_paths_resolve_against_the_spec_folder_not_the_cwd(
-    load, tmp_path, monkeypatch: pytest.MonkeyPatch
-):
+def test_relative_paths_resolve_against_the_spec_folder_not_the_cwd(load, tmp_path, monkeypatch: pytest.MonkeyPatch):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    spec = load(
-        "deployment", {**TYPED, "model": {"path": "model", "type": "mlflow_model"}}, file="specs/d.yml"
-    )
+    spec = load("deployment", {**TYPED, "model": {"path": "model", "type": "mlflow_model"}}, file="specs/d.yml")
     assert spec.code_configuration.code == str(tmp_path / "specs" / "code")
     assert spec.model.path == str(tmp_path / "specs" / "model")
 
@@ -199,8 +193,7 @@ BAD_NAME = "name '{}' is invalid: use 1-255 letters, digits, '-' or '_', startin
         ),
         (
             {"settings": {"output_action": "summary_only", "output_file_name": "x.csv"}},
-            "settings: When output_action is set to summary_only, "
-            "the output_file_name need not to be specified.",
+            "settings: When output_action is set to summary_only, the output_file_name need not to be specified.",
         ),
         (
             {"settings": {"output_file_name": "out/x.csv"}},
