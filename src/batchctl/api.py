@@ -349,26 +349,39 @@ def list_models(ws: Workspace, name: str | None = None) -> list[dict[str, Any]]:
     return _list_versioned(ws, "models", name)
 
 
+def _pop_versions(
+    state: dict[str, Any], section: str, label: str, name: str, version: str | None, check: Any = None
+) -> list[dict[str, Any]]:
+    """Remove one version (or every version) of a versioned asset; `check(v)` may refuse first."""
+    versions = state[section].get(name)
+    if not versions:
+        raise NotFoundError(f"{label} '{name}' not found")
+    targets = [version] if version else list(versions)
+    for v in targets:
+        if v not in versions:
+            raise NotFoundError(f"{label} '{name}' has no version '{v}'")
+        if check is not None:
+            check(v)
+    removed = [versions.pop(v) for v in targets]
+    if not versions:
+        del state[section][name]
+    return removed
+
+
 def delete_model(ws: Workspace, name: str, version: str | None = None) -> dict[str, Any]:
     """Delete one version (or all): refused while a deployment uses it."""
     spec_load.validate_name("model", name)
     with ws.store.transaction() as state:
-        versions = state["models"].get(name)
-        if not versions:
-            raise NotFoundError(f"model '{name}' not found")
-        targets = [version] if version else list(versions)
-        for v in targets:
-            if v not in versions:
-                raise NotFoundError(f"model '{name}' has no version '{v}'")
+
+        def not_in_use(v: str) -> None:
             users = [k for k, d in state["deployments"].items() if d.get("model") == f"azureml:{name}:{v}"]
             if users:
                 raise ConflictError(
                     f"model '{name}' version '{v}' is used by deployment {', '.join(users)}",
                     "delete or update those deployments first",
                 )
-        removed = [versions.pop(v) for v in targets]
-        if not versions:
-            del state["models"][name]
+
+        removed = _pop_versions(state, "models", "model", name, version, not_in_use)
     for record in removed:
         with contextlib.suppress(OSError):
             shutil.rmtree(ws.inside(Path(record["model_dir"])))
@@ -449,18 +462,8 @@ def list_data(ws: Workspace, name: str | None = None) -> list[dict[str, Any]]:
 def delete_data(ws: Workspace, name: str, version: str | None = None) -> dict[str, Any]:
     spec_load.validate_name("data", name)
     with ws.store.transaction() as state:
-        versions = state["data"].get(name)
-        if not versions:
-            raise NotFoundError(f"data asset '{name}' not found")
-        targets = [version] if version else list(versions)
-        for v in targets:
-            if v not in versions:
-                raise NotFoundError(f"data asset '{name}' has no version '{v}'")
-        for v in targets:
-            versions.pop(v)
-        if not versions:
-            del state["data"][name]
-    return {"name": name, "versions_deleted": targets}
+        removed = _pop_versions(state, "data", "data asset", name, version)
+    return {"name": name, "versions_deleted": [r["version"] for r in removed]}
 
 
 # ---------------------------------------------------------------- datastores
