@@ -80,5 +80,10 @@ class StorageError(BatchctlError):
     exit_code = 9
 
 
+class StorageUnavailableError(StorageError):
+    """The store did not answer (connection refused, timeout): transient, so a mini-batch attempt that
+    meets it fails as a whole and is retried, rather than counting its files as failed items."""
+
+
 class JobCanceledError(BatchctlError):
     exit_code = 130

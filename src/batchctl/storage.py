@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batchctl.errors import BatchctlError, OutputExistsError, SpecError, StorageError, redact
+from batchctl.errors import (
+    BatchctlError,
+    OutputExistsError,
+    SpecError,
+    StorageError,
+    StorageUnavailableError,
+    redact,
+)
 
 AZURE_PROTOCOLS = ("az", "abfs", "abfss", "adl")
 
@@ -153,7 +160,7 @@ def _storage_error(action: str, url: str, exc: BaseException, loc: Location | No
         if loc is not None and loc.protocol in AZURE_PROTOCOLS:
             addr = azure_address(loc.url)
             host = addr.account_url or "the account of AZURE_STORAGE_CONNECTION_STRING"
-        return StorageError(
+        return StorageUnavailableError(
             f"cannot {action} {where}: storage at {redact(host)} is unreachable ({_reason(exc)})",
             "check the URL or datastore endpoint and that the storage service is running",
         )

@@ -57,6 +57,7 @@ def unreadable(path: str) -> str | None:
 
 def run_task(scorer: Any, task: dict[str, Any], scratch: str) -> dict[str, Any]:
     """One attempt: fetch the files (remote ones into scratch), score them, return a plain dict."""
+    from batchctl.errors import StorageUnavailableError
     from batchctl.storage import Location, fetch
 
     started = time.monotonic()
@@ -68,6 +69,8 @@ def run_task(scorer: Any, task: dict[str, Any], scratch: str) -> dict[str, Any]:
         for rel in names:
             try:
                 path = fetch(root, rel, batch_dir)
+            except StorageUnavailableError:
+                raise  # the store is down, not the file: fail the attempt so that it is retried
             except Exception as exc:  # an unreadable input is one failed item
                 fetch_errors.append((rel, str(exc)))
                 continue
@@ -81,6 +84,8 @@ def run_task(scorer: Any, task: dict[str, Any], scratch: str) -> dict[str, Any]:
             outcome = scorer.score(local_files, ok_names)
         else:
             outcome = Outcome(ok=True)
+    except StorageUnavailableError as exc:
+        outcome = Outcome(ok=False, error=str(exc))
     except Exception:  # the scorer's own failure: the attempt failed
         outcome = Outcome(ok=False, error=traceback.format_exc())
     finally:
