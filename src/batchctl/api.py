@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchctl.errors import BatchctlError, ConflictError, NotFoundError, SpecError
+from batchctl.errors import ConflictError, NotFoundError, SpecError
 from batchctl.specs import load as spec_load
 from batchctl.workspace import Workspace, content_hash, copy_into, now
 
@@ -885,10 +885,6 @@ def routing_error_message(endpoint: str) -> str:
         f"endpoint {endpoint} has no default deployment; pass --deployment-name or run "
         "`batchctl deployment set-default`"
     )
-
-
-def ensure_error(exc: BaseException) -> BatchctlError:
-    return exc if isinstance(exc, BatchctlError) else BatchctlError(str(exc))
 
 
 # ---------------------------------------------------------------- jobs (batchctl.jobs does the work)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -708,11 +707,3 @@ def list_files(loc: Location) -> list[str]:
                 out.append(os.path.relpath(os.path.join(dirpath, name), loc.url))
         return sorted(out)
     return _list_remote(loc) if output_exists(loc) else []
-
-
-def is_readable(path: str) -> bool:
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return False
-    return stat.S_ISREG(mode) and os.access(path, os.R_OK)

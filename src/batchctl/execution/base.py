@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from batchctl.errors import BatchctlError, JobCanceledError, JobFailedError
+from batchctl.errors import JobCanceledError, JobFailedError
 
 
 class WorkerHandle(Protocol):
@@ -226,7 +226,3 @@ def supervise(
 def _last_line(text: str) -> str:
     lines = [line for line in str(text).strip().splitlines() if line.strip()]
     return lines[-1].strip() if lines else "unknown error"
-
-
-def is_batchctl_error(exc: BaseException) -> bool:
-    return isinstance(exc, BatchctlError)

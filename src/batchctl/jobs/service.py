@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -537,7 +536,3 @@ def rerun_failed(
         files_subset=failed if plan["input_type"] == "uri_folder" else None,
         rerun_of=name,
     )
-
-
-def remove_parts(folder: Path) -> None:
-    shutil.rmtree(folder / "parts", ignore_errors=True)
