@@ -142,3 +142,34 @@ def run(mini_batch):
         "cwd_has_script": True,
         "helper": 42,
     }
+
+
+def test_a_script_that_relies_on_normal_exit_keeps_its_buffered_output(env, tmp_path):
+    """A custom script's process ends normally (atexit handlers run, open files are flushed): only the
+    built-in MLflow scorer's workers skip interpreter teardown."""
+    script = """
+import atexit
+import os
+
+log = None
+
+
+def init():
+    global log
+    log = open(os.path.join(os.environ["AZUREML_BI_OUTPUT_PATH"], "all.log"), "w", buffering=1 << 20)
+    atexit.register(lambda: open(os.path.join(os.environ["AZUREML_BI_OUTPUT_PATH"], "atexit.txt"), "w").write("ran"))
+
+
+def run(mini_batch):
+    for path in mini_batch:
+        log.write(os.path.basename(path) + "\\n")  # stays in the buffer until the process exits
+    return list(mini_batch)
+"""
+    data = write_inputs(tmp_path / "in", {"a.txt": "ok", "b.txt": "ok", "c.txt": "ok"})
+    env.endpoint()
+    env.script(source=script, output_action="summary_only", mini_batch_size=2)
+    out = tmp_path / "out"
+    job = ok_json(env.invoke("heart", "--input", str(data), "--output-path", str(out)))
+    assert job["status"] == "Completed"
+    assert sorted((out / "all.log").read_text().split()) == ["a.txt", "b.txt", "c.txt"]
+    assert (out / "atexit.txt").read_text() == "ran"

@@ -177,10 +177,12 @@ def local_worker_main(conn: Any, ref: ScorerRef, slot: int, stdout_path: str, pa
                 break
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    # Tearing down an interpreter that loaded pandas, mlflow and scikit-learn takes about half a second,
-    # on the job's critical path. Everything this worker reports was sent and its logs are flushed,
-    # so leave at once.
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    if ref.kind == "mlflow":
+        # Tearing down an interpreter that loaded pandas, mlflow and scikit-learn takes about half a
+        # second, on the job's critical path. The built-in scorer holds nothing to flush and everything
+        # was reported, so leave at once. A custom script may rely on normal exit (atexit handlers,
+        # buffered files it keeps open), so it gets the normal teardown.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
