@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +95,48 @@ def datastore_spec(tmp_path: Path, name: str, container: str, endpoint: str, **e
         )
     )
     return spec
+
+
+SLOW_SCRIPT = """
+import os, time
+
+def init():
+    pass
+
+def run(mini_batch):
+    time.sleep({sleep})
+    return [os.path.basename(p) for p in mini_batch]
+"""
+
+
+def deploy_slow_script(bctl: Batchctl, tmp_path: Path, sleep: float, **settings: Any) -> None:
+    """Endpoint `heart` whose default deployment `slow` sleeps per one-file mini-batch (1 worker)."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.txt").write_text("1\n")
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "score.py").write_text(SLOW_SCRIPT.format(sleep=sleep))
+    bctl.ok("model", "create", "--name", "slow", "--path", str(model))
+    bctl.ok("endpoint", "create", "-n", "heart")
+    spec = {
+        "name": "slow",
+        "endpoint_name": "heart",
+        "type": "model",
+        "model": "azureml:slow@latest",
+        "code_configuration": {"code": "code", "scoring_script": "score.py"},
+        "settings": {"mini_batch_size": 1, "max_concurrency_per_instance": 1, **settings},
+    }
+    dep = tmp_path / "dep.yml"
+    dep.write_text(yaml.safe_dump(spec))
+    bctl.ok("deployment", "create", "-f", str(dep), "--set-default")
+
+
+def wait_for(predicate: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")

@@ -9,50 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from storage_helpers import deploy_slow_script, wait_for
 
 pytestmark = [pytest.mark.azurite, pytest.mark.slow]
-
-SLOW_SCRIPT = """
-import os, time
-
-def init():
-    pass
-
-def run(mini_batch):
-    time.sleep(0.5)
-    return [os.path.basename(p) for p in mini_batch]
-"""
-
-
-def _wait_for(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def test_storage_stopped_mid_job_retries_then_fails_and_publishes_nothing(
     bctl: Any, azurite_env: Any, upload: Any, tmp_path: Path
 ) -> None:
-    model = tmp_path / "model"
-    model.mkdir()
-    (model / "weights.txt").write_text("1\n")
-    code = tmp_path / "code"
-    code.mkdir()
-    (code / "score.py").write_text(SLOW_SCRIPT)
-    bctl.ok("model", "create", "--name", "slow", "--path", str(model))
-    bctl.ok("endpoint", "create", "-n", "heart")
-    dep = tmp_path / "dep.yml"
-    dep.write_text(
-        "name: slow\nendpoint_name: heart\ntype: model\nmodel: azureml:slow@latest\n"
-        "code_configuration: {code: code, scoring_script: score.py}\n"
-        "settings: {mini_batch_size: 1, max_concurrency_per_instance: 1, error_threshold: 0,\n"
-        "           retry_settings: {max_retries: 1, timeout: 60}}\n"
-    )
-    bctl.ok("deployment", "create", "-f", str(dep), "--set-default")
+    deploy_slow_script(bctl, tmp_path, sleep=0.5, error_threshold=0, retry_settings={"max_retries": 1, "timeout": 60})
     container = azurite_env.new_container()
     bctl.env["AZURE_STORAGE_CONNECTION_STRING"] = azurite_env.connection_string
     upload(container, {f"f{i:02d}.csv": b"x\n" for i in range(40)}, prefix="in/")
@@ -68,7 +33,7 @@ def test_storage_stopped_mid_job_retries_then_fails_and_publishes_nothing(
             return False
 
     try:
-        _wait_for(one_batch_done, 120, "the first mini-batch")
+        wait_for(one_batch_done, 120, "the first mini-batch")
         with azurite_env.paused():  # restarted (empty: in-memory) on the same port afterwards
             started = time.monotonic()
             out, err = proc.communicate(timeout=240)

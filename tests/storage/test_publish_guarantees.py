@@ -7,26 +7,15 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 import pytest
-from storage_helpers import csv_files, datastore_spec
+from storage_helpers import csv_files, datastore_spec, deploy_slow_script, wait_for
 
 pytestmark = [pytest.mark.azurite]
-
-
-def _wait_for(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 @pytest.mark.mlflow
@@ -62,36 +51,10 @@ def test_two_jobs_racing_for_one_blob_path_exactly_one_wins(
     assert sorted(jobs.values()) in (["Completed"], ["Completed", "Failed"])
 
 
-SLOW_SCRIPT = """
-import os, time
-
-def init():
-    pass
-
-def run(mini_batch):
-    time.sleep(1.0)
-    return [os.path.basename(p) for p in mini_batch]
-"""
-
-
 @pytest.mark.slow
 def test_runner_killed_mid_run_publishes_nothing(bctl: Any, azurite_env: Any, upload: Any, blob_reader: Any,
                                                  tmp_path: Path) -> None:  # fmt: skip
-    model = tmp_path / "model"
-    model.mkdir()
-    (model / "weights.txt").write_text("1\n")
-    code = tmp_path / "code"
-    code.mkdir()
-    (code / "score.py").write_text(textwrap.dedent(SLOW_SCRIPT))
-    bctl.ok("model", "create", "--name", "slow", "--path", str(model))
-    bctl.ok("endpoint", "create", "-n", "heart")
-    dep = tmp_path / "dep.yml"
-    dep.write_text(
-        "name: slow\nendpoint_name: heart\ntype: model\nmodel: azureml:slow@latest\n"
-        "code_configuration: {code: code, scoring_script: score.py}\n"
-        "settings: {mini_batch_size: 1, max_concurrency_per_instance: 1}\n"
-    )
-    bctl.ok("deployment", "create", "-f", str(dep), "--set-default")
+    deploy_slow_script(bctl, tmp_path, sleep=1.0)
     container = azurite_env.new_container()
     bctl.env["AZURE_STORAGE_CONNECTION_STRING"] = azurite_env.connection_string
     upload(container, {f"f{i:02d}.csv": b"x\n" for i in range(30)}, prefix="in/")
@@ -106,11 +69,11 @@ def test_runner_killed_mid_run_publishes_nothing(bctl: Any, azurite_env: Any, up
             return False
 
     try:
-        _wait_for(one_batch_done, 120, "the first mini-batch")
+        wait_for(one_batch_done, 120, "the first mini-batch")
     finally:
         os.kill(proc.pid, signal.SIGKILL)  # the foreground CLI is the runner
         proc.communicate(timeout=30)
-    shown = _wait_for(lambda: (j := bctl.ok("job", "show", "-n", "killed"))["status"] != "Running" and j, 60,
+    shown = wait_for(lambda: (j := bctl.ok("job", "show", "-n", "killed"))["status"] != "Running" and j, 60,
                       "the job to be reported dead")  # fmt: skip
     assert shown["status"] == "Failed" and "runner exited unexpectedly" in shown["error"]["message"]
     assert blob_reader(f"{container}/out/predictions.csv") is None
