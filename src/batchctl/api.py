@@ -48,6 +48,23 @@ def _same(previous: dict[str, Any] | None, record: dict[str, Any]) -> bool:
     }
 
 
+def _upsert(
+    ws: Workspace, section: str, name: str, record: dict[str, Any], notice: str | None = None
+) -> dict[str, Any]:
+    """Create or overwrite a record; the same record again is a no-op. A notice is shown, never stored."""
+    with ws.store.transaction() as state:
+        previous = state[section].get(name)
+        if previous is not None and _same(previous, record):
+            result = dict(previous)
+        else:
+            _stamp(record, previous)
+            state[section][name] = record
+            result = dict(record)
+    if notice:
+        result["notice"] = notice
+    return result
+
+
 def parse_asset_ref(ref: str, kind: str) -> tuple[str, str]:
     """`azureml:<name>:<version>` / `azureml:<name>@latest` / `<name>:<version>` -> (name, version)."""
     body = ref[len("azureml:") :] if ref.startswith("azureml:") else ref
@@ -497,18 +514,8 @@ def create_datastore(
             "credentials in the spec were not stored; batchctl reads them from the environment "
             "(AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_SAS_TOKEN or Azure sign-in)"
         )
-    with ws.store.transaction() as state:
-        previous = state["datastores"].get(spec.name)
-        record["is_default"] = spec.name == DEFAULT_DATASTORE
-        if _same(previous, record):
-            result = dict(previous)  # type: ignore[arg-type]
-        else:
-            _stamp(record, previous)
-            state["datastores"][spec.name] = record
-            result = dict(record)
-    if notice:
-        result["notice"] = notice
-    return result
+    record["is_default"] = spec.name == DEFAULT_DATASTORE
+    return _upsert(ws, "datastores", spec.name, record, notice)
 
 
 def get_datastore(ws: Workspace, name: str, state: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -595,17 +602,7 @@ def create_compute(
     if spec.type == "amlcompute":
         record["runs_as"] = "local"
         notice = f"compute '{spec.name}' is an Azure amlcompute cluster: batchctl runs its jobs locally"
-    with ws.store.transaction() as state:
-        previous = state["computes"].get(spec.name)
-        if _same(previous, record):
-            result = dict(previous)  # type: ignore[arg-type]
-        else:
-            _stamp(record, previous)
-            state["computes"][spec.name] = record
-            result = dict(record)
-    if notice:
-        result["notice"] = notice
-    return result
+    return _upsert(ws, "computes", spec.name, record, notice)
 
 
 def get_compute(ws: Workspace, name: str, state: dict[str, Any] | None = None) -> dict[str, Any]:
