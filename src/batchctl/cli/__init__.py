@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from batchctl import __version__
-from batchctl.cli import assets, deployment, endpoint, job
+from batchctl.cli import compute, data, datastore, deployment, endpoint, job, model
 from batchctl.cli._common import set_global
 
 _HELP = "Azure ML batch endpoints on any machine: same YAML, same scoring scripts, same CLI verbs."
@@ -15,10 +15,10 @@ GROUPS = {
     "endpoint": endpoint.app,
     "deployment": deployment.app,
     "job": job.app,
-    "model": assets.model_app,
-    "data": assets.data_app,
-    "datastore": assets.datastore_app,
-    "compute": assets.compute_app,
+    "model": model.app,
+    "data": data.app,
+    "datastore": datastore.app,
+    "compute": compute.app,
 }
 
 

@@ -112,6 +112,9 @@ def command(
         def wrapper(**params: Any) -> None:
             common = {n: params.pop(n) for n, _, _ in _COMMON if n in params and n not in sig.parameters}
             set_global(common.get("workspace"), bool(common.get("debug")))
+            from batchctl import notices
+
+            previous_sink = notices.set_sink(_console.warning)
             try:
                 result = fn(**params)
                 if render and result is not None:
@@ -124,6 +127,8 @@ def command(
                     _console.render(record, common.get("output"), common.get("query"), columns)
                 code = report(exc)
                 raise typer.Exit(code) from None
+            finally:
+                notices.set_sink(previous_sink)
 
         wrapper.__signature__ = sig.replace(  # type: ignore[attr-defined]
             parameters=[p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + extra

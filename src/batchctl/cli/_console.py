@@ -131,6 +131,12 @@ def error_line(message: str, hint: str | None = None) -> None:
         console.print(f"Hint: {hint}", style="yellow", markup=False)
 
 
+def warning(message: str) -> None:
+    """A notice from the core (batchctl.notices): one `Warning: ...` line on stderr."""
+    sys.stderr.write(f"Warning: {message}\n")
+    sys.stderr.flush()
+
+
 def notice(message: str) -> None:
     sys.stderr.write(f"{message}\n")
     sys.stderr.flush()

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from batchctl.jobs.model import JobProgress
 
 
 class ProgressRenderer:
@@ -44,10 +47,12 @@ class ProgressRenderer:
             sys.stderr.write(f"job {name}: {total_items} files in {total_batches} mini-batches\n")
             sys.stderr.flush()
 
-    def __call__(self, kind: str, payload: dict[str, Any]) -> None:
-        counts = payload.get("counts") or {}
-        done = counts.get("mini_batches_completed", 0) + counts.get("mini_batches_failed", 0)
-        ok, bad = counts.get("items_succeeded", 0), counts.get("items_failed", 0)
+    def __call__(self, progress: JobProgress) -> None:
+        counts = progress.counts
+        event = progress.event
+        kind = event.kind.value if event is not None else "finished"
+        done = counts.mini_batches_completed + counts.mini_batches_failed
+        ok, bad = counts.items_succeeded, counts.items_failed
         elapsed = max(time.monotonic() - self.started, 1e-6)
         if self.bar is not None:
             if kind in ("final", "finished", "retry", "timeout", "worker_died"):
@@ -61,16 +66,14 @@ class ProgressRenderer:
                 self.bar.stop()
             return
         now = time.monotonic()
-        if kind in ("retry", "timeout", "worker_died"):
-            reason = payload.get("error") or payload.get("reason") or kind
-            sys.stderr.write(
-                f"  mini-batch {payload.get('batch')}: {kind}: {str(reason).strip().splitlines()[-1][:200]}\n"
-            )
+        if event is not None and kind in ("retry", "timeout", "worker_died"):
+            reason = event.error or event.reason or kind
+            sys.stderr.write(f"  mini-batch {event.batch}: {kind}: {str(reason).strip().splitlines()[-1][:200]}\n")
         if kind == "finished" or (kind == "final" and (now - self.last_line > 2.0 or done == self.total_batches)):
             self.last_line = now
             if kind == "finished":
                 sys.stderr.write(
-                    f"job {self.name}: {payload.get('status')} - {ok} items succeeded, {bad} failed in {elapsed:.1f}s\n"
+                    f"job {self.name}: {progress.status} - {ok} items succeeded, {bad} failed in {elapsed:.1f}s\n"
                 )
             else:
                 sys.stderr.write(f"  {done}/{self.total_batches} mini-batches, {ok} items ok, {bad} failed\n")

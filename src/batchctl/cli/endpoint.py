@@ -39,19 +39,9 @@ def update(
 ) -> object:
     """Update description, tags, properties or defaults (e.g. --set defaults.deployment_name=D)."""
     from batchctl import api
-    from batchctl.errors import SpecError
 
     overrides = list(set_ or []) + [f"defaults.{d}" for d in defaults or []]
-    target = name
-    if target is None and file is not None:
-        from pathlib import Path
-
-        from batchctl.specs.load import read_yaml
-
-        target = str(read_yaml(Path(file)).get("name") or "")
-    if not target:
-        raise SpecError("endpoint update needs --name (or a --file with a name)")
-    return api.update_endpoint(workspace(), target, overrides, file=file)
+    return api.update_endpoint(workspace(), name, overrides, file=file)
 
 
 @command(app, "show")

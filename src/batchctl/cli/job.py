@@ -28,19 +28,20 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def invoke_job(
-    endpoint: str | None,
-    deployment_name: str | None,
-    input: str | None,
-    input_type: str | None,
-    output_path: str | None,
-    job_name: str | None,
-    experiment_name: str | None,
-    mini_batch_size: int | None,
-    instance_count: int | None,
-    set_: list[str] | None,
-    file: str | None,
-    no_wait: bool,
-    dry_run: bool,
+    *,
+    endpoint: str | None = None,
+    deployment_name: str | None = None,
+    input: str | None = None,
+    input_type: str | None = None,
+    output_path: str | None = None,
+    job_name: str | None = None,
+    experiment_name: str | None = None,
+    mini_batch_size: int | None = None,
+    instance_count: int | None = None,
+    set_: list[str] | None = None,
+    file: str | None = None,
+    no_wait: bool = False,
+    dry_run: bool = False,
 ) -> Any:
     from batchctl import api
 
@@ -63,7 +64,7 @@ def invoke_job(
     if dry_run:
         return record
     if no_wait:
-        return _public(api.start_job_detached(ws, record["name"]))
+        return api.start_job_detached(ws, record["name"])
     return run_foreground(ws, record)
 
 
@@ -75,11 +76,10 @@ def run_foreground(ws: Any, record: dict[str, Any]) -> Any:
     renderer = ProgressRenderer(record["counts"]["mini_batches"], record["counts"]["files"], record["name"])
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        final = api.run_job(ws, record["name"], on_event=renderer)
+        final = api.run_job(ws, record["name"], on_progress=renderer)
     finally:
         renderer.close()
         signal.signal(signal.SIGTERM, previous)
-    final = _public(final)
     if final["status"] == "Completed":
         return final
     message = (final.get("error") or {}).get("message") or final["status"]
@@ -92,17 +92,6 @@ def run_foreground(ws: Any, record: dict[str, Any]) -> Any:
         )
     error.record = final
     raise error
-
-
-def _public(record: dict[str, Any]) -> dict[str, Any]:
-    hidden = (
-        "deployment_snapshot",
-        "output_location",
-        "output_file_location",
-        "compute_address",
-        "compute_max_workers",
-    )
-    return {k: v for k, v in record.items() if k not in hidden}
 
 
 InputOpt = Annotated[
@@ -167,19 +156,19 @@ def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: st
         """Start a batch scoring job on the endpoint (its default deployment unless -d)."""
         sets = _az_set_values(ctx, set_)
         return invoke_job(
-            endpoint,
-            deployment_name,
-            input,
-            input_type,
-            output_path,
-            job_name,
-            experiment_name,
-            mini_batch_size,
-            instance_count,
-            sets,
-            file,
-            no_wait,
-            dry_run,
+            endpoint=endpoint,
+            deployment_name=deployment_name,
+            input=input,
+            input_type=input_type,
+            output_path=output_path,
+            job_name=job_name,
+            experiment_name=experiment_name,
+            mini_batch_size=mini_batch_size,
+            instance_count=instance_count,
+            set_=sets,
+            file=file,
+            no_wait=no_wait,
+            dry_run=dry_run,
         )
 
 
@@ -197,21 +186,7 @@ def create(
     dry_run: DryRunOpt = False,
 ) -> object:
     """Create a batch scoring job from an invocation file (same fields as `endpoint invoke -f`)."""
-    return invoke_job(
-        None,
-        None,
-        None,
-        None,
-        None,
-        name,
-        None,
-        None,
-        None,
-        _az_set_values(ctx, set_),
-        file,
-        no_wait,
-        dry_run,
-    )
+    return invoke_job(job_name=name, set_=_az_set_values(ctx, set_), file=file, no_wait=no_wait, dry_run=dry_run)
 
 
 @command(app, "list", columns=JOB_COLUMNS)
@@ -230,7 +205,7 @@ def list_(
     """List jobs (oldest first)."""
     from batchctl import api
 
-    return [_public(r) for r in api.list_jobs(workspace(), endpoint, deployment, status)]
+    return api.list_jobs(workspace(), endpoint, deployment, status)
 
 
 @command(app, "show")
@@ -238,7 +213,7 @@ def show(name: NameReq) -> object:
     """Show a job: state, settings, counts, timings and the first error."""
     from batchctl import api
 
-    return _public(api.get_job(workspace(), name))
+    return api.get_job(workspace(), name)
 
 
 @command(app, "cancel")
@@ -246,7 +221,7 @@ def cancel(name: NameReq) -> object:
     """Cancel a job: workers are stopped and nothing is published."""
     from batchctl import api
 
-    return _public(api.cancel_job(workspace(), name))
+    return api.cancel_job(workspace(), name)
 
 
 @command(app, "download")
@@ -282,7 +257,7 @@ def rerun(
     if dry_run:
         return record
     if no_wait:
-        return _public(api.start_job_detached(ws, record["name"]))
+        return api.start_job_detached(ws, record["name"])
     return run_foreground(ws, record)
 
 
@@ -296,14 +271,7 @@ def stream(name: NameReq) -> object:
     position = 0
     while True:
         record = api.get_job(ws, name)
-        path = f"{record.get('log_dir')}/sys/master_role.txt"
-        try:
-            with open(path, encoding="utf-8") as handle:
-                handle.seek(position)
-                chunk = handle.read()
-                position = handle.tell()
-        except FileNotFoundError:
-            chunk = ""
+        chunk, position = api.read_job_log(ws, name, position)
         if chunk:
             sys.stdout.write(chunk)
             sys.stdout.flush()
@@ -336,7 +304,7 @@ def register_list_jobs(group: typer.Typer, kind: str) -> None:
 
             ws = workspace()
             api.get_endpoint(ws, name)
-            return [_public(r) for r in api.list_jobs(ws, name, deployment_name)]
+            return api.list_jobs(ws, name, deployment_name)
 
     else:
 
@@ -350,4 +318,4 @@ def register_list_jobs(group: typer.Typer, kind: str) -> None:
 
             ws = workspace()
             api.get_endpoint(ws, endpoint_name)
-            return [_public(r) for r in api.list_jobs(ws, endpoint_name, name)]
+            return api.list_jobs(ws, endpoint_name, name)

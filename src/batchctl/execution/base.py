@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from batchctl.errors import JobCanceledError, JobFailedError
+from batchctl.execution.events import BatchEvent, BatchResult, BatchTask, EventKind
+from batchctl.storage import Location
 
 
 class WorkerHandle(Protocol):
     slot: int
 
-    def submit(self, task: dict[str, Any]) -> None: ...
+    def submit(self, task: BatchTask) -> None: ...
 
     def kill(self) -> None: ...
 
@@ -31,7 +33,7 @@ class Backend(Protocol):
         """Start a worker that runs init() once; it reports ("ready",) or ("init_failed", text)."""
 
     def wait(self, handles: list[WorkerHandle], timeout: float) -> list[tuple[WorkerHandle, tuple[Any, ...]]]:
-        """Messages: ("ready", pid), ("init_failed", text), ("result", dict), ("died", description)."""
+        """Messages: ("ready", pid), ("init_failed", text), ("result", BatchResult), ("died", description)."""
 
     def shutdown(self) -> None: ...
 
@@ -67,60 +69,62 @@ class _Slot:
     started: float = field(default_factory=time.monotonic)
 
 
-Event = Callable[[str, dict[str, Any]], None]
+Emit = Callable[[BatchEvent], None]
+
+
+@dataclass
+class Totals:
+    succeeded: int = 0
+    failed: int = 0
+    retries: int = 0
+    restarts: int = 0
 
 
 def supervise(
     backend: Backend,
     batches: list[list[str]],
-    root: tuple[str, str],
+    root: Location,
     settings: RunSettings,
-    emit: Event,
+    emit: Emit,
     should_cancel: Callable[[], bool],
-    skip: set[int] | None = None,
-) -> dict[str, int]:
-    """Run every mini-batch to a final outcome; emits "final" once per mini-batch (in completion order)."""
-    todo = [i for i in range(len(batches)) if not skip or i not in skip]
+) -> Totals:
+    """Run every mini-batch to a final outcome; emits FINAL once per mini-batch (in completion order)."""
+    todo = list(range(len(batches)))
     queue: deque[tuple[int, int]] = deque((i, 1) for i in todo)
     remaining = len(todo)
-    totals = {"succeeded": 0, "failed": 0, "retries": 0, "restarts": 0}
+    totals = Totals()
     slots: dict[int, _Slot] = {}
     n_workers = max(1, min(settings.workers, len(todo)))
 
     def start(slot_id: int) -> None:
         slots[slot_id] = _Slot(backend.spawn(slot_id))
-        emit("worker_started", {"slot": slot_id})
+        emit(BatchEvent(EventKind.WORKER_STARTED, slot=slot_id))
 
     def attempt_failed(slot_id: int, batch: int, attempt: int, error: str) -> None:
         nonlocal remaining
         files = batches[batch]
         if attempt <= settings.max_retries:
-            totals["retries"] += 1
+            totals.retries += 1
             queue.appendleft((batch, attempt + 1))
-            emit("retry", {"slot": slot_id, "batch": batch, "attempt": attempt, "error": error})
+            emit(BatchEvent(EventKind.RETRY, slot=slot_id, batch=batch, attempt=attempt, error=error))
             return
         remaining -= 1
-        totals["failed"] += len(files)
-        emit(
-            "final",
-            {
-                "slot": slot_id,
-                "batch": batch,
-                "attempt": attempt,
-                "ok": False,
-                "succeeded": 0,
-                "failed": len(files),
-                "error": error,
-                "item_errors": [(f, f"mini-batch {batch} failed after {attempt} attempts") for f in files],
-            },
+        totals.failed += len(files)
+        result = BatchResult(
+            batch=batch,
+            attempt=attempt,
+            ok=False,
+            failed=len(files),
+            error=error,
+            item_errors=[(f, f"mini-batch {batch} failed after {attempt} attempts") for f in files],
         )
+        emit(BatchEvent(EventKind.FINAL, slot=slot_id, batch=batch, attempt=attempt, result=result))
         check_threshold()
 
     def check_threshold() -> None:
-        if settings.error_threshold >= 0 and totals["failed"] > settings.error_threshold:
+        if settings.error_threshold >= 0 and totals.failed > settings.error_threshold:
             raise ThresholdExceededError(
-                f"error_threshold exceeded: {totals['failed']} failed items > error_threshold "
-                f"{settings.error_threshold}"
+                f"error_threshold exceeded: {totals.failed} failed items > error_threshold {settings.error_threshold}"
             )
 
     finished = False
@@ -138,16 +142,8 @@ def supervise(
                     batch, attempt = queue.popleft()
                     slot.state, slot.batch, slot.attempt = "busy", batch, attempt
                     slot.deadline = time.monotonic() + settings.timeout
-                    slot.handle.submit(
-                        {
-                            "batch_id": batch,
-                            "attempt": attempt,
-                            "files": batches[batch],
-                            "root_url": root[0],
-                            "root_protocol": root[1],
-                        }
-                    )
-                    emit("dispatched", {"slot": slot_id, "batch": batch, "attempt": attempt})
+                    slot.handle.submit(BatchTask(batch=batch, attempt=attempt, files=batches[batch], root=root))
+                    emit(BatchEvent(EventKind.DISPATCHED, slot=slot_id, batch=batch, attempt=attempt))
             now = time.monotonic()
             deadlines = [s.deadline for s in slots.values() if s.state == "busy"]
             deadlines += [s.started + settings.init_deadline() for s in slots.values() if s.state == "starting"]
@@ -160,7 +156,8 @@ def supervise(
                 kind = message[0]
                 if kind == "ready":
                     slot.state = "idle"
-                    emit("worker_ready", {"slot": slot_id, "pid": message[1] if len(message) > 1 else None})
+                    pid = message[1] if len(message) > 1 else None
+                    emit(BatchEvent(EventKind.WORKER_READY, slot=slot_id, pid=pid))
                 elif kind == "init_failed":
                     error = InitFailedError(f"init() failed in worker {slot_id}: {_last_line(message[1])}")
                     error.details = str(message[1])
@@ -169,35 +166,42 @@ def supervise(
                     if slot.state == "starting":
                         raise InitFailedError(f"worker {slot_id} exited during init(): {message[1]}")
                     batch, attempt, was_busy = slot.batch, slot.attempt, slot.state == "busy"
-                    totals["restarts"] += 1
-                    emit("worker_died", {"slot": slot_id, "reason": message[1], "batch": batch})
+                    totals.restarts += 1
+                    emit(BatchEvent(EventKind.WORKER_DIED, slot=slot_id, batch=batch, reason=message[1]))
                     slot.state = "dead"
                     if was_busy and batch is not None:
                         attempt_failed(slot_id, batch, attempt, f"worker exited unexpectedly: {message[1]}")
                     if remaining > 0:  # no replacement (and no init()) once every mini-batch has ended
                         start(slot_id)
                 elif kind == "result":
-                    result = message[1]
-                    if slot.state != "busy" or result["batch_id"] != slot.batch:
+                    result: BatchResult = message[1]
+                    if slot.state != "busy" or result.batch != slot.batch:
                         continue
                     slot.state, slot.batch = "idle", None
-                    batch = result["batch_id"]
-                    if result["ok"]:
+                    batch = result.batch
+                    event = BatchEvent(
+                        EventKind.FINAL if result.ok else EventKind.ATTEMPT_FAILED,
+                        slot=slot_id,
+                        batch=batch,
+                        attempt=result.attempt,
+                        result=result,
+                    )
+                    if result.ok:
                         remaining -= 1
-                        totals["succeeded"] += result["succeeded"]
-                        totals["failed"] += result["failed"]
-                        emit("final", {"slot": slot_id, "batch": batch, **result})
+                        totals.succeeded += result.succeeded
+                        totals.failed += result.failed
+                        emit(event)
                         check_threshold()
                     else:
-                        emit("attempt_failed", {"slot": slot_id, "batch": batch, **result})
-                        attempt_failed(slot_id, batch, result["attempt"], result.get("error") or "run() failed")
+                        emit(event)
+                        attempt_failed(slot_id, batch, result.attempt, result.error or "run() failed")
             now = time.monotonic()
             for slot_id, slot in list(slots.items()):
                 if slot.state == "busy" and now > slot.deadline:
                     batch, attempt = slot.batch, slot.attempt
                     slot.handle.kill()
-                    totals["restarts"] += 1
-                    emit("timeout", {"slot": slot_id, "batch": batch, "attempt": attempt})
+                    totals.restarts += 1
+                    emit(BatchEvent(EventKind.TIMEOUT, slot=slot_id, batch=batch, attempt=attempt))
                     slot.state = "dead"
                     assert batch is not None
                     attempt_failed(

@@ -33,6 +33,8 @@ import traceback
 from typing import Any
 
 from batchctl.errors import BatchctlError, MissingDependencyError, StorageError
+from batchctl.execution.events import BatchResult, BatchTask
+from batchctl.notices import notify
 from batchctl.scoring.base import ScorerRef
 
 INSTALL_HINT = "pip install 'batchctl[ray]'"
@@ -97,14 +99,12 @@ class RayWorker:
             return ("init_failed", traceback.format_exc(), self._output())
         return ("ready", os.getpid(), self._output())
 
-    def run(self, task: dict[str, Any]) -> dict[str, Any]:
+    def run(self, task: BatchTask) -> tuple[BatchResult, list[tuple[str, bytes]], bytes]:
+        """(result, files written to AZUREML_BI_OUTPUT_PATH, stdout); the rows travel in result.data."""
         from batchctl.execution.worker import run_task
 
         result = run_task(self.scorer, task, self.scratch)
-        result["part"] = None  # the CSV lines travel back in result["data"]
-        result["outputs"] = self._collect_outputs()
-        result["stdout"] = self._output()
-        return result
+        return result, self._collect_outputs(), self._output()
 
     def stop(self) -> bytes:
         out = self._output()
@@ -201,10 +201,10 @@ class RayHandle:
         self.remote = False  # runs on another machine
         self.machine = ""
 
-    def submit(self, task: dict[str, Any]) -> None:
-        if self.remote and task.get("root_protocol") == "file":
+    def submit(self, task: BatchTask) -> None:
+        if self.remote and task.root.is_local:
             raise StorageError(
-                f"input {task.get('root_url')} is a path on this machine, but Ray worker {self.slot} runs on "
+                f"input {task.root.url} is a path on this machine, but Ray worker {self.slot} runs on "
                 f"another machine ({self.machine.split('/')[0]}); local inputs are not shipped to a cluster",
                 "upload the data to a datastore (azureml://datastores/...) or pass an az://, abfs:// or https:// input",
             )
@@ -310,9 +310,10 @@ class RayBackend:
                 self._write_stdout(h.slot, value[2])
                 out.append((h, tuple(value[:2])))
             else:
-                self._write_stdout(h.slot, value.pop("stdout", b""))
-                self._write_outputs(value.pop("outputs", None) or [])
-                out.append((h, ("result", value)))
+                result, outputs, stdout = value
+                self._write_stdout(h.slot, stdout)
+                self._write_outputs(outputs)
+                out.append((h, ("result", result)))
         return out
 
     def shutdown(self) -> None:
@@ -346,7 +347,8 @@ class RayBackend:
     def _driver_message(self, lines: list[str]) -> None:
         text = "".join(f"{line}\n" for line in lines)
         if self.logs_dir is None:
-            sys.stderr.write(text)
+            for line in lines:
+                notify(line)
             return
         with contextlib.suppress(OSError):
             os.makedirs(os.path.join(self.logs_dir, "sys"), exist_ok=True)

@@ -16,7 +16,9 @@ import time
 import traceback
 from typing import Any
 
-from batchctl.scoring.base import Outcome, ScorerRef, build_scorer
+from batchctl.execution.events import BatchResult, BatchTask
+from batchctl.scoring.base import Outcome, ScorerRef
+from batchctl.scoring.build import build_scorer
 
 
 def prepare_process(ref: ScorerRef) -> None:
@@ -55,16 +57,16 @@ def unreadable(path: str) -> str | None:
     return None
 
 
-def run_task(scorer: Any, task: dict[str, Any], scratch: str) -> dict[str, Any]:
-    """One attempt: fetch the files (remote ones into scratch), score them, return a plain dict."""
+def run_task(scorer: Any, task: BatchTask, scratch: str) -> BatchResult:
+    """One attempt: fetch the files (remote ones into scratch), score them."""
     from batchctl.errors import StorageUnavailableError
-    from batchctl.storage import Location, fetch
+    from batchctl.storage import fetch
 
     started = time.monotonic()
-    root = Location(task["root_url"], task["root_protocol"])
-    names: list[str] = task["files"]
+    root = task.root
+    names = task.files
     local_files, ok_names, fetch_errors = [], [], []
-    batch_dir = os.path.join(scratch, f"b{task['batch_id']}")
+    batch_dir = os.path.join(scratch, f"b{task.batch}")
     try:
         for rel in names:
             try:
@@ -93,19 +95,24 @@ def run_task(scorer: Any, task: dict[str, Any], scratch: str) -> dict[str, Any]:
     if outcome.ok and fetch_errors:
         outcome.failed += len(fetch_errors)
         outcome.item_errors = fetch_errors + outcome.item_errors
-    return {
-        "batch_id": task["batch_id"],
-        "attempt": task["attempt"],
-        "ok": outcome.ok,
-        "succeeded": outcome.succeeded,
-        "failed": outcome.failed,
-        "rows": outcome.rows,
-        "data": outcome.data,
-        "error": outcome.error,
-        "item_errors": outcome.item_errors,
-        "duration": time.monotonic() - started,
-        "pid": os.getpid(),
-    }
+    return BatchResult(
+        batch=task.batch,
+        attempt=task.attempt,
+        ok=outcome.ok,
+        succeeded=outcome.succeeded,
+        failed=outcome.failed,
+        rows=outcome.rows,
+        data=outcome.data,
+        error=outcome.error,
+        item_errors=outcome.item_errors,
+        duration=time.monotonic() - started,
+        pid=os.getpid(),
+    )
+
+
+def part_name(batch: int, attempt: int) -> str:
+    """The file that holds one mini-batch's rows under the job's parts/ folder."""
+    return f"{batch:08d}.a{attempt}.part"
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -159,18 +166,16 @@ def local_worker_main(conn: Any, ref: ScorerRef, slot: int, stdout_path: str, pa
                 break
             if message[0] != "task":
                 break
-            task = message[1]
+            task: BatchTask = message[1]
             result = run_task(scorer, task, scratch)
-            data = result.pop("data")
-            if result["ok"] and data:
-                name = f"{task['batch_id']:08d}.a{task['attempt']}.part"
+            data, result.data = result.data, b""
+            if result.ok and data:
+                name = part_name(task.batch, task.attempt)
                 tmp = os.path.join(parts_dir, f".{name}.tmp")
                 with open(tmp, "wb") as handle:
                     handle.write(data)
                 os.replace(tmp, os.path.join(parts_dir, name))
-                result["part"] = os.path.join(parts_dir, name)
-            else:
-                result["part"] = None
+                result.part = os.path.join(parts_dir, name)
             try:
                 conn.send(("result", result))
             except (BrokenPipeError, OSError):

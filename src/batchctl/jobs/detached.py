@@ -20,7 +20,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, _interrupt)
     ws = Workspace(Path(sys.argv[1]))
     record = run_job(ws, sys.argv[2])
-    return 0 if record["status"] == "Completed" else 1
+    return 0 if record.status == "Completed" else 1
 
 
 if __name__ == "__main__":

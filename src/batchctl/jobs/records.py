@@ -10,20 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from batchctl.errors import ConflictError, NotFoundError
+from batchctl.errors import ConflictError, InvalidStateError, NotFoundError
 from batchctl.fsutil import atomic_write_json
+from batchctl.jobs.model import JobRecord, JobState
 from batchctl.workspace import Workspace, now
 
-QUEUED, RUNNING, COMPLETED, FAILED, CANCELED = "Queued", "Running", "Completed", "Failed", "Canceled"
-TERMINAL = (COMPLETED, FAILED, CANCELED)
-STATES = (QUEUED, RUNNING, COMPLETED, FAILED, CANCELED)
-ALLOWED = {
-    QUEUED: {RUNNING, FAILED, CANCELED},
-    RUNNING: {COMPLETED, FAILED, CANCELED},
-    COMPLETED: set(),
-    FAILED: set(),
-    CANCELED: set(),
-}
 RUNNER_DIED = "runner exited unexpectedly"
 
 
@@ -56,30 +47,51 @@ def job_lock(folder: Path) -> Iterator[None]:
         yield
 
 
-def read_raw(folder: Path) -> dict[str, Any] | None:
+def read(folder: Path) -> JobRecord | None:
+    """The job's record, or None when there is none (or it cannot be read)."""
     try:
-        return json.loads(_path(folder).read_bytes())
+        data = json.loads(_path(folder).read_bytes())
     except FileNotFoundError:
         return None
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
+    from pydantic import ValidationError
+
+    try:
+        return JobRecord.model_validate(data)
+    except ValidationError:
+        return None
 
 
-def write(folder: Path, record: dict[str, Any]) -> None:
-    atomic_write_json(_path(folder), record)
+def write(folder: Path, record: JobRecord) -> None:
+    atomic_write_json(_path(folder), record.dump())
 
 
-def update(folder: Path, **changes: Any) -> dict[str, Any]:
+def update(folder: Path, status: JobState | None = None, **changes: Any) -> JobRecord:
+    """Change the record under the job's lock. A change of state follows JobState.transition: out of a
+    terminal state it raises InvalidStateError. Reaching a terminal state stamps end_time."""
     with job_lock(folder):
-        record = read_raw(folder) or {}
-        status = changes.get("status")
-        if status and status != record.get("status"):
-            if record.get("status") in TERMINAL:
-                return record  # a terminal state is final (e.g. the reconciler got there first)
-            if status in (RUNNING, COMPLETED, FAILED, CANCELED) and "end_time" not in changes and status in TERMINAL:
+        record = read(folder)
+        if record is None:
+            raise NotFoundError(f"job {folder.name} has no record")
+        if status is not None and status != record.status:
+            record.status.transition(status)
+            if status.terminal and "end_time" not in changes:
                 changes["end_time"] = now()
-        record.update(changes)
-        write(folder, record)
+            changes["status"] = status
+        fresh = record.model_copy(update=changes)
+        fresh = JobRecord.model_validate(fresh.model_dump())
+        write(folder, fresh)
+        return fresh
+
+
+def try_update(folder: Path, status: JobState, **changes: Any) -> JobRecord:
+    """update(), except that a record already terminal is returned as it is (someone got there first)."""
+    try:
+        return update(folder, status, **changes)
+    except InvalidStateError:
+        record = read(folder)
+        assert record is not None
         return record
 
 
@@ -123,41 +135,41 @@ def runner_alive(runner: dict[str, Any] | None) -> bool:
     return True
 
 
-def reconcile(folder: Path, record: dict[str, Any]) -> dict[str, Any]:
+def reconcile(folder: Path, record: JobRecord) -> JobRecord:
     """A Queued/Running job whose runner is gone reads Failed, never Running forever."""
-    if record.get("status") not in (QUEUED, RUNNING):
-        return record
-    if runner_alive(record.get("runner")):
+    if record.status.terminal or runner_alive(record.runner):
         return record
     with job_lock(folder):
-        fresh = read_raw(folder) or record
-        if fresh.get("status") in (QUEUED, RUNNING) and not runner_alive(fresh.get("runner")):
-            fresh["status"] = FAILED
-            fresh["end_time"] = now()
-            fresh.setdefault("error", None)
-            if not fresh.get("error"):
-                fresh["error"] = {"message": RUNNER_DIED}
+        fresh = read(folder) or record
+        if not fresh.status.terminal and not runner_alive(fresh.runner):
+            fresh = fresh.model_copy(
+                update={
+                    "status": fresh.status.transition(JobState.FAILED),
+                    "end_time": now(),
+                    "error": fresh.error or {"message": RUNNER_DIED},
+                }
+            )
             write(folder, fresh)
         return fresh
 
 
-def load(ws: Workspace, name: str) -> dict[str, Any]:
+def load(ws: Workspace, name: str) -> JobRecord:
     folder = job_dir(ws, name)
-    record = read_raw(folder)
+    record = read(folder)
     if record is None:
         raise NotFoundError(f"job '{name}' not found", "list jobs with `batchctl job list`")
     return reconcile(folder, record)
 
 
-def list_all(ws: Workspace) -> list[dict[str, Any]]:
+def list_all(ws: Workspace) -> list[JobRecord]:
     if not ws.jobs_dir.is_dir():
         return []
     out = []
     for entry in ws.jobs_dir.iterdir():
         if not entry.is_dir() or entry.name.startswith("."):
             continue
-        record = read_raw(entry)
+        record = read(entry)
         if record is not None:
             out.append(reconcile(entry, record))
-    out.sort(key=lambda r: r.get("created_at", ""))
+    out.sort(key=lambda r: r.created_at)
     return out

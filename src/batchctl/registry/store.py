@@ -6,13 +6,13 @@ import contextlib
 import copy
 import json
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from batchctl.errors import BatchctlError, RegistryCorruptError, RegistryLockedError
 from batchctl.fsutil import atomic_write_bytes, fsync_dir
+from batchctl.notices import notify
 from batchctl.settings import SCHEMA_VERSION, lock_timeout
 
 SECTIONS = ("endpoints", "deployments", "models", "data", "datastores", "computes")
@@ -76,10 +76,10 @@ def warn_if_network_fs(root: Path) -> None:
     _warned_roots.add(str(root))
     fstype = network_filesystem(root)
     if fstype:
-        sys.stderr.write(
-            f"Warning: the workspace {root} is on a {fstype} filesystem; the registry lock and atomic "
+        notify(
+            f"the workspace {root} is on a {fstype} filesystem; the registry lock and atomic "
             "replace are only guaranteed on a local filesystem (docs/security.md). Use a local "
-            f"--workspace / BATCHCTL_HOME, or set {ALLOW_NETWORK_FS_ENV}=1 to silence this warning\n"
+            f"--workspace / BATCHCTL_HOME, or set {ALLOW_NETWORK_FS_ENV}=1 to silence this warning"
         )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -40,13 +40,3 @@ class Scorer(Protocol):
 
     def score(self, files: list[str], names: list[str]) -> Outcome:
         """Score local files (names: how they appear in results and logs)."""
-
-
-def build_scorer(ref: ScorerRef) -> Any:
-    if ref.kind == "mlflow":
-        from batchctl.scoring.mlflow_model import MlflowScorer
-
-        return MlflowScorer(ref)
-    from batchctl.scoring.script import ScriptScorer
-
-    return ScriptScorer(ref)

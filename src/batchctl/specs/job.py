@@ -27,16 +27,10 @@ class JobRetrySettings(StrictModel):
     timeout: int | None = Field(None, gt=0, le=259200)
 
 
-class InvocationSpec(StrictModel):
-    inputs: dict[str, JobInput] = Field(default_factory=dict)
-    outputs: dict[str, JobOutput] = Field(default_factory=dict)
-    endpoint: EndpointName | None = None
-    deployment: AssetName | None = None
-    name: AssetName | None = None
-    experiment_name: AssetName | None = None
-    display_name: str | None = None
-    description: str | None = None
-    tags: Tags = Field(default_factory=dict)
+class RunOverrides(StrictModel):
+    """The settings one job may override (Azure's overridable set): from the invocation file, `--set`
+    or the `-m`/`-c` flags. None means "not overridden"."""
+
     mini_batch_size: int | None = Field(None, gt=0)
     instance_count: int | None = Field(None, ge=1)
     error_threshold: int | None = Field(None, ge=-1)
@@ -47,6 +41,31 @@ class InvocationSpec(StrictModel):
     @classmethod
     def _plain(cls, value: str | None) -> str | None:
         return None if value is None else check_file_name(value)
+
+    def over(self, base: RunOverrides) -> RunOverrides:
+        """These overrides laid over `base`: a field set here wins, retry settings field by field."""
+        merged = base.model_dump(exclude_none=True)
+        mine = self.model_dump(exclude_none=True)
+        retry = {**merged.get("retry_settings", {}), **mine.pop("retry_settings", {})}
+        merged.update(mine)
+        if retry:
+            merged["retry_settings"] = retry
+        return RunOverrides.model_validate(merged)
+
+
+class InvocationSpec(RunOverrides):
+    inputs: dict[str, JobInput] = Field(default_factory=dict)
+    outputs: dict[str, JobOutput] = Field(default_factory=dict)
+    endpoint: EndpointName | None = None
+    deployment: AssetName | None = None
+    name: AssetName | None = None
+    experiment_name: AssetName | None = None
+    display_name: str | None = None
+    description: str | None = None
+    tags: Tags = Field(default_factory=dict)
+
+    def overrides(self) -> RunOverrides:
+        return RunOverrides.model_validate(self.model_dump(include=set(RunOverrides.model_fields), exclude_none=True))
 
     @model_validator(mode="after")
     def _one_input(self) -> InvocationSpec:

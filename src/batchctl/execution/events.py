@@ -1,0 +1,60 @@
+"""What execution hands a worker (BatchTask), what a worker reports (one BatchResult per attempt at a
+mini-batch) and the BatchEvents the supervise() loop emits to the job's runner. Plain, picklable dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from batchctl.storage import Location
+
+
+class EventKind(StrEnum):
+    WORKER_STARTED = "worker_started"
+    WORKER_READY = "worker_ready"
+    DISPATCHED = "dispatched"
+    WORKER_DIED = "worker_died"
+    TIMEOUT = "timeout"
+    ATTEMPT_FAILED = "attempt_failed"  # run() failed; a retry may follow
+    RETRY = "retry"
+    FINAL = "final"  # the mini-batch's outcome: once per mini-batch
+
+
+@dataclass(frozen=True)
+class BatchTask:
+    """One attempt at one mini-batch, as a worker receives it: file names relative to `root`."""
+
+    batch: int
+    attempt: int
+    files: list[str]
+    root: Location
+
+
+@dataclass
+class BatchResult:
+    """One attempt at one mini-batch, as the worker reports it (or as the supervisor records a failure)."""
+
+    batch: int
+    attempt: int
+    ok: bool  # False: the attempt failed as a whole and may be retried
+    succeeded: int = 0
+    failed: int = 0
+    rows: int = 0
+    error: str | None = None
+    item_errors: list[tuple[str, str]] = field(default_factory=list)
+    duration: float = 0.0
+    pid: int | None = None
+    part: str | None = None  # the file a local worker wrote the rows to
+    data: bytes = b""  # the rows, when they travel back with the result (Ray)
+
+
+@dataclass(frozen=True)
+class BatchEvent:
+    kind: EventKind
+    slot: int | None = None
+    batch: int | None = None
+    attempt: int | None = None
+    pid: int | None = None  # worker_ready
+    reason: str | None = None  # worker_died: how the worker ended
+    error: str | None = None  # retry: why the attempt failed
+    result: BatchResult | None = None  # final and attempt_failed

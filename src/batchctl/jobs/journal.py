@@ -1,0 +1,162 @@
+"""The job's journal: while a job runs, the one writer of its counts (job.json), batches.jsonl,
+failed_items.jsonl and its logs (Azure's layout, jobs/logs.py). It turns the supervise() loop's
+BatchEvents into those files and into JobProgress updates for the front end."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from batchctl.errors import redact
+from batchctl.execution.events import BatchEvent, EventKind
+from batchctl.execution.worker import part_name
+from batchctl.jobs import records
+from batchctl.jobs.logs import JobLogs
+from batchctl.jobs.model import JobCounts, JobProgress
+
+ProgressFn = Callable[[JobProgress], None]
+FLUSH_SECONDS = 0.5
+
+
+def last_line(text: str | None) -> str:
+    """The last non-empty line of an error (a traceback's last line names the exception), redacted."""
+    lines = [line for line in (text or "").strip().splitlines() if line.strip()]
+    return redact(lines[-1].strip()) if lines else ""
+
+
+def _system_failure(error: str | None) -> bool:
+    """A timeout or a dead worker: the supervisor's finding, not a traceback the worker reported."""
+    return "timed out" in (error or "") or "exited unexpectedly" in (error or "")
+
+
+class JobJournal:
+    def __init__(self, folder: Path, counts: JobCounts, logs: JobLogs, on_progress: ProgressFn | None):
+        self.folder = folder
+        self.counts = counts
+        self.logs = logs
+        self.on_progress = on_progress
+        self.last_write = 0.0
+        self.first_error: dict[str, Any] | None = None
+        self.ok_batches: dict[int, str | None] = {}  # mini-batch -> its part file (None: no rows)
+        self.failed_log = open(folder / "failed_items.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        self.batch_log = open(folder / "batches.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+
+    def close(self) -> None:
+        self.failed_log.close()
+        self.batch_log.close()
+
+    def overview(self) -> str:
+        c = self.counts
+        return (
+            f"Total mini-batches: {c.mini_batches}\n"
+            f"Mini-batches processed: {c.mini_batches_completed + c.mini_batches_failed}\n"
+            f"Mini-batches succeeded: {c.mini_batches_completed}\n"
+            f"Mini-batches failed: {c.mini_batches_failed}\n"
+            f"Items (files): {c.files}\n"
+            f"Items succeeded: {c.items_succeeded}\n"
+            f"Items failed: {c.items_failed}\n"
+            f"Retries: {c.retries}\n"
+            f"Worker restarts: {c.worker_restarts}\n"
+        )
+
+    def flush(self, force: bool = False) -> None:
+        now_t = time.monotonic()
+        if force or now_t - self.last_write > FLUSH_SECONDS:
+            self.last_write = now_t
+            records.update(self.folder, counts=self.counts)
+            self.logs.progress(self.overview())
+
+    def set_error(self, message: str, details: str | None = None) -> None:
+        if self.first_error is None:
+            self.first_error = {"message": redact(message)}
+            if details:
+                self.first_error["details"] = redact(details)[-4000:]
+
+    def __call__(self, event: BatchEvent) -> None:
+        logs, slot = self.logs, event.slot
+        kind = event.kind
+        if kind is EventKind.WORKER_READY:
+            logs.master(f"worker {slot} ready (pid {event.pid}): init() done")
+        elif kind is EventKind.WORKER_STARTED:
+            logs.master(f"worker {slot} starting")
+        elif kind is EventKind.DISPATCHED:
+            logs.master(f"mini-batch {event.batch} attempt {event.attempt} -> worker {slot}")
+        elif kind is EventKind.WORKER_DIED:
+            logs.master(f"worker {slot} died ({event.reason}); replaced")
+            self.counts.worker_restarts += 1
+        elif kind is EventKind.TIMEOUT:
+            logs.master(f"mini-batch {event.batch} attempt {event.attempt} timed out; worker {slot} killed")
+            self.counts.worker_restarts += 1
+        elif kind is EventKind.ATTEMPT_FAILED:
+            self._attempt_failed(event)
+        elif kind is EventKind.RETRY:
+            self.counts.retries += 1
+            logs.master(f"mini-batch {event.batch} attempt {event.attempt} failed: {last_line(event.error)}; retrying")
+            if _system_failure(event.error):
+                logs.user_error(f"mini-batch {event.batch} attempt {event.attempt}: {last_line(event.error)}")
+                self.set_error(f"mini-batch {event.batch}: {last_line(event.error)}")
+        elif kind is EventKind.FINAL:
+            self._final(event)
+        if self.on_progress is not None:
+            self.on_progress(JobProgress(event=event, counts=self.counts.model_copy()))
+
+    def _attempt_failed(self, event: BatchEvent) -> None:
+        result = event.result
+        assert result is not None
+        err = result.error or "run() failed"
+        self.logs.worker(
+            event.slot or 0,
+            f"mini-batch {result.batch} attempt {result.attempt}: FAILED ({result.duration:.3f}s): {last_line(err)}",
+        )
+        self.logs.user_error(f"mini-batch {result.batch} attempt {result.attempt}: {last_line(err)}", event.slot, err)
+        self.set_error(f"mini-batch {result.batch}: {last_line(err)}", err)
+
+    def _final(self, event: BatchEvent) -> None:
+        result = event.result
+        assert result is not None
+        logs, batch, ok = self.logs, result.batch, result.ok
+        self.counts.items_succeeded += result.succeeded
+        self.counts.items_failed += result.failed
+        if ok:
+            self.counts.mini_batches_completed += 1
+            self.ok_batches[batch] = result.part
+            if result.data:  # the rows came back with the result (Ray): write them as a local worker would
+                part = self.folder / "parts" / part_name(batch, result.attempt)
+                part.write_bytes(result.data)
+                self.ok_batches[batch] = str(part)
+            items = result.succeeded + result.failed
+            logs.worker(
+                event.slot or 0,
+                f"mini-batch {batch} attempt {result.attempt}: items {items}, "
+                f"succeeded {result.succeeded}, failed {result.failed}, "
+                f"rows {result.rows}, duration {result.duration:.3f}s",
+            )
+        else:
+            self.counts.mini_batches_failed += 1
+            error = last_line(result.error)
+            logs.master(f"mini-batch {batch} failed after {result.attempt} attempts: {error}")
+            if _system_failure(result.error):  # run() errors were logged per attempt already
+                logs.user_error(f"mini-batch {batch} attempt {result.attempt}: {error}")
+            self.set_error(f"mini-batch {batch}: {error}")
+        for name, reason in result.item_errors:
+            self.failed_log.write(json.dumps({"file": name, "batch": batch, "reason": redact(reason)}) + "\n")
+            if ok:
+                logs.user_error(f"{name}: {reason}")
+                self.set_error(reason)
+        if ok and result.failed and not result.item_errors and result.error:
+            logs.user_error(f"mini-batch {batch}: {result.error}")
+            self.set_error(f"mini-batch {batch}: {result.error}")
+        self.failed_log.flush()
+        entry = {
+            "batch": batch,
+            "ok": ok,
+            "attempts": result.attempt,
+            "succeeded": result.succeeded,
+            "failed": result.failed,
+        }
+        self.batch_log.write(json.dumps(entry) + "\n")
+        self.batch_log.flush()
+        self.flush()

@@ -1,0 +1,227 @@
+"""The typed job: its states and their transitions, its settings (the one merge of deployment <-
+invocation file <- `--set`/flags, and the only place defaults are applied), its plan and its record.
+
+`job.json` is a JobRecord dumped as JSON; records written by earlier versions load unchanged
+(tests/jobs/fixtures/job-v0.1.0.json)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from batchctl.errors import InvalidStateError, SpecError
+from batchctl.execution.events import BatchEvent
+from batchctl.specs.deployment import DEFAULT_OUTPUT_FILE_NAME
+from batchctl.specs.job import RunOverrides
+from batchctl.storage import Location
+
+
+class JobState(StrEnum):
+    QUEUED = "Queued"
+    RUNNING = "Running"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    CANCELED = "Canceled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELED)
+
+    def transition(self, target: JobState) -> JobState:
+        """The state after a change to `target`; a change out of a terminal state raises."""
+        if target == self:
+            return target
+        if target not in _ALLOWED[self]:
+            raise InvalidStateError(f"job is {self.value}; it cannot become {target.value}")
+        return target
+
+    @classmethod
+    def parse(cls, text: str) -> JobState:
+        """A state as a user types it (any case); an unknown one is a SpecError naming the states."""
+        for state in cls:
+            if state.value.lower() == text.lower():
+                return state
+        raise SpecError(f"--status: '{text}' is not one of {', '.join(s.value for s in cls)}")
+
+
+_ALLOWED: dict[JobState, frozenset[JobState]] = {
+    JobState.QUEUED: frozenset({JobState.RUNNING, JobState.FAILED, JobState.CANCELED}),
+    JobState.RUNNING: frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELED}),
+    JobState.COMPLETED: frozenset(),
+    JobState.FAILED: frozenset(),
+    JobState.CANCELED: frozenset(),
+}
+
+
+class _Model(BaseModel):
+    # unknown keys are kept: a record written by a newer version is shown, never truncated
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class JobRetry(_Model):
+    max_retries: int
+    timeout: int
+
+
+class JobSettings(_Model):
+    """The settings a job runs with, after the one merge (`merge`)."""
+
+    mini_batch_size: int
+    instance_count: int
+    max_concurrency_per_instance: int
+    workers: int
+    output_action: Literal["append_row", "summary_only"]
+    output_file_name: str | None
+    retry_settings: JobRetry
+    error_threshold: int
+    logging_level: str
+
+    @classmethod
+    def merge(cls, deployment: dict[str, Any], compute: dict[str, Any], overrides: RunOverrides) -> JobSettings:
+        """The deployment's settings with the job's overrides laid over them (overrides are already the
+        invocation file <- `--set` <- flags merge, see RunOverrides.over)."""
+        base = deployment["settings"]
+        retry = {
+            **base["retry_settings"],
+            **(overrides.retry_settings.model_dump(exclude_none=True) if overrides.retry_settings else {}),
+        }
+        output_action = base["output_action"]
+        if output_action == "summary_only":
+            if overrides.output_file_name is not None:
+                raise SpecError(
+                    "When output_action is set to summary_only, the output_file_name need not to be specified."
+                )
+            output_file_name = None
+        else:
+            output_file_name = overrides.output_file_name or base.get("output_file_name") or DEFAULT_OUTPUT_FILE_NAME
+        instances = overrides.instance_count or deployment["resources"]["instance_count"]
+        per_instance = base["max_concurrency_per_instance"]
+        workers = instances * per_instance
+        if compute.get("max_workers"):
+            workers = min(workers, int(compute["max_workers"]))
+        return cls(
+            mini_batch_size=overrides.mini_batch_size or base["mini_batch_size"],
+            instance_count=instances,
+            max_concurrency_per_instance=per_instance,
+            workers=workers,
+            output_action=output_action,
+            output_file_name=output_file_name,
+            retry_settings=JobRetry(**retry),
+            error_threshold=base["error_threshold"] if overrides.error_threshold is None else overrides.error_threshold,
+            logging_level=base["logging_level"],
+        )
+
+    def as_overrides(self) -> RunOverrides:
+        """These settings as overrides of a new job (rerun keeps the original job's settings)."""
+        return RunOverrides(
+            mini_batch_size=self.mini_batch_size,
+            instance_count=self.instance_count,
+            error_threshold=self.error_threshold,
+            retry_settings=self.retry_settings.model_dump(),
+            output_file_name=self.output_file_name if self.output_action == "append_row" else None,
+        )
+
+
+class JobCounts(_Model):
+    files: int = 0
+    mini_batches: int = 0
+    mini_batches_completed: int = 0
+    mini_batches_failed: int = 0
+    items_succeeded: int = 0
+    items_failed: int = 0
+    retries: int = 0
+    worker_restarts: int = 0
+
+
+class LocationRecord(_Model):
+    url: str
+    protocol: str
+
+    @classmethod
+    def of(cls, loc: Location) -> LocationRecord:
+        return cls(url=loc.url, protocol=loc.protocol)
+
+    def location(self) -> Location:
+        return Location(self.url, self.protocol)
+
+
+class DeploymentSnapshot(_Model):
+    """What the job scores with, frozen at submit: the model and code folders inside the workspace."""
+
+    model_dir: str
+    model_path: str
+    model_type: str
+    code_dir: str | None = None
+    scoring_script: str | None = None
+    environment_variables: dict[str, str] = Field(default_factory=dict)
+
+
+class JobPlan(_Model):
+    """plan.json: the input root and its sorted files, listed once at submit."""
+
+    root_url: str
+    root_protocol: str
+    input_type: str
+    files: list[str]
+
+    @property
+    def root(self) -> Location:
+        return Location(self.root_url, self.root_protocol)
+
+
+# keys of a record that are internal (paths inside the workspace, how to reach the compute)
+_INTERNAL = ("deployment_snapshot", "output_location", "output_file_location", "compute_address", "compute_max_workers")
+
+
+class JobRecord(_Model):
+    """job.json."""
+
+    name: str
+    display_name: str | None = None
+    type: str = "batch_scoring"
+    experiment_name: str | None = None
+    status: JobState
+    endpoint_name: str
+    deployment_name: str
+    model: str
+    compute: str
+    compute_type: str = "local"
+    compute_address: str | None = None
+    compute_max_workers: int | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    output_location: LocationRecord
+    output_file: str | None = None
+    output_file_location: LocationRecord | None = None
+    settings: JobSettings
+    counts: JobCounts = Field(default_factory=JobCounts)
+    created_at: str
+    start_time: str | None = None
+    end_time: str | None = None
+    duration_seconds: float | None = None
+    error: dict[str, Any] | None = None
+    runner: dict[str, Any] | None = None
+    rerun_of: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    description: str | None = None
+    deployment_snapshot: DeploymentSnapshot
+    log_dir: str | None = None
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def public(self) -> dict[str, Any]:
+        """What users see (`job show`, REST): the record without workspace-internal keys."""
+        return {k: v for k, v in self.dump().items() if k not in _INTERNAL}
+
+
+class JobProgress(BaseModel):
+    """What the runner tells a front end (progress bar, plain lines, a page) as the job goes."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    event: BatchEvent | None  # None once the job has ended
+    counts: JobCounts
+    status: JobState | None = None  # set once the job has ended

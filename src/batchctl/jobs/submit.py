@@ -1,0 +1,273 @@
+"""Submitting a job (`endpoint invoke`, `job create`, `job rerun`): resolve the settings, resolve the
+input and output (both checked before any work), then queue the job (job.json + plan.json)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from batchctl import storage
+from batchctl.errors import SpecError, StorageError
+from batchctl.fsutil import atomic_write_json
+from batchctl.jobs import records
+from batchctl.jobs.model import DeploymentSnapshot, JobCounts, JobPlan, JobRecord, JobSettings, JobState, LocationRecord
+from batchctl.notices import notify
+from batchctl.resources.computes import get_compute
+from batchctl.resources.deployments import resolve_deployment
+from batchctl.resources.locations import default_output, resolve_input, resolve_location
+from batchctl.resources.models import resolve_model_ref
+from batchctl.specs import load as spec_load
+from batchctl.specs.job import InvocationSpec, RunOverrides
+from batchctl.workspace import Workspace, now
+
+
+@dataclass
+class JobRequest:
+    """A job as a front end asks for it, typed: every field is still unchecked against the workspace."""
+
+    endpoint: str
+    input: str
+    deployment: str | None = None
+    input_type: str | None = None
+    output_path: str | None = None
+    job_name: str | None = None
+    experiment_name: str | None = None
+    overrides: RunOverrides = field(default_factory=RunOverrides)
+    tags: dict[str, str] = field(default_factory=dict)
+    description: str | None = None
+    files_subset: list[str] | None = None  # rerun: only these files of the input folder
+    rerun_of: str | None = None
+
+
+@dataclass
+class ResolvedIO:
+    listing: storage.InputListing
+    files: list[str]
+    input_description: str
+    output_value: str
+    output: storage.Location
+    results: storage.Location | None  # the results file (None for summary_only)
+
+
+def _split_sets(overrides: Iterable[str]) -> tuple[RunOverrides, dict[str, str]]:
+    """--set for invoke: run overrides plus Azure's inputs.<n>.path/type and outputs.score.path."""
+    data: dict[str, Any] = {}
+    io_sets: dict[str, str] = {}
+    plain = []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SpecError(f"--set: '{item}' must look like key=value")
+        key = key.strip()
+        parts = key.split(".")
+        if parts[0] in ("inputs", "outputs") and len(parts) == 3 and parts[2] in ("path", "type"):
+            io_sets[key] = value
+        else:
+            plain.append(f"{key}={value}")
+    spec_load.apply_overrides(data, plain)
+    return spec_load.validate_data(RunOverrides, data, "--set"), io_sets
+
+
+def build_request(
+    *,
+    endpoint: str | None = None,
+    deployment: str | None = None,
+    input: str | None = None,
+    input_type: str | None = None,
+    output_path: str | None = None,
+    job_name: str | None = None,
+    experiment_name: str | None = None,
+    mini_batch_size: int | None = None,
+    instance_count: int | None = None,
+    overrides: Iterable[str] = (),
+    file: str | None = None,
+) -> JobRequest:
+    """The command line's words (flags, `--set` strings, an invocation file) as one typed request.
+    Precedence: flags > `--set` > the invocation file > the deployment."""
+    set_overrides, io_sets = _split_sets(overrides)
+    flags = spec_load.validate_data(
+        RunOverrides, {"mini_batch_size": mini_batch_size, "instance_count": instance_count}, "options"
+    )
+    merged = flags.over(set_overrides)
+    tags: dict[str, str] = {}
+    description = None
+    if file is not None:
+        inv = spec_load.load_spec("job", InvocationSpec, file)
+        endpoint = endpoint or inv.endpoint
+        deployment = deployment or inv.deployment
+        job_name = job_name or inv.name
+        experiment_name = experiment_name or inv.experiment_name
+        merged = merged.over(inv.overrides())
+        tags, description = dict(inv.tags), inv.description
+        if inv.inputs and input is None:
+            (only,) = inv.inputs.values()
+            input, input_type = only.path, input_type or only.type
+        if "score" in inv.outputs and inv.outputs["score"].path and output_path is None:
+            output_path = inv.outputs["score"].path
+    for key, value in io_sets.items():
+        section, _, leaf = key.split(".")
+        if section == "inputs":
+            if leaf == "path":
+                input = value
+            else:
+                input_type = value
+        elif leaf == "path":
+            output_path = value
+    if not endpoint:
+        raise SpecError("name the endpoint with --name/-n (or `endpoint:` in the invocation file)")
+    if input_type not in (None, "uri_file", "uri_folder"):
+        raise SpecError(f"--input-type: '{input_type}' is not supported; use uri_file or uri_folder")
+    if input is None:
+        raise SpecError("--input is required (a file, folder, URL, datastore path or azureml:<data>@latest)")
+    if job_name is not None:
+        spec_load.validate_name("job", job_name)
+    if experiment_name is not None:
+        spec_load.validate_name("job", experiment_name)
+    return JobRequest(
+        endpoint=endpoint,
+        deployment=deployment,
+        input=input,
+        input_type=input_type,
+        output_path=output_path,
+        job_name=job_name,
+        experiment_name=experiment_name,
+        overrides=merged,
+        tags=tags,
+        description=description,
+    )
+
+
+def resolve_settings(
+    ws: Workspace, request: JobRequest
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], JobSettings]:
+    """(endpoint, deployment, compute, effective settings)."""
+    endpoint, deployment = resolve_deployment(ws, request.endpoint, request.deployment)
+    compute = get_compute(ws, deployment["compute"])
+    return endpoint, deployment, compute, JobSettings.merge(deployment, compute, request.overrides)
+
+
+def resolve_io(ws: Workspace, request: JobRequest, settings: JobSettings, endpoint: str, name: str) -> ResolvedIO:
+    """The input, listed now (a missing or empty input fails before any work), and the output, whose
+    results file must not exist yet."""
+    in_loc, in_type, description = resolve_input(ws, request.input, request.input_type)
+    listing = storage.list_inputs(in_loc, in_type)
+    files = sorted(request.files_subset) if request.files_subset is not None else listing.files
+    output_value = request.output_path or default_output(endpoint, name)
+    output = resolve_location(ws, output_value)
+    results = output.join(settings.output_file_name) if settings.output_file_name else None
+    if results is not None:
+        storage.refuse_existing(results)
+    elif storage.list_files(output):
+        raise StorageError(
+            f"output folder {output.url} is not empty; summary_only jobs need a new or empty folder",
+            "choose another --output-path",
+        )
+    return ResolvedIO(listing, files, description, output_value, output, results)
+
+
+def queue(ws: Workspace, request: JobRequest, dry_run: bool = False) -> dict[str, Any]:
+    """Check everything, then write the Queued job (or return the plan, with dry_run)."""
+    endpoint, deployment, compute, settings = resolve_settings(ws, request)
+    name = request.job_name or str(uuid.uuid4())
+    io = resolve_io(ws, request, settings, endpoint["name"], name)
+    batches = -(-len(io.files) // settings.mini_batch_size)
+    model = resolve_model_ref(ws, deployment["model"])
+    code = deployment.get("code_configuration") or {}
+    record = JobRecord(
+        name=name,
+        display_name=name,
+        experiment_name=request.experiment_name or endpoint["name"],
+        status=JobState.QUEUED,
+        endpoint_name=endpoint["name"],
+        deployment_name=deployment["name"],
+        model=deployment["model"],
+        compute=deployment["compute"],
+        compute_type=compute["type"] if compute["type"] != "amlcompute" else "local",
+        compute_address=compute.get("address"),
+        compute_max_workers=compute.get("max_workers"),
+        inputs={"input_data": {"type": io.listing.input_type, "path": io.input_description}},
+        outputs={"score": {"type": "uri_folder", "path": io.output_value}},
+        output_location=LocationRecord.of(io.output),
+        output_file=io.results.url if io.results else None,
+        output_file_location=LocationRecord.of(io.results) if io.results else None,
+        settings=settings,
+        counts=JobCounts(files=len(io.files), mini_batches=batches),
+        created_at=now(),
+        # the submitting process owns the Queued job until a runner takes it (start_detached / run_job),
+        # so a concurrent `job list` never mistakes a fresh job for one whose runner died
+        runner=records.runner_identity(),
+        rerun_of=request.rerun_of,
+        tags=request.tags,
+        description=request.description,
+        deployment_snapshot=DeploymentSnapshot(
+            model_dir=model["model_dir"],
+            model_path=model["path"],
+            model_type=model["type"],
+            code_dir=code.get("code"),
+            scoring_script=code.get("scoring_script"),
+            environment_variables=deployment["settings"].get("environment_variables") or {},
+        ),
+    )
+    _warn_requirements(model)
+    if dry_run:
+        return {
+            "dry_run": True,
+            "name": name,
+            "endpoint_name": endpoint["name"],
+            "deployment_name": deployment["name"],
+            "input": io.input_description,
+            "input_type": io.listing.input_type,
+            "files": len(io.files),
+            "first_files": io.files[:5],
+            "mini_batches": batches,
+            "workers": settings.workers,
+            "output_path": io.output.url,
+            "output_file": record.output_file,
+            "settings": settings.model_dump(mode="json"),
+        }
+    folder = records.create_job_dir(ws, name)
+    (folder / "logs").mkdir()
+    plan = JobPlan(
+        root_url=io.listing.root.url,
+        root_protocol=io.listing.root.protocol,
+        input_type=io.listing.input_type,
+        files=io.files,
+    )
+    atomic_write_json(folder / "plan.json", plan.model_dump(mode="json"))
+    record.log_dir = str(folder / "logs")
+    records.write(folder, record)
+    return record.public()
+
+
+_warned: set[str] = set()
+
+
+def _warn_requirements(model: dict[str, Any]) -> None:
+    """Warn once when an MLflow model's recorded requirements are not what this interpreter has."""
+    if model.get("type") != "mlflow_model" or model["path"] in _warned:
+        return
+    _warned.add(model["path"])
+    req = Path(model["path"]) / "requirements.txt"
+    if not req.is_file():
+        return
+    from importlib import metadata
+
+    mismatches = []
+    for line in req.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if "==" not in line or line.startswith("-"):
+            continue
+        pkg, _, wanted = line.partition("==")
+        pkg = pkg.split("[")[0].strip()
+        try:
+            have = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            have = "not installed"
+        if have != wanted.strip():
+            mismatches.append(f"{pkg}=={wanted.strip()} (installed: {have})")
+    if mismatches:
+        shown = ", ".join(mismatches[:4]) + (f" and {len(mismatches) - 4} more" if len(mismatches) > 4 else "")
+        notify(f"the model was saved with {shown}; jobs run in the current interpreter")

@@ -1,0 +1,1 @@
+"""The workspace's resources, one module per noun: CRUD over the registry plus resolution."""

@@ -1,0 +1,247 @@
+"""Batch deployments: a model (and scoring code) with settings, under an endpoint; routing to them."""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from batchctl.errors import ConflictError, NotFoundError, SpecError
+from batchctl.resources._common import deployment_key, deployment_names, same_record, stamp
+from batchctl.resources.computes import get_compute
+from batchctl.resources.endpoints import get_endpoint, update_endpoint
+from batchctl.resources.models import (
+    check_model_path,
+    register_mlflow_uri_model,
+    register_model_files,
+    resolve_model_ref,
+)
+from batchctl.specs import load as spec_load
+from batchctl.workspace import Workspace, content_hash, copy_into, now
+
+if TYPE_CHECKING:
+    from batchctl.specs.deployment import DeploymentSpec
+
+
+def _check_code(spec: DeploymentSpec, source: str, skip_script_validation: bool) -> None:
+    cc = spec.code_configuration
+    if cc is None:
+        return
+    code = Path(cc.code)
+    if not code.is_dir():
+        raise SpecError(f"{source}: code_configuration.code: folder '{code}' does not exist")
+    script = code / cc.scoring_script
+    if not script.is_file():
+        raise SpecError(f"{source}: code_configuration.scoring_script: '{cc.scoring_script}' not found in '{code}'")
+    if skip_script_validation:
+        return
+    try:
+        ast.parse(script.read_bytes(), filename=str(script))
+    except SyntaxError as exc:
+        raise SpecError(
+            f"{source}: Failed to submit deployment {spec.name} due to syntax errors in scoring script "
+            f"{cc.scoring_script}. Error on line {exc.lineno}: {exc.msg}",
+            "fix the script, or pass --skip-script-validation",
+        ) from exc
+    except ValueError as exc:
+        raise SpecError(f"{source}: code_configuration.scoring_script: {exc}") from exc
+
+
+def _snapshot_code(ws: Workspace, code: Path) -> str:
+    digest = content_hash(code)[:20]
+    target = ws.code_dir / digest
+    if not target.exists():
+        staging = copy_into(code, ws.code_dir)
+        try:
+            os.rename(staging / code.name, staging / "src")
+            os.rename(staging, target)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+            if not target.exists():
+                raise
+    return str(target / "src")
+
+
+def _resolve_deployment_model(ws: Workspace, spec: DeploymentSpec, source: str) -> dict[str, Any]:
+    from batchctl.specs.deployment import InlineModel
+
+    model = spec.model
+    if isinstance(model, InlineModel):
+        path = Path(model.path)
+        check_model_path(path, model.type, source)
+        name = model.name or f"{spec.endpoint_name}-{spec.name}-model"
+        spec_load.validate_name("model", name)
+        meta = {"description": model.description, "tags": model.tags, "properties": model.properties}
+        return register_model_files(ws, name, model.version, model.type, path, meta)
+    if model.startswith(("models:/", "runs:/")):
+        return register_mlflow_uri_model(ws, model, spec.name)
+    return resolve_model_ref(ws, model)
+
+
+def create_deployment(
+    ws: Workspace,
+    file: str,
+    name: str | None = None,
+    endpoint_name: str | None = None,
+    overrides: Iterable[str] = (),
+    set_default: bool = False,
+    skip_script_validation: bool = False,
+) -> dict[str, Any]:
+    """Create or overwrite a deployment; the endpoint's first deployment becomes its default."""
+    from batchctl.specs.deployment import DeploymentSpec
+
+    spec = spec_load.load_spec(
+        "deployment",
+        DeploymentSpec,
+        file,
+        overrides,
+        fields={"name": name, "endpoint_name": endpoint_name.lower() if endpoint_name is not None else None},
+    )
+    return _save_deployment(ws, spec, Path(file).name, set_default, skip_script_validation)
+
+
+def _save_deployment(
+    ws: Workspace, spec: DeploymentSpec, source: str, set_default: bool, skip_script_validation: bool
+) -> dict[str, Any]:
+    state = ws.store.read()
+    get_endpoint(ws, spec.endpoint_name, state)
+    compute = get_compute(ws, spec.compute, state)
+    _check_code(spec, source, skip_script_validation)
+    model = _resolve_deployment_model(ws, spec, source)
+    if spec.code_configuration is None and model["type"] != "mlflow_model":
+        raise SpecError(f"{source}: code_configuration: required because model {model['id']} is not an MLflow model")
+    record = spec.model_dump(mode="json")
+    record["model"] = model["id"]
+    record["model_type"] = model["type"]
+    if spec.code_configuration is not None:
+        record["code_configuration"]["source_code"] = spec.code_configuration.code
+        record["code_configuration"]["code"] = _snapshot_code(ws, Path(spec.code_configuration.code))
+    record["compute_type"] = compute["type"]
+    record["provisioning_state"] = "Succeeded"
+    record["spec_hash"] = spec_load.spec_hash(spec)
+    key = deployment_key(spec.endpoint_name, spec.name)
+    with ws.store.transaction() as state:
+        endpoint = get_endpoint(ws, spec.endpoint_name, state)
+        previous = state["deployments"].get(key)
+        if not same_record(previous, record):
+            stamp(record, previous)
+            state["deployments"][key] = record
+        else:
+            record = dict(previous)  # type: ignore[arg-type]
+        current_default = endpoint["defaults"].get("deployment_name")
+        if (
+            set_default
+            or current_default is None
+            or deployment_key(spec.endpoint_name, current_default) not in state["deployments"]
+        ):
+            if current_default != spec.name:
+                endpoint["defaults"]["deployment_name"] = spec.name
+                endpoint["updated_at"] = now()
+                state["endpoints"][spec.endpoint_name] = endpoint
+    return record
+
+
+def get_deployment(ws: Workspace, name: str, endpoint: str, state: dict[str, Any] | None = None) -> dict[str, Any]:
+    endpoint = spec_load.validate_name("endpoint", endpoint)
+    spec_load.validate_name("deployment", name)
+    state = state if state is not None else ws.store.read()
+    get_endpoint(ws, endpoint, state)
+    record = state["deployments"].get(deployment_key(endpoint, name))
+    if record is None:
+        existing = deployment_names(state, endpoint)
+        raise NotFoundError(
+            f"deployment '{name}' not found in endpoint '{endpoint}'"
+            + (f"; existing: {', '.join(existing)}" if existing else "; it has no deployments"),
+            f"create it with `batchctl deployment create -f deployment.yml -e {endpoint}`",
+        )
+    return dict(record)
+
+
+def list_deployments(ws: Workspace, endpoint: str) -> list[dict[str, Any]]:
+    endpoint = spec_load.validate_name("endpoint", endpoint)
+    state = ws.store.read()
+    get_endpoint(ws, endpoint, state)
+    return [dict(state["deployments"][deployment_key(endpoint, n)]) for n in deployment_names(state, endpoint)]
+
+
+def update_deployment(
+    ws: Workspace,
+    name: str | None,
+    endpoint: str | None,
+    overrides: Iterable[str] = (),
+    file: str | None = None,
+    skip_script_validation: bool = False,
+) -> dict[str, Any]:
+    """Update an existing deployment from a file and/or `--set` overrides."""
+    from batchctl.specs.deployment import DeploymentSpec
+
+    if file is not None:
+        spec = spec_load.load_spec(
+            "deployment",
+            DeploymentSpec,
+            file,
+            overrides,
+            fields={"name": name, "endpoint_name": endpoint.lower() if endpoint is not None else None},
+        )
+        get_deployment(ws, spec.name, spec.endpoint_name)
+        return _save_deployment(ws, spec, Path(file).name, False, skip_script_validation)
+    if not name or not endpoint:
+        raise SpecError("deployment update needs --name and --endpoint-name (or --file)")
+    previous = get_deployment(ws, name, endpoint)
+    data = {k: previous[k] for k in DeploymentSpec.model_fields if k in previous}
+    if previous.get("code_configuration"):
+        data["code_configuration"] = {
+            "code": previous["code_configuration"]["code"],
+            "scoring_script": previous["code_configuration"]["scoring_script"],
+        }
+    data = spec_load.apply_overrides(data, overrides)
+    spec = spec_load.validate_data(DeploymentSpec, data, "deployment update")
+    if spec.name != previous["name"] or spec.endpoint_name != previous["endpoint_name"]:
+        raise SpecError("deployment update: name and endpoint_name cannot be changed")
+    return _save_deployment(ws, spec, "deployment update", False, skip_script_validation)
+
+
+def set_default_deployment(ws: Workspace, endpoint: str, name: str) -> dict[str, Any]:
+    return update_endpoint(ws, endpoint, [f"defaults.deployment_name={name}"])
+
+
+def delete_deployment(ws: Workspace, name: str, endpoint: str) -> dict[str, Any]:
+    """Delete a deployment; deleting the default while others exist is refused."""
+    endpoint = spec_load.validate_name("endpoint", endpoint)
+    with ws.store.transaction() as state:
+        get_deployment(ws, name, endpoint, state)
+        ep = state["endpoints"][endpoint]
+        others = [n for n in deployment_names(state, endpoint) if n != name]
+        if ep["defaults"].get("deployment_name") == name:
+            if others:
+                raise ConflictError(
+                    f"deployment '{name}' is the default of endpoint '{endpoint}' and other deployments exist",
+                    f"make another one the default first: batchctl deployment set-default -e {endpoint} -n {others[0]}",
+                )
+            ep["defaults"]["deployment_name"] = None
+            ep["updated_at"] = now()
+        del state["deployments"][deployment_key(endpoint, name)]
+    return {"name": name, "endpoint_name": endpoint, "deleted": True}
+
+
+def routing_error_message(endpoint: str) -> str:
+    return (
+        f"endpoint {endpoint} has no default deployment; pass --deployment-name or run "
+        "`batchctl deployment set-default`"
+    )
+
+
+def resolve_deployment(
+    ws: Workspace, endpoint: str, name: str | None = None, state: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(endpoint, deployment) for a job: the named deployment, else the endpoint's default."""
+    state = state if state is not None else ws.store.read()
+    ep = get_endpoint(ws, endpoint, state)
+    if name is None:
+        name = ep["defaults"].get("deployment_name")
+        if not name:
+            raise NotFoundError(routing_error_message(ep["name"]))
+    return ep, get_deployment(ws, name, ep["name"], state)
