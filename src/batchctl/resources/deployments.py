@@ -27,15 +27,17 @@ if TYPE_CHECKING:
 
 
 def _check_code(spec: DeploymentSpec, source: str, skip_script_validation: bool) -> None:
-    cc = spec.code_configuration
-    if cc is None:
+    code_config = spec.code_configuration
+    if code_config is None:
         return
-    code = Path(cc.code)
+    code = Path(code_config.code)
     if not code.is_dir():
         raise SpecError(f"{source}: code_configuration.code: folder '{code}' does not exist")
-    script = code / cc.scoring_script
+    script = code / code_config.scoring_script
     if not script.is_file():
-        raise SpecError(f"{source}: code_configuration.scoring_script: '{cc.scoring_script}' not found in '{code}'")
+        raise SpecError(
+            f"{source}: code_configuration.scoring_script: '{code_config.scoring_script}' not found in '{code}'"
+        )
     if skip_script_validation:
         return
     try:
@@ -43,7 +45,7 @@ def _check_code(spec: DeploymentSpec, source: str, skip_script_validation: bool)
     except SyntaxError as exc:
         raise SpecError(
             f"{source}: Failed to submit deployment {spec.name} due to syntax errors in scoring script "
-            f"{cc.scoring_script}. Error on line {exc.lineno}: {exc.msg}",
+            f"{code_config.scoring_script}. Error on line {exc.lineno}: {exc.msg}",
             "fix the script, or pass --skip-script-validation",
         ) from exc
     except ValueError as exc:
