@@ -30,7 +30,8 @@ def test_import_cli_pulls_no_heavy_library():
 
 def test_control_plane_modules_pull_no_heavy_library():
     loaded = _loaded(
-        "import batchctl.api, batchctl.cli.endpoint, batchctl.cli.deployment, batchctl.cli.model, batchctl.cli.data, batchctl.cli.datastore, batchctl.cli.compute"
+        "import batchctl.api, batchctl.cli.endpoint, batchctl.cli.deployment, batchctl.cli.model, "
+        "batchctl.cli.data, batchctl.cli.datastore, batchctl.cli.compute"
     )
     assert sorted(loaded & set(HEAVY)) == []
 

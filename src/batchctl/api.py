@@ -22,7 +22,7 @@ Job functions import the job machinery on first use, so that `batchctl endpoint 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from batchctl.resources.computes import create_compute, delete_compute, get_compute, list_computes
@@ -90,40 +90,16 @@ __all__ = [
 ]
 
 
-def submit_job(
-    ws: Workspace,
-    *,
-    endpoint: str | None = None,
-    deployment: str | None = None,
-    input: str | None = None,
-    input_type: str | None = None,
-    output_path: str | None = None,
-    job_name: str | None = None,
-    experiment_name: str | None = None,
-    mini_batch_size: int | None = None,
-    instance_count: int | None = None,
-    overrides: Iterable[str] = (),
-    file: str | None = None,
-    dry_run: bool = False,
-) -> dict[str, Any]:
-    """Check an invocation (flags > `--set key=value` > invocation file > deployment) and write a Queued
-    job; with dry_run, return the plan instead. Input and output are checked before anything is written."""
+def submit_job(ws: Workspace, *, dry_run: bool = False, **options: Any) -> dict[str, Any]:
+    """Check an invocation and write a Queued job; with dry_run, return the plan instead. Input and
+    output are checked before anything is written.
+
+    options (all optional, as `endpoint invoke` takes them): endpoint, deployment, input, input_type,
+    output_path, job_name, experiment_name, mini_batch_size, instance_count, overrides (`key=value`
+    strings, as `--set`), file (an invocation YAML). Precedence: flags > overrides > file > deployment."""
     from batchctl.jobs import submit
 
-    request = submit.build_request(
-        endpoint=endpoint,
-        deployment=deployment,
-        input=input,
-        input_type=input_type,
-        output_path=output_path,
-        job_name=job_name,
-        experiment_name=experiment_name,
-        mini_batch_size=mini_batch_size,
-        instance_count=instance_count,
-        overrides=overrides,
-        file=file,
-    )
-    return submit.queue(ws, request, dry_run)
+    return submit.queue(ws, submit.build_request(**options), dry_run)
 
 
 def run_job(ws: Workspace, name: str, on_progress: Callable[[JobProgress], None] | None = None) -> dict[str, Any]:

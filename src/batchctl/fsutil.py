@@ -55,18 +55,3 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=False) + "\n").encode())
-
-
-def publish_create_only(tmp: Path, final: Path) -> None:
-    """Give `tmp` the name `final` only if `final` does not exist (os.link fails with EEXIST)."""
-    try:
-        os.link(tmp, final)
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-    fsync_dir(final.parent)
-
-
-def read_json(path: Path) -> Any:
-    with open(path, "rb") as handle:
-        return json.loads(handle.read())

@@ -9,6 +9,7 @@ import pytest
 
 from batchctl import storage
 from batchctl.errors import StorageError
+from batchctl.storage.azure import _CRED_ENV, _azure_auth
 
 KEY = "a2V5a2V5a2V5a2V5"
 
@@ -51,11 +52,11 @@ def test_datastore_endpoint_naming_another_account_is_rejected(cli: Any, write_s
 
 
 def _auth(monkeypatch: pytest.MonkeyPatch, url: str, **env: str) -> tuple[str, Any]:
-    for name in storage._CRED_ENV:
+    for name in _CRED_ENV:
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    kind, _, _, cred = storage._azure_auth(storage.azure_address(url))
+    kind, _, _, cred = _azure_auth(storage.azure_address(url))
     return kind, cred
 
 
@@ -91,7 +92,7 @@ def test_default_azure_credential_is_the_fallback(monkeypatch: pytest.MonkeyPatc
             pass
 
     monkeypatch.setattr(azure.identity.aio, "DefaultAzureCredential", FakeCredential)
-    for name in storage._CRED_ENV:
+    for name in _CRED_ENV:
         monkeypatch.delenv(name, raising=False)
     fs, path = storage.remote(storage.Location("https://acct.blob.core.windows.net/c/p", "az"))
     assert path == "c/p" and len(made) == 1

@@ -92,7 +92,7 @@ def copy_then_die(src, dst, length=0):
     dst.flush()
     os._exit(9)
 
-storage.shutil.copyfileobj = copy_then_die
+shutil.copyfileobj = copy_then_die  # the shutil that storage.publish (storage/outputs.py) copies with
 storage.publish(sys.argv[1], storage.location(sys.argv[2]))
 """
 
@@ -112,6 +112,7 @@ def test_failed_upload_is_discarded(azurite_env: Any, tmp_path: Path, blob_reade
                                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     from batchctl import storage
     from batchctl.errors import StorageError
+    from batchctl.storage import outputs
 
     container = azurite_env.new_container()
     src = tmp_path / "results.csv"
@@ -121,7 +122,7 @@ def test_failed_upload_is_discarded(azurite_env: Any, tmp_path: Path, blob_reade
         fdst.write(fsrc.read(5 << 20))
         raise OSError("disk went away")
 
-    monkeypatch.setattr(storage.shutil, "copyfileobj", copy_then_fail)
+    monkeypatch.setattr(outputs.shutil, "copyfileobj", copy_then_fail)
     with pytest.raises(StorageError, match="cannot publish .* disk went away"):
         storage.publish(str(src), storage.location(f"az://{container}/o/predictions.csv"))
     assert blob_reader(f"{container}/o/predictions.csv") is None

@@ -27,40 +27,12 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def invoke_job(
-    *,
-    endpoint: str | None = None,
-    deployment_name: str | None = None,
-    input: str | None = None,
-    input_type: str | None = None,
-    output_path: str | None = None,
-    job_name: str | None = None,
-    experiment_name: str | None = None,
-    mini_batch_size: int | None = None,
-    instance_count: int | None = None,
-    set_: list[str] | None = None,
-    file: str | None = None,
-    no_wait: bool = False,
-    dry_run: bool = False,
-) -> Any:
+def invoke_job(*, no_wait: bool = False, dry_run: bool = False, set_: list[str] | None = None, **options: Any) -> Any:
+    """Submit a job (options as api.submit_job takes them), then run it here or hand it to a runner."""
     from batchctl import api
 
     ws = workspace()
-    record = api.submit_job(
-        ws,
-        endpoint=endpoint,
-        deployment=deployment_name,
-        input=input,
-        input_type=input_type,
-        output_path=output_path,
-        job_name=job_name,
-        experiment_name=experiment_name,
-        mini_batch_size=mini_batch_size,
-        instance_count=instance_count,
-        overrides=set_ or [],
-        file=file,
-        dry_run=dry_run,
-    )
+    record = api.submit_job(ws, dry_run=dry_run, overrides=set_ or [], **options)
     if dry_run:
         return record
     if no_wait:
@@ -157,7 +129,7 @@ def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: st
         sets = _az_set_values(ctx, set_)
         return invoke_job(
             endpoint=endpoint,
-            deployment_name=deployment_name,
+            deployment=deployment_name,
             input=input,
             input_type=input_type,
             output_path=output_path,

@@ -20,6 +20,7 @@ from batchctl.resources._common import (
     stamp,
 )
 from batchctl.specs import load as spec_load
+from batchctl.urls import is_url
 from batchctl.workspace import Workspace
 
 
@@ -37,7 +38,7 @@ def create_data(
     from batchctl.specs.assets import DataSpec
 
     spec, source = load_versioned("data", DataSpec, file, overrides, name, version, type, path, description)
-    local = not (spec.path.startswith("azureml:") or spec_load.is_url(spec.path))
+    local = not (spec.path.startswith("azureml:") or is_url(spec.path))
     if local:
         p = Path(spec.path)
         if not p.exists():

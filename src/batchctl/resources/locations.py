@@ -10,6 +10,7 @@ from batchctl import storage
 from batchctl.errors import SpecError
 from batchctl.resources.data import resolve_data_ref
 from batchctl.resources.datastores import get_datastore
+from batchctl.urls import account_url, check_remote_path
 from batchctl.workspace import Workspace
 
 DATASTORE_PREFIX = "azureml://datastores/"
@@ -40,14 +41,14 @@ def resolve_datastore_path(ws: Workspace, url: str) -> storage.Location:
     # azure_blob / azure_data_lake_gen2: the datastore's own account and endpoint (docs/storage.md),
     # written as the blob URL so that a worker process can rebuild it from the job plan alone.
     container = datastore.get("container_name") or datastore.get("filesystem")
-    base_url = storage.account_url(
+    base_url = account_url(
         datastore["account_name"],
         datastore.get("endpoint") or "core.windows.net",
         datastore.get("protocol") or "https",
     )
     protocol = "abfs" if kind == "azure_data_lake_gen2" else "az"
     blob_url = "/".join(p for p in (base_url, container, path) if p)
-    storage.check_remote_path(blob_url)
+    check_remote_path(blob_url)
     return storage.Location(blob_url, protocol)
 
 

@@ -75,7 +75,7 @@ def _check_endpoint(account_name: str, endpoint: str, protocol: str) -> None:
     """endpoint: a DNS suffix (core.windows.net) or an account URL such as Azurite's
     http://127.0.0.1:10000/devstoreaccount1 (docs/storage.md)."""
     from batchctl.errors import SpecError
-    from batchctl.storage import account_url
+    from batchctl.urls import account_url
 
     if "://" not in endpoint and not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?", endpoint):
         raise ValueError("must be a DNS suffix such as core.windows.net or an http(s):// account URL")

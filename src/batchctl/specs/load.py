@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from batchctl.errors import SpecError
+from batchctl.urls import is_url
 
 if TYPE_CHECKING:
     from pydantic import BaseModel, ValidationError
@@ -187,11 +188,6 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str], source: str 
             node = child
         node[parts[-1]] = parse_set_value(raw)
     return data
-
-
-def is_url(value: str) -> bool:
-    head, sep, _ = value.partition("://")
-    return bool(sep) and head.isascii() and head.replace("+", "").isalnum() and len(head) > 1
 
 
 def resolve_local(value: str, base: Path) -> str:
