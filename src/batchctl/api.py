@@ -22,15 +22,17 @@ Job functions import the job machinery on first use, so that `batchctl endpoint 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from batchctl.resources import deployments as _deployments
+from batchctl.resources import endpoints as _endpoints
+from batchctl.resources import models as _models
 from batchctl.resources.computes import create_compute, delete_compute, get_compute, list_computes
 from batchctl.resources.data import create_data, delete_data, get_data, list_data
 from batchctl.resources.datastores import create_datastore, delete_datastore, get_datastore, list_datastores
 from batchctl.resources.deployments import (
     create_deployment,
-    delete_deployment,
     get_deployment,
     list_deployments,
     set_default_deployment,
@@ -38,12 +40,11 @@ from batchctl.resources.deployments import (
 )
 from batchctl.resources.endpoints import (
     create_endpoint,
-    delete_endpoint,
     get_endpoint,
     list_endpoints,
     update_endpoint,
 )
-from batchctl.resources.models import create_model, delete_model, get_model, list_models
+from batchctl.resources.models import create_model, get_model, list_models
 from batchctl.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -79,8 +80,10 @@ __all__ = [
     "list_endpoints",
     "list_jobs",
     "list_models",
+    "job_errors",
     "read_job_log",
     "rerun_job",
+    "resume_job",
     "run_job",
     "set_default_deployment",
     "start_job_detached",
@@ -150,12 +153,67 @@ def download_job(
 
 
 def rerun_job(
-    ws: Workspace, name: str, output_path: str | None = None, job_name: str | None = None, dry_run: bool = False
+    ws: Workspace,
+    name: str,
+    output_path: str | None = None,
+    job_name: str | None = None,
+    dry_run: bool = False,
+    overrides: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """Queue a new job that scores only the items job `name` failed, with its settings."""
+    """Queue a new job that scores only the items Completed job `name` failed, with its settings and
+    `overrides` (`key=value`); a job that did not complete is refused and pointed to resume_job."""
     from batchctl.jobs import commands
 
-    return commands.rerun_failed(ws, name, output_path=output_path, job_name=job_name, dry_run=dry_run)
+    return commands.rerun_failed(
+        ws, name, output_path=output_path, job_name=job_name, dry_run=dry_run, overrides=overrides
+    )
+
+
+def resume_job(
+    ws: Workspace, name: str, overrides: Iterable[str] = (), use_current_deployment: bool = False
+) -> dict[str, Any]:
+    """Queue a Failed or Canceled job again under its own name: only the mini-batches without a committed
+    result are scored, and it publishes to its own output. Run it with run_job or start_job_detached."""
+    from batchctl.jobs import commands
+
+    return commands.resume_job(ws, name, overrides, use_current_deployment)
+
+
+def job_errors(ws: Workspace, name: str) -> list[dict[str, Any]]:
+    """A job's failed items grouped by exception type and normalised message, with counts and samples."""
+    from batchctl.jobs import commands
+
+    return commands.job_errors(ws, name)
+
+
+def delete_endpoint(ws: Workspace, name: str, force: bool = False) -> dict[str, Any]:
+    """Delete an endpoint and its deployments; refused while a queued or running job uses it, unless force."""
+    if not force:
+        from batchctl.jobs import commands
+
+        commands.refuse_if_in_use(ws, f"endpoint '{name}'", endpoint=name)
+    return _endpoints.delete_endpoint(ws, name)
+
+
+def delete_deployment(ws: Workspace, name: str, endpoint: str, force: bool = False) -> dict[str, Any]:
+    """Delete a deployment; refused while a queued or running job uses it, unless force."""
+    if not force:
+        from batchctl.jobs import commands
+
+        commands.refuse_if_in_use(
+            ws, f"deployment '{name}' of endpoint '{endpoint}'", endpoint=endpoint, deployment=name
+        )
+    return _deployments.delete_deployment(ws, name, endpoint)
+
+
+def delete_model(ws: Workspace, name: str, version: str | None = None, force: bool = False) -> dict[str, Any]:
+    """Delete a model version (or all): refused while a deployment uses it, or (unless force) a job."""
+    if not force:
+        from batchctl.jobs import commands
+
+        what = f"model '{name}'" + (f" version '{version}'" if version else "")
+        commands.refuse_if_in_use(ws, what, model=name, version=version)
+    return _models.delete_model(ws, name, version)
 
 
 def read_job_log(ws: Workspace, name: str, position: int = 0) -> tuple[str, int]:

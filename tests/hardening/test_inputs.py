@@ -169,7 +169,10 @@ def test_mlflow_zero_byte_and_mismatched_csv_are_failed_items_with_their_reason(
     assert [r.rsplit(",", 1)[1] for r in rows] == ["a-good.csv", "a-good.csv"]
     reasons = _failed_items(bench, "ml")
     assert set(reasons) == {"b-empty.csv", "c-wrong-columns.csv", "d-wrong-types.csv"}
-    for name, reason in reasons.items():
-        assert reason.startswith(f"Error processing input file: '{name}'. Exception: "), reason
+    entries = {e["item"]: e for e in map(json.loads, (bench.home / "jobs" / "ml" / "failed_items.jsonl").open())}
+    for name, reason in reasons.items():  # `ExceptionType: message`, and each part on its own
+        entry = entries[name]
+        assert entry["type"] and entry["message"] and reason == f"{entry['type']}: {entry['message']}", entry
+    assert entries["b-empty.csv"]["type"] == "EmptyDataError"
     assert "No columns to parse" in reasons["b-empty.csv"]
     assert "age" in reasons["c-wrong-columns.csv"]  # names a column the signature wants

@@ -124,9 +124,20 @@ def test_rerun_of_a_single_file_input(env, tmp_path):
     data = write_inputs(tmp_path / "in", {"one.txt": "flaky"})
     env.endpoint()
     env.script(retry_settings={"max_retries": 0, "timeout": 30})
-    first = env.invoke("heart", "--input", str(data / "one.txt"), "--job-name", "f1")
+    first = env.invoke(
+        "heart", "--input", str(data / "one.txt"), "--job-name", "f1", "--output-path", str(tmp_path / "o")
+    )
     assert first.exit_code == 1
-    rerun = ok_json(env.cli("job", "rerun", "-n", "f1", "--failed-only", "--output-path", str(tmp_path / "o")))
-    assert rerun["inputs"]["input_data"]["type"] == "uri_file"
-    assert (rerun["status"], rerun["counts"]["files"]) == ("Completed", 1)
+    # a job that did not complete is continued, not rerun: a rerun would lose what it scored
+    refused = env.cli("job", "rerun", "-n", "f1", "--failed-only", "--output-path", str(tmp_path / "o2"))
+    assert refused.exit_code == 5
+    assert "batchctl job resume -n f1" in refused.stderr
+    resumed = ok_json(env.cli("job", "resume", "-n", "f1"))
+    assert resumed["inputs"]["input_data"]["type"] == "uri_file"
+    assert (resumed["name"], resumed["status"], resumed["counts"]["files"], resumed["attempts"]) == (
+        "f1",
+        "Completed",
+        1,
+        2,
+    )
     assert (tmp_path / "o" / "predictions.csv").read_text() == "one.txt,flaky\n"

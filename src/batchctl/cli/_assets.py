@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from batchctl.cli._common import SetOpt, command, confirm, workspace
+from batchctl.cli._common import ForceOpt, SetOpt, command, confirm, workspace
 
 FileOpt = Annotated[str | None, typer.Option("--file", "-f", help="Spec YAML.")]
 NameOpt = Annotated[str | None, typer.Option("--name", "-n", help="Name (overrides the file's).")]
@@ -71,10 +71,24 @@ def versioned_commands(group: typer.Typer, kind: str, label: str, create_help: s
     def list_(name: NameOpt = None) -> object:
         return api_call("list")(workspace(), name)
 
-    @command(group, "delete", help=f"Delete a {label} version (or all versions){delete_note}")
-    def delete(name: NameReq, version: VersionOpt = None, yes: YesOpt = False) -> object:
+    def delete_versions(name: str, version: str | None, yes: bool, **force: bool) -> object:
         ws = workspace()
         api_call("get")(ws, name, version)
         what = f"version {version} of {label} '{name}'" if version else f"every version of {label} '{name}'"
         confirm(f"Delete {what}?", yes)
-        return api_call("delete")(ws, name, version)
+        return api_call("delete")(ws, name, version, **force)
+
+    delete_help = f"Delete a {label} version (or all versions){delete_note}"
+    if kind == "model":
+
+        @command(group, "delete", help=delete_help)
+        def delete_model(
+            name: NameReq, version: VersionOpt = None, yes: YesOpt = False, force: ForceOpt = False
+        ) -> object:
+            return delete_versions(name, version, yes, force=force)
+
+    else:
+
+        @command(group, "delete", help=delete_help)
+        def delete(name: NameReq, version: VersionOpt = None, yes: YesOpt = False) -> object:
+            return delete_versions(name, version, yes)

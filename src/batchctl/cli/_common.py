@@ -42,6 +42,9 @@ WorkspaceNameOpt = Annotated[
 SubscriptionOpt = Annotated[
     str | None, typer.Option("--subscription", help="Accepted for az ml compatibility; ignored.", hidden=True)
 ]
+ForceOpt = Annotated[
+    bool, typer.Option("--force", help="Delete even while a queued or running job uses it (that job will fail).")
+]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a field: --set a.b=value (repeatable).")]
 
 _COMMON: list[tuple[str, Any, Any]] = [

@@ -54,6 +54,14 @@ class ProgressRenderer:
         done = counts.mini_batches_completed + counts.mini_batches_failed
         ok, bad = counts.items_succeeded, counts.items_failed
         elapsed = max(time.monotonic() - self.started, 1e-6)
+        if event is not None and kind == "init_running":  # a slow (or hanging) init(): say so, with its deadline
+            line = f"  worker {event.slot}: {event.reason}"
+            if self.bar is not None:
+                self.bar.console.print(line, markup=False, highlight=False)
+            else:
+                sys.stderr.write(line + "\n")
+                sys.stderr.flush()
+            return
         if self.bar is not None:
             if kind in ("final", "finished", "retry", "timeout", "worker_died"):
                 self.bar.update(

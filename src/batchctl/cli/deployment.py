@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from batchctl.cli._common import SetOpt, command, confirm, workspace
+from batchctl.cli._common import ForceOpt, SetOpt, command, confirm, workspace
 
 app = typer.Typer(no_args_is_help=True, help="Batch deployments: a model and how to run it, behind an endpoint.")
 
@@ -89,15 +89,16 @@ def delete(
     name: NameReq,
     endpoint_name: EndpointReq,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not prompt for confirmation.")] = False,
+    force: ForceOpt = False,
     no_wait: NoWaitOpt = False,
 ) -> object:
-    """Delete a deployment (not the default while others exist)."""
+    """Delete a deployment (not the default while others exist, nor while a job of it runs)."""
     from batchctl import api
 
     ws = workspace()
     api.get_deployment(ws, name, endpoint_name)
     confirm(f"Delete deployment '{name}' of endpoint '{endpoint_name.lower()}'?", yes)
-    return api.delete_deployment(ws, name, endpoint_name)
+    return api.delete_deployment(ws, name, endpoint_name, force=force)
 
 
 @command(app, "set-default")

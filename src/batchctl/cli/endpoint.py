@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from batchctl.cli._common import SetOpt, command, confirm, workspace
+from batchctl.cli._common import ForceOpt, SetOpt, command, confirm, workspace
 
 app = typer.Typer(no_args_is_help=True, help="Batch endpoints: a name that routes jobs to deployments.")
 
@@ -64,14 +64,15 @@ def list_() -> object:
 def delete(
     name: NameReq,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not prompt for confirmation.")] = False,
+    force: ForceOpt = False,
     no_wait: NoWaitOpt = False,
 ) -> object:
-    """Delete an endpoint and all its deployments (its jobs stay listed)."""
+    """Delete an endpoint and all its deployments (its jobs stay listed); refused while a job of it runs."""
     from batchctl import api
 
     ws = workspace()
     record = api.get_endpoint(ws, name)
     confirm(f"Delete endpoint '{record['name']}' and all its deployments?", yes)
-    result = api.delete_endpoint(ws, name)
+    result = api.delete_endpoint(ws, name, force=force)
     result.pop("record", None)
     return result

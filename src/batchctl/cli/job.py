@@ -43,7 +43,6 @@ def invoke_job(*, no_wait: bool = False, dry_run: bool = False, set_: list[str] 
 def run_foreground(ws: Any, record: dict[str, Any]) -> Any:
     from batchctl import api
     from batchctl.cli._progress import ProgressRenderer
-    from batchctl.errors import JobCanceledError, JobFailedError
 
     renderer = ProgressRenderer(record["counts"]["mini_batches"], record["counts"]["files"], record["name"])
     previous = signal.signal(signal.SIGTERM, _interrupt)
@@ -54,16 +53,29 @@ def run_foreground(ws: Any, record: dict[str, Any]) -> Any:
         signal.signal(signal.SIGTERM, previous)
     if final["status"] == "Completed":
         return final
-    message = (final.get("error") or {}).get("message") or final["status"]
-    if final["status"] == "Canceled":
-        error: Any = JobCanceledError(f"job {final['name']} was canceled; nothing was published")
-    else:
-        error = JobFailedError(
-            f"job {final['name']} failed: {message}",
-            f"see `batchctl job show -n {final['name']}` and its logs in {final.get('log_dir')}",
-        )
-    error.record = final
+    error = outcome_error(final)
+    error.record = final  # type: ignore[attr-defined]
     raise error
+
+
+def outcome_error(record: dict[str, Any]) -> Exception:
+    """The error a command ends with for a job that did not complete: 130 when it was canceled, the code
+    of its cause when it has one (5: its output appeared meanwhile, 9: storage...), else 1."""
+    from batchctl.errors import BatchctlError, JobCanceledError
+
+    name = record["name"]
+    resume = f"batchctl job resume -n {name}"
+    if record["status"] == "Canceled":
+        return JobCanceledError(f"job {name} was canceled; nothing was published", f"continue it with `{resume}`")
+    error_info = record.get("error") or {}
+    message = error_info.get("message") or record["status"]
+    first = error_info.get("first_item_error")
+    error = BatchctlError(
+        f"job {name} failed: {message}" + (f"; first error: {first}" if first and first not in message else ""),
+        f"see `batchctl job errors -n {name}`; fix the cause, then `{resume}`",
+    )
+    error.exit_code = int(error_info.get("exit_code") or 1)  # type: ignore[misc]
+    return error
 
 
 InputOpt = Annotated[
@@ -209,23 +221,26 @@ def download(
     return api.download_job(workspace(), name, output_name, download_path)
 
 
-@command(app, "rerun")
+@command(app, "rerun", **AZ_SET)
 def rerun(
+    ctx: typer.Context,
     name: NameReq,
     failed_only: Annotated[bool, typer.Option("--failed-only", help="Score only the items that failed.")] = False,
     output_path: OutputPathOpt = None,
     job_name: JobNameOpt = None,
+    set_: SetOpt = None,
     no_wait: NoWaitOpt = False,
     dry_run: DryRunOpt = False,
 ) -> object:
-    """Start a new job that scores only the items job NAME failed (into a new output)."""
+    """Start a new job that scores only the items Completed job NAME failed (into a new output)."""
     from batchctl import api
     from batchctl.errors import SpecError
 
     if not failed_only:
         raise SpecError("job rerun needs --failed-only (re-invoke the endpoint to score everything again)")
     ws = workspace()
-    record = api.rerun_job(ws, name, output_path=output_path, job_name=job_name, dry_run=dry_run)
+    sets = _az_set_values(ctx, set_) or []
+    record = api.rerun_job(ws, name, output_path=output_path, job_name=job_name, dry_run=dry_run, overrides=sets)
     if dry_run:
         return record
     if no_wait:
@@ -233,11 +248,47 @@ def rerun(
     return run_foreground(ws, record)
 
 
+@command(app, "resume", **AZ_SET)
+def resume(
+    ctx: typer.Context,
+    name: NameReq,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="error_threshold, retry_settings.max_retries/timeout or instance_count."),
+    ] = None,
+    use_current_deployment: Annotated[
+        bool,
+        typer.Option("--use-current-deployment", help="Score the rest with the deployment's current model and code."),
+    ] = False,
+    no_wait: NoWaitOpt = False,
+) -> object:
+    """Continue a Failed or Canceled job (or one whose driver died): only the mini-batches without a
+    committed result are scored, and the results go to the job's own output."""
+    from batchctl import api
+
+    ws = workspace()
+    sets = _az_set_values(ctx, set_) or []
+    record = api.resume_job(ws, name, overrides=sets, use_current_deployment=use_current_deployment)
+    if no_wait:
+        return api.start_job_detached(ws, record["name"])
+    return run_foreground(ws, record)
+
+
+ERROR_COLUMNS = ("count", "type", "message", "samples", "frame")
+
+
+@command(app, "errors", columns=ERROR_COLUMNS)
+def errors(name: NameReq) -> object:
+    """The job's failed items grouped by exception type and message, with counts and sample items."""
+    from batchctl import api
+
+    return api.job_errors(workspace(), name)
+
+
 @command(app, "stream", render=False)
 def stream(name: NameReq) -> object:
     """Follow a job's logs until it ends; exit 0 only if it Completed."""
     from batchctl import api
-    from batchctl.errors import JobFailedError
 
     ws = workspace()
     position = 0
@@ -257,10 +308,7 @@ def stream(name: NameReq) -> object:
     )
     if record["status"] == "Completed":
         return None
-    message = (record.get("error") or {}).get("message") or record["status"]
-    if record["status"] == "Canceled":
-        raise JobFailedError(f"job {name} was canceled")
-    raise JobFailedError(f"job {name} failed: {message}")
+    raise outcome_error(record)
 
 
 def register_list_jobs(group: typer.Typer, kind: str) -> None:

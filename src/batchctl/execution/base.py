@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from batchctl.errors import JobCanceledError, JobFailedError
 from batchctl.execution.events import BatchEvent, BatchResult, BatchTask, EventKind
+from batchctl.scoring.failures import ErrorInfo, ItemError
 from batchctl.storage import Location
 
 
@@ -36,6 +37,9 @@ class Backend(Protocol):
         """Messages: ("ready", pid), ("init_failed", text), ("result", BatchResult), ("died", description)."""
 
     def shutdown(self) -> None: ...
+
+
+INIT_REPORT_SECONDS = 10.0  # how often a still-running init() is reported
 
 
 @dataclass
@@ -67,6 +71,7 @@ class _Slot:
     attempt: int = 0
     deadline: float = 0.0
     started: float = field(default_factory=time.monotonic)
+    init_reported: float = 0.0  # when an INIT_RUNNING event was last emitted for this worker
 
 
 Emit = Callable[[BatchEvent], None]
@@ -87,9 +92,11 @@ def supervise(
     settings: RunSettings,
     emit: Emit,
     should_cancel: Callable[[], bool],
+    pending: list[int] | None = None,
 ) -> Totals:
-    """Run every mini-batch to a final outcome; emits FINAL once per mini-batch (in completion order)."""
-    todo = list(range(len(batches)))
+    """Run every mini-batch (or those in `pending`: a resumed job) to a final outcome; emits FINAL once
+    per mini-batch, in completion order."""
+    todo = list(range(len(batches))) if pending is None else list(pending)
     queue: deque[tuple[int, int]] = deque((i, 1) for i in todo)
     remaining = len(todo)
     totals = Totals()
@@ -100,7 +107,7 @@ def supervise(
         slots[slot_id] = _Slot(backend.spawn(slot_id))
         emit(BatchEvent(EventKind.WORKER_STARTED, slot=slot_id))
 
-    def attempt_failed(slot_id: int, batch: int, attempt: int, error: str) -> None:
+    def attempt_failed(slot_id: int, batch: int, attempt: int, error: str, info: ErrorInfo | None = None) -> None:
         nonlocal remaining
         files = batches[batch]
         if attempt <= settings.max_retries:
@@ -116,7 +123,8 @@ def supervise(
             ok=False,
             failed=len(files),
             error=error,
-            item_errors=[(f, f"mini-batch {batch} failed after {attempt} attempts") for f in files],
+            error_info=info or ErrorInfo(None, _last_line(error)),
+            item_errors=[ItemError(f, info or ErrorInfo(None, _last_line(error))) for f in files],
         )
         emit(BatchEvent(EventKind.FINAL, slot=slot_id, batch=batch, attempt=attempt, result=result))
         check_threshold()
@@ -194,7 +202,9 @@ def supervise(
                         check_threshold()
                     else:
                         emit(event)
-                        attempt_failed(slot_id, batch, result.attempt, result.error or "run() failed")
+                        attempt_failed(
+                            slot_id, batch, result.attempt, result.error or "run() failed", result.error_info
+                        )
             now = time.monotonic()
             for slot_id, slot in list(slots.items()):
                 if slot.state == "busy" and now > slot.deadline:
@@ -215,7 +225,18 @@ def supervise(
                         start(slot_id)
                 elif slot.state == "starting" and now > slot.started + settings.init_deadline():
                     raise InitFailedError(
-                        f"worker {slot_id} did not finish init() within {settings.init_deadline():g} seconds"
+                        f"worker {slot_id} did not finish init() within its deadline of "
+                        f"{settings.init_deadline():g} seconds (3 x timeout + 30 s); it was stopped"
+                    )
+                elif slot.state == "starting" and now - max(slot.started, slot.init_reported) >= INIT_REPORT_SECONDS:
+                    slot.init_reported = now
+                    emit(
+                        BatchEvent(
+                            EventKind.INIT_RUNNING,
+                            slot=slot_id,
+                            reason=f"init() running for {now - slot.started:.0f} s "
+                            f"(deadline {settings.init_deadline():g} s)",
+                        )
                     )
         finished = True
         return totals

@@ -6,12 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from batchctl.scoring.failures import ErrorInfo, ItemError
 from batchctl.storage import Location
 
 
 class EventKind(StrEnum):
     WORKER_STARTED = "worker_started"
     WORKER_READY = "worker_ready"
+    INIT_RUNNING = "init_running"  # init() still running (reported every few seconds, with its deadline)
     DISPATCHED = "dispatched"
     WORKER_DIED = "worker_died"
     TIMEOUT = "timeout"
@@ -41,7 +43,8 @@ class BatchResult:
     failed: int = 0
     rows: int = 0
     error: str | None = None
-    item_errors: list[tuple[str, str]] = field(default_factory=list)
+    error_info: ErrorInfo | None = None
+    item_errors: list[ItemError] = field(default_factory=list)
     duration: float = 0.0
     pid: int | None = None
     part: str | None = None  # the file a local worker wrote the rows to

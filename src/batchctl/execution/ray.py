@@ -82,7 +82,7 @@ class RayWorker:
             from batchctl.execution.worker import _redirect_output
 
             self.out_path = os.path.join(self.scratch, "stdout.txt")
-            _redirect_output(self.out_path)
+            _redirect_output(self.out_path, capped=False)
 
     def locate(self) -> str:
         return machine_id()
@@ -229,6 +229,7 @@ class RayBackend:
         self.address = address
         self.logs_dir = logs_dir
         self.handles: list[RayHandle] = []
+        self.dropped: dict[int, int] = {}  # bytes of actor output past the log cap, per worker
         self.machine = machine_id()
         self.force_remote = os.environ.get(FORCE_REMOTE_ENV, "") not in ("", "0")
         self.actor_cpus = float(os.environ.get(ACTOR_CPUS_ENV) or DEFAULT_ACTOR_CPUS)
@@ -329,6 +330,12 @@ class RayBackend:
                         self._write_stdout(stops[ref].slot, ray.get(ref))
         for h in live:
             h.kill()
+        for slot, dropped in self.dropped.items():
+            if dropped and self.logs_dir is not None:
+                path = os.path.join(self.logs_dir, "user", "stdout", f"worker-{slot}.txt")
+                with contextlib.suppress(OSError), open(path, "ab") as handle:
+                    handle.write(f"[batchctl] {dropped} bytes of output were dropped\n".encode())
+        self.dropped = {}
         self.handles = []
         self._bundle = None
         if self.owns_connection:
@@ -356,12 +363,21 @@ class RayBackend:
                 handle.write(text)
 
     def _write_stdout(self, slot: int, data: bytes) -> None:
+        """Append an actor's output to its log, which stops growing at the cap (as a local worker's does)."""
         if not data or self.logs_dir is None:
             return
+        from batchctl.execution.worker import log_cap
+
         path = os.path.join(self.logs_dir, "user", "stdout", f"worker-{slot}.txt")
         os.makedirs(os.path.dirname(path), exist_ok=True)
+        cap = log_cap()
         with open(path, "ab") as handle:
-            handle.write(data)
+            room = cap - handle.tell()
+            if room > 0:
+                handle.write(data[:room])
+                if len(data) > room:
+                    handle.write(f"\n[batchctl] output truncated at {cap} bytes\n".encode())
+            self.dropped[slot] = self.dropped.get(slot, 0) + max(0, len(data) - max(room, 0))
 
     def _write_outputs(self, files: list[tuple[str, bytes]]) -> None:
         for rel, data in files:

@@ -19,6 +19,7 @@ from typing import Any
 from batchctl.execution.events import BatchResult, BatchTask
 from batchctl.scoring.base import Outcome, ScorerRef
 from batchctl.scoring.build import build_scorer
+from batchctl.scoring.failures import ErrorInfo, ItemError, cap
 
 
 def prepare_process(ref: ScorerRef) -> None:
@@ -74,11 +75,11 @@ def run_task(scorer: Any, task: BatchTask, scratch: str) -> BatchResult:
             except StorageUnavailableError:
                 raise  # the store is down, not the file: fail the attempt so that it is retried
             except Exception as exc:  # an unreadable input is one failed item
-                fetch_errors.append((rel, str(exc)))
+                fetch_errors.append(ItemError(rel, ErrorInfo(type(exc).__name__, cap(str(exc)))))
                 continue
             reason = unreadable(path)
             if reason is not None:
-                fetch_errors.append((rel, f"input '{rel}': {reason}"))
+                fetch_errors.append(ItemError(rel, ErrorInfo(None, f"input '{rel}': {reason}")))
                 continue
             local_files.append(path)
             ok_names.append(rel)
@@ -87,9 +88,10 @@ def run_task(scorer: Any, task: BatchTask, scratch: str) -> BatchResult:
         else:
             outcome = Outcome(ok=True)
     except StorageUnavailableError as exc:
-        outcome = Outcome(ok=False, error=str(exc))
-    except Exception:  # the scorer's own failure: the attempt failed
-        outcome = Outcome(ok=False, error=traceback.format_exc())
+        outcome = Outcome(ok=False, error=str(exc), error_info=ErrorInfo.from_exception(exc))
+    except Exception as exc:  # the scorer's own failure: the attempt failed
+        code_dir = getattr(getattr(scorer, "ref", None), "code_dir", None)
+        outcome = Outcome(ok=False, error=traceback.format_exc(), error_info=ErrorInfo.from_exception(exc, code_dir))
     finally:
         shutil.rmtree(batch_dir, ignore_errors=True)
     if outcome.ok and fetch_errors:
@@ -104,6 +106,7 @@ def run_task(scorer: Any, task: BatchTask, scratch: str) -> BatchResult:
         rows=outcome.rows,
         data=outcome.data,
         error=outcome.error,
+        error_info=outcome.error_info,
         item_errors=outcome.item_errors,
         duration=time.monotonic() - started,
         pid=os.getpid(),
@@ -132,14 +135,89 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="batchctl-parent-watch", daemon=True).start()
 
 
-def _redirect_output(path: str) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
+LOG_CAP_ENV = "BATCHCTL_WORKER_LOG_CAP"  # bytes of captured output kept per worker log file
+DEFAULT_LOG_CAP = 10 * 1024 * 1024
+_capture: CappedOutput | None = None
+
+
+class CappedOutput:
+    """The worker's stdout and stderr (file descriptors 1 and 2, so C extensions are caught too) go through
+    a pipe to its log file, which stops growing at the cap: then one "truncated" line, and at the end a
+    count of the bytes dropped. A run() that prints for ever cannot fill the disk."""
+
+    def __init__(self, path: str, cap: int) -> None:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        self.file = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self.written = os.fstat(self.file).st_size  # a replaced worker appends to the same file
+        self.cap = cap
+        self.dropped = 0
+        read_end, write_end = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(write_end, 1)
+        os.dup2(write_end, 2)
+        os.close(write_end)
+        self.read_end = read_end
+        self.thread = threading.Thread(target=self._pump, name="batchctl-output", daemon=True)
+        self.thread.start()
+
+    def _pump(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.read_end, 1 << 16)
+            except OSError:
+                break
+            if not chunk:
+                break
+            room = self.cap - self.written
+            if room > 0:
+                kept = chunk[:room]
+                os.write(self.file, kept)
+                self.written += len(kept)
+                if len(kept) < len(chunk):
+                    self.dropped += len(chunk) - len(kept)
+                    os.write(self.file, f"\n[batchctl] output truncated at {self.cap} bytes\n".encode())
+            else:
+                self.dropped += len(chunk)
+        if self.dropped:
+            os.write(self.file, f"[batchctl] {self.dropped} bytes of output were dropped\n".encode())
+
+    def close(self) -> None:
+        """Flush, end the pipe and let the pump write its last line (bounded wait)."""
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        for fd in (1, 2):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.thread.join(2.0)
+
+
+def log_cap() -> int:
+    try:
+        return int(os.environ.get(LOG_CAP_ENV) or DEFAULT_LOG_CAP)
+    except ValueError:
+        return DEFAULT_LOG_CAP
+
+
+def _redirect_output(path: str, capped: bool = True) -> None:
+    """fd 1 and 2 to `path`: through CappedOutput for a local worker; straight to the file for a Ray actor,
+    whose output the driver reads back and caps as it writes the job's log."""
+    global _capture
+    import atexit
+
+    if capped:
+        _capture = CappedOutput(path, log_cap())
+        # registered first, so it runs last: output printed by the script's own atexit handlers is kept too
+        atexit.register(_capture.close)
+    else:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
     sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - lives as long as the process
     sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
 
@@ -188,6 +266,6 @@ def local_worker_main(conn: Any, ref: ScorerRef, slot: int, stdout_path: str, pa
         # was reported, so leave at once. A custom script may rely on normal exit (atexit handlers,
         # buffered files it keeps open), so it gets the normal teardown.
         logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
+        if _capture is not None:
+            _capture.close()
         os._exit(0)

@@ -7,15 +7,16 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from batchctl import storage
-from batchctl.errors import BatchctlError, InvalidStateError, NotFoundError
+from batchctl.errors import BatchctlError, ConflictError, InvalidStateError, NotFoundError, SpecError
 from batchctl.jobs import records
 from batchctl.jobs.model import JobPlan, JobRecord, JobState
 from batchctl.jobs.runner import CANCEL_MARKER
-from batchctl.jobs.submit import JobRequest, queue
+from batchctl.jobs.submit import JobRequest, queue, snapshot_deployment, split_sets
 from batchctl.specs import load as spec_load
 from batchctl.workspace import Workspace
 
@@ -96,7 +97,10 @@ def download_job(
     if output_name != "score":
         raise NotFoundError(f"job '{name}' has no output named '{output_name}'; batch jobs have one output: score")
     if record.status is not JobState.COMPLETED:
-        raise BatchctlError(f"job '{name}' is {record.status}; only Completed jobs have outputs to download")
+        raise InvalidStateError(
+            f"job '{name}' is {record.status}; only Completed jobs have outputs to download",
+            f"continue it with `batchctl job resume -n {name}`" if record.status.terminal else None,
+        )
     dest = Path(download_path or ".").absolute() / "named-outputs" / "score"
     folder = record.output_location.location()
     if record.output_file and record.settings.output_file_name:
@@ -119,7 +123,11 @@ def _done_files(folder: Path, plan: JobPlan, mini_batch_size: int) -> set[str]:
         for line in failed_log.read_text().splitlines():
             if line.strip():
                 entry = json.loads(line)
-                failed_in_batch.setdefault(entry["batch"], set()).add(entry["file"])
+                item = entry.get("item", entry.get("file"))
+                if item is None:  # run() returned fewer rows than files: the failed ones are unknown
+                    failed_in_batch.setdefault(entry["batch"], set()).add("\0unknown")
+                else:
+                    failed_in_batch.setdefault(entry["batch"], set()).add(item)
     done: set[str] = set()
     batches_log = folder / "batches.jsonl"
     if batches_log.is_file():
@@ -134,7 +142,7 @@ def _done_files(folder: Path, plan: JobPlan, mini_batch_size: int) -> set[str]:
             known = failed_in_batch.get(entry["batch"], set())
             if entry["failed"] == 0:
                 done |= files
-            elif len(known) == entry["failed"]:
+            elif len(known) == entry["failed"] and "\0unknown" not in known:
                 done |= files - known
             # else run() returned fewer rows than files: which ones failed is unknown, rerun them all
     return done
@@ -146,19 +154,31 @@ def rerun_failed(
     output_path: str | None = None,
     job_name: str | None = None,
     dry_run: bool = False,
+    overrides: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """A new job that scores only the items that failed in job `name`, with its settings."""
+    """A new job that scores only the items that failed in Completed job `name`, with its settings (and
+    `--set` overrides). A job that did not complete never published its successes: it is refused and
+    pointed to `job resume`, which cannot lose them."""
     if job_name is not None:  # the new name is checked first, like every name, before anything is read
         spec_load.validate_name("job", job_name)
+    sets, io_sets = split_sets(overrides)
+    if io_sets:
+        raise SpecError("--set: inputs.* and outputs.* cannot be changed on rerun; use --output-path")
     record: JobRecord = records.load(ws, name)
     if not record.status.terminal:
-        raise BatchctlError(f"job '{name}' is {record.status}; rerun it once it has ended")
+        raise InvalidStateError(f"job '{name}' is {record.status}; rerun it once it has ended")
+    if record.status is not JobState.COMPLETED:
+        raise InvalidStateError(
+            f"job '{name}' is {record.status}: the items it scored were never published, so a rerun of the "
+            "failed items would lose them",
+            f"continue the job with `batchctl job resume -n {name}` (fix the input or --set first)",
+        )
     folder = records.job_dir(ws, name)
     plan = JobPlan.model_validate_json((folder / "plan.json").read_bytes())
     done = _done_files(folder, plan, record.settings.mini_batch_size)
     failed = [f for f in plan.files if f not in done]
     if not failed:
-        raise BatchctlError(f"job '{name}' has no failed items to rerun")
+        raise ConflictError(f"job '{name}' has no failed items to rerun")
     root = plan.root_url
     if plan.input_type == "uri_file":  # the plan's root is the file's folder: rerun the file itself
         root = plan.root.join(plan.files[0]).url
@@ -170,7 +190,7 @@ def rerun_failed(
         output_path=output_path,
         job_name=job_name,
         experiment_name=record.experiment_name,
-        overrides=record.settings.as_overrides(),
+        overrides=sets.over(record.settings.as_overrides()),
         files_subset=failed if plan.input_type == "uri_folder" else None,
         rerun_of=name,
     )
@@ -189,3 +209,125 @@ def read_log(ws: Workspace, name: str, position: int = 0, log: str = "sys/master
             return chunk, handle.tell()
     except FileNotFoundError:
         return "", position
+
+
+# what `job resume --set` may change: nothing that changes how the files are cut into mini-batches
+RESUMABLE_SETTINGS = ("error_threshold", "retry_settings", "instance_count")
+
+
+def resume_job(
+    ws: Workspace, name: str, overrides: Iterable[str] = (), use_current_deployment: bool = False
+) -> dict[str, Any]:
+    """Queue a Failed or Canceled job (or one whose driver died) again, under the same name: its runner
+    scores only the mini-batches without a committed result and publishes to the job's own output."""
+    from batchctl.resources.deployments import get_deployment
+
+    sets, io_sets = split_sets(overrides)
+    if io_sets:
+        raise SpecError("--set: inputs.* and outputs.* cannot change on resume: the job keeps its input and output")
+    changed = sets.model_dump(exclude_none=True)
+    for key in changed:
+        if key not in RESUMABLE_SETTINGS:
+            reason = {
+                "mini_batch_size": "the committed results are per mini-batch, so the partition must stay",
+                "output_file_name": "the job publishes to its own output",
+            }.get(key, "it is not a per-job setting")
+            raise SpecError(
+                f"--set: {key} cannot change on resume: {reason}",
+                f"start a new job instead (`batchctl job rerun -n {name}` or `batchctl endpoint invoke`)",
+            )
+    folder = records.job_dir(ws, name)
+    record = records.load(ws, name)
+    if not record.status.terminal:
+        raise InvalidStateError(f"job '{name}' is {record.status}; wait for it to end (or cancel it) first")
+    record.status.reopen()  # refuses a Completed job before anything is changed
+    settings = record.settings
+    if changed:
+        merged = sets.over(settings.as_overrides())
+        instances = merged.instance_count or settings.instance_count
+        workers = instances * settings.max_concurrency_per_instance
+        if record.compute_max_workers:
+            workers = min(workers, record.compute_max_workers)
+        retry = merged.retry_settings.model_dump(exclude_none=True) if merged.retry_settings else {}
+        settings = settings.model_copy(
+            update={
+                "error_threshold": merged.error_threshold,
+                "instance_count": instances,
+                "workers": workers,
+                "retry_settings": settings.retry_settings.model_copy(update=retry),
+            }
+        )
+    changes: dict[str, Any] = {"settings": settings, "runner": records.runner_identity()}
+    if use_current_deployment:
+        deployment = get_deployment(ws, record.deployment_name, record.endpoint_name)
+        snapshot, _ = snapshot_deployment(ws, deployment)
+        changes.update(deployment_snapshot=snapshot, model=deployment["model"])
+    if record.output_file_location is not None:
+        storage.refuse_existing(record.output_file_location.location())
+    (folder / CANCEL_MARKER).unlink(missing_ok=True)
+    return records.reopen(folder, **changes).public()
+
+
+def _normalise(message: str) -> str:
+    """A message with what differs between items (quoted names, paths, numbers) replaced by placeholders."""
+    import re
+
+    text = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", message)
+    text = re.sub(r"(?<![\w.])(/[^\s:]+)+", "<path>", text)
+    return re.sub(r"\d+(\.\d+)?", "N", text)
+
+
+def job_errors(ws: Workspace, name: str) -> list[dict[str, Any]]:
+    """The failed items grouped by exception type and normalised message, largest group first, each with
+    its count, up to 3 sample items and one full message."""
+    folder = records.job_dir(ws, name)
+    records.load(ws, name)  # not found -> one line
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    failed_log = folder / "failed_items.jsonl"
+    lines = failed_log.read_text(encoding="utf-8").splitlines() if failed_log.is_file() else []
+    for line in lines:
+        if not line.strip():
+            continue
+        entry = json.loads(line)
+        exc_type = entry.get("type") or "-"
+        message = entry.get("message") or entry.get("reason") or ""
+        key = (exc_type, _normalise(message))
+        group = groups.setdefault(
+            key,
+            {"type": exc_type, "message": key[1], "count": 0, "samples": [], "example": message, "frame": None},
+        )
+        group["count"] += 1
+        item = entry.get("item", entry.get("file"))
+        if len(group["samples"]) < 3:
+            group["samples"].append(item if item is not None else f"mini-batch {entry.get('batch')}")
+        group["frame"] = group["frame"] or entry.get("frame")
+    return sorted(groups.values(), key=lambda g: (-g["count"], g["type"], g["message"]))
+
+
+def refuse_if_in_use(
+    ws: Workspace,
+    what: str,
+    *,
+    endpoint: str | None = None,
+    deployment: str | None = None,
+    model: str | None = None,
+    version: str | None = None,
+) -> None:
+    """Refuse to delete what a Queued or Running job uses (its next worker's init() would fail and its
+    successes would be lost), naming the job."""
+    using = []
+    for record in records.list_all(ws):
+        if record.status.terminal:
+            continue
+        if model is not None:
+            name, _, model_version = record.model.removeprefix("azureml:").rpartition(":")
+            if name == model and version in (None, model_version):
+                using.append(record.name)
+        elif record.endpoint_name == endpoint and (deployment is None or record.deployment_name == deployment):
+            using.append(record.name)
+    if using:
+        raise ConflictError(
+            f"{what} is used by {'job' if len(using) == 1 else 'jobs'} {', '.join(using)}, which "
+            f"{'is' if len(using) == 1 else 'are'} still queued or running",
+            "wait for it to end or cancel it (`batchctl job cancel -n NAME`), or pass --force",
+        )

@@ -16,6 +16,8 @@ from batchctl.execution.worker import part_name
 from batchctl.jobs import records
 from batchctl.jobs.logs import JobLogs
 from batchctl.jobs.model import JobCounts, JobProgress
+from batchctl.jobs.results import Commit, ResultStore
+from batchctl.scoring.failures import ErrorInfo
 
 ProgressFn = Callable[[JobProgress], None]
 FLUSH_SECONDS = 0.5
@@ -33,16 +35,53 @@ def _system_failure(error: str | None) -> bool:
 
 
 class JobJournal:
-    def __init__(self, folder: Path, counts: JobCounts, logs: JobLogs, on_progress: ProgressFn | None):
+    def __init__(
+        self,
+        folder: Path,
+        job: str,
+        batches: list[list[str]],
+        counts: JobCounts,
+        logs: JobLogs,
+        on_progress: ProgressFn | None,
+    ):
         self.folder = folder
+        self.job = job
+        self.batches = batches
         self.counts = counts
         self.logs = logs
         self.on_progress = on_progress
         self.last_write = 0.0
         self.first_error: dict[str, Any] | None = None
-        self.ok_batches: dict[int, str | None] = {}  # mini-batch -> its part file (None: no rows)
+        self.results = ResultStore(folder)
+        self.ok_batches: dict[int, str | None] = {}  # committed mini-batch -> its part file (None: no rows)
         self.failed_log = open(folder / "failed_items.jsonl", "a", encoding="utf-8")  # noqa: SIM115
         self.batch_log = open(folder / "batches.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+
+    def resume_from(self, committed: dict[int, Commit]) -> list[int]:
+        """Keep the committed mini-batches that had no failed item; returns the mini-batches still to score.
+        A mini-batch with failed items is scored again (its input may have been fixed)."""
+        kept = {b: c for b, c in committed.items() if c.failed == 0}
+        for batch in committed:
+            if batch not in kept:
+                self.results.discard(batch)
+        # the logs of a resumed job describe the mini-batches its result holds: the kept ones, then the new
+        self.failed_log.truncate(0)
+        self.batch_log.truncate(0)
+        for batch in sorted(kept):
+            commit = kept[batch]
+            self.ok_batches[batch] = self.results.part_path(commit)
+            self._log_batch(batch, True, commit.attempt, commit.succeeded, commit.failed)
+        c = self.counts
+        c.mini_batches_completed = len(kept)
+        c.mini_batches_failed = 0
+        c.items_succeeded = sum(k.succeeded for k in kept.values())
+        c.items_failed = c.retries = c.worker_restarts = 0
+        return [i for i in range(len(self.batches)) if i not in kept]
+
+    def _log_batch(self, batch: int, ok: bool, attempts: int, succeeded: int, failed: int) -> None:
+        entry = {"batch": batch, "ok": ok, "attempts": attempts, "succeeded": succeeded, "failed": failed}
+        self.batch_log.write(json.dumps(entry) + "\n")
+        self.batch_log.flush()
 
     def close(self) -> None:
         self.failed_log.close()
@@ -69,9 +108,12 @@ class JobJournal:
             records.update(self.folder, counts=self.counts)
             self.logs.progress(self.overview())
 
-    def set_error(self, message: str, details: str | None = None) -> None:
+    def set_error(self, message: str, details: str | None = None, info: ErrorInfo | None = None) -> None:
+        """Keep the job's first error: `message` is `ExceptionType: message (file:line)` when known."""
         if self.first_error is None:
             self.first_error = {"message": redact(message)}
+            if info is not None:
+                self.first_error.update({"type": info.type, "frame": info.frame})
             if details:
                 self.first_error["details"] = redact(details)[-4000:]
 
@@ -82,6 +124,8 @@ class JobJournal:
             logs.master(f"worker {slot} ready (pid {event.pid}): init() done")
         elif kind is EventKind.WORKER_STARTED:
             logs.master(f"worker {slot} starting")
+        elif kind is EventKind.INIT_RUNNING:
+            logs.master(f"worker {slot}: {event.reason}")
         elif kind is EventKind.DISPATCHED:
             logs.master(f"mini-batch {event.batch} attempt {event.attempt} -> worker {slot}")
         elif kind is EventKind.WORKER_DIED:
@@ -112,21 +156,27 @@ class JobJournal:
             f"mini-batch {result.batch} attempt {result.attempt}: FAILED ({result.duration:.3f}s): {last_line(err)}",
         )
         self.logs.user_error(f"mini-batch {result.batch} attempt {result.attempt}: {last_line(err)}", event.slot, err)
-        self.set_error(f"mini-batch {result.batch}: {last_line(err)}", err)
+        if result.error_info is not None:
+            self.set_error(result.error_info.summary(), err, result.error_info)
+        else:
+            self.set_error(f"mini-batch {result.batch}: {last_line(err)}", err)
 
     def _final(self, event: BatchEvent) -> None:
         result = event.result
         assert result is not None
         logs, batch, ok = self.logs, result.batch, result.ok
-        self.counts.items_succeeded += result.succeeded
-        self.counts.items_failed += result.failed
         if ok:
-            self.counts.mini_batches_completed += 1
-            self.ok_batches[batch] = result.part
+            part = result.part
             if result.data:  # the rows came back with the result (Ray): write them as a local worker would
-                part = self.folder / "parts" / part_name(batch, result.attempt)
-                part.write_bytes(result.data)
-                self.ok_batches[batch] = str(part)
+                staged = self.folder / "parts" / part_name(batch, result.attempt)
+                staged.write_bytes(result.data)
+                part = str(staged)
+            files = self.batches[batch]
+            commit = self.results.commit(
+                self.job, batch, files, result.attempt, (result.succeeded, result.failed, result.rows), part
+            )
+            self.ok_batches[batch] = self.results.part_path(commit)
+            self.counts.mini_batches_completed += 1
             items = result.succeeded + result.failed
             logs.worker(
                 event.slot or 0,
@@ -140,23 +190,30 @@ class JobJournal:
             logs.master(f"mini-batch {batch} failed after {result.attempt} attempts: {error}")
             if _system_failure(result.error):  # run() errors were logged per attempt already
                 logs.user_error(f"mini-batch {batch} attempt {result.attempt}: {error}")
-            self.set_error(f"mini-batch {batch}: {error}")
-        for name, reason in result.item_errors:
-            self.failed_log.write(json.dumps({"file": name, "batch": batch, "reason": redact(reason)}) + "\n")
+            if result.error_info is not None and result.error_info.type:
+                self.set_error(result.error_info.summary(), info=result.error_info)
+            else:
+                self.set_error(f"mini-batch {batch}: {error}")
+        self.counts.items_succeeded += result.succeeded
+        self.counts.items_failed += result.failed
+        traceback_log = f"logs/user/error/worker-{event.slot}.txt" if not ok and result.error_info else None
+        for item_error in result.item_errors:
+            info = item_error.info
+            entry = {
+                "item": item_error.item,
+                "file": item_error.item,
+                "batch": batch,
+                "attempts": result.attempt,
+                "type": info.type,
+                "message": redact(info.message),
+                "frame": info.frame,
+                "log": traceback_log or "logs/user/error.txt",
+                "reason": redact(item_error.reason),
+            }
+            self.failed_log.write(json.dumps(entry) + "\n")
             if ok:
-                logs.user_error(f"{name}: {reason}")
-                self.set_error(reason)
-        if ok and result.failed and not result.item_errors and result.error:
-            logs.user_error(f"mini-batch {batch}: {result.error}")
-            self.set_error(f"mini-batch {batch}: {result.error}")
+                logs.user_error(f"{item_error.item or f'mini-batch {batch}'}: {item_error.reason}")
+                self.set_error(item_error.reason, info=info if info.type else None)
         self.failed_log.flush()
-        entry = {
-            "batch": batch,
-            "ok": ok,
-            "attempts": result.attempt,
-            "succeeded": result.succeeded,
-            "failed": result.failed,
-        }
-        self.batch_log.write(json.dumps(entry) + "\n")
-        self.batch_log.flush()
+        self._log_batch(batch, ok, result.attempt, result.succeeded, result.failed)
         self.flush()

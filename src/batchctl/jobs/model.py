@@ -37,6 +37,15 @@ class JobState(StrEnum):
             raise InvalidStateError(f"job is {self.value}; it cannot become {target.value}")
         return target
 
+    def reopen(self) -> JobState:
+        """Queued again, for `job resume`: only a Failed or Canceled job can be continued."""
+        if self not in (JobState.FAILED, JobState.CANCELED):
+            raise InvalidStateError(
+                f"job is {self.value}; only a Failed or Canceled job can be resumed"
+                + (" (a Completed job has nothing left to score)" if self is JobState.COMPLETED else "")
+            )
+        return JobState.QUEUED
+
     @classmethod
     def parse(cls, text: str) -> JobState:
         """A state as a user types it (any case); an unknown one is a SpecError naming the states."""
@@ -208,6 +217,8 @@ class JobRecord(_Model):
     description: str | None = None
     deployment_snapshot: DeploymentSnapshot
     log_dir: str | None = None
+    attempts: int = 1  # `job resume` continues the same job: one more attempt
+    history: list[dict[str, Any]] = Field(default_factory=list)  # how each earlier attempt ended
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -85,6 +85,39 @@ def update(folder: Path, status: JobState | None = None, **changes: Any) -> JobR
         return fresh
 
 
+def reopen(folder: Path, **changes: Any) -> JobRecord:
+    """A Failed or Canceled job back to Queued for `job resume`; the attempt that ended goes to history."""
+    with job_lock(folder):
+        record = read(folder)
+        if record is None:
+            raise NotFoundError(f"job {folder.name} has no record")
+        status = record.status.reopen()
+        history = [
+            *record.history,
+            {
+                "attempt": record.attempts,
+                "status": record.status.value,
+                "start_time": record.start_time,
+                "end_time": record.end_time,
+                "error": record.error,
+                "counts": record.counts.model_dump(),
+            },
+        ]
+        update = {
+            "status": status,
+            "attempts": record.attempts + 1,
+            "history": history,
+            "start_time": None,
+            "end_time": None,
+            "duration_seconds": None,
+            "error": None,
+            **changes,
+        }
+        fresh = JobRecord.model_validate(record.model_copy(update=update).model_dump())
+        write(folder, fresh)
+        return fresh
+
+
 def try_update(folder: Path, status: JobState, **changes: Any) -> JobRecord:
     """update(), except that a record already terminal is returned as it is (someone got there first)."""
     try:

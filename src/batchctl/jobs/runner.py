@@ -75,15 +75,21 @@ def run_job(ws: Workspace, name: str, on_progress: ProgressFn | None = None) -> 
     bi_output = folder / "output"
     parts.mkdir(exist_ok=True)
     bi_output.mkdir(exist_ok=True)
-    journal = JobJournal(folder, record.counts, logs, on_progress)
+    batches = plan_batches(plan.files, settings.mini_batch_size)
+    journal = JobJournal(folder, name, batches, record.counts, logs, on_progress)
+    pending = journal.resume_from(journal.results.load(name, batches))
     status, error = JobState.FAILED, None
     started = time.monotonic()
     try:
-        batches = plan_batches(plan.files, settings.mini_batch_size)
         logs.master(
             f"job {name}: {len(plan.files)} files -> {len(batches)} mini-batches of up to "
             f"{settings.mini_batch_size}; {settings.workers} workers on {record.compute}"
         )
+        if len(pending) < len(batches):
+            logs.master(
+                f"attempt {record.attempts}: {len(batches) - len(pending)} mini-batches committed by an earlier "
+                f"attempt are kept; {len(pending)} to score"
+            )
         if (folder / CANCEL_MARKER).exists():
             raise JobCanceledError("job canceled")
         if record.output_file_location is not None:
@@ -96,11 +102,17 @@ def run_job(ws: Workspace, name: str, on_progress: ProgressFn | None = None) -> 
             timeout=settings.retry_settings.timeout,
             error_threshold=settings.error_threshold,
         )
-        totals = supervise(
-            backend, batches, plan.root, run_settings, journal, lambda: (folder / CANCEL_MARKER).exists()
+        supervise(
+            backend,
+            batches,
+            plan.root,
+            run_settings,
+            journal,
+            lambda: (folder / CANCEL_MARKER).exists(),
+            pending=pending,
         )
         journal.flush(force=True)
-        if totals.succeeded == 0:
+        if journal.counts.items_succeeded == 0:
             reason = (journal.first_error or {}).get("message")
             raise JobFailedError(
                 "There is no succeeded mini batch item returned from run()"
@@ -121,17 +133,20 @@ def run_job(ws: Workspace, name: str, on_progress: ProgressFn | None = None) -> 
             logs.user_error(exc.message)
         logs.master(f"job failed: {exc.message}")
     except BatchctlError as exc:
-        error = {"message": exc.message}
+        error = {"message": exc.message, "exit_code": exc.exit_code}
         logs.master(f"job failed: {exc.message}")
     except Exception as exc:  # an unexpected error must still end the job as Failed, never Running
         error = {"message": redact(f"unexpected {type(exc).__name__}: {exc}")}
         logs.master(f"job failed: {error['message']}")
     finally:
         journal.close()
-        shutil.rmtree(parts, ignore_errors=True)
-        shutil.rmtree(bi_output, ignore_errors=True)
+        shutil.rmtree(parts, ignore_errors=True)  # attempts that were never committed
         with contextlib.suppress(OSError):
             shutil.rmtree(folder / "staging")
+        if status is JobState.COMPLETED:  # published: the committed results are no longer needed
+            journal.results.clear()
+            shutil.rmtree(bi_output, ignore_errors=True)
+        # otherwise results/ (and the files the script wrote to its output folder) stay for `job resume`
     if (
         status is JobState.FAILED
         and error is not None

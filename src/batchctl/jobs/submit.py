@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from batchctl import storage
-from batchctl.errors import SpecError, StorageError
+from batchctl.errors import OutputExistsError, SpecError
 from batchctl.fsutil import atomic_write_json
 from batchctl.jobs import records
 from batchctl.jobs.model import DeploymentSnapshot, JobCounts, JobPlan, JobRecord, JobSettings, JobState, LocationRecord
@@ -52,7 +52,7 @@ class ResolvedIO:
     results: storage.Location | None  # the results file (None for summary_only)
 
 
-def _split_sets(overrides: Iterable[str]) -> tuple[RunOverrides, dict[str, str]]:
+def split_sets(overrides: Iterable[str]) -> tuple[RunOverrides, dict[str, str]]:
     """--set for invoke: run overrides plus Azure's inputs.<n>.path/type and outputs.score.path."""
     data: dict[str, Any] = {}
     io_sets: dict[str, str] = {}
@@ -87,7 +87,7 @@ def build_request(
 ) -> JobRequest:
     """The command line's words (flags, `--set` strings, an invocation file) as one typed request.
     Precedence: flags > `--set` > the invocation file > the deployment."""
-    set_overrides, io_sets = _split_sets(overrides)
+    set_overrides, io_sets = split_sets(overrides)
     flags = spec_load.validate_data(
         RunOverrides, {"mini_batch_size": mini_batch_size, "instance_count": instance_count}, "options"
     )
@@ -157,11 +157,12 @@ def resolve_io(ws: Workspace, request: JobRequest, settings: JobSettings, endpoi
     files = sorted(request.files_subset) if request.files_subset is not None else listing.files
     output_value = request.output_path or default_output(endpoint, name)
     output = resolve_location(ws, output_value)
+    storage.check_output_folder(output)
     results = output.join(settings.output_file_name) if settings.output_file_name else None
     if results is not None:
         storage.refuse_existing(results)
     elif storage.list_files(output):
-        raise StorageError(
+        raise OutputExistsError(
             f"output folder {output.url} is not empty; summary_only jobs need a new or empty folder",
             "choose another --output-path",
         )
@@ -174,8 +175,7 @@ def queue(ws: Workspace, request: JobRequest, dry_run: bool = False) -> dict[str
     name = request.job_name or str(uuid.uuid4())
     io = resolve_io(ws, request, settings, endpoint["name"], name)
     batches = -(-len(io.files) // settings.mini_batch_size)
-    model = resolve_model_ref(ws, deployment["model"])
-    code = deployment.get("code_configuration") or {}
+    snapshot, model = snapshot_deployment(ws, deployment)
     record = JobRecord(
         name=name,
         display_name=name,
@@ -202,14 +202,7 @@ def queue(ws: Workspace, request: JobRequest, dry_run: bool = False) -> dict[str
         rerun_of=request.rerun_of,
         tags=request.tags,
         description=request.description,
-        deployment_snapshot=DeploymentSnapshot(
-            model_dir=model["model_dir"],
-            model_path=model["path"],
-            model_type=model["type"],
-            code_dir=code.get("code"),
-            scoring_script=code.get("scoring_script"),
-            environment_variables=deployment["settings"].get("environment_variables") or {},
-        ),
+        deployment_snapshot=snapshot,
     )
     _warn_requirements(model)
     if dry_run:
@@ -240,6 +233,21 @@ def queue(ws: Workspace, request: JobRequest, dry_run: bool = False) -> dict[str
     record.log_dir = str(folder / "logs")
     records.write(folder, record)
     return record.public()
+
+
+def snapshot_deployment(ws: Workspace, deployment: dict[str, Any]) -> tuple[DeploymentSnapshot, dict[str, Any]]:
+    """What a job scores with, frozen now: the model version's and the code snapshot's folders."""
+    model = resolve_model_ref(ws, deployment["model"])
+    code = deployment.get("code_configuration") or {}
+    snapshot = DeploymentSnapshot(
+        model_dir=model["model_dir"],
+        model_path=model["path"],
+        model_type=model["type"],
+        code_dir=code.get("code"),
+        scoring_script=code.get("scoring_script"),
+        environment_variables=deployment["settings"].get("environment_variables") or {},
+    )
+    return snapshot, model
 
 
 _warned: set[str] = set()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from batchctl.scoring.failures import ErrorInfo, ItemError
+
 
 @dataclass(frozen=True)
 class ScorerRef:
@@ -30,8 +32,9 @@ class Outcome:
     failed: int = 0
     rows: int = 0
     data: bytes = b""  # the append_row lines of this mini-batch
-    error: str | None = None
-    item_errors: list[tuple[str, str]] = field(default_factory=list)
+    error: str | None = None  # the attempt's failure (a traceback, for a failed run())
+    error_info: ErrorInfo | None = None  # the same, as type, message and user-code frame
+    item_errors: list[ItemError] = field(default_factory=list)
 
 
 class Scorer(Protocol):

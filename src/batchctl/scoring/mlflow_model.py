@@ -10,6 +10,7 @@ import os
 from typing import Any
 
 from batchctl.scoring.base import Outcome, ScorerRef
+from batchctl.scoring.failures import ErrorInfo, ItemError, cap
 
 log = logging.getLogger("batchctl.mlflow")
 TABULAR = (".csv", ".parquet", ".pqt")
@@ -84,10 +85,10 @@ class MlflowScorer:
         return outcome
 
     def _fail(self, outcome: Outcome, name: str, exc: BaseException) -> None:
-        reason = f"Error processing input file: '{name}'. Exception: {_one_line(exc)}"
+        message = _one_line(exc)
         outcome.failed += 1
-        outcome.item_errors.append((name, reason))
-        log.error(reason)
+        outcome.item_errors.append(ItemError(name, ErrorInfo(type(exc).__name__, message)))
+        log.error(f"Error processing input file: '{name}'. Exception: {message}")
 
     def _read_small_csvs_at_once(self, files: list[str], names: list[str]) -> tuple[Any, list[tuple[str, Any]]] | None:
         """Small CSV files with one header: one read_csv over their concatenated rows, cut back per file.
@@ -170,8 +171,7 @@ class MlflowScorer:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:500]
+    return cap(" ".join(str(exc).split()) or type(exc).__name__)
 
 
 def _signature_dtypes(model: Any) -> tuple[dict[str, Any] | None, list[str] | None]:

@@ -14,6 +14,7 @@ import traceback
 from typing import Any
 
 from batchctl.scoring.base import Outcome, ScorerRef
+from batchctl.scoring.failures import ErrorInfo, ItemError
 
 RUN_CONTRACT = (
     "The run() method in the entry script should return a list or a pandas DataFrame. "
@@ -45,8 +46,9 @@ class ScriptScorer:
     def score(self, files: list[str], names: list[str]) -> Outcome:
         try:
             result = self.module.run(list(files))
-        except Exception:
-            return Outcome(ok=False, error=traceback.format_exc())
+        except BaseException as exc:  # KeyboardInterrupt or SystemExit raised by run() is reported by type too
+            info = ErrorInfo.from_exception(exc, self.ref.code_dir)
+            return Outcome(ok=False, error=traceback.format_exc(), error_info=info)
         if result is None:
             return Outcome(ok=False, error=f"run() returned None. {RUN_CONTRACT}")
         try:
@@ -57,7 +59,11 @@ class ScriptScorer:
         failed = len(files) - succeeded
         outcome = Outcome(ok=True, succeeded=succeeded, failed=failed, rows=count, data=data)
         if failed:
-            outcome.error = f"run() returned {count} results for {len(files)} files: {failed} items counted as failed"
+            outcome.error = (
+                f"run() returned {count} results for {len(files)} files: {failed} items counted as failed; "
+                "which files failed cannot be told"
+            )
+            outcome.item_errors.append(ItemError(None, ErrorInfo(None, outcome.error)))
         return outcome
 
 

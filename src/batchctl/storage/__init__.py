@@ -16,7 +16,15 @@ from __future__ import annotations
 
 from batchctl.storage.inputs import fetch, list_inputs
 from batchctl.storage.locations import Location, location, location_from_record, location_record, remote
-from batchctl.storage.outputs import download, list_files, prepare_output_folder, publish, refuse_existing, upload_tree
+from batchctl.storage.outputs import (
+    check_output_folder,
+    download,
+    list_files,
+    prepare_output_folder,
+    publish,
+    refuse_existing,
+    upload_tree,
+)
 from batchctl.urls import AzureAddress, account_url, azure_address, check_remote_path
 
 __all__ = [
@@ -24,6 +32,7 @@ __all__ = [
     "Location",
     "account_url",
     "azure_address",
+    "check_output_folder",
     "check_remote_path",
     "download",
     "fetch",

@@ -101,7 +101,11 @@ def _list_local(loc: Location) -> list[str]:
                 if entry.name.startswith("."):
                     continue
                 rel = prefix + entry.name
-                if entry.is_dir():
+                try:
+                    is_dir = entry.is_dir()
+                except OSError:  # a link loop: listed, and the worker fails it as one item with its reason
+                    is_dir = False
+                if is_dir:
                     if not entry.is_symlink():
                         stack.append((entry.path, rel + os.sep))
                     continue

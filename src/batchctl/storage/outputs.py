@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,31 @@ def refuse_existing(target: Location) -> None:
             f"output file {target.url} already exists; batchctl never overwrites results",
             "choose another --output-path (or --set output_file_name=...)",
         )
+
+
+def check_output_folder(folder: Location) -> None:
+    """Before any work: a local output folder must be a folder (or not exist yet, with no file on its path)
+    in which files can be created. Remote folders are checked by `refuse_existing`/`list_files`."""
+    if not folder.is_local:
+        return
+    path = folder.url
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise StorageError(
+            f"output path {path} is a file; --output-path names a folder", "choose another --output-path"
+        )
+    ancestor = path
+    while not os.path.lexists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise StorageError(f"output path {path} is under {ancestor}, which is a file", "choose another --output-path")
+    try:  # a real probe, not os.access: it also sees read-only filesystems and root's limits
+        fd, probe = tempfile.mkstemp(dir=ancestor, prefix=".batchctl-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot write to output path {path}: {exc.strerror or exc}", "choose a folder you can write to"
+        ) from exc
 
 
 def prepare_output_folder(folder: Location) -> None:
