@@ -16,6 +16,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 pytest_plugins = ["azurite_fixture"]
 
+# A test without its own timeout marker that is not marked slow must end within this (pyproject.toml
+# sets 600 s for the rest): a hang fails with a traceback instead of stalling the run.
+FAST_TEST_TIMEOUT = 120
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("timeout") is None and item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.timeout(FAST_TEST_TIMEOUT))
+
 
 @pytest.fixture(autouse=True)
 def isolation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
