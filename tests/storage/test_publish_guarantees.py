@@ -82,14 +82,13 @@ def test_runner_killed_mid_run_publishes_nothing(bctl: Any, azurite_env: Any, up
 
 
 DYING_WRITER = """
-import os, shutil, sys
+import os, sys
 from batchctl import storage
 
-real = shutil.copyfileobj
-
 def copy_then_die(src, dst, length=0):
-    dst.write(src.read(7 << 20))   # more than one block: adlfs stages blocks before the commit
-    dst.flush()
+    data = src.read(dst.blocksize + (1 << 20))  # more than one block: the buffered file stages what it holds
+    dst.write(data)
+    print(len(data), flush=True)
     os._exit(9)
 
 storage.shutil.copyfileobj = copy_then_die
@@ -97,14 +96,38 @@ storage.publish(sys.argv[1], storage.location(sys.argv[2]))
 """
 
 
+def _blocks(azurite: Any, container: str, name: str) -> tuple[int, int]:
+    """(committed, uncommitted) bytes of a blob's block list; (0, 0) when no block was ever staged."""
+    from azure.core.exceptions import ResourceNotFoundError
+    from azure.storage.blob import BlobServiceClient
+
+    with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
+        try:
+            committed, uncommitted = service.get_blob_client(container, name).get_block_list("all")
+        except ResourceNotFoundError:
+            return 0, 0
+    return sum(b.size for b in committed), sum(b.size for b in uncommitted)
+
+
+def _block_size(url: str) -> int:
+    from batchctl import storage
+
+    fs, _ = storage.remote(storage.location(url))
+    return int(fs.blocksize)
+
+
 def test_writer_dying_mid_publish_leaves_no_blob(azurite_env: Any, tmp_path: Path, blob_reader: Any) -> None:
     container = azurite_env.new_container()
+    target = f"az://{container}/out/predictions.csv"
     big = tmp_path / "results.csv"
-    big.write_bytes(os.urandom(12 << 20))
+    big.write_bytes(os.urandom(_block_size(target) + (2 << 20)))
     env = {**os.environ, "AZURE_STORAGE_CONNECTION_STRING": azurite_env.connection_string}
-    proc = subprocess.run([sys.executable, "-c", DYING_WRITER, str(big), f"az://{container}/out/predictions.csv"],
+    proc = subprocess.run([sys.executable, "-c", DYING_WRITER, str(big), target],
                           env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert proc.returncode == 9, proc.stderr
+    written = int(proc.stdout)
+    # the writer died mid-publish: its blocks reached the store, staged but never committed
+    assert _blocks(azurite_env, container, "out/predictions.csv") == (0, written)
     assert blob_reader(f"{container}/out/predictions.csv") is None
 
 
@@ -114,17 +137,47 @@ def test_failed_upload_is_discarded(azurite_env: Any, tmp_path: Path, blob_reade
     from batchctl.errors import StorageError
 
     container = azurite_env.new_container()
+    target = f"az://{container}/o/predictions.csv"
     src = tmp_path / "results.csv"
-    src.write_bytes(b"x" * (6 << 20))
+    src.write_bytes(b"x" * (_block_size(target) + (2 << 20)))
+    staged: list[int] = []
 
     def copy_then_fail(fsrc: Any, fdst: Any, length: int = 0) -> None:
-        fdst.write(fsrc.read(5 << 20))
+        data = fsrc.read(fdst.blocksize + (1 << 20))
+        fdst.write(data)  # a full block is staged on the store
+        staged.append(len(data))
         raise OSError("disk went away")
 
-    monkeypatch.setattr(storage.shutil, "copyfileobj", copy_then_fail)
-    with pytest.raises(StorageError, match="cannot publish .* disk went away"):
-        storage.publish(str(src), storage.location(f"az://{container}/o/predictions.csv"))
+    with monkeypatch.context() as patch:
+        patch.setattr(storage.shutil, "copyfileobj", copy_then_fail)
+        with pytest.raises(StorageError, match="cannot publish .* disk went away"):
+            storage.publish(str(src), storage.location(target))
+    assert _blocks(azurite_env, container, "o/predictions.csv") == (0, staged[0])  # staged, never committed
     assert blob_reader(f"{container}/o/predictions.csv") is None
+    # nothing of the failed attempt is left in the way, or in the next upload's blob
+    retry = tmp_path / "retry.csv"
+    retry.write_bytes(b"a.csv,1\n")
+    storage.publish(str(retry), storage.location(target))
+    assert blob_reader(f"{container}/o/predictions.csv") == b"a.csv,1\n"
+
+
+def test_publish_onto_an_existing_blob_raises_and_leaves_it_byte_identical(
+    azurite_env: Any, tmp_path: Path, upload: Any, blob_reader: Any
+) -> None:
+    from batchctl import storage
+    from batchctl.errors import OutputExistsError
+
+    container = azurite_env.new_container()
+    theirs = b"theirs,1\n" * 1000
+    upload(container, {"o/predictions.csv": theirs})
+    etag = azurite_env.fs().info(f"{container}/o/predictions.csv")["etag"]
+    src = tmp_path / "results.csv"
+    src.write_bytes(b"ours,2\n" * 3000)
+    with pytest.raises(OutputExistsError, match="it was not overwritten"):
+        storage.publish(str(src), storage.location(f"az://{container}/o/predictions.csv"))
+    assert blob_reader(f"{container}/o/predictions.csv") == theirs
+    assert azurite_env.fs().info(f"{container}/o/predictions.csv")["etag"] == etag
+    assert azurite_env.fs().ls(f"{container}/o", detail=False) == [f"{container}/o/predictions.csv"]
 
 
 RACER = """
