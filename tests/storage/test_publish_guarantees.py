@@ -261,9 +261,17 @@ def test_no_secret_under_the_workspace_after_runs(
     sig = sas.split("sig=", 1)[1].split("&", 1)[0]
     outputs = [proc.stderr, proc.stdout, created.stdout, created.stderr]
     for name in ("with-key", "with-sas"):
-        outputs.append(heart.run("job", "show", "-n", name, "-o", "json").stdout)
-        outputs.append(heart.run("job", "stream", "-n", name).stdout)
-    outputs.append(heart.run("datastore", "show", "-n", "blobds", "-o", "yaml").stdout)
+        show = heart.run("job", "show", "-n", name, "-o", "json")
+        assert show.returncode == 0, show.stderr
+        assert (json.loads(show.stdout)["name"], json.loads(show.stdout)["status"]) == (name, "Completed")
+        stream = heart.run("job", "stream", "-n", name)
+        assert stream.returncode == 0, stream.stderr
+        assert f"job {name}: Completed" in stream.stdout
+        outputs += [show.stdout, show.stderr, stream.stdout, stream.stderr]
+    shown = heart.run("datastore", "show", "-n", "blobds", "-o", "yaml")
+    assert shown.returncode == 0, shown.stderr
+    assert f"container_name: {container}" in shown.stdout
+    outputs += [shown.stdout, shown.stderr]
     for path in heart.home.rglob("*"):
         if path.is_file():
             outputs.append(path.read_bytes().decode(errors="replace"))
