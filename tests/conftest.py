@@ -16,6 +16,31 @@ ROOT = Path(__file__).resolve().parents[1]
 
 pytest_plugins = ["azurite_fixture"]
 
+# Variables that would point a test at the developer's own storage, identity or tracking server.
+CLEARED_PREFIXES = ("AZURE_STORAGE_", "AZURE_CLIENT_")
+CLEARED_NAMES = {"AZURE_TENANT_ID", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"}
+# A test without its own timeout marker that is not marked slow must end within this (pyproject.toml
+# sets 600 s for the rest): a hang fails with a traceback instead of stalling the run.
+FAST_TEST_TIMEOUT = 120
+
+
+def _hypothesis_profiles() -> None:
+    """CI (CI=true) runs a derandomized profile, so a failure found there reproduces anywhere."""
+    from hypothesis import settings
+
+    settings.register_profile("ci", derandomize=True, print_blob=True)
+    settings.register_profile("dev", print_blob=True)
+    settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+_hypothesis_profiles()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("timeout") is None and item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.timeout(FAST_TEST_TIMEOUT))
+
 
 @pytest.fixture(autouse=True)
 def isolation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -24,7 +49,9 @@ def isolation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "200")
     monkeypatch.delenv("BATCHCTL_DEBUG", raising=False)
-    monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)
+    for name in list(os.environ):
+        if name.startswith(CLEARED_PREFIXES) or name in CLEARED_NAMES:
+            monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     from batchctl.cli import _common
 

@@ -104,3 +104,38 @@ def test_example_model_trains_and_scores_the_sample_files(tmp_path):
         predictions = model.predict(pd.read_csv(csv))
         assert len(predictions) == 40
         assert set(predictions) <= {0, 1}
+
+
+@pytest.mark.slow
+@pytest.mark.mlflow
+@pytest.mark.timeout(300)
+def test_the_demo_script_runs_end_to_end(tmp_path):
+    """`make demo` (the README's first command): run-demo.sh with the batchctl of this interpreter on PATH,
+    on a copy of the example, so its workspace, model and outputs land under tmp_path, not in the repo."""
+    import os
+    import shutil
+    import subprocess
+
+    root = tmp_path / "repo"
+    copy = root / "examples" / "endpoints" / "batch"
+    shutil.copytree(BATCH, copy, ignore=shutil.ignore_patterns("model", ".workspace", "__pycache__"))
+    bin_dir = Path(sys.executable).parent
+    assert (bin_dir / "batchctl").is_file()
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PYTHON": sys.executable}
+    proc = subprocess.run(
+        ["bash", str(copy / "run-demo.sh")], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=280
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    assert "default deployment: classifier-mlflow" in out
+    assert "jobs still listed: 2" in out
+    assert out.rstrip().endswith(f"workspace: {root / '.demo' / 'workspace'}")
+    assert "batchctl never overwrites results" in proc.stderr  # the refused second invoke
+    # the MLflow deployment scored the registered data asset (row, prediction, file): 4 files x 40 rows
+    download = root / ".demo" / "download" / "named-outputs" / "score" / "predictions.csv"
+    scored = [line.split(",") for line in download.read_text().splitlines()]
+    files = sorted(p.name for p in (BATCH / "data" / "heart-unlabeled").glob("*.csv"))
+    assert len(scored) == 160 and sorted({file for _, _, file in scored}) == files
+    # batch_driver.py, the custom scoring script, gives the same predictions (file, prediction)
+    custom = (root / ".demo" / "custom-output" / "custom.csv").read_text().splitlines()
+    assert [line.split(",") for line in custom] == [[file, prediction] for _, prediction, file in scored]

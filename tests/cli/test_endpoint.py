@@ -89,7 +89,8 @@ def test_query_default_deployment_tsv_prints_a_bare_value(cli, out, deployment_f
 
 def test_query_null_tsv_prints_nothing(cli, out):
     out(cli("endpoint", "create", "-n", "ep1"))
-    assert cli("endpoint", "show", "-n", "ep1", "--query", "defaults.deployment_name", "-o", "tsv").stdout == ""
+    result = cli("endpoint", "show", "-n", "ep1", "--query", "defaults.deployment_name", "-o", "tsv")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", "")
 
 
 def test_invalid_query(cli, out):

@@ -3,6 +3,7 @@ one line (exit 3), nothing executed, nothing written (issue 7, "Bad input")."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -171,5 +172,10 @@ def test_a_huge_set_value_is_refused_the_same_way(cli, ready, tmp_path):
 def test_anchors_and_aliases_within_reason_still_work(cli, ready, tmp_path):
     spec = tmp_path / "ok.yml"
     spec.write_text("name: ep2\ntags: &t {team: ml, env: dev}\nproperties: *t\n")
-    result = cli("endpoint", "create", "-f", str(spec))
+    result = cli("endpoint", "create", "-f", str(spec), "-o", "json")
     assert result.exit_code == 0, result.stderr
+    created = json.loads(result.stdout)
+    assert created["tags"] == created["properties"] == {"team": "ml", "env": "dev"}  # the alias resolved
+    shown = cli("endpoint", "show", "-n", "ep2", "--query", "properties", "-o", "json")
+    assert shown.exit_code == 0, shown.stderr
+    assert json.loads(shown.stdout) == {"team": "ml", "env": "dev"}

@@ -120,7 +120,10 @@ def heart_data(tmp_path: Path) -> Callable[..., Path]:
 # ------------------------------------------------------------------------------ the behaviour script
 
 # Every input file holds one command; run() acts on it. State that must survive a worker (flaky items,
-# PIDs) lives in $STATE_DIR. RETURN=frame returns a DataFrame instead of a list.
+# PIDs) lives in $STATE_DIR. RETURN=frame returns a DataFrame instead of a list. Every file run() reaches
+# leaves $STATE_DIR/ran/<name>. Gates replace sleeps: "gate NAME" waits until $STATE_DIR/gates/NAME
+# exists (the test, or "open NAME" in another mini-batch, creates it); a gate never opened fails the
+# attempt after 120 s instead of hanging.
 BEHAVIOUR_SCRIPT = textwrap.dedent(
     """
     import argparse
@@ -164,7 +167,17 @@ BEHAVIOUR_SCRIPT = textwrap.dedent(
             with open(path) as handle:
                 text = handle.read().strip()
             cmd, _, arg = text.partition(" ")
-            if cmd == "sleep":
+            _mark("ran", name.replace("/", "_"))
+            if cmd == "gate":
+                gate = os.path.join(STATE, "gates", arg)
+                deadline = time.monotonic() + 120
+                while not os.path.exists(gate):
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"gate {arg} was never opened")
+                    time.sleep(0.05)
+            elif cmd == "open":
+                _mark("gates", arg)
+            elif cmd == "sleep":
                 time.sleep(float(arg))
             elif cmd == "raise":
                 raise ValueError(f"cannot score {name}")
@@ -294,6 +307,15 @@ class Env:
     def pids(self) -> set[int]:
         folder = self.state / "pids"
         return {int(p.name) for p in folder.iterdir()} if folder.is_dir() else set()
+
+    def ran(self) -> set[str]:
+        """The input files run() reached (every attempt of every worker)."""
+        folder = self.state / "ran"
+        return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+
+    def open_gate(self, name: str) -> None:
+        (self.state / "gates").mkdir(exist_ok=True)
+        (self.state / "gates" / name).touch()
 
 
 @pytest.fixture

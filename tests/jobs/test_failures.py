@@ -8,7 +8,9 @@ import pytest
 
 from .conftest import alive, ok_json, wait_for, write_inputs
 
-pytestmark = pytest.mark.slow
+# each job here takes seconds: a job that stops progressing (a dead worker never replaced, a gate never
+# opened) fails by timeout, with the traceback of where it hung
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 
 def _invoke(env, tmp_path, inputs, *args, job="j"):
@@ -46,6 +48,35 @@ def test_error_threshold(env, tmp_path, threshold, status):
         assert f"error_threshold {threshold}" in job["error"]["message"]
         assert job["counts"]["items_failed"] == threshold + 1
         assert not (out / "predictions.csv").exists()
+
+
+@pytest.mark.parametrize(
+    "workers, later_command",
+    [(1, "ok"), (2, "gate never-opened")],
+    ids=["one-worker", "two-workers-busy"],
+)
+def test_error_threshold_stops_the_job_at_once(env, tmp_path, workers, later_command):
+    """An early failure past error_threshold ends the job there: the later mini-batches are never
+    dispatched (each file run() reaches leaves a marker) and nothing is published. One worker: nothing
+    after mini-batch 0. Two: the other worker holds at most one later mini-batch (its gate never opens),
+    and the job does not wait for it."""
+    later = {f"z{i:02d}.txt": later_command for i in range(20)}
+    env.endpoint()
+    env.script(mini_batch_size=1, max_concurrency_per_instance=workers, error_threshold=0)
+    result, out = _invoke(env, tmp_path, {"a.txt": "skip", **later})
+    ran = env.ran()
+    assert "a.txt" in ran
+    assert ran <= {"a.txt", "z00.txt"} and len(ran) <= workers, sorted(ran)
+    master = (env.job_dir("j") / "logs" / "sys" / "master_role.txt").read_text()
+    assert master.count(" -> worker ") <= workers, master
+    assert result.exit_code == 1, result.stderr
+    job = env.show("j")
+    assert job["status"] == "Failed"
+    assert "error_threshold exceeded: 1 failed items > error_threshold 0" in job["error"]["message"]
+    assert (job["counts"]["items_failed"], job["counts"]["items_succeeded"]) == (1, 0)
+    assert not (out / "predictions.csv").exists()
+    for pid in env.pids():
+        wait_for(lambda pid=pid: not alive(pid), 10, f"worker {pid} to exit")
 
 
 def test_threshold_counts_every_file_of_a_failed_mini_batch(env, tmp_path):

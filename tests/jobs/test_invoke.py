@@ -119,8 +119,8 @@ def test_output_created_between_submit_and_run_is_refused_by_the_runner(env, dat
 def test_output_appearing_during_the_run_is_never_overwritten(env, tmp_path):
     """The publish is create-only: a file that appears at the final name while the job runs wins."""
     env.endpoint()
-    env.script()
-    data = write_inputs(tmp_path / "in", {"a.txt": "sleep 3"})
+    env.script(retry_settings={"max_retries": 0, "timeout": 300})
+    data = write_inputs(tmp_path / "in", {"a.txt": "gate theirs-written"})  # scores once the file is there
     out = tmp_path / "out"
     result = batchctl_run(
         "endpoint", "invoke", "-n", "heart", "--input", str(data), "--output-path", str(out),
@@ -131,6 +131,7 @@ def test_output_appearing_during_the_run_is_never_overwritten(env, tmp_path):
     wait_for(lambda: master.is_file() and "-> worker" in master.read_text(), 60, "dispatch")
     out.mkdir(exist_ok=True)
     (out / "predictions.csv").write_text("theirs\n")
+    env.open_gate("theirs-written")
     job = wait_for(
         lambda: (r := read_job(env.home, "slow"))["status"] in ("Completed", "Failed", "Canceled") and r,
         60,
@@ -141,6 +142,7 @@ def test_output_appearing_during_the_run_is_never_overwritten(env, tmp_path):
     assert "not overwritten" in job["error"]["message"]
     assert (out / "predictions.csv").read_text() == "theirs\n"
     assert sorted(os.listdir(out)) == ["predictions.csv"], "no staging leftovers beside the target"
+    assert env.ran() == {"a.txt"}  # the job had scored its input: it failed at the publish
 
 
 def test_default_output_location_and_download(env, data, tmp_path):

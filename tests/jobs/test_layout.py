@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from .conftest import ok_json, write_inputs
@@ -10,20 +12,23 @@ pytestmark = pytest.mark.slow
 
 
 def test_output_order_is_deterministic_whatever_order_workers_finish(env, tmp_path):
-    # the first mini-batches are the slow ones: worker 1 finishes the later ones first
-    inputs = {"a.txt": "sleep 1.5", "b.txt": "sleep 1", **{f"c{i}.txt": "ok" for i in range(6)}}
+    # mini-batch 0 (a.txt) holds its worker until the last mini-batch (c5.txt) has started on the other
+    # worker: every later mini-batch but the last ends first, however slow the machine (no sleeps)
+    inputs = {"a.txt": "gate c5", "b.txt": "ok", **{f"c{i}.txt": "ok" for i in range(5)}, "c5.txt": "open c5"}
     data = write_inputs(tmp_path / "in", inputs)
     env.endpoint()
-    env.script(mini_batch_size=1, max_concurrency_per_instance=2)
+    env.script(mini_batch_size=1, max_concurrency_per_instance=2, retry_settings={"max_retries": 0, "timeout": 300})
     out = tmp_path / "out"
     job = ok_json(env.invoke("heart", "--input", str(data), "--output-path", str(out), "--job-name", "ord"))
     assert job["status"] == "Completed"
+    assert (job["counts"]["items_succeeded"], job["counts"]["retries"]) == (8, 0)
     names = [line.split(",")[0] for line in (out / "predictions.csv").read_text().splitlines()]
     assert names == sorted(inputs)
-    # the workers really did finish out of order
+    # the workers really did finish out of order: mini-batch 0 ended after mini-batches 1 to 6
     batches = (env.job_dir("ord") / "batches.jsonl").read_text().splitlines()
-    finished = [int(line.split('"batch": ')[1].split(",")[0]) for line in batches]
-    assert finished != sorted(finished), finished
+    finished = [json.loads(line)["batch"] for line in batches]
+    assert sorted(finished) == list(range(8)), finished
+    assert finished.index(0) > max(finished.index(b) for b in range(1, 7)), finished
 
 
 def test_hidden_files_skipped_and_folders_listed_recursively_sorted(env, tmp_path):

@@ -42,17 +42,19 @@ def _busy_workers(env, job, n):
 
 def test_no_wait_returns_at_once_and_stream_follows_to_completed(env, tmp_path):
     env.endpoint()
-    env.script(mini_batch_size=1)
+    env.script(mini_batch_size=1, retry_settings={"max_retries": 0, "timeout": 300})
     started = time.monotonic()
-    out, runner = _start_detached(env, tmp_path, {"a.txt": "sleep 2", "b.txt": "ok"})
-    assert time.monotonic() - started < 30
+    # a.txt waits for a gate only the test opens: the job cannot end before the checks below
+    out, runner = _start_detached(env, tmp_path, {"a.txt": "gate go", "b.txt": "ok"})
+    assert time.monotonic() - started < 60  # anti-hang bound: --no-wait did not wait for the job
     assert read_job(env.home, "bg")["status"] in ("Queued", "Running")  # returned before the job ended
+    env.open_gate("go")
     stream = batchctl_run("job", "stream", "-n", "bg", timeout=120)
     assert stream.returncode == 0, stream.stderr
     assert "mini-batch 0 attempt 1 -> worker 0" in stream.stdout
     assert "job bg: Completed - 2 items succeeded, 0 failed" in stream.stdout
     assert read_job(env.home, "bg")["status"] == "Completed"
-    assert (out / "predictions.csv").read_text().splitlines() == ["a.txt,sleep", "b.txt,ok"]
+    assert (out / "predictions.csv").read_text().splitlines() == ["a.txt,gate", "b.txt,ok"]
     wait_for(lambda: not alive(runner), 30, "the detached runner to exit")
 
 
@@ -85,7 +87,7 @@ def test_cancel_a_detached_job_stops_workers_and_publishes_nothing(env, tmp_path
         assert not out.exists() or os.listdir(out) == []
         assert not (env.job_dir("bg") / "parts").exists()
         show = batchctl_run("job", "show", "-n", "bg", "--query", "status", "-o", "tsv")
-        assert show.stdout.strip() == "Canceled"
+        assert (show.returncode, show.stdout, show.stderr) == (0, "Canceled\n", "")
     finally:
         kill_quietly(runner)
 
@@ -101,12 +103,14 @@ def test_runner_killed_leaves_no_results_and_reads_failed(env, tmp_path):
         for pid in workers:
             wait_for(lambda pid=pid: not alive(pid), 10, f"orphaned worker {pid} to exit")
         show = batchctl_run("job", "show", "-n", "bg", "-o", "json")
+        assert show.returncode == 0, show.stderr
         job = json.loads(show.stdout)
         assert job["status"] == "Failed"
         assert job["error"]["message"] == "runner exited unexpectedly"
         assert not (out / "predictions.csv").exists()
-        listed = json.loads(batchctl_run("job", "list", "--status", "failed", "-o", "json").stdout)
-        assert [j["name"] for j in listed] == ["bg"]
+        listed = batchctl_run("job", "list", "--status", "failed", "-o", "json")
+        assert listed.returncode == 0, listed.stderr
+        assert [j["name"] for j in json.loads(listed.stdout)] == ["bg"]
     finally:
         kill_quietly(runner)
 
@@ -140,10 +144,16 @@ def test_cancel_of_a_finished_job_changes_nothing(env, tmp_path):
     env.endpoint()
     env.script()
     data = write_inputs(tmp_path / "in", {"a.txt": "ok"})
-    assert env.invoke("heart", "--input", str(data), "--job-name", "done").exit_code == 0
+    out = tmp_path / "out"
+    assert env.invoke("heart", "--input", str(data), "--output-path", str(out), "--job-name", "done").exit_code == 0
+    before = read_job(env.home, "done")
+    published = (out / "predictions.csv").read_bytes()
     result = env.cli("job", "cancel", "-n", "done")
-    assert result.exit_code == 0
-    assert json.loads(result.stdout)["status"] == "Completed"
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == env.show("done")
+    assert read_job(env.home, "done") == before  # the record, its status, counts and end time unchanged
+    assert before["status"] == "Completed" and before["counts"]["items_succeeded"] == 1
+    assert (out / "predictions.csv").read_bytes() == published == b"a.txt,ok\n"
 
 
 def test_a_queued_job_reads_queued_while_its_submitter_lives_and_failed_after(env, tmp_path):

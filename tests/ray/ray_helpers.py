@@ -25,7 +25,8 @@ def heart_frame(n: int, seed: int) -> Any:
     )
 
 
-# Each input file holds one command. State that must survive an actor lives in $STATE_DIR.
+# Each input file holds one command. State that must survive an actor lives in $STATE_DIR; every file
+# run() reaches leaves $STATE_DIR/ran-<name>.
 SCRIPT = textwrap.dedent(
     """
     import os
@@ -52,15 +53,23 @@ SCRIPT = textwrap.dedent(
         with open(found[0]) as handle:
             WEIGHT = float(handle.read())
         open(os.path.join(STATE, f"pid-{os.getpid()}"), "w").close()
-        print(f"init weight={WEIGHT} model_dir={root}", flush=True)
+        output = os.environ["AZUREML_BI_OUTPUT_PATH"]
+        print(f"init weight={WEIGHT} model_dir={root} output_dir={output}", flush=True)
 
 
     def run(mini_batch):
         rows = []
         for path in mini_batch:
             name = os.path.basename(path)
+            open(os.path.join(STATE, f"ran-{name}"), "w").close()
+            print(f"reading {path}", flush=True)
             with open(path) as handle:
                 cmd, _, arg = handle.read().strip().partition(" ")
+            if cmd == "skip":  # no row: one failed item
+                continue
+            if cmd == "write":  # summary_only: a file of its own in AZUREML_BI_OUTPUT_PATH
+                with open(os.path.join(os.environ["AZUREML_BI_OUTPUT_PATH"], name + ".out"), "w") as out:
+                    out.write(f"{name}: {arg} x {WEIGHT}\\n")
             if cmd == "exitonce" and _once("exit", name):
                 os._exit(3)
             if cmd == "hangonce" and _once("hang", name):
@@ -159,6 +168,14 @@ class Pair:
 
     def pids(self) -> set[int]:
         return {int(p.name.split("-", 1)[1]) for p in self.state.glob("pid-*")}
+
+    def ran(self) -> set[str]:
+        """The input files run() reached, on any worker or actor."""
+        return {p.name.split("-", 1)[1] for p in self.state.glob("ran-*")}
+
+    def stdout(self, job: str) -> str:
+        folder = self.job_dir(job) / "logs" / "user" / "stdout"
+        return "".join(p.read_text() for p in sorted(folder.glob("worker-*.txt")))
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:

@@ -85,11 +85,10 @@ DYING_WRITER = """
 import os, shutil, sys
 from batchctl import storage
 
-real = shutil.copyfileobj
-
 def copy_then_die(src, dst, length=0):
-    dst.write(src.read(7 << 20))   # more than one block: adlfs stages blocks before the commit
-    dst.flush()
+    data = src.read(dst.blocksize + (1 << 20))  # more than one block: the buffered file stages what it holds
+    dst.write(data)
+    print(len(data), flush=True)
     os._exit(9)
 
 shutil.copyfileobj = copy_then_die  # the shutil that storage.publish (storage/outputs.py) copies with
@@ -97,14 +96,38 @@ storage.publish(sys.argv[1], storage.location(sys.argv[2]))
 """
 
 
+def _blocks(azurite: Any, container: str, name: str) -> tuple[int, int]:
+    """(committed, uncommitted) bytes of a blob's block list; (0, 0) when no block was ever staged."""
+    from azure.core.exceptions import ResourceNotFoundError
+    from azure.storage.blob import BlobServiceClient
+
+    with BlobServiceClient.from_connection_string(azurite.connection_string) as service:
+        try:
+            committed, uncommitted = service.get_blob_client(container, name).get_block_list("all")
+        except ResourceNotFoundError:
+            return 0, 0
+    return sum(b.size for b in committed), sum(b.size for b in uncommitted)
+
+
+def _block_size(url: str) -> int:
+    from batchctl import storage
+
+    fs, _ = storage.remote(storage.location(url))
+    return int(fs.blocksize)
+
+
 def test_writer_dying_mid_publish_leaves_no_blob(azurite_env: Any, tmp_path: Path, blob_reader: Any) -> None:
     container = azurite_env.new_container()
+    target = f"az://{container}/out/predictions.csv"
     big = tmp_path / "results.csv"
-    big.write_bytes(os.urandom(12 << 20))
+    big.write_bytes(os.urandom(_block_size(target) + (2 << 20)))
     env = {**os.environ, "AZURE_STORAGE_CONNECTION_STRING": azurite_env.connection_string}
-    proc = subprocess.run([sys.executable, "-c", DYING_WRITER, str(big), f"az://{container}/out/predictions.csv"],
+    proc = subprocess.run([sys.executable, "-c", DYING_WRITER, str(big), target],
                           env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert proc.returncode == 9, proc.stderr
+    written = int(proc.stdout)
+    # the writer died mid-publish: its blocks reached the store, staged but never committed
+    assert _blocks(azurite_env, container, "out/predictions.csv") == (0, written)
     assert blob_reader(f"{container}/out/predictions.csv") is None
 
 
@@ -115,17 +138,47 @@ def test_failed_upload_is_discarded(azurite_env: Any, tmp_path: Path, blob_reade
     from batchctl.storage import outputs
 
     container = azurite_env.new_container()
+    target = f"az://{container}/o/predictions.csv"
     src = tmp_path / "results.csv"
-    src.write_bytes(b"x" * (6 << 20))
+    src.write_bytes(b"x" * (_block_size(target) + (2 << 20)))
+    staged: list[int] = []
 
     def copy_then_fail(fsrc: Any, fdst: Any, length: int = 0) -> None:
-        fdst.write(fsrc.read(5 << 20))
+        data = fsrc.read(fdst.blocksize + (1 << 20))
+        fdst.write(data)  # a full block is staged on the store
+        staged.append(len(data))
         raise OSError("disk went away")
 
-    monkeypatch.setattr(outputs.shutil, "copyfileobj", copy_then_fail)
-    with pytest.raises(StorageError, match="cannot publish .* disk went away"):
-        storage.publish(str(src), storage.location(f"az://{container}/o/predictions.csv"))
+    with monkeypatch.context() as patch:
+        patch.setattr(outputs.shutil, "copyfileobj", copy_then_fail)
+        with pytest.raises(StorageError, match="cannot publish .* disk went away"):
+            storage.publish(str(src), storage.location(target))
+    assert _blocks(azurite_env, container, "o/predictions.csv") == (0, staged[0])  # staged, never committed
     assert blob_reader(f"{container}/o/predictions.csv") is None
+    # nothing of the failed attempt is left in the way, or in the next upload's blob
+    retry = tmp_path / "retry.csv"
+    retry.write_bytes(b"a.csv,1\n")
+    storage.publish(str(retry), storage.location(target))
+    assert blob_reader(f"{container}/o/predictions.csv") == b"a.csv,1\n"
+
+
+def test_publish_onto_an_existing_blob_raises_and_leaves_it_byte_identical(
+    azurite_env: Any, tmp_path: Path, upload: Any, blob_reader: Any
+) -> None:
+    from batchctl import storage
+    from batchctl.errors import OutputExistsError
+
+    container = azurite_env.new_container()
+    theirs = b"theirs,1\n" * 1000
+    upload(container, {"o/predictions.csv": theirs})
+    etag = azurite_env.fs().info(f"{container}/o/predictions.csv")["etag"]
+    src = tmp_path / "results.csv"
+    src.write_bytes(b"ours,2\n" * 3000)
+    with pytest.raises(OutputExistsError, match="it was not overwritten"):
+        storage.publish(str(src), storage.location(f"az://{container}/o/predictions.csv"))
+    assert blob_reader(f"{container}/o/predictions.csv") == theirs
+    assert azurite_env.fs().info(f"{container}/o/predictions.csv")["etag"] == etag
+    assert azurite_env.fs().ls(f"{container}/o", detail=False) == [f"{container}/o/predictions.csv"]
 
 
 RACER = """
@@ -209,9 +262,17 @@ def test_no_secret_under_the_workspace_after_runs(
     sig = sas.split("sig=", 1)[1].split("&", 1)[0]
     outputs = [proc.stderr, proc.stdout, created.stdout, created.stderr]
     for name in ("with-key", "with-sas"):
-        outputs.append(heart.run("job", "show", "-n", name, "-o", "json").stdout)
-        outputs.append(heart.run("job", "stream", "-n", name).stdout)
-    outputs.append(heart.run("datastore", "show", "-n", "blobds", "-o", "yaml").stdout)
+        show = heart.run("job", "show", "-n", name, "-o", "json")
+        assert show.returncode == 0, show.stderr
+        assert (json.loads(show.stdout)["name"], json.loads(show.stdout)["status"]) == (name, "Completed")
+        stream = heart.run("job", "stream", "-n", name)
+        assert stream.returncode == 0, stream.stderr
+        assert f"job {name}: Completed" in stream.stdout
+        outputs += [show.stdout, show.stderr, stream.stdout, stream.stderr]
+    shown = heart.run("datastore", "show", "-n", "blobds", "-o", "yaml")
+    assert shown.returncode == 0, shown.stderr
+    assert f"container_name: {container}" in shown.stdout
+    outputs += [shown.stdout, shown.stderr]
     for path in heart.home.rglob("*"):
         if path.is_file():
             outputs.append(path.read_bytes().decode(errors="replace"))
