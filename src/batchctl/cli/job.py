@@ -6,6 +6,7 @@ import time
 from typing import Annotated, Any
 
 import typer
+import typer.core
 
 from batchctl.cli._common import SetOpt, command, workspace
 
@@ -104,11 +105,73 @@ def _az_set_values(ctx: typer.Context, set_: list[str] | None) -> list[str] | No
 # az-style `--set k=v k2=v2`: click would refuse the extra tokens; accept them and hand them to --set
 AZ_SET = {"context_settings": {"allow_extra_args": True}}
 
+TagsOpt = Annotated[
+    list[str] | None, typer.Option("--tags", help="Job tags, az style: --tags k=v k2=v2 (over the file's tags).")
+]
+TrackingUriOpt = Annotated[
+    str | None,
+    typer.Option("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else settings.json)."),
+]
+LogPredictionsOpt = Annotated[
+    bool, typer.Option("--log-predictions", help="Also log the results file as an MLflow artifact.")
+]
+_RAW_ARGS = "batchctl.raw_args"
+_MULTI_FLAGS = {"--set": "set", "--tags": "tags"}
+
+
+class _RawArgsCommand(typer.core.TyperCommand):
+    """Keeps the raw arguments, so that az-style extra `k=v` tokens go to the flag they follow."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        ctx.meta[_RAW_ARGS] = list(args)
+        return super().parse_args(ctx, args)
+
+
+# `--set a=1 b=2 --tags k=v k2=v2`: each extra token goes to the --set or --tags it follows
+AZ_MULTI = {**AZ_SET, "cls": _RawArgsCommand}
+
+
+def _az_multi_values(
+    ctx: typer.Context, set_: list[str] | None, tags: list[str] | None
+) -> tuple[list[str] | None, list[str] | None]:
+    from batchctl.errors import SpecError
+
+    extra = list(ctx.args)
+    raw = ctx.meta.get(_RAW_ARGS)
+    if not extra or raw is None:
+        return _az_set_values(ctx, set_), tags
+    valued = {
+        opt
+        for p in ctx.command.params
+        if getattr(p, "param_type_name", "") == "option" and not getattr(p, "is_flag", False)
+        for opt in [*p.opts, *p.secondary_opts]
+    }
+    found: list[tuple[str | None, str]] = []
+    current: str | None = None
+    i = 0
+    while i < len(raw):
+        token = raw[i]
+        if token.startswith("-") and len(token) > 1:
+            flag = token.split("=", 1)[0]
+            current = _MULTI_FLAGS.get(flag)
+            i += 2 if flag in valued and "=" not in token else 1
+            continue
+        found.append((current, token))
+        i += 1
+    if [t for _, t in found] != extra:
+        return _az_set_values(ctx, set_), tags
+    out: dict[str, list[str]] = {"set": list(set_ or []), "tags": list(tags or [])}
+    for kind, token in found:
+        if kind is None or "=" not in token:
+            raise SpecError(f"unexpected argument(s): {' '.join(extra)}")
+        out[kind].append(token)
+    return out["set"] or None, out["tags"] or None
+
 
 def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: str = "invoke") -> None:
     EndpointOpt = Annotated[str | None, typer.Option(*endpoint_flag, help="Endpoint name.")]
 
-    @command(group, name, **AZ_SET)
+    @command(group, name, **AZ_MULTI)
     def invoke(
         ctx: typer.Context,
         endpoint: EndpointOpt = None,
@@ -124,10 +187,16 @@ def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: st
         file: InvokeFileOpt = None,
         no_wait: NoWaitOpt = False,
         dry_run: DryRunOpt = False,
+        tags: TagsOpt = None,
+        tracking_uri: TrackingUriOpt = None,
+        log_predictions: LogPredictionsOpt = False,
     ) -> object:
         """Start a batch scoring job on the endpoint (its default deployment unless -d)."""
-        sets = _az_set_values(ctx, set_)
+        sets, tags = _az_multi_values(ctx, set_, tags)
         return invoke_job(
+            tags=tags or [],
+            tracking_uri=tracking_uri,
+            log_predictions=log_predictions,
             endpoint=endpoint,
             deployment=deployment_name,
             input=input,
@@ -147,7 +216,7 @@ def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: st
 register_invoke(app, ("--endpoint", "--endpoint-name", "-e"))
 
 
-@command(app, "create", **AZ_SET)
+@command(app, "create", **AZ_MULTI)
 def create(
     ctx: typer.Context,
     file: Annotated[str, typer.Option("--file", "-f", help="Job YAML: inputs:, outputs:, endpoint:, deployment:.")],
@@ -156,9 +225,22 @@ def create(
     stream: Annotated[bool, typer.Option("--stream", help="Wait for the job (default).")] = True,
     no_wait: NoWaitOpt = False,
     dry_run: DryRunOpt = False,
+    tags: TagsOpt = None,
+    tracking_uri: TrackingUriOpt = None,
+    log_predictions: LogPredictionsOpt = False,
 ) -> object:
     """Create a batch scoring job from an invocation file (same fields as `endpoint invoke -f`)."""
-    return invoke_job(job_name=name, set_=_az_set_values(ctx, set_), file=file, no_wait=no_wait, dry_run=dry_run)
+    sets, tags = _az_multi_values(ctx, set_, tags)
+    return invoke_job(
+        job_name=name,
+        set_=sets,
+        file=file,
+        no_wait=no_wait,
+        dry_run=dry_run,
+        tags=tags or [],
+        tracking_uri=tracking_uri,
+        log_predictions=log_predictions,
+    )
 
 
 @command(app, "list", columns=JOB_COLUMNS)
@@ -173,11 +255,15 @@ def list_(
     status: Annotated[
         str | None, typer.Option("--status", "-s", help="Queued, Running, Completed, Failed or Canceled.")
     ] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", help="Only jobs with this tag: k=v (repeatable: all).")
+    ] = None,
 ) -> object:
     """List jobs (oldest first)."""
     from batchctl import api
+    from batchctl.jobs.submit import parse_tags
 
-    return api.list_jobs(workspace(), endpoint, deployment, status)
+    return api.list_jobs(workspace(), endpoint, deployment, status, parse_tags(tag or [], "--tag") or None)
 
 
 @command(app, "show")
@@ -218,19 +304,29 @@ def rerun(
     no_wait: NoWaitOpt = False,
     dry_run: DryRunOpt = False,
 ) -> object:
-    """Start a new job that scores only the items job NAME failed (into a new output)."""
+    """Start a new job over job NAME's input with its model version and code snapshot (with --failed-only:
+    only the items it failed), into a new output."""
     from batchctl import api
-    from batchctl.errors import SpecError
 
-    if not failed_only:
-        raise SpecError("job rerun needs --failed-only (re-invoke the endpoint to score everything again)")
     ws = workspace()
-    record = api.rerun_job(ws, name, output_path=output_path, job_name=job_name, dry_run=dry_run)
+    if not failed_only:  # the whole input again, with the first run's model version and code snapshot
+        record = api.rerun_whole_job(ws, name, output_path=output_path, job_name=job_name, dry_run=dry_run)
+    else:
+        record = api.rerun_job(ws, name, output_path=output_path, job_name=job_name, dry_run=dry_run)
     if dry_run:
         return record
     if no_wait:
         return api.start_job_detached(ws, record["name"])
     return run_foreground(ws, record)
+
+
+@command(app, "verify")
+def verify(name: NameReq) -> object:
+    """Re-hash a Completed job's results and model against its lineage manifest (exit 10 results differ,
+    11 model differs, 12 both)."""
+    from batchctl import api
+
+    return api.verify_job(workspace(), name)
 
 
 @command(app, "stream", render=False)

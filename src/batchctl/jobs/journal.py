@@ -122,6 +122,7 @@ class JobJournal:
         self.counts.items_failed += result.failed
         if ok:
             self.counts.mini_batches_completed += 1
+            self.counts.rows += result.rows
             self.ok_batches[batch] = result.part
             if result.data:  # the rows came back with the result (Ray): write them as a local worker would
                 part = self.folder / "parts" / part_name(batch, result.attempt)

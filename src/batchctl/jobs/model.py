@@ -133,6 +133,7 @@ class JobCounts(_Model):
     items_failed: int = 0
     retries: int = 0
     worker_restarts: int = 0
+    rows: int = 0  # rows written by the succeeded mini-batches
 
 
 class LocationRecord(_Model):
@@ -208,6 +209,8 @@ class JobRecord(_Model):
     description: str | None = None
     deployment_snapshot: DeploymentSnapshot
     log_dir: str | None = None
+    tracking: dict[str, Any] | None = None  # {uri, log_predictions, run_id, experiment_id, url} (batchctl.tracking)
+    lineage: dict[str, Any] | None = None  # the lineage manifest (batchctl.tracking.lineage)
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
