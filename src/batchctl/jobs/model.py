@@ -172,6 +172,9 @@ class JobPlan(_Model):
         return Location(self.root_url, self.root_protocol)
 
 
+# keys added after 0.1.0 that a record leaves out while they are unset (and counts.rows while 0)
+_UNSET_OMITTED = ("tracking", "lineage")
+
 # keys of a record that are internal (paths inside the workspace, how to reach the compute)
 _INTERNAL = ("deployment_snapshot", "output_location", "output_file_location", "compute_address", "compute_max_workers")
 
@@ -213,7 +216,13 @@ class JobRecord(_Model):
     lineage: dict[str, Any] | None = None  # the lineage manifest (batchctl.tracking.lineage)
 
     def dump(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        data = self.model_dump(mode="json")
+        for key in _UNSET_OMITTED:  # added after 0.1.0: a record without them is saved as it was
+            if data.get(key) is None:
+                data.pop(key, None)
+        if not data["counts"].get("rows"):
+            data["counts"].pop("rows", None)
+        return data
 
     def public(self) -> dict[str, Any]:
         """What users see (`job show`, REST): the record without workspace-internal keys."""
