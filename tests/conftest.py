@@ -68,8 +68,10 @@ class Cli:
 
     def __call__(self, *args: str, input: str | None = None) -> Any:
         from batchctl.cli import app
+        from batchctl.cli._argv import expand_multi_values
 
-        return self.runner.invoke(app, list(args), input=input, catch_exceptions=False)
+        # the same rewrite of az-style `--set a=1 b=2 --tags k=v` that the real entry point (cli.main) does
+        return self.runner.invoke(app, expand_multi_values(list(args)), input=input, catch_exceptions=False)
 
 
 @pytest.fixture

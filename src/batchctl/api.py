@@ -15,7 +15,7 @@ Resources (create is create-or-overwrite; the same spec again is a no-op):
 - computes: create_compute, get_compute, list_computes, delete_compute
 
 Jobs: submit_job, run_job, start_job_detached, get_job, list_jobs, cancel_job, download_job,
-rerun_job, read_job_log.
+rerun_job, rerun_whole_job, verify_job, read_job_log.
 
 Job functions import the job machinery on first use, so that `batchctl endpoint list` stays fast.
 """
@@ -84,12 +84,14 @@ __all__ = [
     "read_job_log",
     "rerun_job",
     "resume_job",
+    "rerun_whole_job",
     "run_job",
     "set_default_deployment",
     "start_job_detached",
     "submit_job",
     "update_deployment",
     "update_endpoint",
+    "verify_job",
 ]
 
 
@@ -99,7 +101,8 @@ def submit_job(ws: Workspace, *, dry_run: bool = False, **options: Any) -> dict[
 
     options (all optional, as `endpoint invoke` takes them): endpoint, deployment, input, input_type,
     output_path, job_name, experiment_name, mini_batch_size, instance_count, overrides (`key=value`
-    strings, as `--set`), file (an invocation YAML). Precedence: flags > overrides > file > deployment."""
+    strings, as `--set`), file (an invocation YAML), tags (`key=value` strings, over the file's tags),
+    tracking_uri, log_predictions. Precedence: flags > overrides > file > deployment."""
     from batchctl.jobs import submit
 
     return submit.queue(ws, submit.build_request(**options), dry_run)
@@ -128,12 +131,16 @@ def get_job(ws: Workspace, name: str) -> dict[str, Any]:
 
 
 def list_jobs(
-    ws: Workspace, endpoint: str | None = None, deployment: str | None = None, status: str | None = None
+    ws: Workspace,
+    endpoint: str | None = None,
+    deployment: str | None = None,
+    status: str | None = None,
+    tags: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Jobs, oldest first, filtered by endpoint, deployment and status (any case)."""
+    """Jobs, oldest first, filtered by endpoint, deployment, status (any case) and tags (all must match)."""
     from batchctl.jobs import commands
 
-    return commands.list_jobs(ws, endpoint, deployment, status)
+    return commands.list_jobs(ws, endpoint, deployment, status, tags)
 
 
 def cancel_job(ws: Workspace, name: str) -> dict[str, Any]:
@@ -214,6 +221,30 @@ def delete_model(ws: Workspace, name: str, version: str | None = None, force: bo
         what = f"model '{name}'" + (f" version '{version}'" if version else "")
         commands.refuse_if_in_use(ws, what, model=name, version=version)
     return _models.delete_model(ws, name, version)
+
+
+def rerun_whole_job(
+    ws: Workspace,
+    name: str,
+    output_path: str | None = None,
+    job_name: str | None = None,
+    dry_run: bool = False,
+    tracking_uri: str | None = None,
+    overrides: Iterable[str] = (),
+) -> dict[str, Any]:
+    """Queue a new job over job `name`'s whole input with its settings (and `overrides`), model version
+    and code snapshot; warns (notices) with the differences when the input listing changed since it ran."""
+    from batchctl.jobs import commands
+
+    return commands.rerun_whole(ws, name, output_path, job_name, dry_run, tracking_uri, overrides)
+
+
+def verify_job(ws: Workspace, name: str) -> dict[str, Any]:
+    """Re-hash a Completed job's published results and its model against its lineage manifest; the report,
+    or LineageMismatchError (exit 10 results, 11 model, 12 both) carrying it."""
+    from batchctl.jobs import commands
+
+    return commands.verify_job(ws, name)
 
 
 def read_job_log(ws: Workspace, name: str, position: int = 0) -> tuple[str, int]:

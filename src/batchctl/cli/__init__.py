@@ -87,6 +87,9 @@ def main() -> None:
     import sys
 
     # converting every group to click costs a fifth of the start-up: build only the one asked for
-    group = _requested_group(sys.argv[1:])
+    from batchctl.cli._argv import expand_multi_values
+
+    argv = expand_multi_values(sys.argv[1:])
+    group = _requested_group(argv)
     target = build_app({group: GROUPS[group]}) if group else app
-    target(prog_name="batchctl")
+    target(args=argv, prog_name="batchctl")

@@ -6,6 +6,7 @@ import time
 from typing import Annotated, Any
 
 import typer
+import typer.core
 
 from batchctl.cli._common import SetOpt, command, workspace
 
@@ -116,11 +117,39 @@ def _az_set_values(ctx: typer.Context, set_: list[str] | None) -> list[str] | No
 # az-style `--set k=v k2=v2`: click would refuse the extra tokens; accept them and hand them to --set
 AZ_SET = {"context_settings": {"allow_extra_args": True}}
 
+TagsOpt = Annotated[
+    list[str] | None, typer.Option("--tags", help="Job tags, az style: --tags k=v k2=v2 (over the file's tags).")
+]
+TrackingUriOpt = Annotated[
+    str | None,
+    typer.Option("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else settings.json)."),
+]
+LogPredictionsOpt = Annotated[
+    bool, typer.Option("--log-predictions", help="Also log the results file as an MLflow artifact.")
+]
+# `--set a=1 b=2 --tags k=v`: main() gives each extra pair its flag (cli/_argv.py); in-process callers
+# (CliRunner) get the extra pairs here, which go to the one multi-value flag given
+AZ_MULTI = AZ_SET
+
+
+def _az_multi_values(
+    ctx: typer.Context, set_: list[str] | None, tags: list[str] | None
+) -> tuple[list[str] | None, list[str] | None]:
+    from batchctl.errors import SpecError
+
+    if not ctx.args or tags is None:
+        return _az_set_values(ctx, set_), tags
+    if set_ is None:
+        return None, _az_set_values(ctx, tags)
+    raise SpecError(
+        f"unexpected argument(s): {' '.join(ctx.args)}; with both --set and --tags, repeat the flag for each pair"
+    )
+
 
 def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: str = "invoke") -> None:
     EndpointOpt = Annotated[str | None, typer.Option(*endpoint_flag, help="Endpoint name.")]
 
-    @command(group, name, **AZ_SET)
+    @command(group, name, **AZ_MULTI)
     def invoke(
         ctx: typer.Context,
         endpoint: EndpointOpt = None,
@@ -136,10 +165,16 @@ def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: st
         file: InvokeFileOpt = None,
         no_wait: NoWaitOpt = False,
         dry_run: DryRunOpt = False,
+        tags: TagsOpt = None,
+        tracking_uri: TrackingUriOpt = None,
+        log_predictions: LogPredictionsOpt = False,
     ) -> object:
         """Start a batch scoring job on the endpoint (its default deployment unless -d)."""
-        sets = _az_set_values(ctx, set_)
+        sets, tags = _az_multi_values(ctx, set_, tags)
         return invoke_job(
+            tags=tags or [],
+            tracking_uri=tracking_uri,
+            log_predictions=log_predictions,
             endpoint=endpoint,
             deployment=deployment_name,
             input=input,
@@ -159,7 +194,7 @@ def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: st
 register_invoke(app, ("--endpoint", "--endpoint-name", "-e"))
 
 
-@command(app, "create", **AZ_SET)
+@command(app, "create", **AZ_MULTI)
 def create(
     ctx: typer.Context,
     file: Annotated[str, typer.Option("--file", "-f", help="Job YAML: inputs:, outputs:, endpoint:, deployment:.")],
@@ -168,9 +203,22 @@ def create(
     stream: Annotated[bool, typer.Option("--stream", help="Wait for the job (default).")] = True,
     no_wait: NoWaitOpt = False,
     dry_run: DryRunOpt = False,
+    tags: TagsOpt = None,
+    tracking_uri: TrackingUriOpt = None,
+    log_predictions: LogPredictionsOpt = False,
 ) -> object:
     """Create a batch scoring job from an invocation file (same fields as `endpoint invoke -f`)."""
-    return invoke_job(job_name=name, set_=_az_set_values(ctx, set_), file=file, no_wait=no_wait, dry_run=dry_run)
+    sets, tags = _az_multi_values(ctx, set_, tags)
+    return invoke_job(
+        job_name=name,
+        set_=sets,
+        file=file,
+        no_wait=no_wait,
+        dry_run=dry_run,
+        tags=tags or [],
+        tracking_uri=tracking_uri,
+        log_predictions=log_predictions,
+    )
 
 
 @command(app, "list", columns=JOB_COLUMNS)
@@ -185,11 +233,15 @@ def list_(
     status: Annotated[
         str | None, typer.Option("--status", "-s", help="Queued, Running, Completed, Failed or Canceled.")
     ] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", help="Only jobs with this tag: k=v (repeatable: all).")
+    ] = None,
 ) -> object:
     """List jobs (oldest first)."""
     from batchctl import api
+    from batchctl.jobs.submit import parse_tags
 
-    return api.list_jobs(workspace(), endpoint, deployment, status)
+    return api.list_jobs(workspace(), endpoint, deployment, status, parse_tags(tag or [], "--tag") or None)
 
 
 @command(app, "show")
@@ -232,15 +284,18 @@ def rerun(
     no_wait: NoWaitOpt = False,
     dry_run: DryRunOpt = False,
 ) -> object:
-    """Start a new job that scores only the items Completed job NAME failed (into a new output)."""
+    """Start a new job over job NAME's input with its model version and code snapshot (with --failed-only:
+    only the items it failed), into a new output."""
     from batchctl import api
-    from batchctl.errors import SpecError
 
-    if not failed_only:
-        raise SpecError("job rerun needs --failed-only (re-invoke the endpoint to score everything again)")
     ws = workspace()
     sets = _az_set_values(ctx, set_) or []
-    record = api.rerun_job(ws, name, output_path=output_path, job_name=job_name, dry_run=dry_run, overrides=sets)
+    if not failed_only:  # the whole input again, with the first run's model version and code snapshot
+        record = api.rerun_whole_job(
+            ws, name, output_path=output_path, job_name=job_name, dry_run=dry_run, overrides=sets
+        )
+    else:
+        record = api.rerun_job(ws, name, output_path=output_path, job_name=job_name, dry_run=dry_run, overrides=sets)
     if dry_run:
         return record
     if no_wait:
@@ -283,6 +338,15 @@ def errors(name: NameReq) -> object:
     from batchctl import api
 
     return api.job_errors(workspace(), name)
+
+
+@command(app, "verify")
+def verify(name: NameReq) -> object:
+    """Re-hash a Completed job's results and model against its lineage manifest (exit 10 results differ,
+    11 model differs, 12 both)."""
+    from batchctl import api
+
+    return api.verify_job(workspace(), name)
 
 
 @command(app, "stream", render=False)

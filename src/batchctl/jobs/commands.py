@@ -51,7 +51,11 @@ def get_job(ws: Workspace, name: str) -> dict[str, Any]:
 
 
 def list_jobs(
-    ws: Workspace, endpoint: str | None = None, deployment: str | None = None, status: str | None = None
+    ws: Workspace,
+    endpoint: str | None = None,
+    deployment: str | None = None,
+    status: str | None = None,
+    tags: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     if endpoint is not None:
         endpoint = spec_load.validate_name("endpoint", endpoint)
@@ -65,6 +69,8 @@ def list_jobs(
         if deployment is not None and record.deployment_name != deployment:
             continue
         if wanted and record.status is not wanted:
+            continue
+        if tags and any(record.tags.get(k) != v for k, v in tags.items()):
             continue
         out.append(record.public())
     return out
@@ -331,3 +337,85 @@ def refuse_if_in_use(
             f"{'is' if len(using) == 1 else 'are'} still queued or running",
             "wait for it to end or cancel it (`batchctl job cancel -n NAME`), or pass --force",
         )
+
+
+def rerun_whole(
+    ws: Workspace,
+    name: str,
+    output_path: str | None = None,
+    job_name: str | None = None,
+    dry_run: bool = False,
+    tracking_uri: str | None = None,
+    overrides: Iterable[str] = (),
+) -> dict[str, Any]:
+    """A new job over the whole input of job `name`, with its settings, its model version and its code
+    snapshot (not whatever the deployment uses now). Warns, naming the files, when the input listing
+    differs from the one the first job scored (size and mtime locally, ETag on blob)."""
+    from batchctl.notices import notify
+    from batchctl.tracking import lineage as lineage_mod
+
+    if job_name is not None:
+        spec_load.validate_name("job", job_name)
+    sets, io_sets = split_sets(overrides)
+    if io_sets:
+        raise SpecError("--set: inputs.* and outputs.* cannot be changed on rerun; use --output-path")
+    record: JobRecord = records.load(ws, name)
+    if not record.status.terminal:
+        raise InvalidStateError(f"job '{name}' is {record.status}; rerun it once it has ended")
+    folder = records.job_dir(ws, name)
+    snapshot = record.deployment_snapshot
+    for what, path in (("model", snapshot.model_path), ("code snapshot", snapshot.code_dir)):
+        if path is not None and not Path(path).exists():
+            raise NotFoundError(f"the {what} job '{name}' ran with ({path}) no longer exists in the workspace")
+    plan = JobPlan.model_validate_json((folder / "plan.json").read_bytes())
+    root = plan.root_url if plan.input_type == "uri_folder" else plan.root.join(plan.files[0]).url
+    request = JobRequest(
+        endpoint=record.endpoint_name,
+        deployment=record.deployment_name,
+        input=root,
+        input_type=plan.input_type,
+        output_path=output_path,
+        job_name=job_name,
+        experiment_name=record.experiment_name,
+        overrides=sets.over(record.settings.as_overrides()),
+        tags=dict(record.tags),
+        description=record.description,
+        rerun_of=name,
+        tracking_uri=tracking_uri,
+        log_predictions=bool((record.tracking or {}).get("log_predictions")),
+    )
+    listing_file = folder / lineage_mod.LISTING_FILE
+    if listing_file.is_file():
+        before = json.loads(listing_file.read_text())
+        _basis, after = lineage_mod.listing_entries(plan.root, _current_files(plan))
+        changes = lineage_mod.listing_changes(before["entries"], after)
+        if any(changes.values()):
+            shown = "; ".join(
+                f"{kind}: {', '.join(files[:5])}{f' and {len(files) - 5} more' if len(files) > 5 else ''}"
+                for kind, files in changes.items()
+                if files
+            )
+            notify(f"the input of job '{name}' changed since it ran ({shown})")
+    new = queue(ws, request, dry_run)
+    if dry_run:
+        return {**new, "model": record.model, "deployment_snapshot": snapshot.model_dump(mode="json")}
+    # the same model version and code snapshot as the first run, whatever the deployment uses now
+    return records.update(records.job_dir(ws, new["name"]), model=record.model, deployment_snapshot=snapshot).public()
+
+
+def _current_files(plan: JobPlan) -> list[str]:
+    from batchctl.storage import list_inputs
+
+    try:
+        return list_inputs(
+            plan.root if plan.input_type == "uri_folder" else plan.root.join(plan.files[0]), plan.input_type
+        ).files
+    except BatchctlError:
+        return []
+
+
+def verify_job(ws: Workspace, name: str) -> dict[str, Any]:
+    """Re-hash job `name`'s published results and its model and compare them with its lineage manifest."""
+    from batchctl.tracking import lineage as lineage_mod
+
+    return lineage_mod.verify(records.load(ws, name).dump())

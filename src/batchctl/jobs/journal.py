@@ -167,6 +167,7 @@ class JobJournal:
         logs, batch, ok = self.logs, result.batch, result.ok
         if ok:
             part = result.part
+            self.counts.rows += result.rows
             if result.data:  # the rows came back with the result (Ray): write them as a local worker would
                 staged = self.folder / "parts" / part_name(batch, result.attempt)
                 staged.write_bytes(result.data)

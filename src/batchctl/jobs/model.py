@@ -142,6 +142,7 @@ class JobCounts(_Model):
     items_failed: int = 0
     retries: int = 0
     worker_restarts: int = 0
+    rows: int = 0  # rows written by the succeeded mini-batches
 
 
 class LocationRecord(_Model):
@@ -179,6 +180,9 @@ class JobPlan(_Model):
     def root(self) -> Location:
         return Location(self.root_url, self.root_protocol)
 
+
+# keys added after 0.1.0 that a record leaves out while they are unset (and counts.rows while 0)
+_UNSET_OMITTED = ("tracking", "lineage")
 
 # keys of a record that are internal (paths inside the workspace, how to reach the compute)
 _INTERNAL = ("deployment_snapshot", "output_location", "output_file_location", "compute_address", "compute_max_workers")
@@ -219,9 +223,17 @@ class JobRecord(_Model):
     log_dir: str | None = None
     attempts: int = 1  # `job resume` continues the same job: one more attempt
     history: list[dict[str, Any]] = Field(default_factory=list)  # how each earlier attempt ended
+    tracking: dict[str, Any] | None = None  # {uri, log_predictions, run_id, experiment_id, url} (batchctl.tracking)
+    lineage: dict[str, Any] | None = None  # the lineage manifest (batchctl.tracking.lineage)
 
     def dump(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        data = self.model_dump(mode="json")
+        for key in _UNSET_OMITTED:  # added after 0.1.0: a record without them is saved as it was
+            if data.get(key) is None:
+                data.pop(key, None)
+        if not data["counts"].get("rows"):
+            data["counts"].pop("rows", None)
+        return data
 
     def public(self) -> dict[str, Any]:
         """What users see (`job show`, REST): the record without workspace-internal keys."""

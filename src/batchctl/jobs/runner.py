@@ -7,6 +7,7 @@ file published create-only -> Completed. Any failure leaves nothing at the final
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import time
@@ -22,9 +23,11 @@ from batchctl.jobs.journal import JobJournal, ProgressFn
 from batchctl.jobs.logs import JobLogs
 from batchctl.jobs.model import JobPlan, JobProgress, JobRecord, JobState
 from batchctl.scoring.base import ScorerRef
+from batchctl.tracking.job import TrackedJob
 from batchctl.workspace import Workspace, now
 
 CANCEL_MARKER = "cancel_requested"
+TRACKING_AGENT = "batchctl.jobs.tracking_agent"
 
 
 def make_backend(record: JobRecord, ref: ScorerRef, folder: Path) -> Any:
@@ -75,8 +78,9 @@ def run_job(ws: Workspace, name: str, on_progress: ProgressFn | None = None) -> 
     bi_output = folder / "output"
     parts.mkdir(exist_ok=True)
     bi_output.mkdir(exist_ok=True)
+    tracked = TrackedJob(record.dump(), plan.root, plan.input_type, plan.files, folder, logs.master, TRACKING_AGENT)
     batches = plan_batches(plan.files, settings.mini_batch_size)
-    journal = JobJournal(folder, name, batches, record.counts, logs, on_progress)
+    journal = JobJournal(folder, name, batches, record.counts, logs, tracked.progress_fn(on_progress))
     pending = journal.resume_from(journal.results.load(name, batches))
     status, error = JobState.FAILED, None
     started = time.monotonic()
@@ -118,7 +122,9 @@ def run_job(ws: Workspace, name: str, on_progress: ProgressFn | None = None) -> 
                 "There is no succeeded mini batch item returned from run()"
                 + (f"; first error: {reason}" if reason else "")
             )
-        _publish(folder, record, journal, logs, bi_output)
+        published = _publish(folder, record, journal, logs, bi_output)
+        if published is not None:
+            tracked.published(*published)
         status = JobState.COMPLETED
     except (JobCanceledError, KeyboardInterrupt):
         status = JobState.CANCELED
@@ -165,15 +171,25 @@ def run_job(ws: Workspace, name: str, on_progress: ProgressFn | None = None) -> 
         + (f"\nError: {error['message']}" if error and status is not JobState.COMPLETED else "")
     )
     final = records.try_update(
-        folder, status, end_time=now(), counts=c, error=error, duration_seconds=round(duration, 3)
+        folder,
+        status,
+        end_time=now(),
+        counts=c,
+        error=error,
+        duration_seconds=round(duration, 3),
+        lineage=tracked.lineage,
     )
+    tracked.finish(final.dump())  # hands the run's end to the tracking agent; never waits
     logs.close()
     if on_progress is not None:
         on_progress(JobProgress(event=None, counts=c, status=final.status))
     return final
 
 
-def _publish(folder: Path, record: JobRecord, journal: JobJournal, logs: JobLogs, bi_output: Path) -> None:
+def _publish(
+    folder: Path, record: JobRecord, journal: JobJournal, logs: JobLogs, bi_output: Path
+) -> tuple[str, int] | None:
+    """Publish the results; returns (sha256, bytes) of the results file (None: summary_only)."""
     output_folder = record.output_location.location()
     extra = [p for p in bi_output.rglob("*") if p.is_file()]
     if extra:
@@ -181,7 +197,8 @@ def _publish(folder: Path, record: JobRecord, journal: JobJournal, logs: JobLogs
         names = storage.upload_tree(str(bi_output), output_folder)
         logs.master(f"published {len(names)} files written by the scoring script to {output_folder.url}")
     if record.output_file_location is None or record.settings.output_file_name is None:
-        return
+        return None
+    digest = hashlib.sha256()
     staging = folder / "staging"
     staging.mkdir(exist_ok=True)
     results = staging / record.settings.output_file_name
@@ -190,10 +207,14 @@ def _publish(folder: Path, record: JobRecord, journal: JobJournal, logs: JobLogs
             part = journal.ok_batches[batch]
             if part:
                 with open(part, "rb") as src:
-                    shutil.copyfileobj(src, out, 1 << 20)
+                    for chunk in iter(lambda src=src: src.read(1 << 20), b""):
+                        digest.update(chunk)
+                        out.write(chunk)
         out.flush()
         os.fsync(out.fileno())
     target = record.output_file_location.location()
     storage.prepare_output_folder(output_folder)
     storage.publish(str(results), target)
-    logs.master(f"published {target.url} ({results.stat().st_size} bytes)")
+    size = results.stat().st_size
+    logs.master(f"published {target.url} ({size} bytes, sha256 {digest.hexdigest()})")
+    return digest.hexdigest(), size

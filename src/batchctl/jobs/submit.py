@@ -21,6 +21,7 @@ from batchctl.resources.locations import default_output, resolve_input, resolve_
 from batchctl.resources.models import resolve_model_ref
 from batchctl.specs import load as spec_load
 from batchctl.specs.job import InvocationSpec, RunOverrides
+from batchctl.tracking.tracker import resolve_tracking_uri
 from batchctl.workspace import Workspace, now
 
 
@@ -40,6 +41,8 @@ class JobRequest:
     description: str | None = None
     files_subset: list[str] | None = None  # rerun: only these files of the input folder
     rerun_of: str | None = None
+    tracking_uri: str | None = None  # --tracking-uri (else MLFLOW_TRACKING_URI, else the workspace's settings.json)
+    log_predictions: bool = False
 
 
 @dataclass
@@ -84,6 +87,9 @@ def build_request(
     instance_count: int | None = None,
     overrides: Iterable[str] = (),
     file: str | None = None,
+    tags: Iterable[str] = (),
+    tracking_uri: str | None = None,
+    log_predictions: bool = False,
 ) -> JobRequest:
     """The command line's words (flags, `--set` strings, an invocation file) as one typed request.
     Precedence: flags > `--set` > the invocation file > the deployment."""
@@ -92,7 +98,7 @@ def build_request(
         RunOverrides, {"mini_batch_size": mini_batch_size, "instance_count": instance_count}, "options"
     )
     merged = flags.over(set_overrides)
-    tags: dict[str, str] = {}
+    file_tags: dict[str, str] = {}
     description = None
     if file is not None:
         inv = spec_load.load_spec("job", InvocationSpec, file)
@@ -101,7 +107,7 @@ def build_request(
         job_name = job_name or inv.name
         experiment_name = experiment_name or inv.experiment_name
         merged = merged.over(inv.overrides())
-        tags, description = dict(inv.tags), inv.description
+        file_tags, description = dict(inv.tags), inv.description
         if inv.inputs and input is None:
             (only,) = inv.inputs.values()
             input, input_type = only.path, input_type or only.type
@@ -127,6 +133,8 @@ def build_request(
     if experiment_name is not None:
         spec_load.validate_name("job", experiment_name)
     return JobRequest(
+        tracking_uri=tracking_uri,
+        log_predictions=log_predictions,
         endpoint=endpoint,
         deployment=deployment,
         input=input,
@@ -135,9 +143,20 @@ def build_request(
         job_name=job_name,
         experiment_name=experiment_name,
         overrides=merged,
-        tags=tags,
+        tags={**file_tags, **parse_tags(tags)},
         description=description,
     )
+
+
+def parse_tags(pairs: Iterable[str], option: str = "--tags") -> dict[str, str]:
+    """`k=v` strings as a dict (a value may hold `=`; the key may not be empty)."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise SpecError(f"{option}: '{pair}' must look like key=value")
+        out[key.strip()] = value
+    return out
 
 
 def resolve_settings(
@@ -176,6 +195,7 @@ def queue(ws: Workspace, request: JobRequest, dry_run: bool = False) -> dict[str
     io = resolve_io(ws, request, settings, endpoint["name"], name)
     batches = -(-len(io.files) // settings.mini_batch_size)
     snapshot, model = snapshot_deployment(ws, deployment)
+    tracking_uri = resolve_tracking_uri(ws, request.tracking_uri)
     record = JobRecord(
         name=name,
         display_name=name,
@@ -203,6 +223,7 @@ def queue(ws: Workspace, request: JobRequest, dry_run: bool = False) -> dict[str
         tags=request.tags,
         description=request.description,
         deployment_snapshot=snapshot,
+        tracking={"uri": tracking_uri, "log_predictions": request.log_predictions} if tracking_uri else None,
     )
     _warn_requirements(model)
     if dry_run:
@@ -220,6 +241,8 @@ def queue(ws: Workspace, request: JobRequest, dry_run: bool = False) -> dict[str
             "output_path": io.output.url,
             "output_file": record.output_file,
             "settings": settings.model_dump(mode="json"),
+            "tags": record.tags,
+            "tracking_uri": tracking_uri,
         }
     folder = records.create_job_dir(ws, name)
     (folder / "logs").mkdir()

@@ -1,0 +1,515 @@
+"""Jobs that lose nothing when they fail (issue 11): committed results, `job resume`, a rerun that
+refuses to lose data, crash consistency under SIGKILL / SIGINT / `job cancel`, and deletes refused
+while a job uses what they would delete.
+
+Every job here uses the behaviour script of conftest.py: each input file holds one command ("ok",
+"raise", "sleep S", "gate NAME"...) and run() writes one row `name,command` per file, so the expected
+results file of any input folder is known exactly."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import BEHAVIOUR_SCRIPT, alive, batchctl_run, kill_quietly, ok_json, read_job, wait_for, write_inputs
+
+pytestmark = pytest.mark.slow
+
+SIX = {f"{n}.csv": "ok" for n in "abcdef"}
+COMMIT_RE = re.compile(r"^\d{8}\.json$")
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def expected_rows(inputs: dict[str, str]) -> bytes:
+    """The results file of an uninterrupted run of the behaviour script over `inputs`."""
+    return "".join(f"{name},{inputs[name].split()[0]}\n" for name in sorted(inputs)).encode()
+
+
+def commit_records(env: Any, job: str) -> list[dict[str, Any]]:
+    """The commit records under jobs/<job>/results/ (the record is what counts, not the part file)."""
+    folder = env.job_dir(job) / "results"
+    if not folder.is_dir():
+        return []
+    out = []
+    for path in sorted(folder.iterdir()):
+        if COMMIT_RE.match(path.name):
+            out.append(json.loads(path.read_text()))
+    return out
+
+
+def n_commits(env: Any, job: str) -> int:
+    folder = env.job_dir(job) / "results"
+    try:
+        return sum(1 for name in os.listdir(folder) if COMMIT_RE.match(name))
+    except FileNotFoundError:
+        return 0
+
+
+def check_commits(env: Any, job: str, batches: list[list[str]], inputs: dict[str, str]) -> list[dict[str, Any]]:
+    """Every commit record names an existing part that holds exactly its mini-batch's rows."""
+    records = commit_records(env, job)
+    for record in records:
+        files = batches[record["batch"]]
+        assert len(record["fingerprint"]) == 64, record
+        assert (record["succeeded"], record["failed"]) == (len(files), 0), record
+        part = env.job_dir(job) / "results" / record["part"]
+        assert part.read_bytes() == expected_rows({f: inputs[f] for f in files}), (record, part.read_bytes())
+    return records
+
+
+def clear_ran(env: Any) -> None:
+    """Forget which files run() reached (the behaviour script marks each file once)."""
+    folder = env.state / "ran"
+    if folder.is_dir():
+        for path in folder.iterdir():
+            path.unlink()
+
+
+def workers_gone(env: Any) -> None:
+    for pid in env.pids():
+        wait_for(lambda pid=pid: not alive(pid), 20, f"worker {pid} to exit")
+
+
+def spawn(tmp_path: Path, tag: str, *args: str) -> subprocess.Popen[bytes]:
+    """`python -m batchctl ARGS` with its output in files (a pipe nobody reads could fill and block it)."""
+    logs = tmp_path / "proc-logs"
+    logs.mkdir(exist_ok=True)
+    with open(logs / f"{tag}.out", "wb") as out, open(logs / f"{tag}.err", "wb") as err:
+        return subprocess.Popen([sys.executable, "-m", "batchctl", *args], stdout=out, stderr=err, env={**os.environ})
+
+
+def proc_stderr(tmp_path: Path, tag: str) -> str:
+    return (tmp_path / "proc-logs" / f"{tag}.err").read_text(errors="replace")
+
+
+def record_or_none(env: Any, job: str) -> dict[str, Any] | None:
+    try:
+        return read_job(env.home, job)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def failed_job(env: Any, tmp_path: Path, job: str = "j", bad: str = "c.csv") -> tuple[Path, Path]:
+    """Six files, one mini-batch each, one worker, error_threshold 0 and `bad` raising in run(): the job
+    ends Failed after the files before `bad` succeeded (the issue's reproduction)."""
+    data = write_inputs(tmp_path / "in", {**SIX, bad: "raise"})
+    out = tmp_path / "out"
+    result = env.invoke("heart", "--input", str(data), "--output-path", str(out), "--job-name", job)
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    job_record = env.show(job)
+    assert job_record["status"] == "Failed"
+    assert "error_threshold exceeded" in job_record["error"]["message"]
+    assert (job_record["counts"]["items_succeeded"], job_record["counts"]["items_failed"]) == (2, 1)
+    assert not (out / "predictions.csv").exists()
+    return data, out
+
+
+def script_deployment(env: Any, **settings: Any) -> None:
+    env.endpoint()
+    env.script(
+        mini_batch_size=1,
+        error_threshold=0,
+        retry_settings={"max_retries": 0, "timeout": 120},
+        **settings,
+    )
+
+
+# ------------------------------------------------------------------------------ 1. the issue's reproduction
+
+
+def test_failed_job_is_resumed_not_rerun_and_loses_nothing(env, tmp_path):
+    script_deployment(env)
+    data, out = failed_job(env, tmp_path)
+    # the rerun that used to publish 4 of 6 files is refused, pointing to resume
+    rerun = env.cli("job", "rerun", "-n", "j", "--failed-only", "--output-path", str(tmp_path / "rerun-out"))
+    assert rerun.exit_code == 5, (rerun.stdout, rerun.stderr)
+    assert "batchctl job resume -n j" in rerun.stderr
+    assert sorted(os.listdir(env.home / "jobs")) == ["j"], "the refused rerun created no job"
+    assert not (tmp_path / "rerun-out").exists()
+    # fix the file, resume: only the mini-batches without a committed result are scored
+    (data / "c.csv").write_text("ok\n")
+    clear_ran(env)
+    resumed = ok_json(env.cli("job", "resume", "-n", "j"))
+    assert (resumed["name"], resumed["status"], resumed["attempts"]) == ("j", "Completed", 2)
+    assert env.ran() == {"c.csv", "d.csv", "e.csv", "f.csv"}, "a.csv and b.csv were committed: not scored again"
+    job = env.show("j")
+    assert (job["status"], job["attempts"]) == ("Completed", 2)
+    assert [h["status"] for h in job["history"]] == ["Failed"]
+    assert (job["counts"]["items_succeeded"], job["counts"]["items_failed"]) == (6, 0)
+    assert sorted(os.listdir(env.home / "jobs")) == ["j"], "the same job continued"
+    # byte-identical to an uninterrupted run of the fixed data
+    reference = tmp_path / "reference"
+    ok_json(env.invoke("heart", "--input", str(data), "--output-path", str(reference), "--job-name", "ref"))
+    published = (out / "predictions.csv").read_bytes()
+    assert published == (reference / "predictions.csv").read_bytes() == expected_rows(SIX)
+
+
+@pytest.mark.mlflow
+def test_failed_mlflow_job_is_resumed_after_the_bad_file_is_fixed(mlenv, heart_data, tmp_path):
+    from .conftest import heart_frame
+
+    data = heart_data(6, rows=5)
+    good = (data / "part-002.csv").read_bytes()
+    heart_frame(5, 102).drop(columns=["age"]).to_csv(data / "part-002.csv", index=False)
+    mlenv.endpoint()
+    mlenv.mlflow(mini_batch_size=1, error_threshold=0)
+    out = tmp_path / "out"
+    failed = mlenv.invoke("heart", "--input", str(data), "--output-path", str(out), "--job-name", "mj")
+    assert failed.exit_code == 1, failed.stderr
+    job = mlenv.show("mj")
+    assert job["status"] == "Failed"
+    assert (job["counts"]["items_succeeded"], job["counts"]["items_failed"]) == (2, 1)
+    rerun = mlenv.cli("job", "rerun", "-n", "mj", "--failed-only")
+    assert rerun.exit_code == 5
+    assert "batchctl job resume -n mj" in rerun.stderr
+    (data / "part-002.csv").write_bytes(good)
+    resumed = ok_json(mlenv.cli("job", "resume", "-n", "mj"))
+    assert (resumed["status"], resumed["attempts"]) == ("Completed", 2)
+    assert (resumed["counts"]["items_succeeded"], resumed["counts"]["items_failed"]) == (6, 0)
+    reference = tmp_path / "reference"
+    ok_json(mlenv.invoke("heart", "--input", str(data), "--output-path", str(reference), "--job-name", "mref"))
+    published = (out / "predictions.csv").read_bytes()
+    assert published == (reference / "predictions.csv").read_bytes()
+    assert [line.rsplit(",", 1)[1] for line in published.decode().splitlines()] == [
+        f"part-{i:03d}.csv" for i in range(6) for _ in range(5)
+    ]
+
+
+# ------------------------------------------------------------------------------ 2. crash consistency
+
+CRASH_FILES = 60
+CRASH_BATCH = 2
+CRASH_KILLS = 10
+CRASH_SEED = 11
+
+
+def crash_inputs(n_files: int, seed: int) -> dict[str, str]:
+    """`n_files` files that sleep 20-50 ms each; the last one waits for the gate `final`, so the job can
+    never complete while the test is still choosing where to stop it."""
+    rng = random.Random(seed)
+    inputs = {f"f{i:03d}.txt": f"sleep {rng.uniform(0.02, 0.05):.3f}" for i in range(n_files - 1)}
+    inputs[f"f{n_files - 1:03d}.txt"] = "gate final"
+    return inputs
+
+
+def crash_deployment(env: Any) -> None:
+    env.endpoint()
+    env.script(
+        mini_batch_size=CRASH_BATCH,
+        max_concurrency_per_instance=2,
+        error_threshold=0,
+        retry_settings={"max_retries": 1, "timeout": 300},
+    )
+
+
+def wait_running(env: Any, job: str, proc: subprocess.Popen[bytes], attempt: int, commits: int, what: str) -> None:
+    """Until attempt `attempt` of `job` runs in `proc` and at least `commits` results are committed."""
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"{what}: the runner ended by itself (exit {proc.returncode})")
+        record = record_or_none(env, job)
+        return bool(
+            record
+            and record["status"] == "Running"
+            and record["attempts"] == attempt
+            and (record.get("runner") or {}).get("pid") == proc.pid
+            and n_commits(env, job) >= commits
+        )
+
+    wait_for(ready, 180, what, interval=0.005)
+
+
+def reference_run(env: Any, data: Path, out: Path, inputs: dict[str, str]) -> bytes:
+    env.open_gate("final")
+    ok_json(env.invoke("heart", "--input", str(data), "--output-path", str(out), "--job-name", "reference"))
+    reference = (out / "predictions.csv").read_bytes()
+    assert reference == expected_rows(inputs), "the uninterrupted run itself has every row once"
+    return reference
+
+
+@pytest.mark.timeout(900)
+def test_sigkill_of_the_driver_at_ten_random_points_then_resume(env, tmp_path):
+    """The driver (a real foreground `endpoint invoke`, then each `job resume`) is SIGKILLed ten times,
+    each once the number of committed results chosen by a seeded RNG exists: after each kill the job
+    reads Failed, every commit holds exactly its mini-batch's rows, nothing is published and no worker is
+    left; the last resume completes the same job, byte-identical to an uninterrupted run."""
+    inputs = crash_inputs(CRASH_FILES, CRASH_SEED)
+    names = sorted(inputs)
+    batches = [names[i : i + CRASH_BATCH] for i in range(0, len(names), CRASH_BATCH)]
+    n_batches = len(batches)
+    data = write_inputs(tmp_path / "in", inputs)
+    out = tmp_path / "out"
+    crash_deployment(env)
+    # ten distinct kill points; the last mini-batch is held by its gate, so n_batches - 1 commits is reachable
+    points = sorted(random.Random(CRASH_SEED).sample(range(n_batches - 1), CRASH_KILLS))
+    seen: list[int] = []
+    proc = spawn(
+        tmp_path, "attempt-1",
+        "endpoint", "invoke", "-n", "heart", "--input", str(data), "--output-path", str(out), "--job-name", "crash",
+    )  # fmt: skip
+    try:
+        for i, point in enumerate(points):
+            attempt = i + 1
+            where = f"kill {attempt} (at >= {point} commits; kill points {points})"
+            wait_running(env, "crash", proc, attempt, point, where)
+            proc.send_signal(signal.SIGKILL)
+            assert proc.wait(60) == -signal.SIGKILL
+            seen.append(n_commits(env, "crash"))
+            workers_gone(env)
+            job = env.show("crash")
+            assert (job["status"], job["error"]["message"]) == ("Failed", "runner exited unexpectedly"), where
+            assert job["attempts"] == attempt
+            records = check_commits(env, "crash", batches, inputs)
+            assert len(records) >= point, where
+            assert job["counts"]["items_succeeded"] <= CRASH_BATCH * len(records), "counted before committed"
+            assert not (out / "predictions.csv").exists(), where
+            if out.is_dir():
+                assert os.listdir(out) == [], "nothing published, not even a temp file"
+            proc = spawn(tmp_path, f"attempt-{attempt + 1}", "job", "resume", "-n", "crash")
+        # the eleventh attempt is let through: the gate opens and it completes the same job
+        env.open_gate("final")
+        assert proc.wait(300) == 0, proc_stderr(tmp_path, f"attempt-{CRASH_KILLS + 1}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    job = env.show("crash")
+    assert (job["status"], job["attempts"]) == ("Completed", CRASH_KILLS + 1), seen
+    assert len(job["history"]) == CRASH_KILLS
+    assert all(h["status"] == "Failed" for h in job["history"])
+    assert (job["counts"]["items_succeeded"], job["counts"]["items_failed"]) == (CRASH_FILES, 0)
+    assert job["counts"]["mini_batches_completed"] == n_batches
+    published = (out / "predictions.csv").read_bytes()
+    assert not (env.job_dir("crash") / "results").exists(), "committed results are removed once published"
+    assert not (env.job_dir("crash") / "parts").exists()
+    reference = reference_run(env, data, tmp_path / "reference", inputs)
+    assert published == reference, (seen, points)
+    assert sorted(os.listdir(out)) == ["predictions.csv"]
+
+
+INTERRUPT_FILES = 20
+
+
+@pytest.mark.parametrize("how", ["sigint-foreground", "job-cancel-no-wait"])
+def test_canceled_job_keeps_its_commits_and_resumes_to_identical_results(env, tmp_path, how):
+    inputs = crash_inputs(INTERRUPT_FILES, CRASH_SEED + 1)
+    names = sorted(inputs)
+    batches = [names[i : i + CRASH_BATCH] for i in range(0, len(names), CRASH_BATCH)]
+    data = write_inputs(tmp_path / "in", inputs)
+    out = tmp_path / "out"
+    crash_deployment(env)
+    target = random.Random(CRASH_SEED).randrange(1, len(batches) - 1)
+    args = ["endpoint", "invoke", "-n", "heart", "--input", str(data), "--output-path", str(out), "--job-name", "c"]
+    if how == "sigint-foreground":
+        proc = spawn(tmp_path, "invoke", *args)
+    else:
+        started = batchctl_run(*args, "--no-wait", "-o", "json")
+        assert started.returncode == 0, started.stderr
+        runner = read_job(env.home, "c")["runner"]["pid"]
+        proc = None
+    try:
+        if proc is not None:
+            wait_running(env, "c", proc, 1, target, f"{target} commits")
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(60) == 130, proc_stderr(tmp_path, "invoke")
+        else:
+            wait_for(
+                lambda: (r := record_or_none(env, "c")) and r["status"] == "Running" and n_commits(env, "c") >= target,
+                180,
+                f"{target} commits",
+                interval=0.005,
+            )
+            canceled = ok_json(env.cli("job", "cancel", "-n", "c"))
+            assert canceled["status"] == "Canceled"
+            wait_for(lambda: not alive(runner), 30, "the detached runner to exit")
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc is None:
+            kill_quietly(runner)
+    workers_gone(env)
+    job = env.show("c")
+    assert job["status"] == "Canceled"
+    assert not (out / "predictions.csv").exists()
+    records = check_commits(env, "c", batches, inputs)
+    assert len(records) >= target, "the commits made before the cancel survive it"
+    # resume scores only what has no commit, and publishes every row exactly once
+    committed_files = {f for r in records for f in batches[r["batch"]]}
+    clear_ran(env)
+    env.open_gate("final")
+    resumed = ok_json(env.cli("job", "resume", "-n", "c"))
+    assert (resumed["status"], resumed["attempts"]) == ("Completed", 2)
+    assert [h["status"] for h in resumed["history"]] == ["Canceled"]
+    assert env.ran().isdisjoint({f.replace("/", "_") for f in committed_files}), "committed files not rescored"
+    published = (out / "predictions.csv").read_bytes()
+    assert published == reference_run(env, data, tmp_path / "reference", inputs)
+
+
+# ------------------------------------------------------------------------------ 3. resume refusals and overrides
+
+
+def test_resume_refuses_what_would_change_the_partition_and_applies_the_rest(env, tmp_path):
+    script_deployment(env)
+    _, out = failed_job(env, tmp_path)
+    for setting, why in [("mini_batch_size=5", "partition"), ("output_file_name=x.csv", "its own output")]:
+        refused = env.cli("job", "resume", "-n", "j", "--set", setting)
+        assert refused.exit_code == 3, (setting, refused.stderr)
+        line = refused.stderr.splitlines()[0]
+        assert setting.split("=")[0] in line and why in line, line
+        job = env.show("j")
+        assert (job["status"], job["attempts"]) == ("Failed", 1), "a refused resume changes nothing"
+    # az-style pairs after one --set: the job tolerates the bad file now, and retries it twice
+    resumed = ok_json(
+        env.cli("job", "resume", "-n", "j", "--set", "error_threshold=-1", "retry_settings.max_retries=2")
+    )
+    assert (resumed["status"], resumed["attempts"]) == ("Completed", 2)
+    assert resumed["settings"]["error_threshold"] == -1
+    assert resumed["settings"]["retry_settings"]["max_retries"] == 2
+    assert resumed["settings"]["mini_batch_size"] == 1
+    assert (resumed["counts"]["items_succeeded"], resumed["counts"]["items_failed"]) == (5, 1)
+    assert resumed["counts"]["retries"] == 2
+    failed = [json.loads(line) for line in (env.job_dir("j") / "failed_items.jsonl").read_text().splitlines()]
+    assert [(f["item"], f["attempts"]) for f in failed] == [("c.csv", 3)]
+    rows = (out / "predictions.csv").read_text().splitlines()
+    assert rows == [f"{n}.csv,ok" for n in "abdef"]
+    # a Completed job has nothing left to score
+    again = env.cli("job", "resume", "-n", "j")
+    assert again.exit_code == 5, again.stderr
+    assert "Completed" in again.stderr
+    assert env.show("j")["attempts"] == 2
+
+
+# ------------------------------------------------------------------------------ 4. the job's own deployment
+
+V2_RETURN = 'return [f"{r[0]},{r[1]},v2" for r in rows]'
+
+
+def test_resume_scores_with_the_jobs_snapshot_unless_told_to_use_the_current_deployment(env, tmp_path):
+    script_deployment(env)
+    data = write_inputs(tmp_path / "in", {**SIX, "c.csv": "raise"})
+    for job in ("own", "current"):
+        result = env.invoke("heart", "--input", str(data), "--output-path", str(tmp_path / job), "--job-name", job)
+        assert result.exit_code == 1
+    # the deployment gets new code that writes other rows
+    v2 = BEHAVIOUR_SCRIPT.replace('return [f"{r[0]},{r[1]}" for r in rows]', V2_RETURN)
+    assert v2 != BEHAVIOUR_SCRIPT
+    env.script(
+        source=v2,
+        mini_batch_size=1,
+        error_threshold=0,
+        retry_settings={"max_retries": 0, "timeout": 120},
+    )
+    (data / "c.csv").write_text("ok\n")
+    ok_json(env.cli("job", "resume", "-n", "own"))
+    assert (tmp_path / "own" / "predictions.csv").read_bytes() == expected_rows(SIX), "the job's own code"
+    resumed = ok_json(env.cli("job", "resume", "-n", "current", "--use-current-deployment"))
+    assert resumed["status"] == "Completed"
+    rows = (tmp_path / "current" / "predictions.csv").read_text().splitlines()
+    assert rows == ["a.csv,ok", "b.csv,ok", "c.csv,ok,v2", "d.csv,ok,v2", "e.csv,ok,v2", "f.csv,ok,v2"]
+
+
+# ------------------------------------------------------------------------------ 5. what is kept, what is published
+
+
+def test_commits_survive_a_failure_and_only_valid_ones_are_published(env, tmp_path):
+    from batchctl.jobs.results import fingerprint
+
+    script_deployment(env)
+    data, out = failed_job(env, tmp_path)
+    folder = env.job_dir("j")
+    results = folder / "results"
+    records = commit_records(env, "j")
+    assert [(r["batch"], r["succeeded"], r["failed"]) for r in records] == [(0, 1, 0), (1, 1, 0)]
+    assert len({r["fingerprint"] for r in records}) == 2
+    assert [(results / r["part"]).read_text() for r in records] == ["a.csv,ok\n", "b.csv,ok\n"]
+    assert not (folder / "parts").exists(), "uncommitted attempts are not kept"
+    # what a crash or another job could leave behind: none of it may reach the results file
+    (folder / "parts").mkdir()
+    (folder / "parts" / "00000003.a1.part").write_text("BOGUS from parts/\n")
+    (results / "00000002.part").write_text("BOGUS part without a record\n")  # moved in, record never written
+
+    def forged(batch: int, fp: str, part: str | None, text: str | None) -> None:
+        record = {"batch": batch, "fingerprint": fp, "attempt": 1, "succeeded": 1, "failed": 0, "rows": 1, "part": part}
+        (results / f"{batch:08d}.json").write_text(json.dumps(record))
+        if part and text:
+            (results / part).write_text(text)
+
+    forged(3, fingerprint("another-job", 3, ["d.csv"]), "00000003.part", "BOGUS from another job\n")
+    forged(4, "0" * 64, "00000004.part", "BOGUS with a wrong fingerprint\n")
+    forged(5, fingerprint("j", 5, ["f.csv"]), "00000005.part", None)  # its part file is missing
+    forged(9, fingerprint("j", 9, ["z.csv"]), "00000009.part", "BOGUS past the last mini-batch\n")
+    (data / "c.csv").write_text("ok\n")
+    clear_ran(env)
+    ok_json(env.cli("job", "resume", "-n", "j"))
+    assert env.ran() == {"c.csv", "d.csv", "e.csv", "f.csv"}
+    assert (out / "predictions.csv").read_bytes() == expected_rows(SIX)
+    assert not results.exists(), "committed results are removed once the job has Completed"
+    assert not (folder / "parts").exists()
+
+
+# ------------------------------------------------------------------------------ 6. deletes refused while in use
+
+
+def test_deletes_are_refused_while_a_running_job_uses_the_resource(env, tmp_path):
+    env.endpoint()
+    env.script(mini_batch_size=1, retry_settings={"max_retries": 0, "timeout": 300})
+    data = write_inputs(tmp_path / "in", {"a.txt": "gate go"})
+    started = batchctl_run(
+        "endpoint", "invoke", "-n", "heart", "--input", str(data), "--output-path", str(tmp_path / "out"),
+        "--job-name", "busy", "--no-wait", "-o", "json",
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    runner = read_job(env.home, "busy")["runner"]["pid"]
+    try:
+        master = env.job_dir("busy") / "logs" / "sys" / "master_role.txt"
+        wait_for(lambda: master.is_file() and "-> worker" in master.read_text(), 120, "dispatch")
+        assert env.show("busy")["status"] == "Running"
+        # the deployment moves to model version 2: version 1 is now used by the running job only
+        weights2 = tmp_path / "weights-2"
+        weights2.mkdir()
+        (weights2 / "weights.txt").write_text("w=2\n")
+        moved = env.script(
+            model={"path": str(weights2), "type": "custom_model", "name": "weights"},
+            mini_batch_size=1,
+            retry_settings={"max_retries": 0, "timeout": 300},
+        )
+        assert moved["model"] == "azureml:weights:2"
+        assert read_job(env.home, "busy")["model"] == "azureml:weights:1"
+        attempts = [
+            ("model", "delete", "-n", "weights", "-v", "1", "--yes"),
+            ("deployment", "delete", "-n", "custom", "-e", "heart", "--yes"),
+            ("endpoint", "delete", "-n", "heart", "--yes"),
+        ]
+        for args in attempts:
+            refused = env.cli(*args)
+            assert refused.exit_code == 5, (args, refused.stdout, refused.stderr)
+            assert "busy" in refused.stderr.splitlines()[0], (args, refused.stderr)
+        ok_json(env.cli("model", "show", "-n", "weights", "-v", "1"))
+        ok_json(env.cli("deployment", "show", "-n", "custom", "-e", "heart"))
+        ok_json(env.cli("endpoint", "show", "-n", "heart"))
+        running = env.cli("job", "resume", "-n", "busy")
+        assert running.exit_code == 5, running.stderr
+        # --force deletes
+        for args in attempts:
+            forced = env.cli(*args, "--force")
+            assert forced.exit_code == 0, (args, forced.stderr)
+        assert env.cli("model", "show", "-n", "weights", "-v", "1").exit_code == 4
+        assert env.cli("endpoint", "show", "-n", "heart").exit_code == 4
+        env.open_gate("go")
+        wait_for(lambda: read_job(env.home, "busy")["status"] != "Running", 120, "the job to end")
+        wait_for(lambda: not alive(runner), 30, "the runner to exit")
+    finally:
+        kill_quietly(runner)
