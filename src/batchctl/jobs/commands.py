@@ -18,6 +18,7 @@ from batchctl.jobs.model import JobPlan, JobRecord, JobState
 from batchctl.jobs.runner import CANCEL_MARKER
 from batchctl.jobs.submit import JobRequest, queue, snapshot_deployment, split_sets
 from batchctl.specs import load as spec_load
+from batchctl.specs.job import RunOverrides
 from batchctl.workspace import Workspace
 
 
@@ -154,6 +155,21 @@ def _done_files(folder: Path, plan: JobPlan, mini_batch_size: int) -> set[str]:
     return done
 
 
+def _rerun_source(
+    ws: Workspace, name: str, job_name: str | None, overrides: Iterable[str]
+) -> tuple[RunOverrides, JobRecord]:
+    """What every rerun checks first: the new name, the `--set` overrides, and that job `name` has ended."""
+    if job_name is not None:  # the new name is checked first, like every name, before anything is read
+        spec_load.validate_name("job", job_name)
+    sets, io_sets = split_sets(overrides)
+    if io_sets:
+        raise SpecError("--set: inputs.* and outputs.* cannot be changed on rerun; use --output-path")
+    record = records.load(ws, name)
+    if not record.status.terminal:
+        raise InvalidStateError(f"job '{name}' is {record.status}; rerun it once it has ended")
+    return sets, record
+
+
 def rerun_failed(
     ws: Workspace,
     name: str,
@@ -165,14 +181,7 @@ def rerun_failed(
     """A new job that scores only the items that failed in Completed job `name`, with its settings (and
     `--set` overrides). A job that did not complete never published its successes: it is refused and
     pointed to `job resume`, which cannot lose them."""
-    if job_name is not None:  # the new name is checked first, like every name, before anything is read
-        spec_load.validate_name("job", job_name)
-    sets, io_sets = split_sets(overrides)
-    if io_sets:
-        raise SpecError("--set: inputs.* and outputs.* cannot be changed on rerun; use --output-path")
-    record: JobRecord = records.load(ws, name)
-    if not record.status.terminal:
-        raise InvalidStateError(f"job '{name}' is {record.status}; rerun it once it has ended")
+    sets, record = _rerun_source(ws, name, job_name, overrides)
     if record.status is not JobState.COMPLETED:
         raise InvalidStateError(
             f"job '{name}' is {record.status}: the items it scored were never published, so a rerun of the "
@@ -354,14 +363,7 @@ def rerun_whole(
     from batchctl.notices import notify
     from batchctl.tracking import lineage as lineage_mod
 
-    if job_name is not None:
-        spec_load.validate_name("job", job_name)
-    sets, io_sets = split_sets(overrides)
-    if io_sets:
-        raise SpecError("--set: inputs.* and outputs.* cannot be changed on rerun; use --output-path")
-    record: JobRecord = records.load(ws, name)
-    if not record.status.terminal:
-        raise InvalidStateError(f"job '{name}' is {record.status}; rerun it once it has ended")
+    sets, record = _rerun_source(ws, name, job_name, overrides)
     folder = records.job_dir(ws, name)
     snapshot = record.deployment_snapshot
     for what, path in (("model", snapshot.model_path), ("code snapshot", snapshot.code_dir)):
