@@ -109,9 +109,10 @@ def test_rerun_failed_only_scores_only_the_failed_items(env, tmp_path):
     assert "e.txt,ok" not in lines
     # a job without failures has nothing to rerun
     nothing = env.cli("job", "rerun", "-n", rerun["name"], "--failed-only")
-    assert nothing.exit_code != 0
+    assert nothing.exit_code == 5
     assert "no failed items" in nothing.stderr
-    assert env.cli("job", "rerun", "-n", "j1").exit_code == 3  # --failed-only is required
+    whole = ok_json(env.cli("job", "rerun", "-n", "j1", "--output-path", str(tmp_path / "o3")))
+    assert (whole["rerun_of"], whole["counts"]["files"]) == ("j1", 5)  # without --failed-only: the whole input
 
 
 @pytest.mark.mlflow
