@@ -89,4 +89,7 @@ def main() -> None:
     # converting every group to click costs a fifth of the start-up: build only the one asked for
     group = _requested_group(sys.argv[1:])
     target = build_app({group: GROUPS[group]}) if group else app
-    target(prog_name="batchctl")
+    from batchctl.cli._abbrev import run
+
+    # argparse-style abbreviated long options (`--endpoint` for `--endpoint-name`), as az accepts them
+    run(target, sys.argv[1:], prog_name="batchctl")
