@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from batchctl import __version__
-from batchctl.cli import compute, data, datastore, deployment, endpoint, job, model
+from batchctl.cli import compute, data, datastore, deployment, endpoint, environment, job, model
 from batchctl.cli._common import set_global
 
 _HELP = "Azure ML batch endpoints on any machine: same YAML, same scoring scripts, same CLI verbs."
@@ -19,6 +19,7 @@ GROUPS = {
     "data": data.app,
     "datastore": datastore.app,
     "compute": compute.app,
+    "environment": environment.app,
 }
 
 
