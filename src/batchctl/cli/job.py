@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from batchctl.cli._common import SetOpt, command, workspace
+from batchctl.cli._web import WebOpt, job_page, open_page
 
 app = typer.Typer(no_args_is_help=True, help="Batch scoring jobs.")
 
@@ -181,11 +182,14 @@ def list_(
 
 
 @command(app, "show")
-def show(name: NameReq) -> object:
+def show(name: NameReq, web: WebOpt = False) -> object:
     """Show a job: state, settings, counts, timings and the first error."""
     from batchctl import api
 
-    return api.get_job(workspace(), name)
+    record = api.get_job(workspace(), name)
+    if web:
+        open_page(workspace(), job_page(record["name"]))
+    return record
 
 
 @command(app, "cancel")
