@@ -162,6 +162,20 @@ def create(
     return invoke_job(job_name=name, set_=_az_set_values(ctx, set_), file=file, no_wait=no_wait, dry_run=dry_run)
 
 
+ParentJobOpt = Annotated[
+    str | None,
+    typer.Option("--parent-job-name", "-p", help="Accepted for az ml compatibility: batchctl has no pipeline jobs."),
+]
+
+
+def no_child_jobs(parent: str) -> list[object]:
+    """`az ml job list --parent-job-name J` lists a pipeline job's steps; batchctl runs no pipeline jobs."""
+    from batchctl.notices import notify
+
+    notify(f"batchctl has no pipeline jobs, so job {parent} has no child jobs; --parent-job-name lists nothing")
+    return []
+
+
 @command(app, "list", columns=JOB_COLUMNS)
 def list_(
     endpoint: Annotated[
@@ -174,10 +188,13 @@ def list_(
     status: Annotated[
         str | None, typer.Option("--status", "-s", help="Queued, Running, Completed, Failed or Canceled.")
     ] = None,
+    parent_job_name: ParentJobOpt = None,
 ) -> object:
     """List jobs (oldest first)."""
     from batchctl import api
 
+    if parent_job_name is not None:
+        return no_child_jobs(parent_job_name)
     return api.list_jobs(workspace(), endpoint, deployment, status)
 
 
