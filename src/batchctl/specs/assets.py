@@ -45,7 +45,7 @@ class BuildContext(StrictModel):
 
 class EnvironmentSpec(_Common):
     """environment.schema.json. Recorded, with the conda file copied into the workspace; jobs still run in
-    the current interpreter (docs/environments.md)."""
+    the current interpreter (README, "Decisions where Azure is vague")."""
 
     name: AssetName
     version: Version | None = Field(None, description="Auto-incremented from 1 when omitted.")
