@@ -110,6 +110,7 @@ def test_job_show_web_opens_the_studio_page_of_the_running_server(studio, browse
     assert studio.paths == ["/studio/jobs/old-job"]
 
 
+@pytest.mark.slow
 def test_endpoint_and_deployment_show_web(studio, browser, run_batchctl, tmp_path, mlflow_model):
     env, opened = browser()
     assert run_batchctl("endpoint", "create", "-n", "Heart").returncode == 0
