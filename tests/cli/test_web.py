@@ -161,7 +161,7 @@ def test_without_a_server_it_says_how_to_start_one(browser, old_job, run_batchct
     assert (result.returncode, result.stdout) == (0, "old-job\n")
     assert result.stderr == (
         "No batchctl server is running for this workspace; start one with `batchctl serve`, "
-        "then open http://127.0.0.1:8000/studio/jobs/old-job\n"
+        "then open http://127.0.0.1:8765/studio/jobs/old-job\n"
     )
     assert not opened.exists()
 

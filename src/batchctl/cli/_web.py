@@ -20,8 +20,8 @@ import typer
 from batchctl.cli import _console
 
 SERVER_FILE = "server.json"
-# `batchctl serve`'s default address, shown when no server is running (keep in step with the server)
-DEFAULT_SERVER_URL = "http://127.0.0.1:8000"
+# `batchctl serve`'s default address, shown when no server is running (the server branch: jobs/serverinfo.py)
+DEFAULT_SERVER_URL = "http://127.0.0.1:8765"
 
 WebOpt = Annotated[
     bool, typer.Option("--web", help="Open the page in the local Studio (`batchctl serve`), or print its URL.")
