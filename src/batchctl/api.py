@@ -11,6 +11,7 @@ Resources (create is create-or-overwrite; the same spec again is a no-op):
   set_default_deployment, delete_deployment
 - models: create_model, get_model, list_models, delete_model
 - data assets: create_data, get_data, list_data, delete_data
+- environments: create_environment, get_environment, list_environments, delete_environment
 - datastores: create_datastore, get_datastore, list_datastores, delete_datastore
 - computes: create_compute, get_compute, list_computes, delete_compute
 
@@ -44,6 +45,12 @@ from batchctl.resources.endpoints import (
     list_endpoints,
     update_endpoint,
 )
+from batchctl.resources.environments import (
+    create_environment,
+    delete_environment,
+    get_environment,
+    list_environments,
+)
 from batchctl.resources.models import create_model, get_model, list_models
 from batchctl.workspace import Workspace
 
@@ -58,12 +65,14 @@ __all__ = [
     "create_datastore",
     "create_deployment",
     "create_endpoint",
+    "create_environment",
     "create_model",
     "delete_compute",
     "delete_data",
     "delete_datastore",
     "delete_deployment",
     "delete_endpoint",
+    "delete_environment",
     "delete_model",
     "download_job",
     "get_compute",
@@ -71,6 +80,7 @@ __all__ = [
     "get_datastore",
     "get_deployment",
     "get_endpoint",
+    "get_environment",
     "get_job",
     "get_model",
     "list_computes",
@@ -78,6 +88,7 @@ __all__ = [
     "list_datastores",
     "list_deployments",
     "list_endpoints",
+    "list_environments",
     "list_jobs",
     "list_models",
     "job_errors",

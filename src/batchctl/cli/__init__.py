@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from batchctl import __version__
-from batchctl.cli import compute, data, datastore, deployment, endpoint, job, model
+from batchctl.cli import compute, data, datastore, deployment, endpoint, environment, job, model
 from batchctl.cli._common import set_global
 
 _HELP = "Azure ML batch endpoints on any machine: same YAML, same scoring scripts, same CLI verbs."
@@ -19,6 +19,7 @@ GROUPS = {
     "data": data.app,
     "datastore": datastore.app,
     "compute": compute.app,
+    "environment": environment.app,
 }
 
 
@@ -87,9 +88,10 @@ def main() -> None:
     import sys
 
     # converting every group to click costs a fifth of the start-up: build only the one asked for
-    from batchctl.cli._argv import expand_multi_values
-
-    argv = expand_multi_values(sys.argv[1:])
-    group = _requested_group(argv)
+    group = _requested_group(sys.argv[1:])
     target = build_app({group: GROUPS[group]}) if group else app
-    target(args=argv, prog_name="batchctl")
+    from batchctl.cli._abbrev import run
+
+    # argparse-style abbreviated long options (`--endpoint` for `--endpoint-name`), as az accepts them,
+    # then az-style multi-value flags (`--set a=1 b=2`)
+    run(target, sys.argv[1:], prog_name="batchctl")

@@ -5,6 +5,7 @@ from typing import Annotated
 import typer
 
 from batchctl.cli._common import ForceOpt, SetOpt, command, confirm, workspace
+from batchctl.cli._web import WebOpt, deployment_page, open_page
 
 app = typer.Typer(no_args_is_help=True, help="Batch deployments: a model and how to run it, behind an endpoint.")
 
@@ -69,11 +70,14 @@ def update(
 
 
 @command(app, "show")
-def show(name: NameReq, endpoint_name: EndpointReq) -> object:
+def show(name: NameReq, endpoint_name: EndpointReq, web: WebOpt = False) -> object:
     """Show a deployment."""
     from batchctl import api
 
-    return api.get_deployment(workspace(), name, endpoint_name)
+    record = api.get_deployment(workspace(), name, endpoint_name)
+    if web:
+        open_page(workspace(), deployment_page(record["endpoint_name"], record["name"]))
+    return record
 
 
 @command(app, "list", columns=DEPLOYMENT_COLUMNS)

@@ -5,6 +5,7 @@ from typing import Annotated
 import typer
 
 from batchctl.cli._common import ForceOpt, SetOpt, command, confirm, workspace
+from batchctl.cli._web import WebOpt, endpoint_page, open_page
 
 app = typer.Typer(no_args_is_help=True, help="Batch endpoints: a name that routes jobs to deployments.")
 
@@ -45,11 +46,14 @@ def update(
 
 
 @command(app, "show")
-def show(name: NameReq) -> object:
+def show(name: NameReq, web: WebOpt = False) -> object:
     """Show an endpoint."""
     from batchctl import api
 
-    return api.get_endpoint(workspace(), name)
+    record = api.get_endpoint(workspace(), name)
+    if web:
+        open_page(workspace(), endpoint_page(record["name"]))
+    return record
 
 
 @command(app, "list", columns=ENDPOINT_COLUMNS)

@@ -9,6 +9,7 @@ import typer
 import typer.core
 
 from batchctl.cli._common import SetOpt, command, workspace
+from batchctl.cli._web import WebOpt, job_page, open_page
 
 app = typer.Typer(no_args_is_help=True, help="Batch scoring jobs.")
 
@@ -221,6 +222,20 @@ def create(
     )
 
 
+ParentJobOpt = Annotated[
+    str | None,
+    typer.Option("--parent-job-name", "-p", help="Accepted for az ml compatibility: batchctl has no pipeline jobs."),
+]
+
+
+def no_child_jobs(parent: str) -> list[object]:
+    """`az ml job list --parent-job-name J` lists a pipeline job's steps; batchctl runs no pipeline jobs."""
+    from batchctl.notices import notify
+
+    notify(f"batchctl has no pipeline jobs, so job {parent} has no child jobs; --parent-job-name lists nothing")
+    return []
+
+
 @command(app, "list", columns=JOB_COLUMNS)
 def list_(
     endpoint: Annotated[
@@ -236,20 +251,26 @@ def list_(
     tag: Annotated[
         list[str] | None, typer.Option("--tag", help="Only jobs with this tag: k=v (repeatable: all).")
     ] = None,
+    parent_job_name: ParentJobOpt = None,
 ) -> object:
     """List jobs (oldest first)."""
     from batchctl import api
     from batchctl.jobs.submit import parse_tags
 
+    if parent_job_name is not None:
+        return no_child_jobs(parent_job_name)
     return api.list_jobs(workspace(), endpoint, deployment, status, parse_tags(tag or [], "--tag") or None)
 
 
 @command(app, "show")
-def show(name: NameReq) -> object:
+def show(name: NameReq, web: WebOpt = False) -> object:
     """Show a job: state, settings, counts, timings and the first error."""
     from batchctl import api
 
-    return api.get_job(workspace(), name)
+    record = api.get_job(workspace(), name)
+    if web:
+        open_page(workspace(), job_page(record["name"]))
+    return record
 
 
 @command(app, "cancel")

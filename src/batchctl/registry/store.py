@@ -15,7 +15,8 @@ from batchctl.fsutil import atomic_write_bytes, fsync_dir
 from batchctl.notices import notify
 from batchctl.settings import SCHEMA_VERSION, lock_timeout
 
-SECTIONS = ("endpoints", "deployments", "models", "data", "datastores", "computes")
+# a section added later reads as empty in an older registry.json (see _parse), so no schema_version bump
+SECTIONS = ("endpoints", "deployments", "models", "data", "datastores", "computes", "environments")
 MOUNTS_FILE = "/proc/mounts"
 # network and FUSE filesystems where flock() and an atomic rename are not guaranteed (docs/security.md)
 NETWORK_FS = {

@@ -13,7 +13,7 @@ from batchctl.workspace import Workspace, now
 LATEST = "latest"
 
 
-VERSIONED = {"models": "model", "data": "data"}
+VERSIONED = {"models": "model", "data": "data", "environments": "environment"}
 
 
 def deployment_key(endpoint: str, name: str) -> str:

@@ -13,6 +13,7 @@ from batchctl.errors import ConflictError, NotFoundError, SpecError
 from batchctl.resources._common import deployment_key, deployment_names, same_record, stamp
 from batchctl.resources.computes import get_compute
 from batchctl.resources.endpoints import get_endpoint, update_endpoint
+from batchctl.resources.environments import resolve_environment_ref
 from batchctl.resources.models import (
     check_model_path,
     register_mlflow_uri_model,
@@ -112,12 +113,16 @@ def _save_deployment(
     get_endpoint(ws, spec.endpoint_name, state)
     compute = get_compute(ws, spec.compute, state)
     _check_code(spec, source, skip_script_validation)
+    # before the model, which may be registered: a bad environment reference leaves the registry untouched
+    environment = resolve_environment_ref(spec.environment, state) if isinstance(spec.environment, str) else None
     model = _resolve_deployment_model(ws, spec, source)
     if spec.code_configuration is None and model["type"] != "mlflow_model":
         raise SpecError(f"{source}: code_configuration: required because model {model['id']} is not an MLflow model")
     record = spec.model_dump(mode="json")
     record["model"] = model["id"]
     record["model_type"] = model["type"]
+    if environment is not None:
+        record["environment"] = environment["id"]  # @latest pinned, as the model is
     if spec.code_configuration is not None:
         record["code_configuration"]["source_code"] = spec.code_configuration.code
         record["code_configuration"]["code"] = _snapshot_code(ws, Path(spec.code_configuration.code))

@@ -1,4 +1,4 @@
-"""Registered assets: models, data, datastores and computes."""
+"""Registered assets: models, data, environments, datastores and computes."""
 
 from __future__ import annotations
 
@@ -36,6 +36,37 @@ class DataSpec(_Common):
         if value == "mltable":
             raise ValueError("mltable data assets are not supported by batch endpoints; use uri_folder")
         return value
+
+
+class BuildContext(StrictModel):
+    path: str = Field(min_length=1, description="Build context folder (relative to the spec file) or a URL.")
+    dockerfile_path: str = Field("Dockerfile", min_length=1, description="The Dockerfile, inside the context.")
+
+
+class EnvironmentSpec(_Common):
+    """environment.schema.json. Recorded, with the conda file copied into the workspace; jobs still run in
+    the current interpreter (README, "Decisions where Azure is vague")."""
+
+    name: AssetName
+    version: Version | None = Field(None, description="Auto-incremented from 1 when omitted.")
+    image: str | None = Field(None, min_length=1)
+    conda_file: str | dict[str, Any] | None = Field(
+        None, description="A conda YAML file (relative to the spec file), or its content inline."
+    )
+    build: BuildContext | None = None
+    os_type: Literal["linux", "windows"] = "linux"
+    inference_config: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _image_or_build(self) -> EnvironmentSpec:
+        # Azure's rules: one of image or build; a conda file is built on top of an image
+        if self.image is None and self.build is None:
+            raise ValueError("one of image or build is required")
+        if self.image is not None and self.build is not None:
+            raise ValueError("image and build are mutually exclusive")
+        if self.conda_file is not None and self.image is None:
+            raise ValueError("conda_file needs image (with build, the Dockerfile installs the dependencies)")
+        return self
 
 
 class AzureBlobDatastore(_Common):

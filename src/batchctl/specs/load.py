@@ -38,6 +38,7 @@ PATH_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
     "deployment": (("model", "path"), ("code_configuration", "code"), ("environment", "conda_file")),
     "model": (("path",),),
     "data": (("path",),),
+    "environment": (("conda_file",), ("build", "path")),
     "datastore": (("path",),),
     "job": (),
 }

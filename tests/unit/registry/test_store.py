@@ -42,7 +42,18 @@ def test_first_write_has_schema_version_and_all_sections(store):
         "data": {},
         "datastores": {},
         "computes": {},
+        "environments": {},
     }
+
+
+def test_a_registry_written_before_the_environments_section_loads_and_keeps_its_records(store):
+    store.root.mkdir(parents=True)
+    old = {"schema_version": 1, "endpoints": {"ep1": {"name": "ep1"}}, "deployments": {}, "models": {}, "data": {}}
+    store.path.write_text(json.dumps(old))
+    assert store.read()["environments"] == {}
+    _add(store, "ep2")
+    data = json.loads(store.path.read_text())
+    assert (data["schema_version"], sorted(data["endpoints"]), data["environments"]) == (1, ["ep1", "ep2"], {})
 
 
 def test_write_goes_through_an_adjacent_temp_file_and_os_replace(store, monkeypatch):

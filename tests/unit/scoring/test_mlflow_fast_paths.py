@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from batchctl.scoring.base import ScorerRef
+from batchctl.scoring.failures import ErrorInfo, ItemError
 from batchctl.scoring.mlflow_model import MlflowScorer, _format_rows, _results_table
 
 pytestmark = pytest.mark.mlflow
@@ -96,7 +97,7 @@ def test_batched_paths_give_the_bytes_and_counts_of_file_by_file(model_dir: Path
     slow = scorer(model_dir, row_wise=False).score(files, names)
     assert fast.data == slow.data
     assert (fast.succeeded, fast.failed, fast.rows) == (slow.succeeded, slow.failed, slow.rows)
-    assert [n for n, _ in fast.item_errors] == [n for n, _ in slow.item_errors]
+    assert fast.item_errors == slow.item_errors
     assert fast.succeeded + fast.failed == 4
 
 
@@ -106,10 +107,7 @@ def test_a_bad_file_among_small_ones_fails_alone(model_dir: Path, tmp_path: Path
     outcome = scorer(model_dir, row_wise=True).score(files, [os.path.basename(f) for f in files])
     assert (outcome.succeeded, outcome.failed, outcome.rows) == (3, 1, 6)
     assert outcome.item_errors == [
-        (
-            "bad.csv",
-            "Error processing input file: 'bad.csv'. Exception: could not convert string to float: 'abc'",
-        )
+        ItemError("bad.csv", ErrorInfo("ValueError", "could not convert string to float: 'abc'"))
     ]
     model = scorer(model_dir, row_wise=False).model
     expected = b"".join(
