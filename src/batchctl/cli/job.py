@@ -81,6 +81,13 @@ ExperimentOpt = Annotated[
 ]
 MiniBatchOpt = Annotated[int | None, typer.Option("--mini-batch-size", "-m", help="Files per mini-batch for this job.")]
 InstanceOpt = Annotated[int | None, typer.Option("--instance-count", "-c", help="Instances for this job.")]
+SplitOpt = Annotated[
+    str | None,
+    typer.Option("--split", help="Cut big CSV/Parquet files into row ranges: auto (default), always or never."),
+]
+KeepColumnsOpt = Annotated[
+    str | None, typer.Option("--keep-columns", help="Input columns copied before the predictions, e.g. id,region.")
+]
 InvokeFileOpt = Annotated[str | None, typer.Option("--file", "-f", help="Invocation YAML with inputs:/outputs:.")]
 NoWaitOpt = Annotated[bool, typer.Option("--no-wait", help="Hand the job to a detached runner and return at once.")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the plan; score nothing.")]
@@ -124,6 +131,8 @@ def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: st
         file: InvokeFileOpt = None,
         no_wait: NoWaitOpt = False,
         dry_run: DryRunOpt = False,
+        split: SplitOpt = None,
+        keep_columns: KeepColumnsOpt = None,
     ) -> object:
         """Start a batch scoring job on the endpoint (its default deployment unless -d)."""
         sets = _az_set_values(ctx, set_)
@@ -141,6 +150,8 @@ def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: st
             file=file,
             no_wait=no_wait,
             dry_run=dry_run,
+            split=split,
+            keep_columns=keep_columns,
         )
 
 

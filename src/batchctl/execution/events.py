@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from batchctl.scoring.ranges import FileRange
 from batchctl.storage import Location
 
 
@@ -28,6 +29,7 @@ class BatchTask:
     attempt: int
     files: list[str]
     root: Location
+    span: FileRange | None = None  # a row range of files[0] (a big file cut across workers), read by range
 
 
 @dataclass

@@ -41,6 +41,7 @@ class JobJournal:
         self.last_write = 0.0
         self.first_error: dict[str, Any] | None = None
         self.ok_batches: dict[int, str | None] = {}  # mini-batch -> its part file (None: no rows)
+        self.batch_rows: dict[int, int] = {}  # mini-batch -> rows it returned (renumbering split files)
         self.failed_log = open(folder / "failed_items.jsonl", "a", encoding="utf-8")  # noqa: SIM115
         self.batch_log = open(folder / "batches.jsonl", "a", encoding="utf-8")  # noqa: SIM115
 
@@ -123,6 +124,7 @@ class JobJournal:
         if ok:
             self.counts.mini_batches_completed += 1
             self.ok_batches[batch] = result.part
+            self.batch_rows[batch] = result.rows
             if result.data:  # the rows came back with the result (Ray): write them as a local worker would
                 part = self.folder / "parts" / part_name(batch, result.attempt)
                 part.write_bytes(result.data)

@@ -7,7 +7,6 @@ file published create-only -> Completed. Any failure leaves nothing at the final
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import time
 from pathlib import Path
@@ -16,11 +15,12 @@ from typing import Any
 from batchctl import storage
 from batchctl.errors import BatchctlError, InvalidStateError, JobCanceledError, JobFailedError, redact
 from batchctl.execution.base import InitFailedError, RunSettings, supervise
-from batchctl.execution.partition import plan_batches
+from batchctl.execution.splitting import FileLedger, plan_units
 from batchctl.jobs import records
 from batchctl.jobs.journal import JobJournal, ProgressFn
 from batchctl.jobs.logs import JobLogs
 from batchctl.jobs.model import JobPlan, JobProgress, JobRecord, JobState
+from batchctl.jobs.results import ordered_parts, write_results
 from batchctl.scoring.base import ScorerRef
 from batchctl.workspace import Workspace, now
 
@@ -51,6 +51,8 @@ def scorer_ref(record: JobRecord, bi_output: Path) -> ScorerRef:
         output_dir=str(bi_output),
         logging_level=record.settings.logging_level,
         environment_variables=dict(snapshot.environment_variables),
+        output_format=record.settings.output_format,
+        keep_columns=tuple(record.settings.keep_columns),
     )
 
 
@@ -79,7 +81,14 @@ def run_job(ws: Workspace, name: str, on_progress: ProgressFn | None = None) -> 
     status, error = JobState.FAILED, None
     started = time.monotonic()
     try:
-        batches = plan_batches(plan.files, settings.mini_batch_size)
+        # big CSV/Parquet files become row ranges (the no-code scorer only: scripts keep Azure's file contract)
+        mbs, workers = settings.mini_batch_size, settings.workers
+        units = plan_units(plan.root, plan.files, mbs, workers, settings.split, not snapshot_script(record))
+        ledger = FileLedger(units)
+        batches = units.units
+        journal.counts.mini_batches = len(batches)
+        for note in units.notes:
+            logs.master(note)
         logs.master(
             f"job {name}: {len(plan.files)} files -> {len(batches)} mini-batches of up to "
             f"{settings.mini_batch_size}; {settings.workers} workers on {record.compute}"
@@ -97,7 +106,14 @@ def run_job(ws: Workspace, name: str, on_progress: ProgressFn | None = None) -> 
             error_threshold=settings.error_threshold,
         )
         totals = supervise(
-            backend, batches, plan.root, run_settings, journal, lambda: (folder / CANCEL_MARKER).exists()
+            backend,
+            batches,
+            plan.root,
+            run_settings,
+            journal,
+            lambda: (folder / CANCEL_MARKER).exists(),
+            ranges=units.ranges,
+            settle=ledger.settle,
         )
         journal.flush(force=True)
         if totals.succeeded == 0:
@@ -106,7 +122,7 @@ def run_job(ws: Workspace, name: str, on_progress: ProgressFn | None = None) -> 
                 "There is no succeeded mini batch item returned from run()"
                 + (f"; first error: {reason}" if reason else "")
             )
-        _publish(folder, record, journal, logs, bi_output)
+        _publish(folder, record, journal, logs, bi_output, ledger)
         status = JobState.COMPLETED
     except (JobCanceledError, KeyboardInterrupt):
         status = JobState.CANCELED
@@ -158,7 +174,13 @@ def run_job(ws: Workspace, name: str, on_progress: ProgressFn | None = None) -> 
     return final
 
 
-def _publish(folder: Path, record: JobRecord, journal: JobJournal, logs: JobLogs, bi_output: Path) -> None:
+def snapshot_script(record: JobRecord) -> bool:
+    return bool(record.deployment_snapshot.code_dir)
+
+
+def _publish(
+    folder: Path, record: JobRecord, journal: JobJournal, logs: JobLogs, bi_output: Path, ledger: FileLedger
+) -> None:
     output_folder = record.output_location.location()
     extra = [p for p in bi_output.rglob("*") if p.is_file()]
     if extra:
@@ -170,14 +192,7 @@ def _publish(folder: Path, record: JobRecord, journal: JobJournal, logs: JobLogs
     staging = folder / "staging"
     staging.mkdir(exist_ok=True)
     results = staging / record.settings.output_file_name
-    with open(results, "wb") as out:
-        for batch in sorted(journal.ok_batches):
-            part = journal.ok_batches[batch]
-            if part:
-                with open(part, "rb") as src:
-                    shutil.copyfileobj(src, out, 1 << 20)
-        out.flush()
-        os.fsync(out.fileno())
+    write_results(str(results), ordered_parts(journal, ledger), record.settings.output_format)
     target = record.output_file_location.location()
     storage.prepare_output_folder(output_folder)
     storage.publish(str(results), target)

@@ -84,12 +84,21 @@ def build_request(
     instance_count: int | None = None,
     overrides: Iterable[str] = (),
     file: str | None = None,
+    split: str | None = None,
+    keep_columns: str | None = None,
 ) -> JobRequest:
     """The command line's words (flags, `--set` strings, an invocation file) as one typed request.
     Precedence: flags > `--set` > the invocation file > the deployment."""
     set_overrides, io_sets = _split_sets(overrides)
     flags = spec_load.validate_data(
-        RunOverrides, {"mini_batch_size": mini_batch_size, "instance_count": instance_count}, "options"
+        RunOverrides,
+        {
+            "mini_batch_size": mini_batch_size,
+            "instance_count": instance_count,
+            "split": split,
+            "keep_columns": keep_columns,
+        },
+        "options",
     )
     merged = flags.over(set_overrides)
     tags: dict[str, str] = {}
