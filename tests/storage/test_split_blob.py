@@ -48,7 +48,7 @@ def test_a_range_is_read_from_azurite_with_ranged_reads(azurite_env: Any, upload
     begin = data.index(b"\n", start - 1) + 1
     assert body == data[begin : data.index(b"\n", end - 1) + 1]
     # the range, plus one block read at each end to find the line starts; never the whole file
-    assert handle.read_bytes <= (end - start) + 2 * READ_BLOCK + 200 < len(data) // 10
+    assert handle.read_bytes <= (end - start) + 2 * READ_BLOCK + 200 < len(data) // 5
 
 
 def test_a_split_job_over_az_inputs_gives_the_bytes_of_an_unsplit_local_run(
@@ -59,7 +59,7 @@ def test_a_split_job_over_az_inputs_gives_the_bytes_of_an_unsplit_local_run(
     local = tmp_path / "local"
     local.mkdir()
     (local / "a.csv").write_bytes(_big_csv(400))
-    frame = pd.read_csv(local / "a.csv", dtype={"thal": "str"})
+    frame = pd.read_csv(local / "a.csv", dtype={"age": "float64", "chol": "float64", "thal": "str"})
     frame.to_parquet(local / "b.parquet", row_group_size=50)
     container = azurite_env.new_container()
     upload(container, {p.name: p.read_bytes() for p in local.iterdir()}, prefix="in/")
@@ -75,7 +75,8 @@ def test_a_split_job_over_az_inputs_gives_the_bytes_of_an_unsplit_local_run(
         "s",
     )
     assert whole.returncode == 0 and split.returncode == 0, (whole.stderr, split.stderr)
-    assert json.loads(split.stdout)["counts"]["items_succeeded"] == 2
+    failed = (heart.home / "jobs" / "s" / "failed_items.jsonl").read_text()
+    assert json.loads(split.stdout)["counts"]["items_succeeded"] == 2, failed
     expected = (tmp_path / "whole" / "predictions.csv").read_bytes()
     assert expected.count(b"\n") == 800
     assert (tmp_path / "split" / "predictions.csv").read_bytes() == expected
