@@ -52,6 +52,10 @@ class ProgressRenderer:
         event = progress.event
         kind = event.kind.value if event is not None else "finished"
         done = counts.mini_batches_completed + counts.mini_batches_failed
+        if counts.mini_batches and counts.mini_batches != self.total_batches:  # big files cut into row ranges
+            self.total_batches = counts.mini_batches
+            if self.bar is not None:
+                self.bar.update(self.task, total=self.total_batches)
         ok, bad = counts.items_succeeded, counts.items_failed
         elapsed = max(time.monotonic() - self.started, 1e-6)
         if event is not None and kind == "init_running":  # a slow (or hanging) init(): say so, with its deadline

@@ -95,6 +95,13 @@ ExperimentOpt = Annotated[
 ]
 MiniBatchOpt = Annotated[int | None, typer.Option("--mini-batch-size", "-m", help="Files per mini-batch for this job.")]
 InstanceOpt = Annotated[int | None, typer.Option("--instance-count", "-c", help="Instances for this job.")]
+SplitOpt = Annotated[
+    str | None,
+    typer.Option("--split", help="Cut big CSV/Parquet files into row ranges: auto (default), always or never."),
+]
+KeepColumnsOpt = Annotated[
+    str | None, typer.Option("--keep-columns", help="Input columns copied before the predictions, e.g. id,region.")
+]
 InvokeFileOpt = Annotated[str | None, typer.Option("--file", "-f", help="Invocation YAML with inputs:/outputs:.")]
 NoWaitOpt = Annotated[bool, typer.Option("--no-wait", help="Hand the job to a detached runner and return at once.")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the plan; score nothing.")]
@@ -169,6 +176,8 @@ def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: st
         tags: TagsOpt = None,
         tracking_uri: TrackingUriOpt = None,
         log_predictions: LogPredictionsOpt = False,
+        split: SplitOpt = None,
+        keep_columns: KeepColumnsOpt = None,
     ) -> object:
         """Start a batch scoring job on the endpoint (its default deployment unless -d)."""
         sets, tags = _az_multi_values(ctx, set_, tags)
@@ -189,6 +198,8 @@ def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: st
             file=file,
             no_wait=no_wait,
             dry_run=dry_run,
+            split=split,
+            keep_columns=keep_columns,
         )
 
 

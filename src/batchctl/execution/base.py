@@ -7,6 +7,7 @@ here, once, so both backends behave the same.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import deque
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from typing import Any, Protocol
 from batchctl.errors import JobCanceledError, JobFailedError
 from batchctl.execution.events import BatchEvent, BatchResult, BatchTask, EventKind
 from batchctl.scoring.failures import ErrorInfo, ItemError
+from batchctl.scoring.ranges import FileRange
 from batchctl.storage import Location
 
 
@@ -93,9 +95,16 @@ def supervise(
     emit: Emit,
     should_cancel: Callable[[], bool],
     pending: list[int] | None = None,
+    ranges: dict[int, FileRange] | None = None,
+    settle: Callable[[BatchResult], BatchResult] | None = None,
 ) -> Totals:
     """Run every mini-batch (or those in `pending`: a resumed job) to a final outcome; emits FINAL once
-    per mini-batch, in completion order."""
+    per mini-batch, in completion order.
+
+    `ranges`: the units that are a row range of one file (execution/splitting.py); `settle` turns a
+    final result into item counts (a split file is one item), before the totals and the threshold."""
+    ranges = ranges or {}
+    settle = settle or (lambda result: result)
     todo = list(range(len(batches))) if pending is None else list(pending)
     queue: deque[tuple[int, int]] = deque((i, 1) for i in todo)
     remaining = len(todo)
@@ -116,7 +125,6 @@ def supervise(
             emit(BatchEvent(EventKind.RETRY, slot=slot_id, batch=batch, attempt=attempt, error=error))
             return
         remaining -= 1
-        totals.failed += len(files)
         result = BatchResult(
             batch=batch,
             attempt=attempt,
@@ -126,6 +134,8 @@ def supervise(
             error_info=info or ErrorInfo(None, _last_line(error)),
             item_errors=[ItemError(f, info or ErrorInfo(None, _last_line(error))) for f in files],
         )
+        result = settle(result)
+        totals.failed += result.failed
         emit(BatchEvent(EventKind.FINAL, slot=slot_id, batch=batch, attempt=attempt, result=result))
         check_threshold()
 
@@ -150,7 +160,9 @@ def supervise(
                     batch, attempt = queue.popleft()
                     slot.state, slot.batch, slot.attempt = "busy", batch, attempt
                     slot.deadline = time.monotonic() + settings.timeout
-                    slot.handle.submit(BatchTask(batch=batch, attempt=attempt, files=batches[batch], root=root))
+                    slot.handle.submit(
+                        BatchTask(batch=batch, attempt=attempt, files=batches[batch], root=root, span=ranges.get(batch))
+                    )
                     emit(BatchEvent(EventKind.DISPATCHED, slot=slot_id, batch=batch, attempt=attempt))
             now = time.monotonic()
             deadlines = [s.deadline for s in slots.values() if s.state == "busy"]
@@ -196,6 +208,8 @@ def supervise(
                     )
                     if result.ok:
                         remaining -= 1
+                        result = settle(result)
+                        event = dataclasses.replace(event, result=result)
                         totals.succeeded += result.succeeded
                         totals.failed += result.failed
                         emit(event)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from batchctl.scoring.failures import ErrorInfo, ItemError
+from batchctl.scoring.ranges import FileRange
 from batchctl.storage import Location
 
 
@@ -30,6 +31,7 @@ class BatchTask:
     attempt: int
     files: list[str]
     root: Location
+    span: FileRange | None = None  # a row range of files[0] (a big file cut across workers), read by range
 
 
 @dataclass

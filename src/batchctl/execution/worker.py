@@ -69,6 +69,9 @@ def run_task(scorer: Any, task: BatchTask, scratch: str) -> BatchResult:
     local_files, ok_names, fetch_errors = [], [], []
     batch_dir = os.path.join(scratch, f"b{task.batch}")
     try:
+        if task.span is not None:  # a row range of a big file: read by range, never downloaded whole
+            names = []
+            outcome = scorer.score_range(root, task.span)
         for rel in names:
             try:
                 path = fetch(root, rel, batch_dir)
@@ -85,7 +88,7 @@ def run_task(scorer: Any, task: BatchTask, scratch: str) -> BatchResult:
             ok_names.append(rel)
         if local_files:
             outcome = scorer.score(local_files, ok_names)
-        else:
+        elif task.span is None:
             outcome = Outcome(ok=True)
     except StorageUnavailableError as exc:
         outcome = Outcome(ok=False, error=str(exc), error_info=ErrorInfo.from_exception(exc))

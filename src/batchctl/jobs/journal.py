@@ -54,6 +54,7 @@ class JobJournal:
         self.first_error: dict[str, Any] | None = None
         self.results = ResultStore(folder)
         self.ok_batches: dict[int, str | None] = {}  # committed mini-batch -> its part file (None: no rows)
+        self.batch_rows: dict[int, int] = {}  # mini-batch -> rows it returned (renumbering split files)
         self.failed_log = open(folder / "failed_items.jsonl", "a", encoding="utf-8")  # noqa: SIM115
         self.batch_log = open(folder / "batches.jsonl", "a", encoding="utf-8")  # noqa: SIM115
 
@@ -70,6 +71,7 @@ class JobJournal:
         for batch in sorted(kept):
             commit = kept[batch]
             self.ok_batches[batch] = self.results.part_path(commit)
+            self.batch_rows[batch] = commit.rows
             self._log_batch(batch, True, commit.attempt, commit.succeeded, commit.failed)
         c = self.counts
         c.mini_batches_completed = len(kept)
@@ -168,6 +170,7 @@ class JobJournal:
         if ok:
             part = result.part
             self.counts.rows += result.rows
+            self.batch_rows[batch] = result.rows
             if result.data:  # the rows came back with the result (Ray): write them as a local worker would
                 staged = self.folder / "parts" / part_name(batch, result.attempt)
                 staged.write_bytes(result.data)

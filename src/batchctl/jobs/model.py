@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 from batchctl.errors import InvalidStateError, SpecError
 from batchctl.execution.events import BatchEvent
@@ -86,6 +86,24 @@ class JobSettings(_Model):
     retry_settings: JobRetry
     error_threshold: int
     logging_level: str
+    split: Literal["auto", "always", "never"] = "auto"  # big files as row ranges (no-code MLflow only)
+    keep_columns: list[str] = Field(default_factory=list)  # input columns copied before the predictions
+
+    @model_serializer(mode="wrap")
+    def _without_defaults_of_new_keys(self, handler: Any) -> Any:
+        # records written before these settings existed load and save unchanged (test_old_records)
+        data = handler(self)
+        if data.get("split") == "auto":
+            del data["split"]
+        if not data.get("keep_columns", True):
+            del data["keep_columns"]
+        return data
+
+    @property
+    def output_format(self) -> str:
+        from batchctl.scoring.formats import output_format
+
+        return output_format(self.output_file_name)
 
     @classmethod
     def merge(cls, deployment: dict[str, Any], compute: dict[str, Any], overrides: RunOverrides) -> JobSettings:
@@ -110,7 +128,17 @@ class JobSettings(_Model):
         workers = instances * per_instance
         if compute.get("max_workers"):
             workers = min(workers, int(compute["max_workers"]))
+        props = deployment.get("properties") or {}
+        split = overrides.split or props.get("batchctl.split") or "auto"
+        if split not in ("auto", "always", "never"):
+            raise SpecError(f"deployment property batchctl.split: '{split}' is not auto, always or never")
+        keep = overrides.keep_columns
+        if keep is None and props.get("batchctl.keep_columns"):
+            keep = RunOverrides(keep_columns=props["batchctl.keep_columns"]).keep_columns
+        _check_outputs(deployment, output_action, output_file_name, keep or [])
         return cls(
+            split=split,
+            keep_columns=keep or [],
             mini_batch_size=overrides.mini_batch_size or base["mini_batch_size"],
             instance_count=instances,
             max_concurrency_per_instance=per_instance,
@@ -130,7 +158,26 @@ class JobSettings(_Model):
             error_threshold=self.error_threshold,
             retry_settings=self.retry_settings.model_dump(),
             output_file_name=self.output_file_name if self.output_action == "append_row" else None,
+            split=self.split,
+            keep_columns=self.keep_columns or None,
         )
+
+
+def _check_outputs(deployment: dict[str, Any], output_action: str, file_name: str | None, keep: list[str]) -> None:
+    """Output formats and --keep-columns are the no-code MLflow scorer's: a scoring script writes its own rows."""
+    from batchctl.scoring.formats import output_format
+
+    fmt = output_format(file_name)
+    if (deployment.get("code_configuration") or {}).get("code"):
+        if fmt != "csv":
+            raise SpecError(
+                f"output_file_name '{file_name}': {fmt} results are written by the built-in MLflow scorer only; "
+                "a scoring script's rows are Azure's CSV lines (use a .csv name)"
+            )
+        if keep:
+            raise SpecError("--keep-columns works with the built-in MLflow scorer only, not with a scoring script")
+    if keep and output_action == "summary_only":
+        raise SpecError("--keep-columns needs output_action append_row: summary_only writes no rows")
 
 
 class JobCounts(_Model):

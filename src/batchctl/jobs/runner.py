@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import shutil
 import time
 from pathlib import Path
@@ -17,11 +16,12 @@ from typing import Any
 from batchctl import storage
 from batchctl.errors import BatchctlError, InvalidStateError, JobCanceledError, JobFailedError, redact
 from batchctl.execution.base import InitFailedError, RunSettings, supervise
-from batchctl.execution.partition import plan_batches
+from batchctl.execution.splitting import FileLedger, plan_units, range_key
 from batchctl.jobs import records
 from batchctl.jobs.journal import JobJournal, ProgressFn
 from batchctl.jobs.logs import JobLogs
 from batchctl.jobs.model import JobPlan, JobProgress, JobRecord, JobState
+from batchctl.jobs.publish import ordered_parts, write_results
 from batchctl.scoring.base import ScorerRef
 from batchctl.tracking.job import TrackedJob
 from batchctl.workspace import Workspace, now
@@ -54,6 +54,8 @@ def scorer_ref(record: JobRecord, bi_output: Path) -> ScorerRef:
         output_dir=str(bi_output),
         logging_level=record.settings.logging_level,
         environment_variables=dict(snapshot.environment_variables),
+        output_format=record.settings.output_format,
+        keep_columns=tuple(record.settings.keep_columns),
     )
 
 
@@ -79,12 +81,24 @@ def run_job(ws: Workspace, name: str, on_progress: ProgressFn | None = None) -> 
     parts.mkdir(exist_ok=True)
     bi_output.mkdir(exist_ok=True)
     tracked = TrackedJob(record.dump(), plan.root, plan.input_type, plan.files, folder, logs.master, TRACKING_AGENT)
-    batches = plan_batches(plan.files, settings.mini_batch_size)
-    journal = JobJournal(folder, name, batches, record.counts, logs, tracked.progress_fn(on_progress))
-    pending = journal.resume_from(journal.results.load(name, batches))
+    journal = JobJournal(folder, name, [], record.counts, logs, tracked.progress_fn(on_progress))
     status, error = JobState.FAILED, None
     started = time.monotonic()
     try:
+        # big CSV/Parquet files become row ranges (the no-code scorer only: scripts keep Azure's file contract)
+        mbs, workers = settings.mini_batch_size, settings.workers
+        units = plan_units(plan.root, plan.files, mbs, workers, settings.split, not snapshot_script(record))
+        ledger = FileLedger(units)
+        batches = units.units
+        journal.counts.mini_batches = len(batches)
+        for note in units.notes:
+            logs.master(note)
+        # a range's commit is kept only with its whole file: the ledger settles a split file from all its ranges
+        journal.batches = [
+            [range_key(units.ranges[i])] if i in units.ranges else unit for i, unit in enumerate(batches)
+        ]
+        committed = journal.results.load(name, journal.batches)
+        pending = journal.resume_from({b: c for b, c in committed.items() if b not in units.ranges})
         logs.master(
             f"job {name}: {len(plan.files)} files -> {len(batches)} mini-batches of up to "
             f"{settings.mini_batch_size}; {settings.workers} workers on {record.compute}"
@@ -114,6 +128,8 @@ def run_job(ws: Workspace, name: str, on_progress: ProgressFn | None = None) -> 
             journal,
             lambda: (folder / CANCEL_MARKER).exists(),
             pending=pending,
+            ranges=units.ranges,
+            settle=ledger.settle,
         )
         journal.flush(force=True)
         if journal.counts.items_succeeded == 0:
@@ -122,7 +138,7 @@ def run_job(ws: Workspace, name: str, on_progress: ProgressFn | None = None) -> 
                 "There is no succeeded mini batch item returned from run()"
                 + (f"; first error: {reason}" if reason else "")
             )
-        published = _publish(folder, record, journal, logs, bi_output)
+        published = _publish(folder, record, journal, logs, bi_output, ledger)
         if published is not None:
             tracked.published(*published)
         status = JobState.COMPLETED
@@ -186,8 +202,12 @@ def run_job(ws: Workspace, name: str, on_progress: ProgressFn | None = None) -> 
     return final
 
 
+def snapshot_script(record: JobRecord) -> bool:
+    return bool(record.deployment_snapshot.code_dir)
+
+
 def _publish(
-    folder: Path, record: JobRecord, journal: JobJournal, logs: JobLogs, bi_output: Path
+    folder: Path, record: JobRecord, journal: JobJournal, logs: JobLogs, bi_output: Path, ledger: FileLedger
 ) -> tuple[str, int] | None:
     """Publish the results; returns (sha256, bytes) of the results file (None: summary_only)."""
     output_folder = record.output_location.location()
@@ -202,16 +222,10 @@ def _publish(
     staging = folder / "staging"
     staging.mkdir(exist_ok=True)
     results = staging / record.settings.output_file_name
-    with open(results, "wb") as out:
-        for batch in sorted(journal.ok_batches):
-            part = journal.ok_batches[batch]
-            if part:
-                with open(part, "rb") as src:
-                    for chunk in iter(lambda src=src: src.read(1 << 20), b""):
-                        digest.update(chunk)
-                        out.write(chunk)
-        out.flush()
-        os.fsync(out.fileno())
+    write_results(str(results), ordered_parts(journal, ledger), record.settings.output_format)
+    with open(results, "rb") as staged:
+        for chunk in iter(lambda: staged.read(1 << 20), b""):
+            digest.update(chunk)
     target = record.output_file_location.location()
     storage.prepare_output_folder(output_folder)
     storage.publish(str(results), target)

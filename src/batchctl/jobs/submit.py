@@ -90,12 +90,21 @@ def build_request(
     tags: Iterable[str] = (),
     tracking_uri: str | None = None,
     log_predictions: bool = False,
+    split: str | None = None,
+    keep_columns: str | None = None,
 ) -> JobRequest:
     """The command line's words (flags, `--set` strings, an invocation file) as one typed request.
     Precedence: flags > `--set` > the invocation file > the deployment."""
     set_overrides, io_sets = split_sets(overrides)
     flags = spec_load.validate_data(
-        RunOverrides, {"mini_batch_size": mini_batch_size, "instance_count": instance_count}, "options"
+        RunOverrides,
+        {
+            "mini_batch_size": mini_batch_size,
+            "instance_count": instance_count,
+            "split": split,
+            "keep_columns": keep_columns,
+        },
+        "options",
     )
     merged = flags.over(set_overrides)
     file_tags: dict[str, str] = {}

@@ -21,6 +21,8 @@ class ScorerRef:
     output_dir: str  # AZUREML_BI_OUTPUT_PATH (a local folder)
     logging_level: str
     environment_variables: dict[str, str] = field(default_factory=dict)
+    output_format: str = "csv"  # csv | parquet | jsonl: how the no-code scorer writes its rows
+    keep_columns: tuple[str, ...] = ()  # input columns copied before the predictions
 
 
 @dataclass

@@ -66,7 +66,7 @@ class MlflowScorer:
                     frames.append((name, self._read(path)))
                 except Exception as exc:  # one unreadable file is one failed item
                     self._fail(outcome, name, exc)
-        chunks: list[str] = []
+        chunks: list[Any] = []
         predicted = self._predict_together(frames, joined) if self.row_wise and len(frames) > 1 else None
         for index, (name, frame) in enumerate(frames):
             try:
@@ -74,14 +74,45 @@ class MlflowScorer:
                     predictions = predicted[index]
                 else:  # a file with a header and no rows gives no rows, as it does when predicted together
                     predictions = self.model.predict(frame) if len(frame) else []
-                text, rows = _format_rows(predictions, name)
+                chunk, rows = self._rows(predictions, name, frame, 0)
             except Exception as exc:  # a file whose prediction fails is one failed item
                 self._fail(outcome, name, exc)
                 continue
-            chunks.append(text)
+            chunks.append(chunk)
             outcome.succeeded += 1
             outcome.rows += rows
-        outcome.data = "".join(chunks).encode()
+        outcome.data = render(chunks, self.ref.output_format)
+        return outcome
+
+    def _rows(self, predictions: Any, name: str, frame: Any, start: int) -> tuple[Any, int]:
+        """One file's (or range's) rows in the job's output format: CSV text, or a table (parquet, jsonl)."""
+        if self.ref.output_format == "csv" and not self.ref.keep_columns:
+            return _format_rows(predictions, name, start)
+        table = _results_table(predictions, name, start, kept(frame, self.ref.keep_columns, len(frame)))
+        if self.ref.output_format == "csv":
+            return table.to_csv(header=False, index=False, lineterminator="\n"), len(table)
+        return table, len(table)
+
+    def score_range(self, root: Any, rng: Any) -> Outcome:
+        """One row range of a big file (scoring/ranges.py), read with ranged reads; numbered from the
+        range's first row when the plan knows it (the publisher renumbers otherwise)."""
+        from batchctl.errors import StorageUnavailableError
+        from batchctl.scoring.ranges import read_range
+
+        outcome = Outcome(ok=True)
+        try:
+            frame = read_range(root, rng, self.dtypes)
+            predictions = self.model.predict(frame) if len(frame) else []
+            chunk, rows = self._rows(predictions, rng.file, frame, rng.first_row or 0)
+            if isinstance(chunk, str) and chunk.count("\n") != rows:
+                raise ValueError("an output row holds a line break, so this range's rows cannot be renumbered")
+        except StorageUnavailableError:
+            raise  # the store is down, not the file: the attempt fails and is retried
+        except Exception as exc:  # the range's file is one failed item
+            self._fail(outcome, rng.file, exc)
+            return outcome
+        outcome.succeeded, outcome.rows = 1, rows
+        outcome.data = render([chunk], self.ref.output_format)
         return outcome
 
     def _fail(self, outcome: Outcome, name: str, exc: BaseException) -> None:
@@ -199,7 +230,34 @@ def _signature_dtypes(model: Any) -> tuple[dict[str, Any] | None, list[str] | No
     return (dtypes or None), schema.input_names()
 
 
-def _results_table(predictions: Any, name: str) -> Any:
+def kept(frame: Any, columns: tuple[str, ...], rows: int) -> Any:
+    """The input columns named by --keep-columns; a missing one fails the item."""
+    if not columns:
+        return None
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"--keep-columns: column(s) {', '.join(map(repr, missing))} not in the input "
+            f"(its columns: {', '.join(map(str, frame.columns))})"
+        )
+    return frame[list(columns)].reset_index(drop=True)
+
+
+def render(chunks: list[Any], output_format: str) -> bytes:
+    """The bytes of a part: CSV text joined, JSON lines, or one Parquet file (one row group per part)."""
+    from batchctl.scoring.formats import jsonl_text, parquet_bytes
+
+    if output_format == "csv":
+        return "".join(chunks).encode()
+    tables = [c for c in chunks if len(c)]
+    if not tables:
+        return b""
+    if output_format == "jsonl":
+        return "".join(jsonl_text(t) for t in tables).encode()
+    return parquet_bytes(tables)
+
+
+def _results_table(predictions: Any, name: str, start: int = 0, keep: Any = None) -> Any:
     import numpy as np
     import pandas as pd
 
@@ -217,7 +275,12 @@ def _results_table(predictions: Any, name: str) -> Any:
             out = pd.DataFrame({"prediction": arr.reshape(-1)})
         else:
             out = pd.DataFrame({"prediction": [str(x.tolist()) for x in arr]})
-    out.insert(0, "row", range(len(out)))
+    if keep is not None:
+        clash = [c for c in keep.columns if c in out.columns or c in ("row", "file_name")]
+        if clash:
+            raise ValueError(f"--keep-columns: {', '.join(map(repr, clash))} would clash with an output column")
+        out = pd.concat([keep, out], axis=1)
+    out.insert(0, "row", np.arange(start, start + len(out), dtype=np.int64))
     out["file_name"] = name
     return out
 
@@ -231,7 +294,7 @@ def _csv_field(text: str) -> str:
     return text
 
 
-def _format_rows(predictions: Any, name: str) -> tuple[str, int]:
+def _format_rows(predictions: Any, name: str, start: int = 0) -> tuple[str, int]:
     """`row,prediction...,file_name` lines; a fast path for 1-D integer/boolean/float64 predictions."""
     import numpy as np
     import pandas as pd
@@ -252,6 +315,6 @@ def _format_rows(predictions: Any, name: str) -> tuple[str, int]:
                 values = [repr(v) if isinstance(v, float) else v for v in values]
         else:
             line = "{},{}".format  # ints as str(); booleans print True/False, as pandas writes them
-        return tail.join(map(line, range(len(values)), values)) + tail, len(values)
-    table = _results_table(predictions, name)
+        return tail.join(map(line, range(start, start + len(values)), values)) + tail, len(values)
+    table = _results_table(predictions, name, start)
     return table.to_csv(header=False, index=False, lineterminator="\n"), len(table)

@@ -36,6 +36,20 @@ class RunOverrides(StrictModel):
     error_threshold: int | None = Field(None, ge=-1)
     retry_settings: JobRetrySettings | None = None
     output_file_name: str | None = None
+    # batchctl's own (Azure has no field for them; documented in README "Big files and output formats")
+    split: Literal["auto", "always", "never"] | None = None
+    keep_columns: list[str] | None = None
+
+    @field_validator("keep_columns", mode="before")
+    @classmethod
+    def _columns(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",")]
+        if isinstance(value, list) and any(not isinstance(c, str) or not c.strip() for c in value):
+            raise ValueError("keep_columns: give column names, e.g. id,region")
+        if isinstance(value, list) and len(set(value)) != len(value):
+            raise ValueError("keep_columns: a column is named twice")
+        return value
 
     @field_validator("output_file_name")
     @classmethod
