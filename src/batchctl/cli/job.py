@@ -27,14 +27,27 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def invoke_job(*, no_wait: bool = False, dry_run: bool = False, set_: list[str] | None = None, **options: Any) -> Any:
-    """Submit a job (options as api.submit_job takes them), then run it here or hand it to a runner."""
+def invoke_job(
+    *,
+    no_wait: bool = False,
+    dry_run: bool = False,
+    no_server: bool = False,
+    set_: list[str] | None = None,
+    **options: Any,
+) -> Any:
+    """Submit a job (options as api.submit_job takes them), then run it here, hand it to a runner, or
+    to the workspace's running server (cli/_server_client.py) unless no_server."""
     from batchctl import api
+    from batchctl.cli import _server_client
 
     ws = workspace()
     record = api.submit_job(ws, dry_run=dry_run, overrides=set_ or [], **options)
     if dry_run:
         return record
+    if not (no_server or _server_client.disabled_by_env()) and _server_client.hand_over(ws, record):
+        if no_wait:
+            return api.get_job(ws, record["name"])
+        return final_outcome(_server_client.follow(ws, record))
     if no_wait:
         return api.start_job_detached(ws, record["name"])
     return run_foreground(ws, record)
@@ -43,7 +56,6 @@ def invoke_job(*, no_wait: bool = False, dry_run: bool = False, set_: list[str] 
 def run_foreground(ws: Any, record: dict[str, Any]) -> Any:
     from batchctl import api
     from batchctl.cli._progress import ProgressRenderer
-    from batchctl.errors import JobCanceledError, JobFailedError
 
     renderer = ProgressRenderer(record["counts"]["mini_batches"], record["counts"]["files"], record["name"])
     previous = signal.signal(signal.SIGTERM, _interrupt)
@@ -52,6 +64,13 @@ def run_foreground(ws: Any, record: dict[str, Any]) -> Any:
     finally:
         renderer.close()
         signal.signal(signal.SIGTERM, previous)
+    return final_outcome(final)
+
+
+def final_outcome(final: dict[str, Any]) -> Any:
+    """A finished job's record when it Completed; else the error (exit 1, or 130 when canceled)."""
+    from batchctl.errors import JobCanceledError, JobFailedError
+
     if final["status"] == "Completed":
         return final
     message = (final.get("error") or {}).get("message") or final["status"]
@@ -84,6 +103,10 @@ InstanceOpt = Annotated[int | None, typer.Option("--instance-count", "-c", help=
 InvokeFileOpt = Annotated[str | None, typer.Option("--file", "-f", help="Invocation YAML with inputs:/outputs:.")]
 NoWaitOpt = Annotated[bool, typer.Option("--no-wait", help="Hand the job to a detached runner and return at once.")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the plan; score nothing.")]
+NoServerOpt = Annotated[
+    bool,
+    typer.Option("--no-server", help="Run here even when `batchctl serve` runs (also BATCHCTL_NO_SERVER=1)."),
+]
 DeploymentOpt = Annotated[
     str | None, typer.Option("--deployment-name", "-d", help="Deployment (default: the endpoint's default).")
 ]
@@ -124,6 +147,7 @@ def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: st
         file: InvokeFileOpt = None,
         no_wait: NoWaitOpt = False,
         dry_run: DryRunOpt = False,
+        no_server: NoServerOpt = False,
     ) -> object:
         """Start a batch scoring job on the endpoint (its default deployment unless -d)."""
         sets = _az_set_values(ctx, set_)
@@ -141,6 +165,7 @@ def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: st
             file=file,
             no_wait=no_wait,
             dry_run=dry_run,
+            no_server=no_server,
         )
 
 
@@ -156,9 +181,12 @@ def create(
     stream: Annotated[bool, typer.Option("--stream", help="Wait for the job (default).")] = True,
     no_wait: NoWaitOpt = False,
     dry_run: DryRunOpt = False,
+    no_server: NoServerOpt = False,
 ) -> object:
     """Create a batch scoring job from an invocation file (same fields as `endpoint invoke -f`)."""
-    return invoke_job(job_name=name, set_=_az_set_values(ctx, set_), file=file, no_wait=no_wait, dry_run=dry_run)
+    return invoke_job(
+        job_name=name, set_=_az_set_values(ctx, set_), file=file, no_wait=no_wait, dry_run=dry_run, no_server=no_server
+    )
 
 
 @command(app, "list", columns=JOB_COLUMNS)

@@ -144,6 +144,19 @@ def _redirect_output(path: str) -> None:
     sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
 
 
+def _hand_over_outputs(own: str, target: str) -> None:
+    """A warm worker's script writes to its own AZUREML_BI_OUTPUT_PATH (a script may keep that path from
+    init(), as Azure's examples do); after each task the files move to the job's output folder."""
+    if not own or os.path.abspath(own) == os.path.abspath(target):
+        return
+    for folder, _, names in os.walk(own):
+        for name in names:
+            source = os.path.join(folder, name)
+            dest = os.path.join(target, os.path.relpath(source, own))
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            shutil.move(source, dest)
+
+
 def local_worker_main(conn: Any, ref: ScorerRef, slot: int, stdout_path: str, parts_dir: str, parent_pid: int) -> None:
     """Entry point of a spawned worker process (execution/local.py)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the driver, which stops us
@@ -167,15 +180,21 @@ def local_worker_main(conn: Any, ref: ScorerRef, slot: int, stdout_path: str, pa
             if message[0] != "task":
                 break
             task: BatchTask = message[1]
+            if task.stdout_path and task.stdout_path != stdout_path:
+                stdout_path = task.stdout_path
+                _redirect_output(stdout_path)
             result = run_task(scorer, task, scratch)
+            if task.output_dir:
+                _hand_over_outputs(ref.output_dir, task.output_dir)
             data, result.data = result.data, b""
+            target = task.parts_dir or parts_dir
             if result.ok and data:
                 name = part_name(task.batch, task.attempt)
-                tmp = os.path.join(parts_dir, f".{name}.tmp")
+                tmp = os.path.join(target, f".{name}.tmp")
                 with open(tmp, "wb") as handle:
                     handle.write(data)
-                os.replace(tmp, os.path.join(parts_dir, name))
-                result.part = os.path.join(parts_dir, name)
+                os.replace(tmp, os.path.join(target, name))
+                result.part = os.path.join(target, name)
             try:
                 conn.send(("result", result))
             except (BrokenPipeError, OSError):

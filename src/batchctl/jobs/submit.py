@@ -209,6 +209,8 @@ def queue(ws: Workspace, request: JobRequest, dry_run: bool = False) -> dict[str
             code_dir=code.get("code"),
             scoring_script=code.get("scoring_script"),
             environment_variables=deployment["settings"].get("environment_variables") or {},
+            spec_hash=deployment.get("spec_hash"),
+            model_hash=model.get("content_hash"),
         ),
     )
     _warn_requirements(model)
