@@ -17,8 +17,8 @@ Resources (create is create-or-overwrite; the same spec again is a no-op):
 Jobs: submit_job, run_job, start_job_detached, get_job, list_jobs, cancel_job, download_job,
 rerun_job, read_job_log, adopt_job (a running server takes a Queued job over).
 
-Server: server_info (the workspace's running `batchctl serve`, or None). Endpoint records carry
-`scoring_uri`/`openapi_uri` on that server (or on the URL `serve` would use, saying so).
+Server: server_info (the workspace's running `batchctl serve`, or None). get_endpoint and
+list_endpoints give `scoring_uri`/`openapi_uri` on that server (or on the URL `serve` would use, saying so).
 
 Job functions import the job machinery on first use, so that `batchctl endpoint list` stays fast.
 """
@@ -39,11 +39,9 @@ from batchctl.resources.deployments import (
     set_default_deployment,
     update_deployment,
 )
-from batchctl.resources.endpoints import create_endpoint as _create_endpoint
-from batchctl.resources.endpoints import delete_endpoint
+from batchctl.resources.endpoints import create_endpoint, delete_endpoint, update_endpoint
 from batchctl.resources.endpoints import get_endpoint as _get_endpoint
 from batchctl.resources.endpoints import list_endpoints as _list_endpoints
-from batchctl.resources.endpoints import update_endpoint as _update_endpoint
 from batchctl.resources.models import create_model, delete_model, get_model, list_models
 from batchctl.workspace import Workspace
 
@@ -92,21 +90,6 @@ __all__ = [
     "update_deployment",
     "update_endpoint",
 ]
-
-
-def create_endpoint(ws: Workspace, **options: Any) -> dict[str, Any]:
-    """Create or overwrite an endpoint (as `az ml batch-endpoint create`); options: file, name,
-    overrides, description."""
-    from batchctl.jobs.serverinfo import endpoint_uris
-
-    return endpoint_uris(ws, _create_endpoint(ws, **options))
-
-
-def update_endpoint(ws: Workspace, name: str | None, overrides: Any = (), file: str | None = None) -> dict[str, Any]:
-    """Update description, tags, properties or defaults (`--set defaults.deployment_name=D`)."""
-    from batchctl.jobs.serverinfo import endpoint_uris
-
-    return endpoint_uris(ws, _update_endpoint(ws, name, overrides, file=file))
 
 
 def get_endpoint(ws: Workspace, name: str) -> dict[str, Any]:

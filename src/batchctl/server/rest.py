@@ -80,7 +80,7 @@ class JobProperties(_Body):
         default_factory=dict, description="Azure's job properties; `experimentName` is honoured."
     )
     # batchctl's per-job overrides (Azure's overridable settings, with the names of its batch job schema)
-    name: str | None = Field(None, description="The job name (default: a UUID).")
+    name: str | None = Field(None, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,254}$", description="The job name (a UUID).")
     miniBatchSize: int | None = Field(None, gt=0)
     errorThreshold: int | None = Field(None, ge=-1)
     outputFileName: str | None = None
