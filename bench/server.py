@@ -65,7 +65,7 @@ class Server:
         self.log = open(cwd / "serve.log", "wb")  # noqa: SIM115 - closed in stop()
         started = time.monotonic()
         self.proc = subprocess.Popen(
-            [BATCHCTL, "serve", "--port", "0", "--allow-path", str(WORK)],
+            [BATCHCTL, "serve", "--port", "0", "--allow-path", str(benchrun.WORK)],
             env=env,
             cwd=cwd,
             stdout=subprocess.PIPE,

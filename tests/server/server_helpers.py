@@ -63,6 +63,8 @@ SCRIPT = textwrap.dedent(
             cmd, _, arg = text.partition(" ")
             if cmd == "sleep":
                 time.sleep(float(arg))
+            elif cmd == "raise":
+                raise ValueError("cannot score " + os.path.basename(path))
             elif cmd == "dieonce":
                 marker = os.path.join(os.environ["STATE_DIR"], "died-" + os.path.basename(path))
                 if not os.path.exists(marker):

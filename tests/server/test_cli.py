@@ -102,16 +102,15 @@ def test_query_tsv_and_job_create_through_the_server(served, tmp_path):
 
 def test_failures_give_the_same_exit_code_and_message_either_way(served, tmp_path):
     ws, _ = served
-    bad = tmp_path / "bad"
-    bad.mkdir()
-    (bad / "x.csv").write_text("not,the,columns\n1,2,3\n")
+    bad = ws.commands("failing", {"x.txt": "raise"})
     out = tmp_path / "exists"
     heart_csv(tmp_path / "one" / "a.csv", 2, 1)
     out.mkdir()
     (out / "predictions.csv").write_text("keep\n")
     for extra, env in (([], None), (["--no-server"], None), ([], {"BATCHCTL_NO_SERVER": "1"})):
         name = f"failing-{len(extra)}-{bool(env)}"
-        failed = batchctl(ws, "endpoint", "invoke", "-n", "heart", "-i", str(bad), "--job-name", name, *extra, env=env)
+        args = ["-d", "script", "-i", str(bad), "--job-name", name, "--set", "retry_settings.max_retries=0", *extra]
+        failed = batchctl(ws, "endpoint", "invoke", "-n", "heart", *args, env=env)
         assert failed.returncode == 1, failed.stderr
         first = failed.stderr.strip().splitlines()[-2]
         assert first.startswith(f"Error: job {name} failed: There is no succeeded mini batch item"), failed.stderr
