@@ -144,3 +144,33 @@ def test_a_dead_server_is_ignored(tmp_path, heart_model):
     assert result.returncode == 0, result.stderr
     assert "Warning" not in result.stderr
     assert json.loads(result.stdout)["runner"]["pid"] != server.pid
+
+
+def test_sigterm_on_the_cli_cancels_the_servers_job_with_exit_130(served):
+    import signal
+    import time
+
+    ws, server = served
+    slow = ws.commands("cli-slow", {"a.txt": "sleep 60"})
+    env = {k: v for k, v in os.environ.items() if k != "BATCHCTL_NO_SERVER"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "batchctl", "endpoint", "invoke", "-n", "heart", "-d", "script", "-i", str(slow)]
+        + ["--job-name", "cli-term"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**env, "BATCHCTL_HOME": str(ws.root)},
+    )
+    deadline = time.monotonic() + 120
+    record = ws.root / "jobs" / "cli-term" / "job.json"
+    while time.monotonic() < deadline:
+        if record.is_file() and json.loads(record.read_text())["status"] == "Running":
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=90)
+    assert proc.returncode == 130, stderr
+    assert "Error: job cli-term was canceled; nothing was published" in stderr
+    final = json.loads(record.read_text())
+    assert (final["status"], final["runner"]["pid"]) == ("Canceled", server.pid)
+    assert json.loads(stdout)["status"] == "Canceled"

@@ -9,6 +9,7 @@ refuses the job, leaves it to this process, with a warning."""
 from __future__ import annotations
 
 import os
+import signal
 import time
 from typing import Any
 
@@ -83,6 +84,7 @@ def follow(ws: Any, record: dict[str, Any]) -> dict[str, Any]:
     name = record["name"]
     renderer = ProgressRenderer(record["counts"]["mini_batches"], record["counts"]["files"], name)
     seen: dict[str, Any] = {}
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM cancels, as for a job run here
     try:
         try:
             while True:
@@ -100,4 +102,9 @@ def follow(ws: Any, record: dict[str, Any]) -> dict[str, Any]:
         renderer(JobProgress(event=None, counts=final_counts, status=JobState(current["status"])))
     finally:
         renderer.close()
+        signal.signal(signal.SIGTERM, previous)
     return current
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
