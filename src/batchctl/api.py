@@ -16,7 +16,10 @@ Resources (create is create-or-overwrite; the same spec again is a no-op):
 - computes: create_compute, get_compute, list_computes, delete_compute
 
 Jobs: submit_job, run_job, start_job_detached, get_job, list_jobs, cancel_job, download_job,
-rerun_job, rerun_whole_job, verify_job, read_job_log.
+rerun_job, rerun_whole_job, verify_job, read_job_log, adopt_job (a running server takes a Queued job over).
+
+Server: server_info (the workspace's running `batchctl serve`, or None). get_endpoint and
+list_endpoints give `scoring_uri`/`openapi_uri` on that server (or on the URL `serve` would use, saying so).
 
 Job functions import the job machinery on first use, so that `batchctl endpoint list` stays fast.
 """
@@ -39,12 +42,9 @@ from batchctl.resources.deployments import (
     set_default_deployment,
     update_deployment,
 )
-from batchctl.resources.endpoints import (
-    create_endpoint,
-    get_endpoint,
-    list_endpoints,
-    update_endpoint,
-)
+from batchctl.resources.endpoints import create_endpoint, update_endpoint
+from batchctl.resources.endpoints import get_endpoint as _get_endpoint
+from batchctl.resources.endpoints import list_endpoints as _list_endpoints
 from batchctl.resources.environments import (
     create_environment,
     delete_environment,
@@ -55,10 +55,12 @@ from batchctl.resources.models import create_model, get_model, list_models
 from batchctl.workspace import Workspace
 
 if TYPE_CHECKING:
+    from batchctl.execution.pool import WarmPools
     from batchctl.jobs.model import JobProgress
 
 __all__ = [
     "Workspace",
+    "adopt_job",
     "cancel_job",
     "create_compute",
     "create_data",
@@ -97,6 +99,7 @@ __all__ = [
     "resume_job",
     "rerun_whole_job",
     "run_job",
+    "server_info",
     "set_default_deployment",
     "start_job_detached",
     "submit_job",
@@ -104,6 +107,27 @@ __all__ = [
     "update_endpoint",
     "verify_job",
 ]
+
+
+def get_endpoint(ws: Workspace, name: str) -> dict[str, Any]:
+    """An endpoint, with its scoring_uri and openapi_uri on the workspace's server."""
+    from batchctl.jobs.serverinfo import endpoint_uris
+
+    return endpoint_uris(ws, _get_endpoint(ws, name))
+
+
+def list_endpoints(ws: Workspace) -> list[dict[str, Any]]:
+    """Endpoints, sorted by name, with their URIs as get_endpoint gives them."""
+    from batchctl.jobs.serverinfo import endpoint_uris
+
+    return [endpoint_uris(ws, record) for record in _list_endpoints(ws)]
+
+
+def server_info(ws: Workspace) -> dict[str, Any] | None:
+    """The workspace's running server (`batchctl serve`): url, pid, started_at; None when none runs."""
+    from batchctl.jobs import serverinfo
+
+    return serverinfo.read(ws)
 
 
 def submit_job(ws: Workspace, *, dry_run: bool = False, **options: Any) -> dict[str, Any]:
@@ -119,12 +143,23 @@ def submit_job(ws: Workspace, *, dry_run: bool = False, **options: Any) -> dict[
     return submit.queue(ws, submit.build_request(**options), dry_run)
 
 
-def run_job(ws: Workspace, name: str, on_progress: Callable[[JobProgress], None] | None = None) -> dict[str, Any]:
+def run_job(
+    ws: Workspace, name: str, on_progress: Callable[[JobProgress], None] | None = None, pools: WarmPools | None = None
+) -> dict[str, Any]:
     """Run a Queued job in this process until it ends; returns the final record. `on_progress` is called
-    with a JobProgress for every event and once at the end."""
+    with a JobProgress for every event and once at the end. With `pools` (the server's), a local job
+    takes warm workers whose init() has run instead of starting its own."""
     from batchctl.jobs.runner import run_job as _run
 
-    return _run(ws, name, on_progress).public()
+    return _run(ws, name, on_progress, pools=pools).public()
+
+
+def adopt_job(ws: Workspace, name: str, runner_pid: int | None = None) -> dict[str, Any]:
+    """Make this process the runner of a Queued job (the server taking a job the CLI submitted). With
+    runner_pid, the job must still belong to that process."""
+    from batchctl.jobs import commands
+
+    return commands.adopt_job(ws, name, runner_pid)
 
 
 def start_job_detached(ws: Workspace, name: str) -> dict[str, Any]:

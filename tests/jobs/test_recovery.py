@@ -299,6 +299,48 @@ def test_sigkill_of_the_driver_at_ten_random_points_then_resume(env, tmp_path):
     assert sorted(os.listdir(out)) == ["predictions.csv"]
 
 
+def test_sigkill_after_the_publish_before_the_record_says_completed(env, tmp_path):
+    """The one kill point the random ones above cannot reach on purpose: the results file is published,
+    the record still says Running. The runner is held there by a FIFO at logs/job_result.txt (written
+    after the publish, before the terminal record), killed, and the job resumed: it must complete, its
+    published results untouched, rather than stay Failed with nothing left to resume."""
+    inputs = crash_inputs(10, CRASH_SEED + 2)
+    data = write_inputs(tmp_path / "in", inputs)
+    out = tmp_path / "out"
+    crash_deployment(env)
+    proc = spawn(
+        tmp_path, "invoke",
+        "endpoint", "invoke", "-n", "heart", "--input", str(data), "--output-path", str(out), "--job-name", "late",
+    )  # fmt: skip
+    try:
+        wait_running(env, "late", proc, 1, 4, "all but the gated mini-batch committed")
+        fifo = env.job_dir("late") / "logs" / "job_result.txt"
+        os.mkfifo(fifo)
+        env.open_gate("final")
+
+        def published() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"the runner ended by itself (exit {proc.returncode})")
+            return (out / "predictions.csv").exists()
+
+        wait_for(published, 180, "the publish")
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(60) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    fifo.unlink()
+    workers_gone(env)
+    assert (out / "predictions.csv").read_bytes() == expected_rows(inputs)
+    job = env.show("late")
+    assert (job["status"], job["error"]["message"]) == ("Failed", "runner exited unexpectedly")
+    resumed = env.cli("job", "resume", "-n", "late")
+    assert resumed.exit_code == 0, (resumed.stdout, resumed.stderr)
+    assert (json.loads(resumed.stdout)["status"], env.show("late")["attempts"]) == ("Completed", 2)
+    assert (out / "predictions.csv").read_bytes() == expected_rows(inputs)
+
+
 INTERRUPT_FILES = 20
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from batchctl import __version__
-from batchctl.cli import compute, data, datastore, deployment, endpoint, environment, job, model
+from batchctl.cli import compute, data, datastore, deployment, endpoint, environment, job, model, serve
 from batchctl.cli._common import set_global
 
 _HELP = "Azure ML batch endpoints on any machine: same YAML, same scoring scripts, same CLI verbs."
@@ -34,6 +34,7 @@ def build_app(groups: dict[str, typer.Typer]) -> typer.Typer:
     root.callback()(_root)
     for name, group in groups.items():
         root.add_typer(group, name=name)
+    serve.register(root)
     return root
 
 

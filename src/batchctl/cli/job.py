@@ -29,14 +29,27 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def invoke_job(*, no_wait: bool = False, dry_run: bool = False, set_: list[str] | None = None, **options: Any) -> Any:
-    """Submit a job (options as api.submit_job takes them), then run it here or hand it to a runner."""
+def invoke_job(
+    *,
+    no_wait: bool = False,
+    dry_run: bool = False,
+    no_server: bool = False,
+    set_: list[str] | None = None,
+    **options: Any,
+) -> Any:
+    """Submit a job (options as api.submit_job takes them), then run it here, hand it to a runner, or
+    to the workspace's running server (cli/_server_client.py) unless no_server."""
     from batchctl import api
+    from batchctl.cli import _server_client
 
     ws = workspace()
     record = api.submit_job(ws, dry_run=dry_run, overrides=set_ or [], **options)
     if dry_run:
         return record
+    if not (no_server or _server_client.disabled_by_env()) and _server_client.hand_over(ws, record):
+        if no_wait:
+            return api.get_job(ws, record["name"])
+        return final_outcome(_server_client.follow(ws, record))
     if no_wait:
         return api.start_job_detached(ws, record["name"])
     return run_foreground(ws, record)
@@ -53,6 +66,12 @@ def run_foreground(ws: Any, record: dict[str, Any]) -> Any:
     finally:
         renderer.close()
         signal.signal(signal.SIGTERM, previous)
+    return final_outcome(final)
+
+
+def final_outcome(final: dict[str, Any]) -> Any:
+    """A finished job's record when it Completed; else the error (exit 1, or 130 when canceled)."""
+
     if final["status"] == "Completed":
         return final
     error = outcome_error(final)
@@ -105,6 +124,10 @@ KeepColumnsOpt = Annotated[
 InvokeFileOpt = Annotated[str | None, typer.Option("--file", "-f", help="Invocation YAML with inputs:/outputs:.")]
 NoWaitOpt = Annotated[bool, typer.Option("--no-wait", help="Hand the job to a detached runner and return at once.")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the plan; score nothing.")]
+NoServerOpt = Annotated[
+    bool,
+    typer.Option("--no-server", help="Run here even when `batchctl serve` runs (also BATCHCTL_NO_SERVER=1)."),
+]
 DeploymentOpt = Annotated[
     str | None, typer.Option("--deployment-name", "-d", help="Deployment (default: the endpoint's default).")
 ]
@@ -178,6 +201,7 @@ def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: st
         log_predictions: LogPredictionsOpt = False,
         split: SplitOpt = None,
         keep_columns: KeepColumnsOpt = None,
+        no_server: NoServerOpt = False,
     ) -> object:
         """Start a batch scoring job on the endpoint (its default deployment unless -d)."""
         sets, tags = _az_multi_values(ctx, set_, tags)
@@ -200,6 +224,7 @@ def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: st
             dry_run=dry_run,
             split=split,
             keep_columns=keep_columns,
+            no_server=no_server,
         )
 
 
@@ -218,6 +243,7 @@ def create(
     tags: TagsOpt = None,
     tracking_uri: TrackingUriOpt = None,
     log_predictions: LogPredictionsOpt = False,
+    no_server: NoServerOpt = False,
 ) -> object:
     """Create a batch scoring job from an invocation file (same fields as `endpoint invoke -f`)."""
     sets, tags = _az_multi_values(ctx, set_, tags)
@@ -230,6 +256,7 @@ def create(
         tags=tags or [],
         tracking_uri=tracking_uri,
         log_predictions=log_predictions,
+        no_server=no_server,
     )
 
 

@@ -32,6 +32,11 @@ class BatchTask:
     files: list[str]
     root: Location
     span: FileRange | None = None  # a row range of files[0] (a big file cut across workers), read by range
+    # Where this attempt's job wants the worker's output: set per task (not at spawn) because a warm
+    # worker of the server's pool serves one job after another (execution/pool.py)
+    parts_dir: str | None = None  # a local worker writes the rows here
+    output_dir: str | None = None  # the job's AZUREML_BI_OUTPUT_PATH
+    stdout_path: str | None = None  # the job's log of the worker's prints
 
 
 @dataclass

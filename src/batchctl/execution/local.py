@@ -3,41 +3,54 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import multiprocessing
 import os
 import pickle
 import signal
 import sys
+import threading
 import types
 from collections.abc import Iterator
 from multiprocessing.connection import wait as mp_wait
 from typing import Any
 
 from batchctl.errors import BatchctlError
+from batchctl.execution.events import BatchTask
 from batchctl.scoring.base import ScorerRef
+
+# the server starts jobs from several threads: swapping __main__ must not interleave
+_MAIN_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
 def _without_main_module() -> Iterator[None]:
     """Spawned children re-import the parent's __main__ (the CLI script: typer, rich...) before running
     their target. The worker needs none of it, so hide __main__ while starting the child."""
-    saved = sys.modules.get("__main__")
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        yield
-    finally:
-        if saved is not None:
-            sys.modules["__main__"] = saved
+    with _MAIN_LOCK:
+        saved = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            yield
+        finally:
+            if saved is not None:
+                sys.modules["__main__"] = saved
 
 
 class LocalHandle:
-    def __init__(self, slot: int, process: Any, conn: Any) -> None:
+    def __init__(self, slot: int, process: Any, conn: Any, backend: LocalBackend | None = None) -> None:
         self.slot = slot
         self.process = process
         self.conn = conn
         self.dead = False
+        self.backend = backend  # the job this worker serves now (a warm worker changes jobs)
+        self.ready = False  # init() done ("ready" seen)
+        self.busy = False  # a task was sent and its result not yet received
 
-    def submit(self, task: dict[str, Any]) -> None:
+    def submit(self, task: BatchTask) -> None:
+        if self.backend is not None:
+            task = self.backend.for_job(task, self.slot)
+        self.busy = True
         try:
             self.conn.send(("task", task))
         except (BrokenPipeError, OSError):
@@ -79,21 +92,29 @@ class LocalBackend:
         self.ctx = multiprocessing.get_context("spawn")
         self.handles: list[LocalHandle] = []
 
-    def spawn(self, slot: int) -> LocalHandle:
+    def stdout_path(self, slot: int) -> str:
+        return os.path.join(self.logs_dir, "user", "stdout", f"worker-{slot}.txt")
+
+    def for_job(self, task: BatchTask, slot: int) -> BatchTask:
+        """The task with this job's folders: where the rows, the script's files and its prints go."""
+        return dataclasses.replace(
+            task, parts_dir=self.parts_dir, output_dir=self.ref.output_dir, stdout_path=self.stdout_path(slot)
+        )
+
+    def spawn(self, slot: int, ref: ScorerRef | None = None) -> LocalHandle:
         from batchctl.execution.worker import local_worker_main
 
         parent, child = self.ctx.Pipe(duplex=True)
-        stdout_path = os.path.join(self.logs_dir, "user", "stdout", f"worker-{slot}.txt")
         process = self.ctx.Process(
             target=local_worker_main,
-            args=(child, self.ref, slot, stdout_path, self.parts_dir, os.getpid()),
+            args=(child, ref or self.ref, slot, self.stdout_path(slot), self.parts_dir, os.getpid()),
             name=f"batchctl-worker-{slot}",
             daemon=True,
         )
         with _without_main_module():
             process.start()
         child.close()
-        handle = LocalHandle(slot, process, parent)
+        handle = LocalHandle(slot, process, parent, self)
         self.handles.append(handle)
         return handle
 
@@ -116,9 +137,14 @@ class LocalBackend:
                     try:
                         if not h.conn.poll():
                             break
-                        out.append((h, h.conn.recv()))
+                        message = h.conn.recv()
                     except (EOFError, OSError):
                         break
+                    if message[0] == "ready":
+                        h.ready = True
+                    elif message[0] == "result":
+                        h.busy = False
+                    out.append((h, message))
         for obj in ready:
             h = waitables[obj]
             if obj is h.process.sentinel and not h.dead:
@@ -134,17 +160,22 @@ class LocalBackend:
         return out
 
     def shutdown(self) -> None:
-        for h in self.handles:
-            if not h.dead:
-                with contextlib.suppress(Exception):
-                    h.conn.send(("stop",))
-        for h in self.handles:
-            if not h.dead:
-                with contextlib.suppress(Exception):
-                    h.process.join(2)
-                if h.process.is_alive():
-                    h.kill()
-                h.dead = True
-                with contextlib.suppress(Exception):
-                    h.conn.close()
+        stop_workers(self.handles)
         self.handles = []
+
+
+def stop_workers(handles: list[LocalHandle]) -> None:
+    """Ask workers to leave, then kill those still there after 2 s."""
+    for h in handles:
+        if not h.dead:
+            with contextlib.suppress(Exception):
+                h.conn.send(("stop",))
+    for h in handles:
+        if not h.dead:
+            with contextlib.suppress(Exception):
+                h.process.join(2)
+            if h.process.is_alive():
+                h.kill()
+            h.dead = True
+            with contextlib.suppress(Exception):
+                h.conn.close()

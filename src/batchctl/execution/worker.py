@@ -149,11 +149,9 @@ class CappedOutput:
     count of the bytes dropped. A run() that prints for ever cannot fill the disk."""
 
     def __init__(self, path: str, cap: int) -> None:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        self.file = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        self.written = os.fstat(self.file).st_size  # a replaced worker appends to the same file
+        self.lock = threading.Lock()
         self.cap = cap
-        self.dropped = 0
+        self._open(path)
         read_end, write_end = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -164,6 +162,26 @@ class CappedOutput:
         self.thread = threading.Thread(target=self._pump, name="batchctl-output", daemon=True)
         self.thread.start()
 
+    def _open(self, path: str) -> None:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        self.file = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self.written = os.fstat(self.file).st_size  # a replaced worker appends to the same file
+        self.dropped = 0
+
+    def switch(self, path: str) -> None:
+        """Write to another job's log from now on (a warm worker of the server's pool); the cap restarts."""
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        with self.lock:
+            self._end_note()
+            os.close(self.file)
+            self._open(path)
+
+    def _end_note(self) -> None:
+        if self.dropped:
+            os.write(self.file, f"[batchctl] {self.dropped} bytes of output were dropped\n".encode())
+
     def _pump(self) -> None:
         while True:
             try:
@@ -172,18 +190,22 @@ class CappedOutput:
                 break
             if not chunk:
                 break
-            room = self.cap - self.written
-            if room > 0:
-                kept = chunk[:room]
-                os.write(self.file, kept)
-                self.written += len(kept)
-                if len(kept) < len(chunk):
-                    self.dropped += len(chunk) - len(kept)
-                    os.write(self.file, f"\n[batchctl] output truncated at {self.cap} bytes\n".encode())
-            else:
-                self.dropped += len(chunk)
-        if self.dropped:
-            os.write(self.file, f"[batchctl] {self.dropped} bytes of output were dropped\n".encode())
+            with self.lock:
+                self._write(chunk)
+        with self.lock:
+            self._end_note()
+
+    def _write(self, chunk: bytes) -> None:
+        room = self.cap - self.written
+        if room <= 0:
+            self.dropped += len(chunk)
+            return
+        kept = chunk[:room]
+        os.write(self.file, kept)
+        self.written += len(kept)
+        if len(kept) < len(chunk):
+            self.dropped += len(chunk) - len(kept)
+            os.write(self.file, f"\n[batchctl] output truncated at {self.cap} bytes\n".encode())
 
     def close(self) -> None:
         """Flush, end the pipe and let the pump write its last line (bounded wait)."""
@@ -209,6 +231,9 @@ def _redirect_output(path: str, capped: bool = True) -> None:
     global _capture
     import atexit
 
+    if capped and _capture is not None:  # a warm worker moving on to another job's log
+        _capture.switch(path)
+        return
     if capped:
         _capture = CappedOutput(path, log_cap())
         # registered first, so it runs last: output printed by the script's own atexit handlers is kept too
@@ -223,6 +248,19 @@ def _redirect_output(path: str, capped: bool = True) -> None:
         os.close(fd)
     sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - lives as long as the process
     sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+
+
+def _hand_over_outputs(own: str, target: str) -> None:
+    """A warm worker's script writes to its own AZUREML_BI_OUTPUT_PATH (a script may keep that path from
+    init(), as Azure's examples do); after each task the files move to the job's output folder."""
+    if not own or os.path.abspath(own) == os.path.abspath(target):
+        return
+    for folder, _, names in os.walk(own):
+        for name in names:
+            source = os.path.join(folder, name)
+            dest = os.path.join(target, os.path.relpath(source, own))
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            shutil.move(source, dest)
 
 
 def local_worker_main(conn: Any, ref: ScorerRef, slot: int, stdout_path: str, parts_dir: str, parent_pid: int) -> None:
@@ -248,15 +286,21 @@ def local_worker_main(conn: Any, ref: ScorerRef, slot: int, stdout_path: str, pa
             if message[0] != "task":
                 break
             task: BatchTask = message[1]
+            if task.stdout_path and task.stdout_path != stdout_path:
+                stdout_path = task.stdout_path
+                _redirect_output(stdout_path)
             result = run_task(scorer, task, scratch)
+            if task.output_dir:
+                _hand_over_outputs(ref.output_dir, task.output_dir)
             data, result.data = result.data, b""
+            target = task.parts_dir or parts_dir
             if result.ok and data:
                 name = part_name(task.batch, task.attempt)
-                tmp = os.path.join(parts_dir, f".{name}.tmp")
+                tmp = os.path.join(target, f".{name}.tmp")
                 with open(tmp, "wb") as handle:
                     handle.write(data)
-                os.replace(tmp, os.path.join(parts_dir, name))
-                result.part = os.path.join(parts_dir, name)
+                os.replace(tmp, os.path.join(target, name))
+                result.part = os.path.join(target, name)
             try:
                 conn.send(("result", result))
             except (BrokenPipeError, OSError):

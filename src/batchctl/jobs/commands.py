@@ -88,13 +88,32 @@ def cancel_job(ws: Workspace, name: str, wait_seconds: float = 60.0) -> dict[str
         record = records.load(ws, name)
         if record.status.terminal:
             return record.public()
-        if record.status is JobState.QUEUED and not records.runner_alive(record.runner):
+        owner = (record.runner or {}).get("pid")
+        if record.status is JobState.QUEUED and (owner == os.getpid() or not records.runner_alive(record.runner)):
             try:
                 return records.update(folder, JobState.CANCELED, error={"message": "job canceled"}).public()
             except InvalidStateError:
                 continue  # a runner took it (or it ended) meanwhile: read it again
         time.sleep(0.1)
     raise BatchctlError(f"job '{name}' did not stop within {wait_seconds:g} seconds; cancel was requested")
+
+
+def adopt_job(ws: Workspace, name: str, runner_pid: int | None = None) -> dict[str, Any]:
+    """Make this process the runner of a Queued job (a server taking over a job the CLI submitted)."""
+    folder = records.job_dir(ws, name)
+    if records.read(folder) is None:
+        raise NotFoundError(f"job '{name}' not found", "list jobs with `batchctl job list`")
+    with records.job_lock(folder):
+        record = records.read(folder)
+        assert record is not None
+        owner = (record.runner or {}).get("pid")
+        if record.status is not JobState.QUEUED:
+            raise InvalidStateError(f"job '{name}' is {record.status}, not Queued")
+        if runner_pid is not None and owner != runner_pid:
+            raise InvalidStateError(f"job '{name}' belongs to process {owner}, not {runner_pid}")
+        record.runner = records.runner_identity()
+        records.write(folder, record)
+    return record.public()
 
 
 def download_job(

@@ -213,6 +213,8 @@ class DeploymentSnapshot(_Model):
     code_dir: str | None = None
     scoring_script: str | None = None
     environment_variables: dict[str, str] = Field(default_factory=dict)
+    spec_hash: str | None = None  # the deployment's, at submit (part of a warm pool's key)
+    model_hash: str | None = None  # the model's content hash, at submit (part of a warm pool's key)
 
 
 class JobPlan(_Model):

@@ -11,7 +11,7 @@ import hashlib
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchctl import storage
 from batchctl.errors import BatchctlError, InvalidStateError, JobCanceledError, JobFailedError, redact
@@ -26,17 +26,27 @@ from batchctl.scoring.base import ScorerRef
 from batchctl.tracking.job import TrackedJob
 from batchctl.workspace import Workspace, now
 
+if TYPE_CHECKING:
+    from batchctl.execution.pool import WarmPools
+
 CANCEL_MARKER = "cancel_requested"
 TRACKING_AGENT = "batchctl.jobs.tracking_agent"
 
 
-def make_backend(record: JobRecord, ref: ScorerRef, folder: Path) -> Any:
+def make_backend(record: JobRecord, ref: ScorerRef, folder: Path, pools: WarmPools | None = None) -> Any:
     if record.compute_type == "ray":
         from batchctl.execution.ray import RayBackend
 
         return RayBackend(
             ref, record.compute_address or "local", record.compute_max_workers, logs_dir=str(folder / "logs")
         )
+    if pools is not None and pools.enabled:
+        from batchctl.execution.pool import pool_key
+
+        snap = record.deployment_snapshot
+        key = pool_key(ref, record.model, snap.model_hash, snap.spec_hash, record.compute)
+        owner = f"{record.endpoint_name}/{record.deployment_name}"
+        return pools.backend(key, owner, snap.spec_hash, ref, str(folder / "logs"), str(folder / "parts"))
     from batchctl.execution.local import LocalBackend
 
     return LocalBackend(ref, str(folder / "logs"), str(folder / "parts"))
@@ -59,8 +69,11 @@ def scorer_ref(record: JobRecord, bi_output: Path) -> ScorerRef:
     )
 
 
-def run_job(ws: Workspace, name: str, on_progress: ProgressFn | None = None) -> JobRecord:
-    """Run a Queued job to a terminal state in this process; returns the final record."""
+def run_job(
+    ws: Workspace, name: str, on_progress: ProgressFn | None = None, pools: WarmPools | None = None
+) -> JobRecord:
+    """Run a Queued job to a terminal state in this process; returns the final record. With `pools` (the
+    server's warm pools), a local job takes warm workers."""
     folder = records.job_dir(ws, name)
     record = records.read(folder)
     if record is None:
@@ -113,7 +126,7 @@ def run_job(ws: Workspace, name: str, on_progress: ProgressFn | None = None) -> 
         if record.output_file_location is not None:
             storage.refuse_existing(record.output_file_location.location())
         ref = scorer_ref(record, bi_output)
-        backend = make_backend(record, ref, folder)
+        backend = make_backend(record, ref, folder, pools)
         run_settings = RunSettings(
             workers=settings.workers,
             max_retries=settings.retry_settings.max_retries,

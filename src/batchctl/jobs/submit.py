@@ -278,6 +278,8 @@ def snapshot_deployment(ws: Workspace, deployment: dict[str, Any]) -> tuple[Depl
         code_dir=code.get("code"),
         scoring_script=code.get("scoring_script"),
         environment_variables=deployment["settings"].get("environment_variables") or {},
+        spec_hash=deployment.get("spec_hash"),
+        model_hash=model.get("content_hash"),
     )
     return snapshot, model
 

@@ -1,0 +1,235 @@
+"""Azure's invocation API for batch endpoints, over the workspace's jobs.
+
+`POST {scoring_uri}` (= `/endpoints/{endpoint}/jobs`) with Azure's body starts a job; the header
+`azureml-model-deployment` picks a deployment. The body is checked here (400), local paths are confined
+to the allowed roots (403), and the job goes through `api.submit_job`, exactly as `endpoint invoke`
+checks it, then into the server's queue. Job routes answer in Azure's shape: `id`, `name`, `type` and
+`properties.status`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from batchctl import api
+from batchctl.errors import BatchctlError
+from batchctl.workspace import Workspace
+
+JOB_TYPE = "Microsoft.MachineLearningServices/workspaces/jobs"
+
+# Azure resource ids that the REST docs use for inputs and outputs, and what batchctl calls them
+_ARM_WORKSPACE = r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/[^/]+/workspaces/[^/]+"
+_ARM_DATASTORE = re.compile(_ARM_WORKSPACE + r"/datastores/(.+)$")
+_ARM_DATA = re.compile(_ARM_WORKSPACE + r"/data/([^/]+)/versions/([^/]+)$")
+
+
+class BadRequestError(BatchctlError):
+    """The request body is not what the API takes (HTTP 400)."""
+
+    exit_code = 3
+
+
+class ForbiddenPathError(BatchctlError):
+    """A local path outside the server's allowed roots (HTTP 403)."""
+
+    exit_code = 3
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class JobInput(_Body):
+    JobInputType: Literal["UriFolder", "UriFile", "uri_folder", "uri_file"] = Field(
+        description="UriFolder (a folder whose files are scored) or UriFile (one file)."
+    )
+    Uri: str = Field(
+        min_length=1,
+        description="azureml://datastores/<ds>/paths/<p>, azureml:<data>:<version>, https://, az://, "
+        "an Azure datastore or data asset id, or an absolute local path under an allowed root.",
+    )
+    Mode: str | None = Field(None, description="Accepted for Azure compatibility; ignored.")
+
+
+class JobOutput(_Body):
+    JobOutputType: Literal["UriFolder", "UriFile", "uri_folder", "uri_file"] = "UriFolder"
+    Uri: str = Field(min_length=1, description="The output folder: the results file is written inside it.")
+    Mode: str | None = None
+
+
+class RetrySettings(_Body):
+    maxRetries: int | None = Field(None, ge=0)
+    timeout: int | None = Field(None, gt=0, le=259200, description="Seconds per mini-batch attempt.")
+
+
+class ComputeSettings(_Body):
+    instanceCount: int | None = Field(None, ge=1)
+
+
+class JobProperties(_Body):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    InputData: dict[str, JobInput] = Field(description="Exactly one input: model deployments take one.")
+    OutputData: dict[str, JobOutput] = Field(default_factory=dict, description="Optional: `score` only.")
+    properties: dict[str, str] = Field(
+        default_factory=dict, description="Azure's job properties; `experimentName` is honoured."
+    )
+    # batchctl's per-job overrides (Azure's overridable settings, with the names of its batch job schema)
+    name: str | None = Field(None, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,254}$", description="The job name (a UUID).")
+    miniBatchSize: int | None = Field(None, gt=0)
+    errorThreshold: int | None = Field(None, ge=-1)
+    outputFileName: str | None = None
+    retrySettings: RetrySettings | None = None
+    compute: ComputeSettings | None = None
+
+
+class InvokeBody(_Body):
+    """Azure's invocation body: `{"properties": {"InputData": {...}, "OutputData": {"score": {...}}}}`."""
+
+    properties: JobProperties
+
+
+def _kind(value: str) -> str:
+    return "uri_file" if value in ("UriFile", "uri_file") else "uri_folder"
+
+
+def azure_uri(uri: str) -> str:
+    """Azure's resource ids as batchctl's references; everything else unchanged."""
+    match = _ARM_DATASTORE.match(uri)
+    if match:
+        rest = match.group(1)
+        return f"azureml://datastores/{rest}" if "/paths/" in rest else f"azureml://datastores/{rest}/paths/"
+    match = _ARM_DATA.match(uri)
+    if match:
+        return f"azureml:{match.group(1)}:{match.group(2)}"
+    return uri
+
+
+def allowed_roots(ws: Workspace, extra: Iterable[str]) -> list[str]:
+    """--allow-path roots plus every local datastore's folder (the default datastore included)."""
+    roots = [os.path.realpath(p) for p in extra]
+    for store in api.list_datastores(ws):
+        if store.get("type") == "local" and store.get("path"):
+            roots.append(os.path.realpath(store["path"]))
+    return roots
+
+
+def check_path(value: str, roots: list[str], what: str) -> None:
+    """A local path must resolve (symbolic links and `..` included) inside an allowed root; other URIs are
+    the workspace's datastores, data assets or remote stores, checked by the job's own resolution."""
+    from batchctl.urls import AZURE_PROTOCOLS, protocol_of
+
+    if value.startswith("azureml:"):
+        return
+    protocol = protocol_of(value)
+    if protocol in ("http", "https", *AZURE_PROTOCOLS):
+        return
+    if protocol != "file" or "::" in value:
+        # fsspec would open `local://`, `zip://...::file://` and chained URLs on this machine too
+        raise BadRequestError(
+            f"{what}: '{value}' is not accepted over REST; use azureml://datastores/..., azureml:<data>:<version>, "
+            "https://, az://, abfs:// or an absolute local path"
+        )
+    local = value[len("file://") :] if value.startswith("file://") else value
+    if not os.path.isabs(local):
+        raise BadRequestError(f"{what}: local paths must be absolute over REST, not '{value}'")
+    real = os.path.realpath(local)
+    for root in roots:
+        if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
+            return
+    raise ForbiddenPathError(
+        f"{what}: '{value}' is not under a path this server may use; start the server with "
+        "--allow-path DIR for it, or use a datastore path (azureml://datastores/<ds>/paths/...)"
+    )
+
+
+def submit_options(
+    ws: Workspace, endpoint: str, deployment: str | None, body: InvokeBody, roots: list[str]
+) -> dict[str, Any]:
+    """Azure's body as `api.submit_job` options (the words `endpoint invoke` takes)."""
+    props = body.properties
+    if len(props.InputData) != 1:
+        raise BadRequestError(
+            f"properties.InputData: model deployments take exactly one input; this body names {len(props.InputData)}"
+        )
+    unknown = set(props.OutputData) - {"score"}
+    if unknown:
+        raise BadRequestError(f"properties.OutputData: the one output is named 'score', not {sorted(unknown)}")
+    (data,) = props.InputData.values()
+    uri = azure_uri(data.Uri)
+    check_path(uri, roots, "InputData")
+    options: dict[str, Any] = {
+        "endpoint": endpoint,
+        "deployment": deployment,
+        "input": uri,
+        "input_type": _kind(data.JobInputType),
+        "job_name": props.name,
+        "experiment_name": props.properties.get("experimentName"),
+        "mini_batch_size": props.miniBatchSize,
+        "instance_count": props.compute.instanceCount if props.compute else None,
+    }
+    if "score" in props.OutputData:
+        out = azure_uri(props.OutputData["score"].Uri)
+        check_path(out, roots, "OutputData.score")
+        options["output_path"] = out
+    overrides = []
+    if props.errorThreshold is not None:
+        overrides.append(f"error_threshold={props.errorThreshold}")
+    if props.outputFileName is not None:
+        overrides.append(f"output_file_name={props.outputFileName}")
+    if props.retrySettings is not None:
+        if props.retrySettings.maxRetries is not None:
+            overrides.append(f"retry_settings.max_retries={props.retrySettings.maxRetries}")
+        if props.retrySettings.timeout is not None:
+            overrides.append(f"retry_settings.timeout={props.retrySettings.timeout}")
+    options["overrides"] = overrides
+    return options
+
+
+def job_resource(record: dict[str, Any], base_url: str) -> dict[str, Any]:
+    """A job record in Azure's resource shape (`.id`, `.name`, `.properties.status`)."""
+    settings = record.get("settings") or {}
+    retry = settings.get("retry_settings") or {}
+    inputs = {
+        name: {"JobInputType": "UriFile" if spec.get("type") == "uri_file" else "UriFolder", "Uri": spec.get("path")}
+        for name, spec in (record.get("inputs") or {}).items()
+    }
+    outputs = {
+        name: {"JobOutputType": "UriFolder", "Uri": spec.get("path")}
+        for name, spec in (record.get("outputs") or {}).items()
+    }
+    return {
+        "id": f"{base_url}/jobs/{record['name']}",
+        "name": record["name"],
+        "type": JOB_TYPE,
+        "properties": {
+            "status": record["status"],
+            "jobType": "BatchScoring",
+            "displayName": record.get("display_name"),
+            "experimentName": record.get("experiment_name"),
+            "endpointName": record.get("endpoint_name"),
+            "deploymentName": record.get("deployment_name"),
+            "model": record.get("model"),
+            "InputData": inputs,
+            "OutputData": outputs,
+            "outputFile": record.get("output_file"),
+            "miniBatchSize": settings.get("mini_batch_size"),
+            "errorThreshold": settings.get("error_threshold"),
+            "outputFileName": settings.get("output_file_name"),
+            "retrySettings": {"maxRetries": retry.get("max_retries"), "timeout": retry.get("timeout")},
+            "compute": {"instanceCount": settings.get("instance_count"), "target": record.get("compute")},
+            "counts": record.get("counts"),
+            "error": record.get("error"),
+            "startTime": record.get("start_time"),
+            "endTime": record.get("end_time"),
+            "tags": record.get("tags") or {},
+            "description": record.get("description"),
+            "services": {"Studio": {"endpoint": f"{base_url}/studio/jobs/{record['name']}"}},
+        },
+        "systemData": {"createdAt": record.get("created_at")},
+    }

@@ -1,0 +1,52 @@
+"""Fixtures for the server tests (helpers in server_helpers.py): a real MLflow model, a workspace with an
+endpoint and two deployments, and real `batchctl serve` subprocesses stopped by PID at teardown."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from server_helpers import Server, Workspace
+
+from testkit import train_heart_model
+
+
+@pytest.fixture(scope="session")
+def heart_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train_heart_model(tmp_path_factory.mktemp("server-model") / "model")
+
+
+@pytest.fixture(scope="session")
+def reference(heart_model: Path) -> Callable[[Path], list[str]]:
+    """The rows batchctl must write for one CSV file: `row,prediction,file_name`, from the model loaded here."""
+    import mlflow.pyfunc
+    import pandas as pd
+
+    model = mlflow.pyfunc.load_model(str(heart_model))
+
+    def rows(path: Path, name: str | None = None) -> list[str]:
+        frame = pd.read_csv(path, dtype={"thal": "str"})
+        return [f"{i},{p},{name or path.name}" for i, p in enumerate(model.predict(frame))]
+
+    return rows
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, heart_model: Path) -> Workspace:
+    return Workspace(tmp_path / "ws", heart_model)
+
+
+@pytest.fixture
+def start_server() -> Iterator[Callable[..., Server]]:
+    started: list[Server] = []
+
+    def start(ws: Workspace, *args: str, **kwargs: Any) -> Server:
+        server = Server(ws, *args, **kwargs)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.kill()

@@ -1,0 +1,235 @@
+"""Helpers for the server tests: a REAL `batchctl serve --port 0` subprocess on 127.0.0.1 (stopped by its
+PID), httpx clients with tokens from the workspace key, a real MLflow model and heart data."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PY = sys.executable
+STARTUP_SECONDS = 90
+
+
+def heart_csv(path: Path, rows: int, seed: int) -> Path:
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "age": rng.uniform(30, 80, rows).round(2),
+            "chol": rng.uniform(120, 400, rows).round(2),
+            "thal": rng.choice(["normal", "fixed", "reversible"], rows),
+        }
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+    return path
+
+
+def heart_folder(folder: Path, files: int = 3, rows: int = 6, seed: int = 0) -> Path:
+    for i in range(files):
+        heart_csv(folder / f"part-{i:03d}.csv", rows, seed + i)
+    return folder
+
+
+# A scoring script for lifecycle tests: init() records its pid; each input file says what to do.
+SCRIPT = textwrap.dedent(
+    """
+    import os
+    import time
+
+    def init():
+        global OUT
+        OUT = os.environ["AZUREML_BI_OUTPUT_PATH"]  # kept from init(), as Azure's examples do
+        folder = os.path.join(os.environ["STATE_DIR"], "inits")
+        os.makedirs(folder, exist_ok=True)
+        open(os.path.join(folder, str(os.getpid())), "w").close()
+
+    def run(mini_batch):
+        rows = []
+        for path in mini_batch:
+            text = open(path).read().strip()
+            cmd, _, arg = text.partition(" ")
+            if cmd == "sleep":
+                time.sleep(float(arg))
+            elif cmd == "raise":
+                raise ValueError("cannot score " + os.path.basename(path))
+            elif cmd == "dieonce":
+                marker = os.path.join(os.environ["STATE_DIR"], "died-" + os.path.basename(path))
+                if not os.path.exists(marker):
+                    open(marker, "w").close()
+                    os._exit(3)
+            name = os.path.basename(path)
+            with open(os.path.join(OUT, name + ".out"), "w") as handle:
+                handle.write(text.upper() + "\\n")
+            print(f"scored {name}", flush=True)
+            rows.append(f"{name} {text}")
+        return rows
+    """
+)
+
+
+class Workspace:
+    """A workspace with endpoint `heart`: deployment `blue` (the MLflow model, default) and `script`."""
+
+    def __init__(self, root: Path, model: Path) -> None:
+        from batchctl import api
+        from batchctl.workspace import Workspace as Ws
+
+        self.root = root
+        self.ws = Ws(root)
+        self.tmp = root.parent
+        self.state = self.tmp / "state"
+        self.state.mkdir(exist_ok=True)
+        self.allowed = self.tmp / "allowed"
+        self.allowed.mkdir(exist_ok=True)
+        api.create_endpoint(self.ws, name="heart")
+        self.deploy({"name": "blue", "model": {"path": str(model), "type": "mlflow_model", "name": "heart"}})
+        code = self.tmp / "code"
+        code.mkdir(exist_ok=True)
+        (code / "score.py").write_text(SCRIPT)
+        weights = self.tmp / "weights"
+        weights.mkdir(exist_ok=True)
+        (weights / "w.txt").write_text("1\n")
+        self.deploy(
+            {
+                "name": "script",
+                "model": {"path": str(weights), "type": "custom_model", "name": "weights"},
+                "code_configuration": {"code": str(code), "scoring_script": "score.py"},
+            },
+            {"environment_variables": {"STATE_DIR": str(self.state)}, "retry_settings": {"timeout": 60}},
+        )
+
+    def deploy(self, spec: dict[str, Any], settings: dict[str, Any] | None = None) -> dict[str, Any]:
+        from batchctl import api
+
+        data = {
+            "endpoint_name": "heart",
+            "type": "model",
+            **spec,
+            "settings": {"max_concurrency_per_instance": 1, "mini_batch_size": 2, **(settings or {})},
+        }
+        path = self.tmp / "specs" / f"{spec['name']}.yml"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        return api.create_deployment(self.ws, str(path))
+
+    def inits(self) -> set[int]:
+        folder = self.state / "inits"
+        return {int(p.name) for p in folder.iterdir()} if folder.is_dir() else set()
+
+    def commands(self, name: str, commands: dict[str, str]) -> Path:
+        folder = self.allowed / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for rel, text in commands.items():
+            (folder / rel).write_text(text + "\n")
+        return folder
+
+
+class Server:
+    """`python -m batchctl serve --port 0` in a subprocess; output goes to files (a pipe could fill up)."""
+
+    def __init__(self, ws: Workspace, *args: str, env: dict[str, str] | None = None) -> None:
+        self.ws = ws
+        logs = ws.tmp / "server-logs"
+        logs.mkdir(exist_ok=True)
+        stamp = f"{time.monotonic_ns()}"
+        self.stdout_path = logs / f"{stamp}.out"
+        self.stderr_path = logs / f"{stamp}.err"
+        full_env = {**os.environ, "BATCHCTL_HOME": str(ws.root), **(env or {})}
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(
+                [PY, "-m", "batchctl", "serve", "--port", "0", "--allow-path", str(ws.allowed), *args],
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                env=full_env,
+            )
+        self.pid = self.proc.pid
+        self.url = self._wait_listening()
+
+    def _wait_listening(self) -> str:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            text = self.stdout_path.read_text()
+            if "listening on " in text:
+                return text.split("listening on ", 1)[1].split()[0]
+            if self.proc.poll() is not None:
+                raise AssertionError(f"the server exited ({self.proc.returncode}): {self.stderr_path.read_text()}")
+            time.sleep(0.05)
+        raise AssertionError(f"the server did not start within {STARTUP_SECONDS}s: {self.stderr_path.read_text()}")
+
+    def token(self, expires_in: int = 600) -> str:
+        from batchctl.server.auth import load_key, mint
+
+        return mint(load_key(self.ws.ws, create=False), expires_in)["accessToken"]
+
+    def client(self, token: str | None = None) -> Any:
+        import httpx
+
+        headers = {"Authorization": f"Bearer {token or self.token()}"}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60.0)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        if self.proc.poll() is None:
+            os.kill(self.pid, sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(self.pid, signal.SIGKILL)
+            self.proc.wait(10)
+            raise AssertionError(f"the server did not stop within {timeout}s after signal {sig}") from None
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def output(self) -> tuple[str, str]:
+        return self.stdout_path.read_text(), self.stderr_path.read_text()
+
+
+def body(uri: str, kind: str = "UriFolder", output: str | None = None, **extra: Any) -> dict[str, Any]:
+    properties: dict[str, Any] = {"InputData": {"heart_data": {"JobInputType": kind, "Uri": uri}}, **extra}
+    if output is not None:
+        properties["OutputData"] = {"score": {"JobOutputType": "UriFolder", "Uri": output}}
+    return {"properties": properties}
+
+
+def wait_job(client: Any, name: str, timeout: float = 180, states: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Poll GET /jobs/{name} until the job ends (or reaches one of `states`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.get(f"/jobs/{name}").json()
+        status = job["properties"]["status"]
+        if status in ("Completed", "Failed", "Canceled") or status in states:
+            return job
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {name} still {status} after {timeout}s")
+        time.sleep(0.05)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def read_record(ws: Workspace, name: str) -> dict[str, Any]:
+    return json.loads((ws.root / "jobs" / name / "job.json").read_text())
