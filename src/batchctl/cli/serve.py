@@ -86,7 +86,11 @@ def serve(
         sys.stdout.write(f"batchctl serve: listening on {url} (workspace {ws.root}); Ctrl-C stops\n")
         sys.stdout.flush()
 
-    report = run_server(ws, settings, listening)
+    def studio(login_url: str) -> None:
+        sys.stdout.write(f"batchctl serve: Studio (one-time login link): {login_url}\n")
+        sys.stdout.flush()
+
+    report = run_server(ws, settings, listening, studio)
     canceled = report.get("canceled_running", []) + report.get("canceled_queued", [])
     sys.stdout.write("batchctl serve: stopped" + (f"; canceled {', '.join(canceled)}" if canceled else "") + "\n")
     return None
