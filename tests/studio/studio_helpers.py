@@ -4,11 +4,13 @@ URL is read from its stdout, and page checks (labels, keyboard reach)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -100,14 +102,15 @@ class StudioServer:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
 
-    def session_client(self) -> Any:
+    @contextlib.contextmanager
+    def session_client(self) -> Iterator[Any]:
         """An httpx client holding a Studio session (it redeems the one-time login URL)."""
         import httpx
 
-        client = httpx.Client(base_url=self.url, timeout=30.0)
-        response = client.get(self.login_url.replace(self.url, ""))
-        assert response.status_code == 303 and response.headers["location"] == "/studio/"
-        return client
+        with httpx.Client(base_url=self.url, timeout=30.0) as client:
+            response = client.get(self.login_url.replace(self.url, ""))
+            assert response.status_code == 303 and response.headers["location"] == "/studio/"
+            yield client
 
 
 def csrf_of(html: str) -> str:
