@@ -52,7 +52,7 @@ def serve(
 
     from batchctl.errors import SpecError
 
-    _need_server_extra("batchctl serve", ("fastapi", "uvicorn", "jwt"))
+    _need_server_extra("batchctl serve", ("fastapi", "uvicorn", "jwt", "jinja2"))
     from batchctl.server.app import ServerSettings, default_max_jobs
     from batchctl.server.app import serve as run_server
 
