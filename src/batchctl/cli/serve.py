@@ -52,7 +52,7 @@ def serve(
 
     from batchctl.errors import SpecError
 
-    _need_server_extra("batchctl serve", ("fastapi", "uvicorn", "jwt"))
+    _need_server_extra("batchctl serve", ("fastapi", "uvicorn", "jwt", "jinja2"))
     from batchctl.server.app import ServerSettings, default_max_jobs
     from batchctl.server.app import serve as run_server
 
@@ -86,7 +86,11 @@ def serve(
         sys.stdout.write(f"batchctl serve: listening on {url} (workspace {ws.root}); Ctrl-C stops\n")
         sys.stdout.flush()
 
-    report = run_server(ws, settings, listening)
+    def studio(login_url: str) -> None:
+        sys.stdout.write(f"batchctl serve: Studio (one-time login link): {login_url}\n")
+        sys.stdout.flush()
+
+    report = run_server(ws, settings, listening, studio)
     canceled = report.get("canceled_running", []) + report.get("canceled_queued", [])
     sys.stdout.write("batchctl serve: stopped" + (f"; canceled {', '.join(canceled)}" if canceled else "") + "\n")
     return None

@@ -251,6 +251,9 @@ def create_app(state: ServerState) -> FastAPI:
             raise
 
     app.include_router(router)
+    from batchctl.server import studio
+
+    studio.mount(app, state)  # the Studio pages under /studio/ (session login, not bearer tokens)
     return app
 
 
@@ -340,8 +343,14 @@ def _server_class() -> Any:
     return Server
 
 
-def serve(ws: Workspace, settings: ServerSettings, on_listening: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run the server until SIGTERM or Ctrl-C; returns what the shutdown did."""
+def serve(
+    ws: Workspace,
+    settings: ServerSettings,
+    on_listening: Callable[[str], None] | None = None,
+    on_studio: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run the server until SIGTERM or Ctrl-C; returns what the shutdown did. `on_studio` gets the Studio's
+    one-time login URL once the server listens."""
     import uvicorn
 
     from batchctl.jobs import serverinfo
@@ -377,7 +386,14 @@ def serve(ws: Workspace, settings: ServerSettings, on_listening: Callable[[str],
         timeout_graceful_shutdown=10,
         lifespan="on",
     )
-    server = _server_class()(config, lambda: on_listening(url) if on_listening is not None else None)
+
+    def listening() -> None:
+        if on_listening is not None:
+            on_listening(url)
+        if on_studio is not None:
+            on_studio(f"{url}/studio/login?token={app.state.studio.issue_login()}")
+
+    server = _server_class()(config, listening)
     state.hurry = lambda: bool(server.force_exit)
     previous = notices.set_sink(lambda message: print(f"Warning: {message}", file=sys.stderr, flush=True))
     try:

@@ -1,0 +1,179 @@
+"""What the Studio forms send, as the YAML the CLI takes (the wizard) or the options `endpoint invoke`
+takes (Create job), and the CLI's error messages mapped back to the form field they are about."""
+
+from __future__ import annotations
+
+from typing import Any
+
+DEPLOYMENT_SCHEMA = "https://azuremlschemas.azureedge.net/latest/modelBatchDeployment.schema.json"
+ENDPOINT_SCHEMA = "https://azuremlschemas.azureedge.net/latest/batchEndpoint.schema.json"
+
+# a SpecError's `field.path` -> the form field it is about
+WIZARD_FIELDS = {
+    "deployment.yml": {
+        "name": "deployment_name",
+        "endpoint_name": "endpoint_name",
+        "description": "deployment_description",
+        "model": "model",
+        "model.path": "model_path",
+        "code_configuration": "code_path",
+        "code_configuration.code": "code_path",
+        "code_configuration.scoring_script": "scoring_script",
+        "compute": "compute",
+        "resources.instance_count": "instance_count",
+        "settings.instance_count": "instance_count",
+        "settings.max_concurrency_per_instance": "max_concurrency_per_instance",
+        "settings.mini_batch_size": "mini_batch_size",
+        "settings.output_action": "output_action",
+        "settings.output_file_name": "output_file_name",
+        "settings.retry_settings.max_retries": "max_retries",
+        "settings.retry_settings.timeout": "timeout",
+        "settings.error_threshold": "error_threshold",
+        "settings.logging_level": "logging_level",
+        "settings": "output_file_name",  # the summary_only / output_file_name rule
+    },
+    "endpoint.yml": {"name": "endpoint_name", "description": "endpoint_description"},
+}
+
+JOB_OVERRIDES = {
+    # form field -> the `--set` key of `endpoint invoke`
+    "error_threshold": "error_threshold",
+    "max_retries": "retry_settings.max_retries",
+    "timeout": "retry_settings.timeout",
+    "output_file_name": "output_file_name",
+    "max_concurrency_per_instance": "max_concurrency_per_instance",
+}
+JOB_FIELDS = {
+    "mini_batch_size": "mini_batch_size",
+    "instance_count": "instance_count",
+    "error_threshold": "error_threshold",
+    "retry_settings.max_retries": "max_retries",
+    "max_retries": "max_retries",
+    "retry_settings.timeout": "timeout",
+    "timeout": "timeout",
+    "output_file_name": "output_file_name",
+    "max_concurrency_per_instance": "max_concurrency_per_instance",
+}
+
+
+def _number(value: str) -> Any:
+    """An integer when the text is one; the text otherwise, so that the spec's own rule names the problem."""
+    text = value.strip()
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def wizard_specs(form: dict[str, str]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """(the endpoint YAML when the wizard makes a new endpoint, else None; the deployment YAML)."""
+    new_endpoint = form.get("endpoint_mode", "new") == "new"
+    endpoint_name = (form.get("endpoint_name") if new_endpoint else form.get("existing_endpoint")) or ""
+    endpoint = None
+    if new_endpoint:
+        endpoint = {"$schema": ENDPOINT_SCHEMA, "name": endpoint_name.strip()}
+        if form.get("endpoint_description", "").strip():
+            endpoint["description"] = form["endpoint_description"].strip()
+        endpoint["auth_mode"] = "aad_token"
+    deployment: dict[str, Any] = {
+        "$schema": DEPLOYMENT_SCHEMA,
+        "name": form.get("deployment_name", "").strip(),
+        "endpoint_name": endpoint_name.strip(),
+        "type": "model",
+    }
+    if form.get("deployment_description", "").strip():
+        deployment["description"] = form["deployment_description"].strip()
+    if form.get("model_kind", "registered") == "custom":
+        deployment["model"] = {"path": form.get("model_path", "").strip(), "type": "custom_model"}
+        deployment["code_configuration"] = {
+            "code": form.get("code_path", "").strip(),
+            "scoring_script": form.get("scoring_script", "").strip(),
+        }
+    else:
+        deployment["model"] = form.get("model", "").strip()
+    compute = form.get("compute", "").strip() or "local"
+    deployment["compute"] = compute if compute == "local" else f"azureml:{compute}"
+    deployment["resources"] = {"instance_count": _number(form.get("instance_count", "1") or "1")}
+    settings: dict[str, Any] = {
+        "max_concurrency_per_instance": _number(form.get("max_concurrency_per_instance", "1") or "1"),
+        "mini_batch_size": _number(form.get("mini_batch_size", "10") or "10"),
+        "output_action": form.get("output_action", "append_row") or "append_row",
+    }
+    if form.get("output_file_name", "").strip():
+        settings["output_file_name"] = form["output_file_name"].strip()
+    settings["retry_settings"] = {
+        "max_retries": _number(form.get("max_retries", "3") or "3"),
+        "timeout": _number(form.get("timeout", "30") or "30"),
+    }
+    settings["error_threshold"] = _number(form.get("error_threshold", "-1") or "-1")
+    settings["logging_level"] = form.get("logging_level", "info") or "info"
+    deployment["settings"] = settings
+    return endpoint, deployment
+
+
+def field_of(message: str, fields: dict[str, dict[str, str]] | dict[str, str]) -> str | None:
+    """The form field a CLI error message is about: `source: field.path: rule` for spec errors, or a
+    message that starts with the option's name."""
+    source, _, rest = message.partition(": ")
+    table = fields.get(source) if isinstance(fields.get(source), dict) else None
+    if table is not None:
+        path = rest.partition(": ")[0]
+        while path:
+            if path in table:
+                return table[path]  # type: ignore[return-value]
+            path = path.rpartition(".")[0]
+        return None
+    flat = {k: v for k, v in fields.items() if isinstance(v, str)}
+    for key in sorted(flat, key=len, reverse=True):
+        if source.strip("-").replace("-", "_") == key or source.endswith(key) or rest.startswith(f"{key}"):
+            return flat[key]
+    return None
+
+
+def job_options(form: dict[str, str], endpoint: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The Create job form as `api.submit_job` options, and errors found on the form itself."""
+    errors: dict[str, str] = {}
+    kind = form.get("input_kind", "data")
+    if kind == "data":
+        name, version = form.get("data_asset", "").strip(), form.get("data_version", "").strip() or "latest"
+        if not name:
+            errors["data_asset"] = "choose a registered dataset"
+        source = f"azureml:{name}@latest" if version == "latest" else f"azureml:{name}:{version}"
+    elif kind == "datastore":
+        store, path = form.get("datastore", "").strip(), form.get("datastore_path", "").strip().lstrip("/")
+        if not store:
+            errors["datastore"] = "choose a datastore"
+        if not path:
+            errors["datastore_path"] = "give a path inside the datastore"
+        source = f"azureml://datastores/{store}/paths/{path}"
+    else:
+        source = form.get("public_path", "").strip()
+        if not source:
+            errors["public_path"] = "give a public path or URL"
+    options: dict[str, Any] = {
+        "endpoint": endpoint,
+        "deployment": form.get("deployment") or None,
+        "input": source,
+        "input_type": "uri_file" if form.get("input_type") == "uri_file" else "uri_folder",
+    }
+    out_store, out_path = form.get("output_datastore", "").strip(), form.get("output_path", "").strip().lstrip("/")
+    if out_path and not out_store:
+        errors["output_datastore"] = "choose the datastore of the output path"
+    elif out_store and out_path:
+        options["output_path"] = f"azureml://datastores/{out_store}/paths/{out_path}"
+    elif out_store:
+        errors["output_path"] = "give a path inside the output datastore"
+    for field in ("mini_batch_size", "instance_count"):
+        text = form.get(field, "").strip()
+        if text:
+            try:
+                options[field] = int(text)
+            except ValueError:
+                errors[field] = f"'{text}' is not a whole number"
+    overrides = []
+    for field, key in JOB_OVERRIDES.items():
+        text = form.get(field, "").strip()
+        if text:
+            overrides.append(f"{key}={text}")
+    options["overrides"] = overrides
+    return options, errors

@@ -1,0 +1,144 @@
+"""Helpers for the Studio tests: a workspace like the example's (a real MLflow model `heart-classifier`
+and a data asset `heart-unlabeled`), a REAL `batchctl serve --port 0` subprocess whose one-time login
+URL is read from its stdout, and page checks (labels, keyboard reach)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+PY = sys.executable
+STARTUP_SECONDS = 90
+ROOT = Path(__file__).resolve().parents[2]
+# the screenshots in docs/studio/ are refreshed with BATCHCTL_UPDATE_SCREENSHOTS=1; otherwise (CI) they
+# are still taken, into a scratch folder, so a clone's tracked files are never rewritten by a test run
+SHOTS = (
+    ROOT / "docs" / "studio"
+    if os.environ.get("BATCHCTL_UPDATE_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "batchctl-studio-shots"
+)
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def heart_folder(folder: Path, files: int = 3, rows: int = 8) -> Path:
+    import numpy as np
+    import pandas as pd
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(files):
+        rng = np.random.default_rng(i)
+        frame = pd.DataFrame(
+            {
+                "age": rng.uniform(30, 80, rows).round(2),
+                "chol": rng.uniform(120, 400, rows).round(2),
+                "thal": rng.choice(["normal", "fixed", "reversible"], rows),
+            }
+        )
+        frame.to_csv(folder / f"heart-{i:02d}.csv", index=False)
+    return folder
+
+
+class ExampleWorkspace:
+    """The example's registered assets; endpoints and deployments are made through the pages."""
+
+    def __init__(self, root: Path, model: Path) -> None:
+        from batchctl import api
+        from batchctl.workspace import Workspace
+
+        self.root = root
+        self.ws = Workspace(root)
+        api.create_model(self.ws, name="heart-classifier", type="mlflow_model", path=str(model))
+        data = heart_folder(root.parent / "heart-unlabeled")
+        api.create_data(self.ws, name="heart-unlabeled", type="uri_folder", path=str(data))
+
+
+class StudioServer:
+    """`python -m batchctl serve --port 0`; stdout and stderr go to files."""
+
+    def __init__(self, ws: ExampleWorkspace) -> None:
+        logs = ws.root.parent / "server-logs"
+        logs.mkdir(exist_ok=True)
+        self.stdout_path, self.stderr_path = logs / "serve.out", logs / "serve.err"
+        env = {**os.environ, "BATCHCTL_HOME": str(ws.root)}
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(
+                [PY, "-m", "batchctl", "serve", "--port", "0"],
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                env=env,
+            )
+        self.url, self.login_url = self._wait()
+
+    def _wait(self) -> tuple[str, str]:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            text = self.stdout_path.read_text()
+            if "login link): " in text:
+                url = text.split("listening on ", 1)[1].split()[0]
+                return url, text.split("login link): ", 1)[1].split()[0]
+            if self.proc.poll() is not None:
+                raise AssertionError(f"the server exited ({self.proc.returncode}): {self.stderr_path.read_text()}")
+            time.sleep(0.05)
+        raise AssertionError(f"the server did not start within {STARTUP_SECONDS}s: {self.stderr_path.read_text()}")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+    @contextlib.contextmanager
+    def session_client(self) -> Iterator[Any]:
+        """An httpx client holding a Studio session (it redeems the one-time login URL)."""
+        import httpx
+
+        with httpx.Client(base_url=self.url, timeout=30.0) as client:
+            response = client.get(self.login_url.replace(self.url, ""))
+            assert response.status_code == 303 and response.headers["location"] == "/studio/"
+            yield client
+
+
+def csrf_of(html: str) -> str:
+    import re
+
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, "the page has no CSRF field"
+    return match.group(1)
+
+
+UNLABELED = """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+    .filter(el => !el.labels || el.labels.length === 0).map(el => el.name || el.id)"""
+UNREACHABLE = """() => [...document.querySelectorAll('[onclick], [tabindex="-1"]:not(main), a:not([href])')]
+    .map(el => el.outerHTML.slice(0, 80))"""
+
+
+def check_page(page: Any, shot: str | None = None) -> None:
+    """Every form field has a <label>; every action is a link, button or field (reachable with Tab);
+    optionally a 1280x800 screenshot for docs/studio.md."""
+    assert page.evaluate(UNLABELED) == []
+    assert page.evaluate(UNREACHABLE) == []
+    if shot:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"{shot}.png"))
