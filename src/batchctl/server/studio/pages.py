@@ -13,7 +13,6 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote
@@ -465,12 +464,8 @@ def mount(app: FastAPI, state: ServerState) -> Sessions:
     # ------------------------------------------------------------------------------------ the job page
 
     def job_errors(name: str) -> list[dict[str, Any]] | None:
-        grouped: Callable[..., Any] | None = getattr(api, "job_errors", None)
-        if grouped is None:
-            return None
         with contextlib.suppress(BatchctlError):
-            result = grouped(ws, name)
-            return result if isinstance(result, list) else result.get("groups", result.get("value", []))
+            return api.job_errors(ws, name)
         return None
 
     @app.get("/studio/jobs/{name}", include_in_schema=False)
@@ -482,7 +477,7 @@ def mount(app: FastAPI, state: ServerState) -> Sessions:
         log_dir = Path(record.get("log_dir") or "")
         return page(
             request, "job.html", title=name, job=record, row=_job_row(record), tree=files.tree(log_dir),
-            groups=job_errors(name), can_resume=hasattr(api, "resume_job"), terminal=TERMINAL, nav="endpoints",
+            groups=job_errors(name), can_resume=True, terminal=TERMINAL, nav="endpoints",
             viewing=None, text=None, error=None,
         )  # fmt: skip
 
@@ -509,7 +504,7 @@ def mount(app: FastAPI, state: ServerState) -> Sessions:
             return Response(text, media_type="text/plain; charset=utf-8", headers={"X-Content-Type-Options": "nosniff"})
         return page(
             request, "job.html", title=name, job=record, row=_job_row(record), tree=files.tree(log_dir),
-            groups=job_errors(name), can_resume=hasattr(api, "resume_job"), terminal=TERMINAL, nav="endpoints",
+            groups=job_errors(name), can_resume=True, terminal=TERMINAL, nav="endpoints",
             viewing=target.relative_to(Path(os.path.realpath(log_dir))).as_posix(), text=text,
             truncated=size > MAX_LOG_BYTES, error=None,
         )  # fmt: skip
@@ -548,11 +543,8 @@ def mount(app: FastAPI, state: ServerState) -> Sessions:
 
     @app.post("/studio/jobs/{name}/resume", include_in_schema=False)
     def job_resume(request: Request, name: str, form: dict[str, str] = Depends(form_of)) -> Response:
-        resume: Callable[..., dict[str, Any]] | None = getattr(api, "resume_job", None)
-        if resume is None:
-            return not_found(request, "this batchctl has no resume")
         try:
-            record = resume(ws, name)
+            record = api.resume_job(ws, name)
         except BatchctlError as exc:
             return page(request, "error.html", status=_status(exc), title="Resume", message=exc.message)
         enqueue(record["name"])
