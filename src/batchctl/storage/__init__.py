@@ -14,6 +14,7 @@ private helpers are imported from their module.
 
 from __future__ import annotations
 
+from batchctl.storage.azure import connection_string_account_url
 from batchctl.storage.inputs import fetch, list_inputs
 from batchctl.storage.locations import Location, location, location_from_record, location_record, remote
 from batchctl.storage.outputs import download, list_files, prepare_output_folder, publish, refuse_existing, upload_tree
@@ -25,6 +26,7 @@ __all__ = [
     "account_url",
     "azure_address",
     "check_remote_path",
+    "connection_string_account_url",
     "download",
     "fetch",
     "list_files",
