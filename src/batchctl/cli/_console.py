@@ -53,7 +53,22 @@ def _dig(record: Any, dotted: str) -> Any:
     return node
 
 
+def _redacted(value: Any) -> Any:
+    """Every string of `value` through errors.redact: a key, SAS or connection string a user wrote into a
+    spec (say a deployment's environment_variables) is never printed, in any format."""
+    from batchctl.errors import redact
+
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
+
+
 def render(data: Any, output: str | None, query: str | None, columns: Sequence[str] | None = None) -> None:
+    data = _redacted(data)
     if query:
         import jmespath
 
@@ -133,7 +148,9 @@ def error_line(message: str, hint: str | None = None) -> None:
 
 def warning(message: str) -> None:
     """A notice from the core (batchctl.notices): one `Warning: ...` line on stderr."""
-    sys.stderr.write(f"Warning: {message}\n")
+    from batchctl.errors import redact
+
+    sys.stderr.write(f"Warning: {redact(message)}\n")
     sys.stderr.flush()
 
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from batchctl import storage
+from batchctl import secrets, storage
 from batchctl.errors import BatchctlError, InvalidStateError, JobCanceledError, JobFailedError, redact
 from batchctl.execution.base import InitFailedError, RunSettings, supervise
 from batchctl.execution.partition import plan_batches
@@ -50,7 +50,8 @@ def scorer_ref(record: JobRecord, bi_output: Path) -> ScorerRef:
         output_action=record.settings.output_action,
         output_dir=str(bi_output),
         logging_level=record.settings.logging_level,
-        environment_variables=dict(snapshot.environment_variables),
+        # ${env:NAME} references are resolved here, in memory, when the job starts: never written to a file
+        environment_variables=secrets.resolve(snapshot.environment_variables, os.environ),
     )
 
 

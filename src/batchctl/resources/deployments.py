@@ -115,6 +115,7 @@ def _save_deployment(
     model = _resolve_deployment_model(ws, spec, source)
     if spec.code_configuration is None and model["type"] != "mlflow_model":
         raise SpecError(f"{source}: code_configuration: required because model {model['id']} is not an MLflow model")
+    _warn_literal_secrets(spec, source)
     record = spec.model_dump(mode="json")
     record["model"] = model["id"]
     record["model_type"] = model["type"]
@@ -144,6 +145,20 @@ def _save_deployment(
                 endpoint["updated_at"] = now()
                 state["endpoints"][spec.endpoint_name] = endpoint
     return record
+
+
+def _warn_literal_secrets(spec: DeploymentSpec, source: str) -> None:
+    """A literal key, SAS or connection string in environment_variables is stored as written: say so."""
+    from batchctl.notices import notify
+    from batchctl.secrets import looks_secret
+
+    names = [k for k, v in spec.settings.environment_variables.items() if looks_secret(v)]
+    if names:
+        notify(
+            f"{source}: settings.environment_variables {', '.join(names)} look like secrets (an account key, SAS "
+            "or connection string) and are stored in plaintext in the workspace registry; write "
+            "${env:NAME} to have each read from the environment when a job starts"
+        )
 
 
 def get_deployment(ws: Workspace, name: str, endpoint: str, state: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import AfterValidator, Discriminator, Field, Tag, field_validator, model_validator
 
+from batchctl.secrets import reference_problem
 from batchctl.specs._base import AssetName, EndpointName, StrictModel, Tags, Version, strip_azureml
 
 SETTINGS_KEYS = (
@@ -26,6 +27,16 @@ _MODEL_REF_RE = re.compile(
     r"^(azureml:[a-zA-Z0-9][a-zA-Z0-9_-]{0,254}(:[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}|@latest)"
     r"|models:/.+|runs:/.+)$"
 )
+
+
+def _check_env_value(value: str) -> str:
+    problem = reference_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+EnvValue = Annotated[str, AfterValidator(_check_env_value)]
 
 
 def check_file_name(value: str) -> str:
@@ -47,7 +58,9 @@ class BatchSettings(StrictModel):
     retry_settings: RetrySettings = Field(default_factory=RetrySettings)
     error_threshold: int = Field(-1, ge=-1, description="-1 ignores failures; N fails the job past N.")
     logging_level: Literal["warning", "info", "debug"] = "info"
-    environment_variables: dict[str, Annotated[str, Field()]] = Field(default_factory=dict)
+    environment_variables: dict[str, EnvValue] = Field(
+        default_factory=dict, description="Set in every worker; ${env:NAME} is read from the environment at job start."
+    )
     instance_count: int | None = Field(None, ge=1, description="SDK alias of resources.instance_count.")
 
     @field_validator("logging_level", mode="before")
