@@ -27,7 +27,7 @@ def build_app(groups: dict[str, typer.Typer]) -> typer.Typer:
         name="batchctl",
         no_args_is_help=True,
         pretty_exceptions_show_locals=False,
-        add_completion=False,
+        add_completion=True,
         help=_HELP,
     )
     root.callback()(_root)
@@ -86,7 +86,11 @@ def main() -> None:
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "1")
     import sys
 
+    from batchctl.cli._complete import completion_words, normalize_instruction
+
     # converting every group to click costs a fifth of the start-up: build only the one asked for
-    group = _requested_group(sys.argv[1:])
+    # (a shell completion request names it in the words typed so far)
+    completing = normalize_instruction()
+    group = _requested_group(completion_words() if completing else sys.argv[1:])
     target = build_app({group: GROUPS[group]}) if group else app
     target(prog_name="batchctl")

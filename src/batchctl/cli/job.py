@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from batchctl.cli import _complete as complete
 from batchctl.cli._common import SetOpt, command, workspace
 
 app = typer.Typer(no_args_is_help=True, help="Batch scoring jobs.")
@@ -20,7 +21,7 @@ JOB_COLUMNS = (
     "counts.items_failed",
     "created_at",
 )
-NameReq = Annotated[str, typer.Option("--name", "-n", help="Job name.")]
+NameReq = Annotated[str, typer.Option("--name", "-n", help="Job name.", autocompletion=complete.jobs)]
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -85,7 +86,13 @@ InvokeFileOpt = Annotated[str | None, typer.Option("--file", "-f", help="Invocat
 NoWaitOpt = Annotated[bool, typer.Option("--no-wait", help="Hand the job to a detached runner and return at once.")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the plan; score nothing.")]
 DeploymentOpt = Annotated[
-    str | None, typer.Option("--deployment-name", "-d", help="Deployment (default: the endpoint's default).")
+    str | None,
+    typer.Option(
+        "--deployment-name",
+        "-d",
+        help="Deployment (default: the endpoint's default).",
+        autocompletion=complete.deployments,
+    ),
 ]
 
 
@@ -106,7 +113,9 @@ AZ_SET = {"context_settings": {"allow_extra_args": True}}
 
 
 def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: str = "invoke") -> None:
-    EndpointOpt = Annotated[str | None, typer.Option(*endpoint_flag, help="Endpoint name.")]
+    EndpointOpt = Annotated[
+        str | None, typer.Option(*endpoint_flag, help="Endpoint name.", autocompletion=complete.endpoints)
+    ]
 
     @command(group, name, **AZ_SET)
     def invoke(
@@ -164,11 +173,20 @@ def create(
 @command(app, "list", columns=JOB_COLUMNS)
 def list_(
     endpoint: Annotated[
-        str | None, typer.Option("--endpoint", "--endpoint-name", "-e", help="Only this endpoint's jobs.")
+        str | None,
+        typer.Option(
+            "--endpoint", "--endpoint-name", "-e", help="Only this endpoint's jobs.", autocompletion=complete.endpoints
+        ),
     ] = None,
     deployment: Annotated[
         str | None,
-        typer.Option("--deployment", "--deployment-name", "-d", help="Only this deployment's jobs."),
+        typer.Option(
+            "--deployment",
+            "--deployment-name",
+            "-d",
+            help="Only this deployment's jobs.",
+            autocompletion=complete.deployments,
+        ),
     ] = None,
     status: Annotated[
         str | None, typer.Option("--status", "-s", help="Queued, Running, Completed, Failed or Canceled.")
