@@ -83,6 +83,9 @@ def report(exc: BaseException) -> int:
     if isinstance(exc, BatchctlError):
         _console.error_line(exc.message, exc.hint)
         return exc.exit_code
+    if isinstance(exc, _UsageError):
+        _console.error_line(str(exc))
+        return 2
     if isinstance(exc, KeyboardInterrupt):
         _console.error_line("interrupted")
         return 130
@@ -92,6 +95,15 @@ def report(exc: BaseException) -> int:
         None if debug_on() else "run again with --debug for details",
     )
     return 1
+
+
+class _UsageError(Exception):
+    """A bad option value found before the command runs: exit 2, as click's own usage errors."""
+
+
+def _check_output(output: str | None) -> None:
+    if output is not None and output.lower() not in _console.FORMATS:
+        raise _UsageError(f"--output: '{output}' is not an output format; use json, jsonc, yaml, table, tsv or none")
 
 
 def command(
@@ -116,6 +128,7 @@ def command(
 
             previous_sink = notices.set_sink(_console.warning)
             try:
+                _check_output(common.get("output"))
                 result = fn(**params)
                 if render and result is not None:
                     _console.render(result, common.get("output"), common.get("query"), columns)

@@ -29,6 +29,34 @@ def _scalar(value: Any) -> str:
     return str(value)
 
 
+def _cell(value: Any) -> str:
+    """A table cell: a mapping as one `key=value` line per leaf (nested keys dotted), a list as its items
+    separated by commas; never a JSON blob."""
+    if isinstance(value, dict):
+        return "\n".join(f"{key}={leaf}" for key, leaf in _leaves(value, ""))
+    if isinstance(value, list):
+        return ", ".join(_inline(item) for item in value)
+    return _scalar(value)
+
+
+def _inline(value: Any) -> str:
+    if isinstance(value, dict):
+        return " ".join(f"{key}={leaf}" for key, leaf in _leaves(value, ""))
+    if isinstance(value, list):
+        return "[" + ", ".join(_inline(item) for item in value) + "]"
+    return _scalar(value)
+
+
+def _leaves(mapping: dict[str, Any], prefix: str) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for key, value in mapping.items():
+        if isinstance(value, dict) and value:
+            out.extend(_leaves(value, f"{prefix}{key}."))
+        else:
+            out.append((f"{prefix}{key}", _inline(value) if not isinstance(value, dict) else ""))
+    return out
+
+
 def _tsv(value: Any) -> str:
     # az's tsv: a scalar alone; a mapping as its scalar values on one line; a list as one line per item
     if isinstance(value, list):
@@ -118,14 +146,14 @@ def _table(data: Any, columns: Sequence[str] | None) -> None:
                 overflow="fold",
             )
         for record in data:
-            table.add_row(*(_scalar(_dig(record, c)) for c in cols))
+            table.add_row(*(_cell(_dig(record, c)) for c in cols))
         _print_table(console, table, fitted)
     elif isinstance(data, dict):
         table = Table(show_header=False)
         table.add_column("key", style="bold")
         table.add_column("value", overflow="fold")
         for key, value in data.items():
-            table.add_row(str(key), _scalar(value))
+            table.add_row(str(key), _cell(value))
         _print_table(console, table, fitted)
     else:
         console.print(_tsv(data), markup=False, highlight=False)

@@ -52,6 +52,16 @@ def _check_code(spec: DeploymentSpec, source: str, skip_script_validation: bool)
         raise SpecError(f"{source}: code_configuration.scoring_script: {exc}") from exc
 
 
+def _refuse_folders_holding_workspace(ws: Workspace, spec: DeploymentSpec, source: str) -> None:
+    """Checked before anything is copied or registered (the model is copied before the code)."""
+    from batchctl.specs.deployment import InlineModel
+
+    if isinstance(spec.model, InlineModel):
+        ws.refuse_source_holding_workspace(Path(spec.model.path), f"{source}: model.path")
+    if spec.code_configuration is not None:
+        ws.refuse_source_holding_workspace(Path(spec.code_configuration.code), f"{source}: code_configuration.code")
+
+
 def _snapshot_code(ws: Workspace, code: Path) -> str:
     digest = content_hash(code)[:20]
     target = ws.code_dir / digest
@@ -111,6 +121,7 @@ def _save_deployment(
     state = ws.store.read()
     get_endpoint(ws, spec.endpoint_name, state)
     compute = get_compute(ws, spec.compute, state)
+    _refuse_folders_holding_workspace(ws, spec, source)
     _check_code(spec, source, skip_script_validation)
     model = _resolve_deployment_model(ws, spec, source)
     if spec.code_configuration is None and model["type"] != "mlflow_model":
