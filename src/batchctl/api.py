@@ -125,12 +125,17 @@ def get_job(ws: Workspace, name: str) -> dict[str, Any]:
 
 
 def list_jobs(
-    ws: Workspace, endpoint: str | None = None, deployment: str | None = None, status: str | None = None
+    ws: Workspace,
+    endpoint: str | None = None,
+    deployment: str | None = None,
+    status: str | None = None,
+    *,
+    max_results: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Jobs, oldest first, filtered by endpoint, deployment and status (any case)."""
+    """Jobs, newest first, filtered by endpoint, deployment and status (any case); at most `max_results`."""
     from batchctl.jobs import commands
 
-    return commands.list_jobs(ws, endpoint, deployment, status)
+    return commands.list_jobs(ws, endpoint, deployment, status, max_results=max_results)
 
 
 def cancel_job(ws: Workspace, name: str) -> dict[str, Any]:

@@ -107,9 +107,15 @@ def _check_output(output: str | None) -> None:
 
 
 def command(
-    group: typer.Typer, name: str, columns: Sequence[str] | None = None, render: bool = True, **kwargs: Any
+    group: typer.Typer,
+    name: str,
+    columns: Sequence[str] | None = None,
+    render: bool = True,
+    table_rows: Callable[[Any], Any] | None = None,
+    **kwargs: Any,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register `fn` as `group name` with the common options; `fn` returns what is printed."""
+    """Register `fn` as `group name` with the common options; `fn` returns what is printed. `table_rows`,
+    if given, turns the result into the rows of `-o table` (the other formats print the records whole)."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         sig = inspect.signature(fn, eval_str=True)
@@ -131,7 +137,7 @@ def command(
                 _check_output(common.get("output"))
                 result = fn(**params)
                 if render and result is not None:
-                    _console.render(result, common.get("output"), common.get("query"), columns)
+                    _console.render(result, common.get("output"), common.get("query"), columns, table_rows)
             except typer.Exit:
                 raise
             except (Exception, KeyboardInterrupt) as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 FORMATS = ("json", "yaml", "table", "tsv", "jsonc", "none")
@@ -95,7 +95,13 @@ def _redacted(value: Any) -> Any:
     return value
 
 
-def render(data: Any, output: str | None, query: str | None, columns: Sequence[str] | None = None) -> None:
+def render(
+    data: Any,
+    output: str | None,
+    query: str | None,
+    columns: Sequence[str] | None = None,
+    table_rows: Callable[[Any], Any] | None = None,
+) -> None:
     data = _redacted(data)
     if query:
         import jmespath
@@ -119,6 +125,8 @@ def render(data: Any, output: str | None, query: str | None, columns: Sequence[s
         text = _tsv(data)
         sys.stdout.write(text + ("\n" if text or data == "" else ""))
     else:
+        if table_rows is not None and not query:
+            data = table_rows(data)
         _table(data, columns if not query else None)
     sys.stdout.flush()
 

@@ -12,15 +12,25 @@ from batchctl.cli._common import SetOpt, command, workspace
 
 app = typer.Typer(no_args_is_help=True, help="Batch scoring jobs.")
 
-JOB_COLUMNS = (
+# `job list -o table`: one flat row per job (JSON and YAML print the records whole)
+JOB_TABLE_COLUMNS = (
     "name",
     "status",
-    "endpoint_name",
-    "deployment_name",
-    "counts.files",
-    "counts.items_failed",
-    "created_at",
+    "endpoint",
+    "deployment",
+    "created",
+    "duration",
+    "items_ok",
+    "items_failed",
 )
+
+
+def job_table_rows(records: Any) -> Any:
+    from batchctl.cli._jobtable import job_rows
+
+    return job_rows(records)
+
+
 NameReq = Annotated[str, typer.Option("--name", "-n", help="Job name.", autocompletion=complete.jobs)]
 
 
@@ -170,7 +180,7 @@ def create(
     return invoke_job(job_name=name, set_=_az_set_values(ctx, set_), file=file, no_wait=no_wait, dry_run=dry_run)
 
 
-@command(app, "list", columns=JOB_COLUMNS)
+@command(app, "list", columns=JOB_TABLE_COLUMNS, table_rows=job_table_rows)
 def list_(
     endpoint: Annotated[
         str | None,
@@ -191,11 +201,14 @@ def list_(
     status: Annotated[
         str | None, typer.Option("--status", "-s", help="Queued, Running, Completed, Failed or Canceled.")
     ] = None,
+    max_results: Annotated[
+        int | None, typer.Option("--max-results", "-r", help="At most this many jobs (the newest).")
+    ] = None,
 ) -> object:
-    """List jobs (oldest first)."""
+    """List jobs, newest first."""
     from batchctl import api
 
-    return api.list_jobs(workspace(), endpoint, deployment, status)
+    return api.list_jobs(workspace(), endpoint, deployment, status, max_results=max_results)
 
 
 @command(app, "show")
@@ -284,7 +297,7 @@ def stream(name: NameReq) -> object:
 def register_list_jobs(group: typer.Typer, kind: str) -> None:
     if kind == "endpoint":
 
-        @command(group, "list-jobs", columns=JOB_COLUMNS)
+        @command(group, "list-jobs", columns=JOB_TABLE_COLUMNS, table_rows=job_table_rows)
         def endpoint_list_jobs(
             name: Annotated[str, typer.Option("--name", "-n", help="Endpoint name.")],
             deployment_name: DeploymentOpt = None,
@@ -298,7 +311,7 @@ def register_list_jobs(group: typer.Typer, kind: str) -> None:
 
     else:
 
-        @command(group, "list-jobs", columns=JOB_COLUMNS)
+        @command(group, "list-jobs", columns=JOB_TABLE_COLUMNS, table_rows=job_table_rows)
         def deployment_list_jobs(
             name: Annotated[str, typer.Option("--name", "-n", help="Deployment name.")],
             endpoint_name: Annotated[str, typer.Option("--endpoint-name", "-e", help="Endpoint name.")],

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from batchctl import storage
-from batchctl.errors import BatchctlError, InvalidStateError, NotFoundError
+from batchctl.errors import BatchctlError, InvalidStateError, NotFoundError, SpecError
 from batchctl.jobs import records
 from batchctl.jobs.model import JobPlan, JobRecord, JobState
 from batchctl.jobs.runner import CANCEL_MARKER
@@ -50,15 +50,23 @@ def get_job(ws: Workspace, name: str) -> dict[str, Any]:
 
 
 def list_jobs(
-    ws: Workspace, endpoint: str | None = None, deployment: str | None = None, status: str | None = None
+    ws: Workspace,
+    endpoint: str | None = None,
+    deployment: str | None = None,
+    status: str | None = None,
+    *,
+    max_results: int | None = None,
 ) -> list[dict[str, Any]]:
+    """Newest first (as `az ml job list`), at most `max_results`."""
+    if max_results is not None and max_results < 1:
+        raise SpecError(f"--max-results must be 1 or more, not {max_results}")
     if endpoint is not None:
         endpoint = spec_load.validate_name("endpoint", endpoint)
     if deployment is not None:  # a filter only, but checked like every name (an empty one would match all)
         spec_load.validate_name("deployment", deployment)
     wanted = JobState.parse(status) if status is not None else None
     out = []
-    for record in records.list_all(ws):
+    for record in sorted(records.list_all(ws), key=lambda r: (r.created_at, r.name), reverse=True):
         if endpoint and record.endpoint_name != endpoint:
             continue
         if deployment is not None and record.deployment_name != deployment:
@@ -66,6 +74,8 @@ def list_jobs(
         if wanted and record.status is not wanted:
             continue
         out.append(record.public())
+        if max_results is not None and len(out) >= max_results:
+            break
     return out
 
 
