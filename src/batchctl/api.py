@@ -25,29 +25,66 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from batchctl.resources.computes import create_compute, delete_compute, get_compute, list_computes
-from batchctl.resources.data import create_data, delete_data, get_data, list_data
-from batchctl.resources.datastores import create_datastore, delete_datastore, get_datastore, list_datastores
-from batchctl.resources.deployments import (
-    create_deployment,
-    delete_deployment,
-    get_deployment,
-    list_deployments,
-    set_default_deployment,
-    update_deployment,
-)
-from batchctl.resources.endpoints import (
-    create_endpoint,
-    delete_endpoint,
-    get_endpoint,
-    list_endpoints,
-    update_endpoint,
-)
-from batchctl.resources.models import create_model, delete_model, get_model, list_models
 from batchctl.workspace import Workspace
+
+# The resource verbs are imported on first use (PEP 562): `batchctl endpoint list` then loads the endpoints
+# module, not the seven of them. Type checkers see the imports below.
+_RESOURCE_VERBS = {
+    "batchctl.resources.computes": ("create_compute", "delete_compute", "get_compute", "list_computes"),
+    "batchctl.resources.data": ("create_data", "delete_data", "get_data", "list_data"),
+    "batchctl.resources.datastores": ("create_datastore", "delete_datastore", "get_datastore", "list_datastores"),
+    "batchctl.resources.deployments": (
+        "create_deployment",
+        "delete_deployment",
+        "get_deployment",
+        "list_deployments",
+        "set_default_deployment",
+        "update_deployment",
+    ),
+    "batchctl.resources.endpoints": (
+        "create_endpoint",
+        "delete_endpoint",
+        "get_endpoint",
+        "list_endpoints",
+        "update_endpoint",
+    ),
+    "batchctl.resources.models": ("create_model", "delete_model", "get_model", "list_models"),
+}
+_MODULE_OF = {verb: module for module, verbs in _RESOURCE_VERBS.items() for verb in verbs}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 if TYPE_CHECKING:
     from batchctl.jobs.model import JobProgress
+    from batchctl.resources.computes import create_compute, delete_compute, get_compute, list_computes
+    from batchctl.resources.data import create_data, delete_data, get_data, list_data
+    from batchctl.resources.datastores import create_datastore, delete_datastore, get_datastore, list_datastores
+    from batchctl.resources.deployments import (
+        create_deployment,
+        delete_deployment,
+        get_deployment,
+        list_deployments,
+        set_default_deployment,
+        update_deployment,
+    )
+    from batchctl.resources.endpoints import (
+        create_endpoint,
+        delete_endpoint,
+        get_endpoint,
+        list_endpoints,
+        update_endpoint,
+    )
+    from batchctl.resources.models import create_model, delete_model, get_model, list_models
 
 __all__ = [
     "Workspace",
