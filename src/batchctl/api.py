@@ -29,30 +29,64 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from batchctl.resources import deployments as _deployments
-from batchctl.resources import endpoints as _endpoints
-from batchctl.resources import models as _models
-from batchctl.resources.computes import create_compute, delete_compute, get_compute, list_computes
-from batchctl.resources.data import create_data, delete_data, get_data, list_data
-from batchctl.resources.datastores import create_datastore, delete_datastore, get_datastore, list_datastores
-from batchctl.resources.deployments import (
-    create_deployment,
-    get_deployment,
-    list_deployments,
-    set_default_deployment,
-    update_deployment,
-)
-from batchctl.resources.endpoints import create_endpoint, update_endpoint
-from batchctl.resources.endpoints import get_endpoint as _get_endpoint
-from batchctl.resources.endpoints import list_endpoints as _list_endpoints
-from batchctl.resources.environments import (
-    create_environment,
-    delete_environment,
-    get_environment,
-    list_environments,
-)
-from batchctl.resources.models import create_model, get_model, list_models
 from batchctl.workspace import Workspace
+
+# The resource verbs are imported on first use (PEP 562): `batchctl endpoint list` then loads the endpoints
+# module, not all of them. Type checkers see the imports below. Verbs with more to do than the resource
+# (the server's URIs, the running-job check on delete) are functions of this module.
+_RESOURCE_VERBS = {
+    "batchctl.resources.computes": ("create_compute", "delete_compute", "get_compute", "list_computes"),
+    "batchctl.resources.data": ("create_data", "delete_data", "get_data", "list_data"),
+    "batchctl.resources.datastores": ("create_datastore", "delete_datastore", "get_datastore", "list_datastores"),
+    "batchctl.resources.deployments": (
+        "create_deployment",
+        "get_deployment",
+        "list_deployments",
+        "set_default_deployment",
+        "update_deployment",
+    ),
+    "batchctl.resources.endpoints": ("create_endpoint", "update_endpoint"),
+    "batchctl.resources.environments": (
+        "create_environment",
+        "delete_environment",
+        "get_environment",
+        "list_environments",
+    ),
+    "batchctl.resources.models": ("create_model", "get_model", "list_models"),
+}
+_MODULE_OF = {verb: module for module, verbs in _RESOURCE_VERBS.items() for verb in verbs}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from batchctl.resources.computes import create_compute, delete_compute, get_compute, list_computes
+    from batchctl.resources.data import create_data, delete_data, get_data, list_data
+    from batchctl.resources.datastores import create_datastore, delete_datastore, get_datastore, list_datastores
+    from batchctl.resources.deployments import (
+        create_deployment,
+        get_deployment,
+        list_deployments,
+        set_default_deployment,
+        update_deployment,
+    )
+    from batchctl.resources.endpoints import create_endpoint, update_endpoint
+    from batchctl.resources.environments import (
+        create_environment,
+        delete_environment,
+        get_environment,
+        list_environments,
+    )
+    from batchctl.resources.models import create_model, get_model, list_models
 
 if TYPE_CHECKING:
     from batchctl.execution.pool import WarmPools
@@ -112,15 +146,17 @@ __all__ = [
 def get_endpoint(ws: Workspace, name: str) -> dict[str, Any]:
     """An endpoint, with its scoring_uri and openapi_uri on the workspace's server."""
     from batchctl.jobs.serverinfo import endpoint_uris
+    from batchctl.resources.endpoints import get_endpoint as get_record
 
-    return endpoint_uris(ws, _get_endpoint(ws, name))
+    return endpoint_uris(ws, get_record(ws, name))
 
 
 def list_endpoints(ws: Workspace) -> list[dict[str, Any]]:
     """Endpoints, sorted by name, with their URIs as get_endpoint gives them."""
     from batchctl.jobs.serverinfo import endpoint_uris
+    from batchctl.resources.endpoints import list_endpoints as list_records
 
-    return [endpoint_uris(ws, record) for record in _list_endpoints(ws)]
+    return [endpoint_uris(ws, record) for record in list_records(ws)]
 
 
 def server_info(ws: Workspace) -> dict[str, Any] | None:
@@ -182,11 +218,14 @@ def list_jobs(
     deployment: str | None = None,
     status: str | None = None,
     tags: dict[str, str] | None = None,
+    *,
+    max_results: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Jobs, oldest first, filtered by endpoint, deployment, status (any case) and tags (all must match)."""
+    """Jobs, newest first, filtered by endpoint, deployment, status (any case) and tags (all must match);
+    at most `max_results`."""
     from batchctl.jobs import commands
 
-    return commands.list_jobs(ws, endpoint, deployment, status, tags)
+    return commands.list_jobs(ws, endpoint, deployment, status, tags, max_results=max_results)
 
 
 def cancel_job(ws: Workspace, name: str) -> dict[str, Any]:
@@ -245,7 +284,9 @@ def delete_endpoint(ws: Workspace, name: str, force: bool = False) -> dict[str, 
         from batchctl.jobs import commands
 
         commands.refuse_if_in_use(ws, f"endpoint '{name}'", endpoint=name)
-    return _endpoints.delete_endpoint(ws, name)
+    from batchctl.resources import endpoints
+
+    return endpoints.delete_endpoint(ws, name)
 
 
 def delete_deployment(ws: Workspace, name: str, endpoint: str, force: bool = False) -> dict[str, Any]:
@@ -256,7 +297,9 @@ def delete_deployment(ws: Workspace, name: str, endpoint: str, force: bool = Fal
         commands.refuse_if_in_use(
             ws, f"deployment '{name}' of endpoint '{endpoint}'", endpoint=endpoint, deployment=name
         )
-    return _deployments.delete_deployment(ws, name, endpoint)
+    from batchctl.resources import deployments
+
+    return deployments.delete_deployment(ws, name, endpoint)
 
 
 def delete_model(ws: Workspace, name: str, version: str | None = None, force: bool = False) -> dict[str, Any]:
@@ -266,7 +309,9 @@ def delete_model(ws: Workspace, name: str, version: str | None = None, force: bo
 
         what = f"model '{name}'" + (f" version '{version}'" if version else "")
         commands.refuse_if_in_use(ws, what, model=name, version=version)
-    return _models.delete_model(ws, name, version)
+    from batchctl.resources import models
+
+    return models.delete_model(ws, name, version)
 
 
 def rerun_whole_job(

@@ -8,15 +8,18 @@ from typing import ClassVar
 _SECRET_PATTERNS = [
     (re.compile(r"(AccountKey=)[^;\s'\"]+", re.IGNORECASE), r"\1***"),
     (re.compile(r"(SharedAccessSignature=)[^;\s'\"]+", re.IGNORECASE), r"\1***"),
-    (re.compile(r"([?&;]sig=)[^&;\s'\"]+", re.IGNORECASE), r"\1***"),
+    (re.compile(r"(?<![^?&;\s'\"])(sig=)[^&;\s'\"]+", re.IGNORECASE), r"\1***"),
     (re.compile(r"(account_key['\"]?\s*[:=]\s*['\"]?)[^,'\"\s}]+", re.IGNORECASE), r"\1***"),
     (re.compile(r"(sas_token['\"]?\s*[:=]\s*['\"]?)[^,'\"\s}]+", re.IGNORECASE), r"\1***"),
     (re.compile(r"(client_secret['\"]?\s*[:=]\s*['\"]?)[^,'\"\s}]+", re.IGNORECASE), r"\1***"),
+    # a storage account key on its own: 64 bytes in base64 are 88 characters ending in "=="
+    (re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{86}==(?![A-Za-z0-9+/=])"), "***"),
 ]
 
 
 def redact(text: str) -> str:
-    """Remove storage keys, SAS signatures and client secrets from a message or log line."""
+    """Remove storage keys (in a connection string or alone), SAS signatures and client secrets from a message,
+    a log line or a value about to be printed."""
     for pattern, repl in _SECRET_PATTERNS:
         text = pattern.sub(repl, text)
     return text

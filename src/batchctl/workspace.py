@@ -49,6 +49,18 @@ class Workspace:
     def default_datastore_dir(self) -> Path:
         return self.root / "datastores" / "workspaceblobstore"
 
+    def refuse_source_holding_workspace(self, source: Path, what: str) -> None:
+        """A folder to copy into the workspace must not hold the workspace: the copy would copy itself."""
+        src = source.resolve()
+        root = self.root.resolve()
+        if root == src or src in root.parents:
+            raise SpecError(
+                f"{what}: '{source}' contains the workspace '{self.root}', so copying it into the workspace "
+                "would copy the workspace into itself",
+                "point the path at a folder that does not hold the workspace, or move the workspace "
+                "(--workspace or BATCHCTL_HOME)",
+            )
+
     def inside(self, path: Path) -> Path:
         """Refuse any path that would leave the workspace (names are checked before, this is the backstop)."""
         resolved = path.resolve()

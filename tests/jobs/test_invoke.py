@@ -58,7 +58,7 @@ def test_default_and_named_deployment_routing(env, data, tmp_path):
     listed = ok_json(env.cli("deployment", "list-jobs", "-n", "green", "-e", "heart"))
     assert [j["name"] for j in listed] == [second["name"]]
     by_endpoint = ok_json(env.cli("endpoint", "list-jobs", "-n", "heart"))
-    assert [j["name"] for j in by_endpoint] == [first["name"], second["name"]]
+    assert [j["name"] for j in by_endpoint] == [second["name"], first["name"]]  # newest first
     by_filter = ok_json(env.cli("job", "list", "--endpoint", "heart", "--deployment", "blue"))
     assert [j["name"] for j in by_filter] == [first["name"]]
 

@@ -7,20 +7,42 @@ from typing import Annotated
 import typer
 
 from batchctl import __version__
-from batchctl.cli import compute, data, datastore, deployment, endpoint, environment, job, model, serve
 from batchctl.cli._common import set_global
 
 _HELP = "Azure ML batch endpoints on any machine: same YAML, same scoring scripts, same CLI verbs."
-GROUPS = {
-    "endpoint": endpoint.app,
-    "deployment": deployment.app,
-    "job": job.app,
-    "model": model.app,
-    "data": data.app,
-    "datastore": datastore.app,
-    "compute": compute.app,
-    "environment": environment.app,
-}
+GROUP_NAMES = ("endpoint", "deployment", "job", "model", "data", "datastore", "compute", "environment")
+_linked: set[str] = set()
+
+
+_JOB_COMMANDS = ("invoke", "list-jobs")  # job commands that the endpoint and deployment groups carry too
+
+
+def group_app(name: str, command: str | None = None) -> typer.Typer:
+    """One group's app. Only its module is imported (plus the job commands that `endpoint` and `deployment`
+    also carry, unless `command` names another): a command imports and decorates only what it needs,
+    which is most of the start-up."""
+    import importlib
+
+    app = importlib.import_module(f"batchctl.cli.{name}").app
+    wants_job_commands = command is None or command in _JOB_COMMANDS
+    if name in ("endpoint", "deployment") and name not in _linked and wants_job_commands:
+        from batchctl.cli import job
+
+        if name == "endpoint":
+            job.register_invoke(app, ("--name", "-n"))
+        job.register_list_jobs(app, name)
+        _linked.add(name)
+    return app
+
+
+def __getattr__(name: str) -> object:
+    # `app` (every group) and `GROUPS` are built on first use, not at import
+    if name == "GROUPS":
+        return {group: group_app(group) for group in GROUP_NAMES}
+    if name == "app":
+        globals()["app"] = built = build_app({group: group_app(group) for group in GROUP_NAMES})
+        return built
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def build_app(groups: dict[str, typer.Typer]) -> typer.Typer:
@@ -28,19 +50,16 @@ def build_app(groups: dict[str, typer.Typer]) -> typer.Typer:
         name="batchctl",
         no_args_is_help=True,
         pretty_exceptions_show_locals=False,
-        add_completion=False,
+        add_completion=True,
         help=_HELP,
     )
     root.callback()(_root)
     for name, group in groups.items():
         root.add_typer(group, name=name)
+    from batchctl.cli import serve
+
     serve.register(root)
     return root
-
-
-job.register_invoke(endpoint.app, ("--name", "-n"))
-job.register_list_jobs(endpoint.app, "endpoint")
-job.register_list_jobs(deployment.app, "deployment")
 
 
 def _version(value: bool) -> None:
@@ -62,9 +81,6 @@ def _root(
     set_global(workspace, debug)
 
 
-app = build_app(GROUPS)
-
-
 def _requested_group(argv: list[str]) -> str | None:
     """The group named on the command line, when it is the first word after the root options."""
     skip_next = False
@@ -76,8 +92,26 @@ def _requested_group(argv: list[str]) -> str | None:
         elif arg.startswith("-"):
             continue
         else:
-            return arg if arg in GROUPS else None
+            return arg if arg in GROUP_NAMES else None
     return None
+
+
+def _requested_command(argv: list[str], group: str) -> str | None:
+    """The word after the group (`list` in `endpoint list`), when it is not an option."""
+    words = argv[argv.index(group) + 1 :] if group in argv else []
+    return words[0] if words and not words[0].startswith("-") else None
+
+
+def _one_command(group: typer.Typer, command: str | None) -> typer.Typer:
+    """The group with only `command` in it, when it has that command: typer converts every command of a
+    group to click on each run, and a command's own run needs no other. Otherwise the whole group."""
+    chosen = [info for info in group.registered_commands if info.name == command]
+    if not chosen:
+        return group
+    only = typer.Typer()
+    only.info = group.info
+    only.registered_commands = chosen
+    return only
 
 
 def main() -> None:
@@ -88,9 +122,22 @@ def main() -> None:
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "1")
     import sys
 
+    from batchctl.cli._complete import completion_words, normalize_instruction
+
     # converting every group to click costs a fifth of the start-up: build only the one asked for
-    group = _requested_group(sys.argv[1:])
-    target = build_app({group: GROUPS[group]}) if group else app
+    # (a shell completion request names it in the words typed so far)
+    completing = normalize_instruction()
+    argv = completion_words() if completing else sys.argv[1:]
+    group = _requested_group(argv)
+    if group is None:
+        target = build_app({name: group_app(name) for name in GROUP_NAMES})
+    else:
+        # and only the command asked for; a completion may still be typing the command's name
+        command = None if completing else _requested_command(argv, group)
+        target = build_app({group: _one_command(group_app(group, command), command)})
+    if completing:
+        target(prog_name="batchctl")
+        return
     from batchctl.cli._abbrev import run
 
     # argparse-style abbreviated long options (`--endpoint` for `--endpoint-name`), as az accepts them,

@@ -86,6 +86,9 @@ def report(exc: BaseException) -> int:
     if isinstance(exc, BatchctlError):
         _console.error_line(exc.message, exc.hint)
         return exc.exit_code
+    if isinstance(exc, _UsageError):
+        _console.error_line(str(exc))
+        return 2
     if isinstance(exc, KeyboardInterrupt):
         _console.error_line("interrupted")
         return 130
@@ -97,10 +100,25 @@ def report(exc: BaseException) -> int:
     return 1
 
 
+class _UsageError(Exception):
+    """A bad option value found before the command runs: exit 2, as click's own usage errors."""
+
+
+def _check_output(output: str | None) -> None:
+    if output is not None and output.lower() not in _console.FORMATS:
+        raise _UsageError(f"--output: '{output}' is not an output format; use json, jsonc, yaml, table, tsv or none")
+
+
 def command(
-    group: typer.Typer, name: str, columns: Sequence[str] | None = None, render: bool = True, **kwargs: Any
+    group: typer.Typer,
+    name: str,
+    columns: Sequence[str] | None = None,
+    render: bool = True,
+    table_rows: Callable[[Any], Any] | None = None,
+    **kwargs: Any,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register `fn` as `group name` with the common options; `fn` returns what is printed."""
+    """Register `fn` as `group name` with the common options; `fn` returns what is printed. `table_rows`,
+    if given, turns the result into the rows of `-o table` (the other formats print the records whole)."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         sig = inspect.signature(fn, eval_str=True)
@@ -119,9 +137,10 @@ def command(
 
             previous_sink = notices.set_sink(_console.warning)
             try:
+                _check_output(common.get("output"))
                 result = fn(**params)
                 if render and result is not None:
-                    _console.render(result, common.get("output"), common.get("query"), columns)
+                    _console.render(result, common.get("output"), common.get("query"), columns, table_rows)
             except typer.Exit:
                 raise
             except (Exception, KeyboardInterrupt) as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 FORMATS = ("json", "yaml", "table", "tsv", "jsonc", "none")
@@ -27,6 +27,34 @@ def _scalar(value: Any) -> str:
     if isinstance(value, dict | list):
         return json.dumps(value, separators=(",", ":"))
     return str(value)
+
+
+def _cell(value: Any) -> str:
+    """A table cell: a mapping as one `key=value` line per leaf (nested keys dotted), a list as its items
+    separated by commas; never a JSON blob."""
+    if isinstance(value, dict):
+        return "\n".join(f"{key}={leaf}" for key, leaf in _leaves(value, ""))
+    if isinstance(value, list):
+        return ", ".join(_inline(item) for item in value)
+    return _scalar(value)
+
+
+def _inline(value: Any) -> str:
+    if isinstance(value, dict):
+        return " ".join(f"{key}={leaf}" for key, leaf in _leaves(value, ""))
+    if isinstance(value, list):
+        return "[" + ", ".join(_inline(item) for item in value) + "]"
+    return _scalar(value)
+
+
+def _leaves(mapping: dict[str, Any], prefix: str) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for key, value in mapping.items():
+        if isinstance(value, dict) and value:
+            out.extend(_leaves(value, f"{prefix}{key}."))
+        else:
+            out.append((f"{prefix}{key}", _inline(value) if not isinstance(value, dict) else ""))
+    return out
 
 
 def _tsv(value: Any) -> str:
@@ -53,7 +81,28 @@ def _dig(record: Any, dotted: str) -> Any:
     return node
 
 
-def render(data: Any, output: str | None, query: str | None, columns: Sequence[str] | None = None) -> None:
+def _redacted(value: Any) -> Any:
+    """Every string of `value` through errors.redact: a key, SAS or connection string a user wrote into a
+    spec (say a deployment's environment_variables) is never printed, in any format."""
+    from batchctl.errors import redact
+
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return value
+
+
+def render(
+    data: Any,
+    output: str | None,
+    query: str | None,
+    columns: Sequence[str] | None = None,
+    table_rows: Callable[[Any], Any] | None = None,
+) -> None:
+    data = _redacted(data)
     if query:
         import jmespath
 
@@ -76,6 +125,8 @@ def render(data: Any, output: str | None, query: str | None, columns: Sequence[s
         text = _tsv(data)
         sys.stdout.write(text + ("\n" if text or data == "" else ""))
     else:
+        if table_rows is not None and not query:
+            data = table_rows(data)
         _table(data, columns if not query else None)
     sys.stdout.flush()
 
@@ -103,14 +154,14 @@ def _table(data: Any, columns: Sequence[str] | None) -> None:
                 overflow="fold",
             )
         for record in data:
-            table.add_row(*(_scalar(_dig(record, c)) for c in cols))
+            table.add_row(*(_cell(_dig(record, c)) for c in cols))
         _print_table(console, table, fitted)
     elif isinstance(data, dict):
         table = Table(show_header=False)
         table.add_column("key", style="bold")
         table.add_column("value", overflow="fold")
         for key, value in data.items():
-            table.add_row(str(key), _scalar(value))
+            table.add_row(str(key), _cell(value))
         _print_table(console, table, fitted)
     else:
         console.print(_tsv(data), markup=False, highlight=False)
@@ -133,7 +184,9 @@ def error_line(message: str, hint: str | None = None) -> None:
 
 def warning(message: str) -> None:
     """A notice from the core (batchctl.notices): one `Warning: ...` line on stderr."""
-    sys.stderr.write(f"Warning: {message}\n")
+    from batchctl.errors import redact
+
+    sys.stderr.write(f"Warning: {redact(message)}\n")
     sys.stderr.flush()
 
 

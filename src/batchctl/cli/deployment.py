@@ -4,16 +4,27 @@ from typing import Annotated
 
 import typer
 
+from batchctl.cli import _complete as complete
 from batchctl.cli._common import ForceOpt, SetOpt, command, confirm, workspace
 from batchctl.cli._web import WebOpt, deployment_page, open_page
 
 app = typer.Typer(no_args_is_help=True, help="Batch deployments: a model and how to run it, behind an endpoint.")
 
 FileOpt = Annotated[str | None, typer.Option("--file", "-f", help="Deployment YAML.")]
-NameOpt = Annotated[str | None, typer.Option("--name", "-n", help="Deployment name (overrides the file's).")]
-NameReq = Annotated[str, typer.Option("--name", "-n", help="Deployment name.")]
-EndpointOpt = Annotated[str | None, typer.Option("--endpoint-name", "-e", help="Endpoint name (overrides the file's).")]
-EndpointReq = Annotated[str, typer.Option("--endpoint-name", "-e", help="Endpoint name.")]
+NameOpt = Annotated[
+    str | None,
+    typer.Option("--name", "-n", help="Deployment name (overrides the file's).", autocompletion=complete.deployments),
+]
+NameReq = Annotated[str, typer.Option("--name", "-n", help="Deployment name.", autocompletion=complete.deployments)]
+EndpointOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--endpoint-name", "-e", help="Endpoint name (overrides the file's).", autocompletion=complete.endpoints
+    ),
+]
+EndpointReq = Annotated[
+    str, typer.Option("--endpoint-name", "-e", help="Endpoint name.", autocompletion=complete.endpoints)
+]
 SkipOpt = Annotated[
     bool, typer.Option("--skip-script-validation", help="Do not parse the scoring script at create time.")
 ]

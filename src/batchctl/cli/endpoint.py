@@ -4,14 +4,18 @@ from typing import Annotated
 
 import typer
 
+from batchctl.cli import _complete as complete
 from batchctl.cli._common import ForceOpt, SetOpt, command, confirm, workspace
 from batchctl.cli._web import WebOpt, endpoint_page, open_page
 
 app = typer.Typer(no_args_is_help=True, help="Batch endpoints: a name that routes jobs to deployments.")
 
 FileOpt = Annotated[str | None, typer.Option("--file", "-f", help="Endpoint YAML (batchEndpoint.schema.json).")]
-NameOpt = Annotated[str | None, typer.Option("--name", "-n", help="Endpoint name (overrides the file's).")]
-NameReq = Annotated[str, typer.Option("--name", "-n", help="Endpoint name.")]
+NameOpt = Annotated[
+    str | None,
+    typer.Option("--name", "-n", help="Endpoint name (overrides the file's).", autocompletion=complete.endpoints),
+]
+NameReq = Annotated[str, typer.Option("--name", "-n", help="Endpoint name.", autocompletion=complete.endpoints)]
 NoWaitOpt = Annotated[bool, typer.Option("--no-wait", help="Accepted for az ml compatibility (operations are local).")]
 ENDPOINT_COLUMNS = ("name", "defaults.deployment_name", "provisioning_state", "description", "updated_at")
 

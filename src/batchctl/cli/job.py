@@ -8,21 +8,32 @@ from typing import Annotated, Any
 import typer
 import typer.core
 
+from batchctl.cli import _complete as complete
 from batchctl.cli._common import SetOpt, command, workspace
 from batchctl.cli._web import WebOpt, job_page, open_page
 
 app = typer.Typer(no_args_is_help=True, help="Batch scoring jobs.")
 
-JOB_COLUMNS = (
+# `job list -o table`: one flat row per job (JSON and YAML print the records whole)
+JOB_TABLE_COLUMNS = (
     "name",
     "status",
-    "endpoint_name",
-    "deployment_name",
-    "counts.files",
-    "counts.items_failed",
-    "created_at",
+    "endpoint",
+    "deployment",
+    "created",
+    "duration",
+    "items_ok",
+    "items_failed",
 )
-NameReq = Annotated[str, typer.Option("--name", "-n", help="Job name.")]
+
+
+def job_table_rows(records: Any) -> Any:
+    from batchctl.cli._jobtable import job_rows
+
+    return job_rows(records)
+
+
+NameReq = Annotated[str, typer.Option("--name", "-n", help="Job name.", autocompletion=complete.jobs)]
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -129,7 +140,13 @@ NoServerOpt = Annotated[
     typer.Option("--no-server", help="Run here even when `batchctl serve` runs (also BATCHCTL_NO_SERVER=1)."),
 ]
 DeploymentOpt = Annotated[
-    str | None, typer.Option("--deployment-name", "-d", help="Deployment (default: the endpoint's default).")
+    str | None,
+    typer.Option(
+        "--deployment-name",
+        "-d",
+        help="Deployment (default: the endpoint's default).",
+        autocompletion=complete.deployments,
+    ),
 ]
 
 
@@ -178,7 +195,9 @@ def _az_multi_values(
 
 
 def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: str = "invoke") -> None:
-    EndpointOpt = Annotated[str | None, typer.Option(*endpoint_flag, help="Endpoint name.")]
+    EndpointOpt = Annotated[
+        str | None, typer.Option(*endpoint_flag, help="Endpoint name.", autocompletion=complete.endpoints)
+    ]
 
     @command(group, name, **AZ_MULTI)
     def invoke(
@@ -274,14 +293,23 @@ def no_child_jobs(parent: str) -> list[object]:
     return []
 
 
-@command(app, "list", columns=JOB_COLUMNS)
+@command(app, "list", columns=JOB_TABLE_COLUMNS, table_rows=job_table_rows)
 def list_(
     endpoint: Annotated[
-        str | None, typer.Option("--endpoint", "--endpoint-name", "-e", help="Only this endpoint's jobs.")
+        str | None,
+        typer.Option(
+            "--endpoint", "--endpoint-name", "-e", help="Only this endpoint's jobs.", autocompletion=complete.endpoints
+        ),
     ] = None,
     deployment: Annotated[
         str | None,
-        typer.Option("--deployment", "--deployment-name", "-d", help="Only this deployment's jobs."),
+        typer.Option(
+            "--deployment",
+            "--deployment-name",
+            "-d",
+            help="Only this deployment's jobs.",
+            autocompletion=complete.deployments,
+        ),
     ] = None,
     status: Annotated[
         str | None, typer.Option("--status", "-s", help="Queued, Running, Completed, Failed or Canceled.")
@@ -290,14 +318,18 @@ def list_(
         list[str] | None, typer.Option("--tag", help="Only jobs with this tag: k=v (repeatable: all).")
     ] = None,
     parent_job_name: ParentJobOpt = None,
+    max_results: Annotated[
+        int | None, typer.Option("--max-results", "-r", help="At most this many jobs (the newest).")
+    ] = None,
 ) -> object:
-    """List jobs (oldest first)."""
+    """List jobs, newest first."""
     from batchctl import api
     from batchctl.jobs.submit import parse_tags
 
     if parent_job_name is not None:
         return no_child_jobs(parent_job_name)
-    return api.list_jobs(workspace(), endpoint, deployment, status, parse_tags(tag or [], "--tag") or None)
+    tags = parse_tags(tag or [], "--tag") or None
+    return api.list_jobs(workspace(), endpoint, deployment, status, tags, max_results=max_results)
 
 
 @command(app, "show")
@@ -437,7 +469,7 @@ def stream(name: NameReq) -> object:
 def register_list_jobs(group: typer.Typer, kind: str) -> None:
     if kind == "endpoint":
 
-        @command(group, "list-jobs", columns=JOB_COLUMNS)
+        @command(group, "list-jobs", columns=JOB_TABLE_COLUMNS, table_rows=job_table_rows)
         def endpoint_list_jobs(
             name: Annotated[str, typer.Option("--name", "-n", help="Endpoint name.")],
             deployment_name: DeploymentOpt = None,
@@ -451,7 +483,7 @@ def register_list_jobs(group: typer.Typer, kind: str) -> None:
 
     else:
 
-        @command(group, "list-jobs", columns=JOB_COLUMNS)
+        @command(group, "list-jobs", columns=JOB_TABLE_COLUMNS, table_rows=job_table_rows)
         def deployment_list_jobs(
             name: Annotated[str, typer.Option("--name", "-n", help="Deployment name.")],
             endpoint_name: Annotated[str, typer.Option("--endpoint-name", "-e", help="Endpoint name.")],

@@ -57,14 +57,19 @@ def list_jobs(
     deployment: str | None = None,
     status: str | None = None,
     tags: dict[str, str] | None = None,
+    *,
+    max_results: int | None = None,
 ) -> list[dict[str, Any]]:
+    """Newest first (as `az ml job list`), at most `max_results`."""
+    if max_results is not None and max_results < 1:
+        raise SpecError(f"--max-results must be 1 or more, not {max_results}")
     if endpoint is not None:
         endpoint = spec_load.validate_name("endpoint", endpoint)
     if deployment is not None:  # a filter only, but checked like every name (an empty one would match all)
         spec_load.validate_name("deployment", deployment)
     wanted = JobState.parse(status) if status is not None else None
     out = []
-    for record in records.list_all(ws):
+    for record in sorted(records.list_all(ws), key=lambda r: (r.created_at, r.name), reverse=True):
         if endpoint and record.endpoint_name != endpoint:
             continue
         if deployment is not None and record.deployment_name != deployment:
@@ -74,6 +79,8 @@ def list_jobs(
         if tags and any(record.tags.get(k) != v for k, v in tags.items()):
             continue
         out.append(record.public())
+        if max_results is not None and len(out) >= max_results:
+            break
     return out
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from batchctl.errors import ConflictError, InvalidStateError, NotFoundError
+from batchctl.errors import BatchctlError, ConflictError, InvalidStateError, NotFoundError, RegistryCorruptError
 from batchctl.fsutil import atomic_write_json
 from batchctl.jobs.model import JobRecord, JobState
 from batchctl.workspace import Workspace, now
@@ -33,6 +33,27 @@ def create_job_dir(ws: Workspace, name: str) -> Path:
     except FileExistsError:
         raise ConflictError(f"job '{name}' already exists", "choose another --job-name") from None
     return folder
+
+
+@contextlib.contextmanager
+def creating_job_dir(ws: Workspace, name: str) -> Iterator[Path]:
+    """A new job folder for the block that fills it; if the workspace cannot be written (disk full,
+    permission denied), the folder is removed and the error is one line: no half-made job is left."""
+    import shutil
+
+    try:
+        folder = create_job_dir(ws, name)
+    except OSError as exc:
+        raise BatchctlError(f"cannot create job '{name}' in {ws.jobs_dir}: {exc.strerror or exc}") from exc
+    try:
+        yield folder
+    except BaseException as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise BatchctlError(
+                f"cannot create job '{name}' in {ws.jobs_dir}: {exc.strerror or exc}; nothing was created"
+            ) from exc
+        raise
 
 
 def _path(folder: Path) -> Path:
@@ -190,8 +211,17 @@ def load(ws: Workspace, name: str) -> JobRecord:
     folder = job_dir(ws, name)
     record = read(folder)
     if record is None:
+        if _path(folder).exists():
+            raise _corrupt(folder)
         raise NotFoundError(f"job '{name}' not found", "list jobs with `batchctl job list`")
     return reconcile(folder, record)
+
+
+def _corrupt(folder: Path) -> RegistryCorruptError:
+    return RegistryCorruptError(
+        f"job '{folder.name}' is corrupt: {_path(folder)} is not a readable job record; it was left as it is",
+        f"look at it, then remove the job with `rm -r {folder}`",
+    )
 
 
 def list_all(ws: Workspace) -> list[JobRecord]:
@@ -204,5 +234,9 @@ def list_all(ws: Workspace) -> list[JobRecord]:
         record = read(entry)
         if record is not None:
             out.append(reconcile(entry, record))
+        elif _path(entry).exists():
+            from batchctl.notices import notify
+
+            notify(f"{_corrupt(entry).message} (remove it with `rm -r {entry}`)")
     out.sort(key=lambda r: r.created_at)
     return out

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from batchctl import storage
+from batchctl import secrets, storage
 from batchctl.errors import BatchctlError, InvalidStateError, JobCanceledError, JobFailedError, redact
 from batchctl.execution.base import InitFailedError, RunSettings, supervise
 from batchctl.execution.splitting import FileLedger, plan_units, range_key
@@ -63,7 +64,8 @@ def scorer_ref(record: JobRecord, bi_output: Path) -> ScorerRef:
         output_action=record.settings.output_action,
         output_dir=str(bi_output),
         logging_level=record.settings.logging_level,
-        environment_variables=dict(snapshot.environment_variables),
+        # ${env:NAME} references are resolved here, in memory, when the job starts: never written to a file
+        environment_variables=secrets.resolve(snapshot.environment_variables, os.environ),
         output_format=record.settings.output_format,
         keep_columns=tuple(record.settings.keep_columns),
     )

@@ -253,17 +253,17 @@ def queue(ws: Workspace, request: JobRequest, dry_run: bool = False) -> dict[str
             "tags": record.tags,
             "tracking_uri": tracking_uri,
         }
-    folder = records.create_job_dir(ws, name)
-    (folder / "logs").mkdir()
     plan = JobPlan(
         root_url=io.listing.root.url,
         root_protocol=io.listing.root.protocol,
         input_type=io.listing.input_type,
         files=io.files,
     )
-    atomic_write_json(folder / "plan.json", plan.model_dump(mode="json"))
-    record.log_dir = str(folder / "logs")
-    records.write(folder, record)
+    with records.creating_job_dir(ws, name) as folder:
+        (folder / "logs").mkdir()
+        atomic_write_json(folder / "plan.json", plan.model_dump(mode="json"))
+        record.log_dir = str(folder / "logs")
+        records.write(folder, record)
     return record.public()
 
 

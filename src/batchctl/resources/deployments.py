@@ -53,6 +53,16 @@ def _check_code(spec: DeploymentSpec, source: str, skip_script_validation: bool)
         raise SpecError(f"{source}: code_configuration.scoring_script: {exc}") from exc
 
 
+def _refuse_folders_holding_workspace(ws: Workspace, spec: DeploymentSpec, source: str) -> None:
+    """Checked before anything is copied or registered (the model is copied before the code)."""
+    from batchctl.specs.deployment import InlineModel
+
+    if isinstance(spec.model, InlineModel):
+        ws.refuse_source_holding_workspace(Path(spec.model.path), f"{source}: model.path")
+    if spec.code_configuration is not None:
+        ws.refuse_source_holding_workspace(Path(spec.code_configuration.code), f"{source}: code_configuration.code")
+
+
 def _snapshot_code(ws: Workspace, code: Path) -> str:
     digest = content_hash(code)[:20]
     target = ws.code_dir / digest
@@ -112,12 +122,14 @@ def _save_deployment(
     state = ws.store.read()
     get_endpoint(ws, spec.endpoint_name, state)
     compute = get_compute(ws, spec.compute, state)
+    _refuse_folders_holding_workspace(ws, spec, source)
     _check_code(spec, source, skip_script_validation)
     # before the model, which may be registered: a bad environment reference leaves the registry untouched
     environment = resolve_environment_ref(spec.environment, state) if isinstance(spec.environment, str) else None
     model = _resolve_deployment_model(ws, spec, source)
     if spec.code_configuration is None and model["type"] != "mlflow_model":
         raise SpecError(f"{source}: code_configuration: required because model {model['id']} is not an MLflow model")
+    _warn_literal_secrets(spec, source)
     record = spec.model_dump(mode="json")
     record["model"] = model["id"]
     record["model_type"] = model["type"]
@@ -149,6 +161,20 @@ def _save_deployment(
                 endpoint["updated_at"] = now()
                 state["endpoints"][spec.endpoint_name] = endpoint
     return record
+
+
+def _warn_literal_secrets(spec: DeploymentSpec, source: str) -> None:
+    """A literal key, SAS or connection string in environment_variables is stored as written: say so."""
+    from batchctl.notices import notify
+    from batchctl.secrets import looks_secret
+
+    names = [k for k, v in spec.settings.environment_variables.items() if looks_secret(v)]
+    if names:
+        notify(
+            f"{source}: settings.environment_variables {', '.join(names)} look like secrets (an account key, SAS "
+            "or connection string) and are stored in plaintext in the workspace registry; write "
+            "${env:NAME} to have each read from the environment when a job starts"
+        )
 
 
 def get_deployment(ws: Workspace, name: str, endpoint: str, state: dict[str, Any] | None = None) -> dict[str, Any]:

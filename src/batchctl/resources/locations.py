@@ -14,6 +14,7 @@ from batchctl.urls import account_url, check_remote_path
 from batchctl.workspace import Workspace
 
 DATASTORE_PREFIX = "azureml://datastores/"
+DEFAULT_ENDPOINT = "core.windows.net"  # a datastore spec's default: "no endpoint given"
 
 
 def resolve_datastore_path(ws: Workspace, url: str) -> storage.Location:
@@ -41,11 +42,13 @@ def resolve_datastore_path(ws: Workspace, url: str) -> storage.Location:
     # azure_blob / azure_data_lake_gen2: the datastore's own account and endpoint (docs/storage.md),
     # written as the blob URL so that a worker process can rebuild it from the job plan alone.
     container = datastore.get("container_name") or datastore.get("filesystem")
-    base_url = account_url(
-        datastore["account_name"],
-        datastore.get("endpoint") or "core.windows.net",
-        datastore.get("protocol") or "https",
+    endpoint = datastore.get("endpoint") or DEFAULT_ENDPOINT
+    # no endpoint of its own: AZURE_STORAGE_CONNECTION_STRING for the same account (Azurite, a sovereign
+    # cloud, a private endpoint) says where it lives, as it does for az:// URLs
+    base_url = (
+        storage.connection_string_account_url(datastore["account_name"]) if endpoint == DEFAULT_ENDPOINT else None
     )
+    base_url = base_url or account_url(datastore["account_name"], endpoint, datastore.get("protocol") or "https")
     protocol = "abfs" if kind == "azure_data_lake_gen2" else "az"
     blob_url = "/".join(p for p in (base_url, container, path) if p)
     check_remote_path(blob_url)

@@ -42,6 +42,7 @@ def register_model_files(
     origin: str | None = None,
 ) -> dict[str, Any]:
     """Copy a model into the workspace and register it; the same content again is a no-op."""
+    ws.refuse_source_holding_workspace(source, f"model '{name}' path")
     digest = content_hash(source)
     existing = ws.store.read()["models"].get(name, {})
     for record in existing.values():

@@ -47,6 +47,14 @@ def _to_str(value: Any) -> Any:
     return value
 
 
+def _not_bool(value: Any) -> Any:
+    # pydantic's lax mode reads `mini_batch_size: true` as 1: a boolean is never a number in a spec
+    if isinstance(value, bool):
+        raise ValueError("Input should be a number, not a boolean")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_not_bool)]
 EndpointName = Annotated[str, AfterValidator(_check_endpoint_name)]
 AssetName = Annotated[str, AfterValidator(_check_asset_name)]
 Version = Annotated[str, BeforeValidator(_to_str), AfterValidator(_check_version)]

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
-from batchctl.specs._base import AssetName, StrictModel, Tags, Version
+from batchctl.specs._base import AssetName, Int, StrictModel, Tags, Version
 
 
 class _Common(StrictModel):
@@ -133,14 +133,14 @@ DatastoreSpec = Annotated[
 class LocalCompute(_Common):
     name: AssetName
     type: Literal["local"]
-    max_workers: int | None = Field(None, ge=1, le=1024)
+    max_workers: Int | None = Field(None, ge=1, le=1024)
 
 
 class RayCompute(_Common):
     name: AssetName
     type: Literal["ray"]
     address: str = Field(min_length=1, description="ray://host:10001, auto, or local.")
-    max_workers: int | None = Field(None, ge=1, le=1024)
+    max_workers: Int | None = Field(None, ge=1, le=1024)
 
     @field_validator("address")
     @classmethod
@@ -156,9 +156,9 @@ class AmlCompute(_Common):
     name: AssetName
     type: Literal["amlcompute"]
     size: str | None = None
-    min_instances: int = Field(0, ge=0)
-    max_instances: int = Field(1, ge=1)
-    idle_time_before_scale_down: int | None = None
+    min_instances: Int = Field(0, ge=0)
+    max_instances: Int = Field(1, ge=1)
+    idle_time_before_scale_down: Int | None = None
     tier: str | None = None
     location: str | None = None
     identity: dict[str, Any] | None = None

@@ -6,9 +6,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import AfterValidator, Discriminator, Field, Tag, field_validator, model_validator
 
-from batchctl.specs._base import AssetName, EndpointName, StrictModel, Tags, Version, strip_azureml
+from batchctl.secrets import reference_problem
+from batchctl.specs._base import AssetName, EndpointName, Int, StrictModel, Tags, Version, strip_azureml
+from batchctl.specs.names import control_character_problem
 
 SETTINGS_KEYS = (
     "max_concurrency_per_instance",
@@ -28,27 +30,48 @@ _MODEL_REF_RE = re.compile(
 )
 
 
+def _check_env_value(value: str) -> str:
+    problem = reference_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+EnvValue = Annotated[str, AfterValidator(_check_env_value)]
+
+
 def check_file_name(value: str) -> str:
     if not value or value in (".", "..") or "/" in value or "\\" in value or "\x00" in value:
         raise ValueError(f"'{value}' must be a plain file name, without folders")
+    return check_no_control_characters(value)
+
+
+def check_no_control_characters(value: str) -> str:
+    problem = control_character_problem(value)
+    if problem:
+        raise ValueError(problem)
     return value
 
 
 class RetrySettings(StrictModel):
-    max_retries: int = Field(3, ge=0, description="Retries of a failed mini-batch after its first try.")
-    timeout: int = Field(30, gt=0, le=259200, description="Seconds allowed for one run() of a mini-batch.")
+    max_retries: Int = Field(3, ge=0, description="Retries of a failed mini-batch after its first try.")
+    timeout: Int = Field(30, gt=0, le=259200, description="Seconds allowed for one run() of a mini-batch.")
 
 
 class BatchSettings(StrictModel):
-    max_concurrency_per_instance: int = Field(1, ge=1, le=256, description="Worker processes per instance.")
-    mini_batch_size: int = Field(10, gt=0, description="Files per run() call.")
+    max_concurrency_per_instance: Int = Field(
+        1, ge=1, le=256, description="Worker processes per instance.", strict=True
+    )
+    mini_batch_size: Int = Field(10, gt=0, description="Files per run() call.")
     output_action: Literal["append_row", "summary_only"] = "append_row"
     output_file_name: str | None = Field(None, description="Results file name; predictions.csv by default.")
     retry_settings: RetrySettings = Field(default_factory=RetrySettings)
-    error_threshold: int = Field(-1, ge=-1, description="-1 ignores failures; N fails the job past N.")
+    error_threshold: Int = Field(-1, ge=-1, description="-1 ignores failures; N fails the job past N.")
     logging_level: Literal["warning", "info", "debug"] = "info"
-    environment_variables: dict[str, Annotated[str, Field()]] = Field(default_factory=dict)
-    instance_count: int | None = Field(None, ge=1, description="SDK alias of resources.instance_count.")
+    environment_variables: dict[str, EnvValue] = Field(
+        default_factory=dict, description="Set in every worker; ${env:NAME} is read from the environment at job start."
+    )
+    instance_count: Int | None = Field(None, ge=1, description="SDK alias of resources.instance_count.")
 
     @field_validator("logging_level", mode="before")
     @classmethod
@@ -121,7 +144,7 @@ class CodeConfiguration(StrictModel):
     def _inside_code(cls, value: str) -> str:
         if value.startswith(("/", "\\")) or ".." in value.replace("\\", "/").split("/"):
             raise ValueError("must be a path inside the code folder")
-        return value
+        return check_no_control_characters(value)
 
 
 class InlineEnvironment(StrictModel):
@@ -138,7 +161,7 @@ class InlineEnvironment(StrictModel):
 
 
 class Resources(StrictModel):
-    instance_count: int = Field(1, ge=1, le=1024)
+    instance_count: Int = Field(1, ge=1, le=1024)
     properties: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from batchctl.specs._base import AssetName, EndpointName, StrictModel, Tags
-from batchctl.specs.deployment import check_file_name
+from batchctl.specs._base import AssetName, EndpointName, Int, StrictModel, Tags
+from batchctl.specs.deployment import check_file_name, check_no_control_characters
 
 
 class JobInput(StrictModel):
@@ -23,17 +23,17 @@ class JobOutput(StrictModel):
 
 
 class JobRetrySettings(StrictModel):
-    max_retries: int | None = Field(None, ge=0)
-    timeout: int | None = Field(None, gt=0, le=259200)
+    max_retries: Int | None = Field(None, ge=0)
+    timeout: Int | None = Field(None, gt=0, le=259200)
 
 
 class RunOverrides(StrictModel):
     """The settings one job may override (Azure's overridable set): from the invocation file, `--set`
     or the `-m`/`-c` flags. None means "not overridden"."""
 
-    mini_batch_size: int | None = Field(None, gt=0)
-    instance_count: int | None = Field(None, ge=1)
-    error_threshold: int | None = Field(None, ge=-1)
+    mini_batch_size: Int | None = Field(None, gt=0)
+    instance_count: Int | None = Field(None, ge=1)
+    error_threshold: Int | None = Field(None, ge=-1)
     retry_settings: JobRetrySettings | None = None
     output_file_name: str | None = None
     # batchctl's own (Azure has no field for them; documented in README "Big files and output formats")
@@ -77,6 +77,11 @@ class InvocationSpec(RunOverrides):
     display_name: str | None = None
     description: str | None = None
     tags: Tags = Field(default_factory=dict)
+
+    @field_validator("display_name")
+    @classmethod
+    def _printable_name(cls, value: str | None) -> str | None:
+        return None if value is None else check_no_control_characters(value)
 
     def overrides(self) -> RunOverrides:
         return RunOverrides.model_validate(self.model_dump(include=set(RunOverrides.model_fields), exclude_none=True))

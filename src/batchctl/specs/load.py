@@ -113,6 +113,43 @@ def validate_data(model: Any, data: Any, source: str) -> Any:
         raise SpecError(format_validation_error(source, exc)) from exc
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, line: int, first: int) -> None:
+        super().__init__(key)
+        self.key, self.line, self.first = key, line, first
+
+
+_LOADER: Any = None
+
+
+def _unique_key_loader() -> Any:
+    """yaml.SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last one silently).
+    A key that overrides one brought in by a merge (`<<: *base`) is not a duplicate."""
+    global _LOADER
+    if _LOADER is not None:
+        return _LOADER
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            if isinstance(node, yaml.MappingNode):
+                seen: dict[Any, int] = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    try:
+                        first = seen.setdefault(key, key_node.start_mark.line + 1)
+                    except TypeError:  # an unhashable key: SafeLoader reports it
+                        continue
+                    if first != key_node.start_mark.line + 1:
+                        raise _DuplicateKey(key, key_node.start_mark.line + 1, first)
+            return super().construct_mapping(node, deep)
+
+    _LOADER = UniqueKeyLoader
+    return _LOADER
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     import yaml
 
@@ -134,7 +171,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise SpecError(f"{path}: cannot read: {exc.strerror}") from exc
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateKey as exc:
+        raise SpecError(f"{source}: duplicate key '{exc.key}' at line {exc.line} (first at line {exc.first})") from None
     except yaml.constructor.ConstructorError as exc:
         where = f" at line {exc.problem_mark.line + 1}" if exc.problem_mark else ""
         raise SpecError(f"{source}: invalid YAML{where}: {exc.problem} (only plain YAML is accepted)") from exc

@@ -42,3 +42,14 @@ def version_problem(value: str) -> str | None:
     if not VERSION_RE.fullmatch(value):
         return f"version '{_printable(value)}' is invalid: use letters, digits, '.', '-' or '_'"
     return None
+
+
+def control_character_problem(value: str) -> str | None:
+    """Names and file names never hold a control character (a newline in a file name splits every log
+    line and listing that shows it)."""
+    import unicodedata
+
+    for ch in value:
+        if unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
+            return f"'{_printable(value)}' contains a control character (U+{ord(ch):04X}), which names may not hold"
+    return None

@@ -14,6 +14,7 @@ private helpers are imported from their module.
 
 from __future__ import annotations
 
+from batchctl.storage.azure import connection_string_account_url
 from batchctl.storage.inputs import fetch, list_inputs
 from batchctl.storage.locations import Location, location, location_from_record, location_record, remote
 from batchctl.storage.outputs import (
@@ -34,6 +35,7 @@ __all__ = [
     "azure_address",
     "check_output_folder",
     "check_remote_path",
+    "connection_string_account_url",
     "download",
     "fetch",
     "list_files",

@@ -79,6 +79,31 @@ def _azure_auth(addr: AzureAddress) -> tuple[str, str | None, str | None, Any]:
     return "aad", account, url, None
 
 
+def connection_string_account_url(account: str) -> str | None:
+    """The blob service URL that AZURE_STORAGE_CONNECTION_STRING gives `account` (its BlobEndpoint, else
+    its protocol and EndpointSuffix), or None when the connection string is unset or names another account."""
+    from batchctl.errors import SpecError
+    from batchctl.urls import account_url
+
+    conn = os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
+    if not conn:
+        return None
+    parts = connection_string_parts(conn)
+    if parts.get("accountname", "").lower() != account.lower():
+        return None
+    try:
+        if parts.get("blobendpoint"):
+            return account_url(account, parts["blobendpoint"])
+        if parts.get("endpointsuffix"):
+            return account_url(account, parts["endpointsuffix"], parts.get("defaultendpointsprotocol") or "https")
+    except SpecError as exc:
+        raise StorageError(
+            f"AZURE_STORAGE_CONNECTION_STRING: BlobEndpoint/EndpointSuffix is not usable for account '{account}': "
+            f"{exc.message}"
+        ) from None
+    return None
+
+
 def _blob_service_client(kind: str, url: str | None, credential: Any) -> Any:
     from azure.storage.blob.aio import BlobServiceClient, ExponentialRetry
 

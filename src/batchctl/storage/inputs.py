@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from batchctl.errors import BatchctlError, StorageError, redact
 from batchctl.storage.azure import _container_exists
-from batchctl.storage.faults import _storage_error
+from batchctl.storage.faults import _is_connect_error, _storage_error
 from batchctl.storage.locations import Location, remote
 from batchctl.urls import AZURE_PROTOCOLS
 
@@ -57,7 +57,12 @@ def probe_type(loc: Location) -> str:
             fs.invalidate_cache()
         # info(), not isfile()/isdir(): those answer False for an unreachable store or a rejected key
         info = fs.info(path)
-    except FileNotFoundError:
+    except FileNotFoundError as exc:
+        # fsspec's HTTP filesystem turns every failure of HEAD and GET into FileNotFoundError: a host that
+        # does not answer is unreachable, not missing
+        cause = exc.__cause__ or exc.__context__
+        if cause is not None and _is_connect_error(cause):
+            raise _storage_error("read", loc.url, cause, loc) from exc
         raise _missing(loc, "input") from None
     except BatchctlError:
         raise

@@ -13,6 +13,7 @@ import pytest
 from batchctl.execution.events import BatchResult
 from batchctl.execution.splitting import FileLedger, UnitPlan, plan_units, range_count
 from batchctl.jobs.publish import write_results
+from batchctl.scoring.failures import ErrorInfo, ItemError
 from batchctl.scoring.formats import jsonl_text, output_format
 from batchctl.scoring.ranges import FileRange, QuotedCsvError, csv_range_bytes
 from batchctl.storage import Location
@@ -120,14 +121,27 @@ def test_a_split_file_is_one_item_succeeded_when_all_ranges_succeed() -> None:
 
 def test_a_failed_range_fails_its_file_once_and_drops_all_its_rows() -> None:
     ledger = FileLedger(_plan(3))
-    bad = BatchResult(batch=2, attempt=1, ok=True, failed=1, item_errors=[("big.csv", "could not convert 'x'")])
+    bad = BatchResult(
+        batch=2,
+        attempt=1,
+        ok=True,
+        failed=1,
+        item_errors=[ItemError("big.csv", ErrorInfo("ValueError", "could not convert 'x'"))],
+    )
     settled = [
         ledger.settle(BatchResult(batch=1, attempt=1, ok=True, succeeded=1)),
         ledger.settle(bad),
-        ledger.settle(BatchResult(batch=3, attempt=2, ok=False, failed=1, item_errors=[("big.csv", "timed out")])),
+        ledger.settle(
+            BatchResult(
+                batch=3, attempt=2, ok=False, failed=1, item_errors=[ItemError("big.csv", ErrorInfo(None, "timed out"))]
+            )
+        ),
     ]
     assert [(r.succeeded, r.failed) for r in settled] == [(0, 0), (0, 1), (0, 0)]
-    assert settled[1].item_errors == [("big.csv", "row range 2 of 3: could not convert 'x'")]
+    assert settled[1].item_errors == [
+        ItemError("big.csv", ErrorInfo("ValueError", "row range 2 of 3: could not convert 'x'"))
+    ]
+    assert settled[1].item_errors[0].reason == "ValueError: row range 2 of 3: could not convert 'x'"
     assert settled[2].item_errors == []
     assert ledger.failed_units() == {1, 2, 3}
 
