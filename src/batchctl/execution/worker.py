@@ -167,6 +167,7 @@ class CappedOutput:
         self.file = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self.written = os.fstat(self.file).st_size  # a replaced worker appends to the same file
         self.dropped = 0
+        self.at_line_start = True
 
     def switch(self, path: str) -> None:
         """Write to another job's log from now on (a warm worker of the server's pool); the cap restarts."""
@@ -178,9 +179,14 @@ class CappedOutput:
             os.close(self.file)
             self._open(path)
 
+    def _note(self, text: str) -> None:
+        """A line of ours in the log, on a line of its own."""
+        os.write(self.file, (("" if self.at_line_start else "\n") + text + "\n").encode())
+        self.at_line_start = True
+
     def _end_note(self) -> None:
         if self.dropped:
-            os.write(self.file, f"[batchctl] {self.dropped} bytes of output were dropped\n".encode())
+            self._note(f"[batchctl] {self.dropped} bytes of output were dropped")
 
     def _pump(self) -> None:
         while True:
@@ -196,16 +202,16 @@ class CappedOutput:
             self._end_note()
 
     def _write(self, chunk: bytes) -> None:
-        room = self.cap - self.written
-        if room <= 0:
-            self.dropped += len(chunk)
-            return
+        room = max(0, self.cap - self.written)
         kept = chunk[:room]
-        os.write(self.file, kept)
-        self.written += len(kept)
+        if kept:
+            os.write(self.file, kept)
+            self.written += len(kept)
+            self.at_line_start = kept.endswith(b"\n")
         if len(kept) < len(chunk):
+            if not self.dropped:  # the first byte past the cap, in this chunk or at its start
+                self._note(f"[batchctl] output truncated at {self.cap} bytes")
             self.dropped += len(chunk) - len(kept)
-            os.write(self.file, f"\n[batchctl] output truncated at {self.cap} bytes\n".encode())
 
     def close(self) -> None:
         """Flush, end the pipe and let the pump write its last line (bounded wait)."""

@@ -231,7 +231,7 @@ class JobPlan(_Model):
 
 
 # keys added after 0.1.0 that a record leaves out while they are unset (and counts.rows while 0)
-_UNSET_OMITTED = ("tracking", "lineage")
+_UNSET_OMITTED = ("tracking", "lineage", "published")
 
 # keys of a record that are internal (paths inside the workspace, how to reach the compute)
 _INTERNAL = ("deployment_snapshot", "output_location", "output_file_location", "compute_address", "compute_max_workers")
@@ -270,6 +270,7 @@ class JobRecord(_Model):
     description: str | None = None
     deployment_snapshot: DeploymentSnapshot
     log_dir: str | None = None
+    published: bool | None = None  # True once the results are at their final name (before Completed is written)
     attempts: int = 1  # `job resume` continues the same job: one more attempt
     history: list[dict[str, Any]] = Field(default_factory=list)  # how each earlier attempt ended
     tracking: dict[str, Any] | None = None  # {uri, log_predictions, run_id, experiment_id, url} (batchctl.tracking)

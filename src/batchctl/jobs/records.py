@@ -190,19 +190,22 @@ def runner_alive(runner: dict[str, Any] | None) -> bool:
 
 
 def reconcile(folder: Path, record: JobRecord) -> JobRecord:
-    """A Queued/Running job whose runner is gone reads Failed, never Running forever."""
+    """A Queued/Running job whose runner is gone reads Failed, never Running forever (Completed when the
+    runner died after its results were published)."""
     if record.status.terminal or runner_alive(record.runner):
         return record
     with job_lock(folder):
         fresh = read(folder) or record
         if not fresh.status.terminal and not runner_alive(fresh.runner):
-            fresh = fresh.model_copy(
-                update={
+            if fresh.published:  # its runner died after publishing: the results are all there
+                update = {"status": fresh.status.transition(JobState.COMPLETED), "end_time": now()}
+            else:
+                update = {
                     "status": fresh.status.transition(JobState.FAILED),
                     "end_time": now(),
                     "error": fresh.error or {"message": RUNNER_DIED},
                 }
-            )
+            fresh = fresh.model_copy(update=update)
             write(folder, fresh)
         return fresh
 

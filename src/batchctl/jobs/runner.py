@@ -154,6 +154,9 @@ def run_job(
                 + (f"; first error: {reason}" if reason else "")
             )
         published = _publish(folder, record, journal, logs, bi_output, ledger)
+        # said at once: a runner killed from here on leaves a job that reads Completed, not one that
+        # reads Failed with its output already published (which no resume could then finish)
+        records.update(folder, published=True, counts=journal.counts)
         if published is not None:
             tracked.published(*published)
         status = JobState.COMPLETED
