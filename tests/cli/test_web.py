@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from batchctl.jobs.records import process_start_ticks
+from batchctl.processes import process_start_ticks
 
 OLD_JOB = Path(__file__).resolve().parents[1] / "jobs" / "fixtures" / "job-v0.1.0"
 

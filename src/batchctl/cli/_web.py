@@ -42,7 +42,7 @@ def deployment_page(endpoint: str, name: str) -> str:
 
 def running_server(ws: Any) -> str | None:
     """The URL of the server recorded in the workspace, if its process is alive."""
-    from batchctl.jobs.records import runner_alive
+    from batchctl.processes import runner_alive
 
     try:
         data = json.loads((ws.root / SERVER_FILE).read_text(encoding="utf-8"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,9 @@ from typing import Any
 from batchctl.errors import BatchctlError, ConflictError, InvalidStateError, NotFoundError, RegistryCorruptError
 from batchctl.fsutil import atomic_write_json
 from batchctl.jobs.model import JobRecord, JobState
+from batchctl.processes import process_start_ticks as process_start_ticks
+from batchctl.processes import runner_alive as runner_alive
+from batchctl.processes import runner_identity as runner_identity
 from batchctl.workspace import Workspace, now
 
 RUNNER_DIED = "runner exited unexpectedly"
@@ -147,46 +149,6 @@ def try_update(folder: Path, status: JobState, **changes: Any) -> JobRecord:
         record = read(folder)
         assert record is not None
         return record
-
-
-def process_start_ticks(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            raw = handle.read().decode(errors="replace")
-        return int(raw.rsplit(")", 1)[1].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def runner_identity(pid: int | None = None) -> dict[str, Any]:
-    pid = pid or os.getpid()
-    return {"pid": pid, "start_ticks": process_start_ticks(pid), "host": os.uname().nodename}
-
-
-def runner_alive(runner: dict[str, Any] | None) -> bool:
-    if not runner or not runner.get("pid"):
-        return False
-    pid = int(runner["pid"])
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    ticks = runner.get("start_ticks")
-    if ticks is not None:
-        current = process_start_ticks(pid)
-        if current is not None and current != ticks:
-            return False  # the pid was reused by another process
-        if current is not None:
-            try:
-                with open(f"/proc/{pid}/stat", "rb") as handle:
-                    state = handle.read().decode(errors="replace").rsplit(")", 1)[1].split()[0]
-                if state in ("Z", "X"):
-                    return False
-            except OSError:
-                return False
-    return True
 
 
 def reconcile(folder: Path, record: JobRecord) -> JobRecord:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from batchctl.fsutil import atomic_write_json
-from batchctl.jobs.records import process_start_ticks, runner_alive
+from batchctl.processes import process_start_ticks, runner_alive
 from batchctl.workspace import Workspace, now
 
 SERVER_FILE = "server.json"
