@@ -37,7 +37,7 @@ def test_tags_from_the_flag_and_the_file_are_shown_and_filter_job_list(env, tmp_
     assert env.show("one")["tags"]["team"] == "risk"
     names = lambda *a: [j["name"] for j in ok_json(env.cli("job", "list", *a))]  # noqa: E731
     assert names("--tag", "team=risk") == ["one"]
-    assert names("--tag", "src=file") == ["one", "two"]
+    assert names("--tag", "src=file") == ["two", "one"]  # newest first
     assert names("--tag", "src=file", "--tag", "team=ops") == ["two"]
     assert names("--tag", "team=nobody") == []
     bad = env.cli("job", "list", "--tag", "team")

@@ -57,10 +57,20 @@ def invoke_job(
     record = api.submit_job(ws, dry_run=dry_run, overrides=set_ or [], **options)
     if dry_run:
         return record
-    if not (no_server or _server_client.disabled_by_env()) and _server_client.hand_over(ws, record):
-        if no_wait:
-            return api.get_job(ws, record["name"])
-        return final_outcome(_server_client.follow(ws, record))
+    if not (no_server or _server_client.disabled_by_env()):
+        # from the moment the job exists, SIGTERM cancels it (as Ctrl-C does), even while it is handed over
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            try:
+                taken = _server_client.hand_over(ws, record)
+            except KeyboardInterrupt:
+                return final_outcome(api.cancel_job(ws, record["name"]))
+            if taken:
+                if no_wait:
+                    return api.get_job(ws, record["name"])
+                return final_outcome(_server_client.follow(ws, record))
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     if no_wait:
         return api.start_job_detached(ws, record["name"])
     return run_foreground(ws, record)

@@ -216,7 +216,10 @@ class JobJournal:
             }
             self.failed_log.write(json.dumps(entry) + "\n")
             if ok:
-                logs.user_error(f"{item_error.item or f'mini-batch {batch}'}: {item_error.reason}")
+                if item_error.item is None:
+                    logs.user_error(f"mini-batch {batch}: {item_error.reason}")
+                else:  # Azure's wording, so that log searches written for Azure still find it
+                    logs.user_error(f"Error processing input file: '{item_error.item}'. Exception: {item_error.reason}")
                 self.set_error(item_error.reason, info=info if info.type else None)
         self.failed_log.flush()
         self._log_batch(batch, ok, result.attempt, result.succeeded, result.failed)
