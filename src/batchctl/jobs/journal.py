@@ -77,6 +77,7 @@ class JobJournal:
         c.mini_batches_completed = len(kept)
         c.mini_batches_failed = 0
         c.items_succeeded = sum(k.succeeded for k in kept.values())
+        c.rows = sum(k.rows for k in kept.values())
         c.items_failed = c.retries = c.worker_restarts = 0
         return [i for i in range(len(self.batches)) if i not in kept]
 
