@@ -50,15 +50,19 @@ def upsert(ws: Workspace, section: str, name: str, record: dict[str, Any], notic
     return result
 
 
+def split_ref(body: str) -> tuple[str, str]:
+    """`<name>:<version>` / `<name>@latest` / `<name>` (the part after `azureml:`) -> (name, version)."""
+    if body.endswith("@latest"):
+        return body[: -len("@latest")], LATEST
+    if ":" in body:
+        name, _, version = body.rpartition(":")
+        return name, version
+    return body, LATEST
+
+
 def parse_asset_ref(ref: str, kind: str) -> tuple[str, str]:
     """`azureml:<name>:<version>` / `azureml:<name>@latest` / `<name>:<version>` -> (name, version)."""
-    body = ref[len("azureml:") :] if ref.startswith("azureml:") else ref
-    if body.endswith("@latest"):
-        name, version = body[: -len("@latest")], LATEST
-    elif ":" in body:
-        name, _, version = body.rpartition(":")
-    else:
-        name, version = body, LATEST
+    name, version = split_ref(ref[len("azureml:") :] if ref.startswith("azureml:") else ref)
     spec_load.validate_name(kind, name)
     if version != LATEST:
         from batchctl.specs._base import version_problem

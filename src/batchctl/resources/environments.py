@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 from batchctl.errors import ConflictError, SpecError
 from batchctl.notices import notify
-from batchctl.resources._common import LATEST, get_versioned, list_versioned, next_version, pop_versions, stamp
+from batchctl.resources._common import (
+    LATEST,
+    get_versioned,
+    list_versioned,
+    next_version,
+    pop_versions,
+    split_ref,
+    stamp,
+)
 from batchctl.specs import load as spec_load
 from batchctl.urls import is_url
 from batchctl.workspace import Workspace, content_hash, copy_into
@@ -251,12 +259,7 @@ def resolve_environment_ref(ref: str, state: dict[str, Any]) -> dict[str, Any] |
     if body.startswith("//"):
         notify(f"environment '{ref}' is not a workspace environment; recorded as given")
         return None
-    if body.endswith("@latest"):
-        name, version = body[: -len("@latest")], LATEST
-    elif ":" in body:
-        name, _, version = body.rpartition(":")
-    else:
-        name, version = body, LATEST
+    name, version = split_ref(body)
     if name not in state[SECTION]:
         notify(
             f"environment '{name}' is not registered in this workspace; recorded as given "
