@@ -33,6 +33,19 @@ def reference(heart_model: Path) -> Callable[[Path], list[str]]:
     return rows
 
 
+@pytest.fixture(scope="module")
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, heart_model: Path
+) -> Iterator[tuple[Workspace, Server]]:
+    """One workspace and one `batchctl serve` shared by the tests of a module."""
+    ws = Workspace(tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]) / "ws", heart_model)
+    server = Server(ws)
+    try:
+        yield ws, server
+    finally:
+        server.kill()
+
+
 @pytest.fixture
 def workspace(tmp_path: Path, heart_model: Path) -> Workspace:
     return Workspace(tmp_path / "ws", heart_model)

@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +15,6 @@ import pytest
 from server_helpers import Server, Workspace, heart_csv, heart_folder
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory, heart_model: Path) -> Iterator[tuple[Workspace, Server]]:
-    ws = Workspace(tmp_path_factory.mktemp("cli") / "ws", heart_model)
-    server = Server(ws)
-    try:
-        yield ws, server
-    finally:
-        server.kill()
 
 
 def batchctl(ws: Workspace, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

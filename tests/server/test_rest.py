@@ -22,16 +22,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory, heart_model: Path) -> Iterator[tuple[Workspace, Server]]:
-    ws = Workspace(tmp_path_factory.mktemp("rest") / "ws", heart_model)
-    server = Server(ws)
-    try:
-        yield ws, server
-    finally:
-        server.kill()
-
-
-@pytest.fixture(scope="module")
 def client(served: tuple[Workspace, Server]) -> Iterator[httpx.Client]:
     with served[1].client() as c:
         yield c

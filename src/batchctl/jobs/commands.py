@@ -411,6 +411,7 @@ def rerun_whole(
         rerun_of=name,
         tracking_uri=tracking_uri,
         log_predictions=bool((record.tracking or {}).get("log_predictions")),
+        pinned=(record.model, snapshot),
     )
     listing_file = folder / lineage_mod.LISTING_FILE
     if listing_file.is_file():
@@ -427,8 +428,7 @@ def rerun_whole(
     new = queue(ws, request, dry_run)
     if dry_run:
         return {**new, "model": record.model, "deployment_snapshot": snapshot.model_dump(mode="json")}
-    # the same model version and code snapshot as the first run, whatever the deployment uses now
-    return records.update(records.job_dir(ws, new["name"]), model=record.model, deployment_snapshot=snapshot).public()
+    return new
 
 
 def _current_files(plan: JobPlan) -> list[str]:

@@ -43,6 +43,8 @@ class JobRequest:
     rerun_of: str | None = None
     tracking_uri: str | None = None  # --tracking-uri (else MLFLOW_TRACKING_URI, else the workspace's settings.json)
     log_predictions: bool = False
+    # a rerun pins the first job's model version and code snapshot, whatever the deployment uses now
+    pinned: tuple[str, DeploymentSnapshot] | None = None
 
 
 @dataclass
@@ -203,7 +205,12 @@ def queue(ws: Workspace, request: JobRequest, dry_run: bool = False) -> dict[str
     name = request.job_name or str(uuid.uuid4())
     io = resolve_io(ws, request, settings, endpoint["name"], name)
     batches = -(-len(io.files) // settings.mini_batch_size)
-    snapshot, model = snapshot_deployment(ws, deployment)
+    if request.pinned is not None:
+        model_id, snapshot = request.pinned
+        model = {"type": snapshot.model_type, "path": snapshot.model_path}
+    else:
+        model_id = deployment["model"]
+        snapshot, model = snapshot_deployment(ws, deployment)
     tracking_uri = resolve_tracking_uri(ws, request.tracking_uri)
     record = JobRecord(
         name=name,
@@ -212,7 +219,7 @@ def queue(ws: Workspace, request: JobRequest, dry_run: bool = False) -> dict[str
         status=JobState.QUEUED,
         endpoint_name=endpoint["name"],
         deployment_name=deployment["name"],
-        model=deployment["model"],
+        model=model_id,
         compute=deployment["compute"],
         compute_type=compute["type"] if compute["type"] != "amlcompute" else "local",
         compute_address=compute.get("address"),
