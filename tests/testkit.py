@@ -4,6 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# what mlflow's requirement inference finds for these models, pinned to this interpreter's versions
+MODEL_PACKAGES = ("mlflow", "cloudpickle", "numpy", "pandas", "scikit-learn", "scipy")
+
+
+def model_requirements() -> list[str]:
+    """pip requirements for the models tests save. Given explicitly, they spare mlflow's inference, which
+    loads each saved model in a subprocess to see what it imports (6-7 s per model on this machine)."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in MODEL_PACKAGES]
+
 
 def train_heart_model(target: Path, rows: int = 80, seed: int = 0) -> Path:
     """A real scikit-learn pipeline on a string and two numeric columns, saved with mlflow (cloudpickle)."""
@@ -40,5 +51,6 @@ def train_heart_model(target: Path, rows: int = 80, seed: int = 0) -> Path:
         str(target),
         signature=infer_signature(X, pipeline.predict(X)),
         serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+        pip_requirements=model_requirements(),
     )
     return target

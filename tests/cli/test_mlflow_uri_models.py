@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from testkit import model_requirements
+
 pytestmark = [pytest.mark.mlflow, pytest.mark.slow]
 
 
@@ -32,6 +34,7 @@ def tracking_store(tmp_path_factory: pytest.TempPathFactory, mlflow_model: Path)
                 signature=Model.load(str(mlflow_model)).signature,
                 registered_model_name="heart-sqlite",
                 serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
+                pip_requirements=model_requirements(),
             )
     finally:
         mlflow.set_tracking_uri(None)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from testkit import model_requirements
+
 from .hardening_helpers import one_line_error, tree, write_inputs
 
 pytestmark = pytest.mark.slow
@@ -139,7 +141,11 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     target = tmp_path_factory.mktemp("tiny-model") / "model"
     mlflow.sklearn.save_model(
-        pipe, str(target), signature=infer_signature(X, pipe.predict(X)), serialization_format="cloudpickle"
+        pipe,
+        str(target),
+        signature=infer_signature(X, pipe.predict(X)),
+        serialization_format="cloudpickle",
+        pip_requirements=model_requirements(),
     )
     return target
 

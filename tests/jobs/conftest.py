@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from testkit import model_requirements
+
 # The heart data: a numeric int column, a float column and two string columns. `cp` holds digits
 # ("1".."4"), so pandas would read it as int64 without the signature's types, and the model refuses it.
 COLUMNS = ["age", "chol", "cp", "thal"]
@@ -50,6 +52,7 @@ def _save(pipeline: Any, X: Any, y: Any, target: Path) -> Path:
         str(target),
         signature=infer_signature(X, pipeline.predict(X)),
         serialization_format="cloudpickle",
+        pip_requirements=model_requirements(),
     )
     return target
 

@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from ray_helpers import heart_frame
 
+from testkit import model_requirements
+
 # The helper process: starts a local instance, prints its GCS address, stops it when stdin closes.
 HEAD = textwrap.dedent(
     """
@@ -140,5 +142,6 @@ def ray_heart_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
         str(target),
         signature=infer_signature(X, pipeline.predict(X)),
         serialization_format="cloudpickle",
+        pip_requirements=model_requirements(),
     )
     return target

@@ -27,19 +27,29 @@ class MlflowScorer:
         self.row_wise = False
 
     def init(self) -> None:
-        import mlflow.pyfunc
+        from batchctl.scoring import sklearn_direct
 
-        # the driver has already compared the model's requirements with this interpreter (once, cheaply);
-        # mlflow's own check maps every installed distribution and costs ~0.7 s in each worker
-        self.model = mlflow.pyfunc.load_model(self.ref.model_path, suppress_warnings=True)
-        self.dtypes, self.columns = _signature_dtypes(self.model)
+        # a scikit-learn model that pyfunc would only unpickle and call is scored without importing mlflow
+        direct = sklearn_direct.load(self.ref.model_path)
+        if direct is not None:
+            self.model = direct
+            self.dtypes = {name: kind for name, kind in direct.schema} if direct.schema else None
+            self.columns = [name for name, _ in direct.schema] if direct.schema else None
+            self.row_wise = True
+        else:
+            import mlflow.pyfunc
+
+            # the driver has already compared the model's requirements with this interpreter (once, cheaply);
+            # mlflow's own check maps every installed distribution and costs ~0.7 s in each worker
+            self.model = mlflow.pyfunc.load_model(self.ref.model_path, suppress_warnings=True)
+            self.dtypes, self.columns = _signature_dtypes(self.model)
+            flavors = getattr(self.model.metadata, "flavors", None) or {}
+            self.row_wise = "sklearn" in flavors
         if self.dtypes:
             from pandas.api.types import pandas_dtype
 
             # resolved once: read_csv re-parses dtype strings on every call (a quarter of its time here)
             self.dtypes = {name: pandas_dtype(kind) for name, kind in self.dtypes.items()}
-        flavors = getattr(self.model.metadata, "flavors", None) or {}
-        self.row_wise = "sklearn" in flavors
 
     def _read(self, path: str) -> Any:
         import pandas as pd
@@ -307,14 +317,14 @@ def _format_rows(predictions: Any, name: str, start: int = 0) -> tuple[str, int]
         values = arr.tolist()
         if not values:
             return "", 0
-        if arr.dtype.kind == "f":
-            line = "{},{!r}".format
-            if np.isnan(arr).any():
-                values = [v if v == v else "" for v in values]
-                line = "{},{}".format
-                values = [repr(v) if isinstance(v, float) else v for v in values]
+        rows = range(start, start + len(values))
+        # f-strings in a list comprehension: twice as fast as str.format mapped over the rows
+        if arr.dtype.kind != "f":  # ints as str(); booleans print True/False, as pandas writes them
+            lines = [f"{i},{v}" for i, v in zip(rows, values, strict=True)]
+        elif np.isnan(arr).any():  # pandas writes a missing float as an empty field
+            lines = [f"{i},{v!r}" if v == v else f"{i}," for i, v in zip(rows, values, strict=True)]
         else:
-            line = "{},{}".format  # ints as str(); booleans print True/False, as pandas writes them
-        return tail.join(map(line, range(start, start + len(values)), values)) + tail, len(values)
+            lines = [f"{i},{v!r}" for i, v in zip(rows, values, strict=True)]
+        return tail.join(lines) + tail, len(values)
     table = _results_table(predictions, name, start)
     return table.to_csv(header=False, index=False, lineterminator="\n"), len(table)

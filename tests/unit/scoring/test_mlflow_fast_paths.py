@@ -13,6 +13,7 @@ import pytest
 from batchctl.scoring.base import ScorerRef
 from batchctl.scoring.failures import ErrorInfo, ItemError
 from batchctl.scoring.mlflow_model import MlflowScorer, _format_rows, _results_table
+from testkit import model_requirements
 
 pytestmark = pytest.mark.mlflow
 
@@ -55,6 +56,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         str(path),
         signature=infer_signature(x.astype({"age": "float64"}), pipe.predict(x)),
         serialization_format="cloudpickle",
+        pip_requirements=model_requirements(),
     )
     return path
 

@@ -1,0 +1,144 @@
+"""A scikit-learn model saved by mlflow, scored without importing mlflow.
+
+`import mlflow.pyfunc` is about half of a worker's start-up (~1.5-2 s of CPU on the 2-core machine, for
+tracking, GenAI and gateway modules a batch worker never calls). For the sklearn flavor, pyfunc does three
+things: unpickle `model.pkl` (pickle or cloudpickle), check the input against the signature, and call the
+estimator's `predict_fn`. This module does the same where that is provably pyfunc's behaviour, and hands
+everything else to mlflow:
+
+* eligible models only (`load`): the sklearn flavor in the pickle or cloudpickle format, no code paths,
+  no model config, no params schema, no type-hint signature, and a signature (if any) whose inputs are
+  named, required, and of a type whose check mlflow skips when the column already has it (double, float,
+  long, integer, string);
+* per call (`DirectSklearn.predict`): when the frame has exactly the signature's columns, in its order,
+  each already of its type, mlflow's `_enforce_named_col_schema` returns `DataFrame({name: frame[name]})`,
+  and so does this; any other frame (extra or reordered columns, an int column for a double, a missing
+  column) goes to the real pyfunc model, loaded then, so its conversions and its error messages are
+  mlflow's own.
+
+`BATCHCTL_MLFLOW_PYFUNC=1` turns this off (every model through mlflow.pyfunc); so does
+`MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false`, which mlflow then enforces itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+# signature types whose column mlflow passes through untouched when its dtype is this one
+NUMPY_KINDS = {"double": "float64", "float": "float32", "long": "int64", "integer": "int32"}
+STRING = "string"
+PREDICT_FNS = ("predict", "predict_proba", "predict_log_proba", "predict_joint_log_proba", "score")
+OFF = "BATCHCTL_MLFLOW_PYFUNC"
+
+
+class DirectSklearn:
+    """The unpickled estimator's `predict_fn`, called as mlflow's pyfunc wrapper calls it."""
+
+    def __init__(self, model_dir: str, estimator: Any, predict_fn: str, schema: list[tuple[str, str]] | None):
+        self.model_dir = model_dir
+        self.estimator = estimator
+        self.predict_fn = getattr(estimator, predict_fn)
+        self.schema = schema
+        self.pyfunc: Any = None  # the real pyfunc model, loaded for the first frame this cannot take
+
+    def untouched(self, frame: Any) -> Any:
+        """The frame that pyfunc's schema check would hand to the model, or None when it would convert,
+        reorder or drop columns (or refuse the frame)."""
+        import numpy as np
+        import pandas as pd
+
+        if self.schema is None:
+            return frame  # no signature: pyfunc passes its input as it is
+        if not isinstance(frame, pd.DataFrame) or list(frame.columns) != [name for name, _ in self.schema]:
+            return None
+        for name, kind in self.schema:
+            dtype = frame[name].dtype
+            if kind == STRING:
+                if not (dtype == np.dtype(object) or isinstance(dtype, pd.StringDtype)):
+                    return None
+            elif dtype != kind:
+                return None
+        return pd.DataFrame({name: frame[name] for name, _ in self.schema})
+
+    def predict(self, frame: Any) -> Any:
+        data = self.untouched(frame)
+        if data is not None:
+            return self.predict_fn(data)
+        if self.pyfunc is None:
+            import mlflow.pyfunc
+
+            self.pyfunc = mlflow.pyfunc.load_model(self.model_dir, suppress_warnings=True)
+        return self.pyfunc.predict(frame)
+
+
+def _schema(signature: dict[str, Any]) -> list[tuple[str, str]] | None | bool:
+    """[(name, dtype)] from the signature's inputs, None without inputs, False if not eligible."""
+    if not signature.get("inputs"):
+        return None
+    schema = []
+    for col in json.loads(signature["inputs"]):
+        kind = STRING if col.get("type") == STRING else NUMPY_KINDS.get(col.get("type"))
+        if kind is None or not isinstance(col.get("name"), str) or col.get("required", True) is not True:
+            return False
+        if col.get("optional"):  # mlflow < 2.9 wrote optional columns this way
+            return False
+        schema.append((col["name"], kind))
+    return schema
+
+
+def load(model_dir: str) -> DirectSklearn | None:
+    """The model, when pyfunc would do nothing but unpickle a scikit-learn estimator and call it; None
+    (mlflow loads it) otherwise."""
+    if os.environ.get(OFF, "").strip().lower() in ("1", "true", "yes"):
+        return None
+    if os.environ.get("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true").strip().lower() not in ("true", "1"):
+        return None
+    try:
+        import yaml
+
+        with open(os.path.join(model_dir, "MLmodel"), encoding="utf-8") as handle:
+            conf = yaml.safe_load(handle)
+        flavors = conf.get("flavors") or {}
+        pyfunc, sk = flavors.get("python_function") or {}, flavors.get("sklearn") or {}
+        predict_fn = pyfunc.get("predict_fn") or "predict"
+        fmt = sk.get("serialization_format", "pickle")
+        signature = conf.get("signature") or {}
+        if (
+            pyfunc.get("loader_module") != "mlflow.sklearn"
+            or not pyfunc.get("model_path")
+            or pyfunc.get("code")
+            or pyfunc.get("model_config")
+            or predict_fn not in PREDICT_FNS
+            or not sk
+            or fmt not in ("pickle", "cloudpickle")
+            or sk.get("code")
+            or conf.get("is_signature_from_type_hint")
+            or conf.get("type_hint_from_example")
+            or signature.get("params")
+        ):
+            return None
+        schema = _schema(signature)
+        if schema is False:
+            return None
+        path = os.path.join(model_dir, pyfunc["model_path"])
+        if not os.path.isfile(path):
+            return None
+    except Exception:  # anything unexpected in the metadata: mlflow reads it
+        return None
+    try:
+        with open(path, "rb") as handle:
+            if fmt == "cloudpickle":
+                import cloudpickle
+
+                estimator = cloudpickle.load(handle)
+            else:
+                import pickle
+
+                estimator = pickle.load(handle)
+    except Exception:  # mlflow loads it again and fails with its own message
+        return None
+    if not hasattr(estimator, predict_fn):
+        return None  # mlflow says what is missing
+    return DirectSklearn(model_dir, estimator, predict_fn, schema or None)
