@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 import yaml
-from typer.testing import CliRunner
+
+from testkit import Cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,6 +37,20 @@ def _hypothesis_profiles() -> None:
 _hypothesis_profiles()
 
 
+def _interruptible_children() -> None:
+    """A shell starts a background command (`make test &`, nohup) with SIGINT ignored, and that survives
+    exec: every batchctl the tests start would then ignore the SIGINT that the Ctrl-C tests send. A
+    handler is reset to the default at exec, so installing Python's own makes the children interruptible
+    however pytest was started."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+_interruptible_children()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("timeout") is None and item.get_closest_marker("slow") is None:
@@ -58,20 +73,6 @@ def isolation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setitem(_common._STATE, "workspace", None)
     monkeypatch.setitem(_common._STATE, "debug", False)
     return home
-
-
-class Cli:
-    """Runs batchctl in-process through typer's CliRunner."""
-
-    def __init__(self) -> None:
-        self.runner = CliRunner()
-
-    def __call__(self, *args: str, input: str | None = None) -> Any:
-        from batchctl.cli import app
-        from batchctl.cli._argv import expand_multi_values
-
-        # the same rewrite of az-style `--set a=1 b=2 --tags k=v` that the real entry point (cli.main) does
-        return self.runner.invoke(app, expand_multi_values(list(args)), input=input, catch_exceptions=False)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 # what mlflow's requirement inference finds for these models, pinned to this interpreter's versions
 MODEL_PACKAGES = ("mlflow", "cloudpickle", "numpy", "pandas", "scikit-learn", "scipy")
@@ -54,3 +55,37 @@ def train_heart_model(target: Path, rows: int = 80, seed: int = 0) -> Path:
         pip_requirements=model_requirements(),
     )
     return target
+
+
+_COMMAND: list[Any] = []
+
+
+def batchctl_command() -> Any:
+    """batchctl's click command, converted from the typer app once per test process. typer's CliRunner
+    converts it again on every invoke (~0.1 s, more than most commands take to run); the command is
+    stateless, so one conversion serves every test."""
+    if not _COMMAND:
+        import typer.main
+
+        from batchctl.cli import app
+
+        _COMMAND.append(typer.main.get_command(app))
+    return _COMMAND[0]
+
+
+class Cli:
+    """Runs batchctl in-process through click's CliRunner (what typer's CliRunner does, minus the
+    conversion of the app on every call)."""
+
+    def __init__(self) -> None:
+        from click.testing import CliRunner
+
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, input: str | None = None) -> Any:
+        from batchctl.cli._argv import expand_multi_values
+
+        # the same rewrite of az-style `--set a=1 b=2 --tags k=v` that the real entry point (cli.main) does
+        return self.runner.invoke(
+            batchctl_command(), expand_multi_values(list(args)), input=input, catch_exceptions=False
+        )

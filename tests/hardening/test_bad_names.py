@@ -4,11 +4,14 @@ by every command that takes a name (SPEC section 1; issue 7, "Bad input")."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
-from .hardening_helpers import tree, write_inputs, write_yaml
+from testkit import Cli
+
+from .hardening_helpers import Workbench, tree, write_inputs, write_yaml
 
 BAD = {
     "dotdot-slash": "../x",
@@ -102,26 +105,52 @@ SPEC_COMMANDS = [
 ]
 
 
-@pytest.fixture
-def workspace_with_everything(bench, tmp_path):
+def _build_everything(root: Path) -> dict[str, str]:
     """An endpoint, a deployment, a finished job, a registered model, data asset, datastore, compute."""
+    bench = Workbench(Cli(), root)
     spec = bench.deploy("hard", "blue")
-    data = write_inputs(tmp_path / "in", {"a.txt": "ok"})
+    data = write_inputs(root / "in", {"a.txt": "ok"})
     bench.ok("endpoint", "invoke", "-n", "hard", "--input", str(data), "--job-name", "done")
     bench.ok("data", "create", "--name", "things", "--type", "uri_folder", "--path", str(data))
-    store_dir = tmp_path / "store"
+    store_dir = root / "store"
     store_dir.mkdir()
-    datastore_spec = write_yaml(
-        tmp_path / "datastore.yml", {"name": "mystore", "type": "local", "path": str(store_dir)}
-    )
+    datastore_spec = write_yaml(root / "datastore.yml", {"name": "mystore", "type": "local", "path": str(store_dir)})
     bench.ok("datastore", "create", "-f", str(datastore_spec))
     bench.ok("compute", "create", "-n", "cpu", "--type", "local")
     return {
         "data": str(data),
         "deployment_spec": str(spec),
-        "model": str(tmp_path / "weights"),
+        "model": str(root / "weights"),
         "datastore_spec": str(datastore_spec),
     }
+
+
+@pytest.fixture(scope="module")
+def everything_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """The workspace with everything, built once per module (it runs a job): each test gets a copy."""
+    from batchctl.cli import _common
+
+    root = tmp_path_factory.mktemp("everything")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BATCHCTL_HOME", str(root / "ws"))
+        mp.chdir(root)
+        mp.setitem(_common._STATE, "workspace", None)
+        return root, _build_everything(root)
+
+
+@pytest.fixture
+def workspace_with_everything(everything_template, tmp_path: Path) -> dict[str, str]:
+    """A copy of the template in this test's folder (its workspace is BATCHCTL_HOME), every recorded path
+    rewritten to the copy, so that the snapshot of tmp_path covers the workspace and every file it names."""
+    root, ctx = everything_template
+    shutil.copytree(root, tmp_path, symlinks=True, dirs_exist_ok=True)
+    old, new = str(root).encode(), str(tmp_path).encode()
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and not path.is_symlink() and old in (data := path.read_bytes()):
+            path.write_bytes(data.replace(old, new))
+    assert Path(os.environ["BATCHCTL_HOME"]) == tmp_path / "ws"
+    assert not any(old in p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and not p.is_symlink())
+    return {key: value.replace(str(root), str(tmp_path)) for key, value in ctx.items()}
 
 
 def _check_rejected(cli, tmp_path: Path, args: tuple[str, ...], before: dict[str, str]) -> None:
