@@ -23,14 +23,20 @@ demo: $(STAMP)
 chromium:
 	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
+# Two pytest-xdist workers: half of a serial run's time is spent waiting on subprocesses and servers, so
+# two workers on two cores take two thirds of the time. tests/conftest.py groups the tests that share a
+# costly fixture (a Ray head, a browser; each test file's module fixtures) into one worker.
+# `make test PYTEST_WORKERS=` runs serially.
+PYTEST_WORKERS ?= -n 2 --dist loadgroup
+
 test: $(STAMP) chromium
 	$(VENV)/bin/ruff check src tests bench examples
 	$(VENV)/bin/ruff format --check src tests bench examples
 	$(VENV)/bin/lint-imports --no-cache
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_WORKERS)
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest $(PYTEST_WORKERS) -m "not slow"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench examples

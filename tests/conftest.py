@@ -51,10 +51,20 @@ def _interruptible_children() -> None:
 _interruptible_children()
 
 
+# With pytest-xdist (`make test` runs `-n 2 --dist loadgroup`), a group's tests run in one worker, one
+# after the other. These folders share one costly session fixture each (a Ray head, a browser), so each
+# is one group; every other test file is a group of its own, so that its module fixtures start once.
+SHARED_GROUPS = ("ray", "studio")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("timeout") is None and item.get_closest_marker("slow") is None:
             item.add_marker(pytest.mark.timeout(FAST_TEST_TIMEOUT))
+        rel = Path(str(item.path)).relative_to(ROOT / "tests")
+        group = rel.parts[0] if rel.parts[0] in SHARED_GROUPS else str(rel)
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(autouse=True)
