@@ -62,7 +62,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("timeout") is None and item.get_closest_marker("slow") is None:
             item.add_marker(pytest.mark.timeout(FAST_TEST_TIMEOUT))
-        rel = Path(str(item.path)).relative_to(ROOT / "tests")
+        path = Path(str(item.path))
+        rel = path.relative_to(ROOT / "tests") if path.is_relative_to(ROOT / "tests") else path
         group = rel.parts[0] if rel.parts[0] in SHARED_GROUPS else str(rel)
         item.add_marker(pytest.mark.xdist_group(group))
 
