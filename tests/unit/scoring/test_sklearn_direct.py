@@ -164,8 +164,10 @@ def test_a_missing_column_fails_with_mlflows_own_message(models):
     assert "chol" in str(ours.value)
 
 
-def test_a_worker_scores_an_eligible_model_without_importing_mlflow(models, tmp_path):
-    """The point of it: the scorer's init and a whole file's scoring leave mlflow unimported."""
+@pytest.mark.parametrize("switch", ["", "1"], ids=["direct", "BATCHCTL_MLFLOW_PYFUNC=1"])
+def test_a_worker_scores_an_eligible_model_without_importing_mlflow(models, tmp_path, switch):
+    """The point of it: the scorer's init and a whole file's scoring leave mlflow unimported, unless
+    BATCHCTL_MLFLOW_PYFUNC=1 (which a deployment's environment_variables can also set) asks for pyfunc."""
     data = tmp_path / "in.csv"
     _frame(50).to_csv(data, index=False)
     code = textwrap.dedent(
@@ -181,6 +183,8 @@ def test_a_worker_scores_an_eligible_model_without_importing_mlflow(models, tmp_
         """
     )
     env = {k: v for k, v in os.environ.items() if k != "BATCHCTL_MLFLOW_PYFUNC"}
+    if switch:
+        env["BATCHCTL_MLFLOW_PYFUNC"] = switch
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["1", "50", "False"]
+    assert result.stdout.split() == ["1", "50", "True" if switch else "False"]
