@@ -380,6 +380,18 @@ def read_job(home: Path, name: str) -> dict[str, Any]:
     return json.loads((home / "jobs" / name / "job.json").read_text())
 
 
+def start_detached(home: Path, data: Path, out: Path, job: str, *args: str) -> tuple[dict[str, Any], int]:
+    """`endpoint invoke -n heart --no-wait` in a real process: the record it printed, and its runner's pid."""
+    result = batchctl_run(
+        "endpoint", "invoke", "-n", "heart", "--input", str(data), "--output-path", str(out),
+        "--job-name", job, "--no-wait", "-o", "json", *args,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    runner = read_job(home, job)["runner"]
+    assert runner and runner["pid"]
+    return json.loads(result.stdout), runner["pid"]
+
+
 def kill_quietly(pid: int) -> None:
     try:
         os.kill(pid, signal.SIGKILL)

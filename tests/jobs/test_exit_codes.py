@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import alive, batchctl_run, kill_quietly, ok_json, read_job, wait_for, write_inputs
+from .conftest import alive, kill_quietly, ok_json, start_detached, wait_for, write_inputs
 
 pytestmark = pytest.mark.slow
 
@@ -146,12 +146,7 @@ def test_stream_of_a_failed_job_exits_1(env, tmp_path):
 
 def test_stream_of_a_canceled_job_exits_130(env, data, tmp_path):
     gated = write_inputs(tmp_path / "gated", {"a.txt": "gate never"})
-    started = batchctl_run(
-        "endpoint", "invoke", "-n", "heart", "--input", str(gated), "--output-path", str(tmp_path / "out"),
-        "--job-name", "stop", "--no-wait", "-o", "json",
-    )  # fmt: skip
-    assert started.returncode == 0, started.stderr
-    runner = read_job(env.home, "stop")["runner"]["pid"]
+    _, runner = start_detached(env.home, gated, tmp_path / "out", "stop")
     try:
         canceled = env.cli("job", "cancel", "-n", "stop")
         assert canceled.exit_code == 0, (canceled.stderr, (env.job_dir("stop") / "logs" / "runner.txt").read_text())

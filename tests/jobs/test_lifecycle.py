@@ -9,7 +9,16 @@ import time
 
 import pytest
 
-from .conftest import alive, batchctl_proc, batchctl_run, kill_quietly, read_job, wait_for, write_inputs
+from .conftest import (
+    alive,
+    batchctl_proc,
+    batchctl_run,
+    kill_quietly,
+    read_job,
+    start_detached,
+    wait_for,
+    write_inputs,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -17,19 +26,11 @@ SLOW_INPUTS = {"a.txt": "ok", **{f"s{i}.txt": "sleep 60" for i in range(4)}}
 
 
 def _start_detached(env, tmp_path, inputs, job="bg", *args):
-    data = write_inputs(tmp_path / "in", inputs)
     out = tmp_path / "out"
-    result = batchctl_run(
-        "endpoint", "invoke", "-n", "heart", "--input", str(data), "--output-path", str(out),
-        "--job-name", job, "--no-wait", "-o", "json", *args,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    record = json.loads(result.stdout)
+    record, pid = start_detached(env.home, write_inputs(tmp_path / "in", inputs), out, job, *args)
     assert record["name"] == job
     assert record["status"] in ("Queued", "Running", "Completed")
-    runner = read_job(env.home, job)["runner"]
-    assert runner and runner["pid"]
-    return out, runner["pid"]
+    return out, pid
 
 
 def _busy_workers(env, job, n):

@@ -20,7 +20,17 @@ from typing import Any
 
 import pytest
 
-from .conftest import BEHAVIOUR_SCRIPT, alive, batchctl_run, kill_quietly, ok_json, read_job, wait_for, write_inputs
+from .conftest import (
+    BEHAVIOUR_SCRIPT,
+    alive,
+    batchctl_run,
+    kill_quietly,
+    ok_json,
+    read_job,
+    start_detached,
+    wait_for,
+    write_inputs,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -509,12 +519,7 @@ def test_deletes_are_refused_while_a_running_job_uses_the_resource(env, tmp_path
     env.endpoint()
     env.script(mini_batch_size=1, retry_settings={"max_retries": 0, "timeout": 300})
     data = write_inputs(tmp_path / "in", {"a.txt": "gate go"})
-    started = batchctl_run(
-        "endpoint", "invoke", "-n", "heart", "--input", str(data), "--output-path", str(tmp_path / "out"),
-        "--job-name", "busy", "--no-wait", "-o", "json",
-    )  # fmt: skip
-    assert started.returncode == 0, started.stderr
-    runner = read_job(env.home, "busy")["runner"]["pid"]
+    _, runner = start_detached(env.home, data, tmp_path / "out", "busy")
     try:
         master = env.job_dir("busy") / "logs" / "sys" / "master_role.txt"
         wait_for(lambda: master.is_file() and "-> worker" in master.read_text(), 120, "dispatch")

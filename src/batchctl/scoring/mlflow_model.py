@@ -9,6 +9,7 @@ import logging
 import os
 from typing import Any
 
+from batchctl.scoring import sklearn_direct
 from batchctl.scoring.base import Outcome, ScorerRef
 from batchctl.scoring.failures import ErrorInfo, ItemError, cap
 
@@ -27,8 +28,6 @@ class MlflowScorer:
         self.row_wise = False
 
     def init(self) -> None:
-        from batchctl.scoring import sklearn_direct
-
         # a scikit-learn model that pyfunc would only unpickle and call is scored without importing mlflow
         direct = sklearn_direct.load(self.ref.model_path)
         if direct is not None:
@@ -227,14 +226,7 @@ def _signature_dtypes(model: Any) -> tuple[dict[str, Any] | None, list[str] | No
     for col in schema.inputs:
         name = getattr(col, "name", None)
         kind = getattr(getattr(col, "type", None), "name", None)
-        mapped = {
-            "string": "string",
-            "double": "float64",
-            "float": "float32",
-            "long": "int64",
-            "integer": "int32",
-            "boolean": "boolean",
-        }.get(str(kind))
+        mapped = sklearn_direct.SIGNATURE_DTYPES.get(str(kind))
         if name and mapped:
             dtypes[name] = mapped
     return (dtypes or None), schema.input_names()

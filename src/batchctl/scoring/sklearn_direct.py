@@ -26,8 +26,18 @@ import json
 import os
 from typing import Any
 
-# signature types whose column mlflow passes through untouched when its dtype is this one
-NUMPY_KINDS = {"double": "float64", "float": "float32", "long": "int64", "integer": "int32"}
+# mlflow signature column types -> the dtype a CSV column is read with (Azure's driver does the same)
+SIGNATURE_DTYPES = {
+    "string": "string",
+    "double": "float64",
+    "float": "float32",
+    "long": "int64",
+    "integer": "int32",
+    "boolean": "boolean",
+}
+# the types whose column mlflow's schema check passes through untouched when it already has that dtype
+# (booleans are converted: the nullable "boolean" dtype becomes numpy bool)
+PASS_THROUGH = ("double", "float", "long", "integer", "string")
 STRING = "string"
 PREDICT_FNS = ("predict", "predict_proba", "predict_log_proba", "predict_joint_log_proba", "score")
 OFF = "BATCHCTL_MLFLOW_PYFUNC"
@@ -38,7 +48,6 @@ class DirectSklearn:
 
     def __init__(self, model_dir: str, estimator: Any, predict_fn: str, schema: list[tuple[str, str]] | None):
         self.model_dir = model_dir
-        self.estimator = estimator
         self.predict_fn = getattr(estimator, predict_fn)
         self.schema = schema
         self.pyfunc: Any = None  # the real pyfunc model, loaded for the first frame this cannot take
@@ -79,7 +88,7 @@ def _schema(signature: dict[str, Any]) -> list[tuple[str, str]] | None | bool:
         return None
     schema = []
     for col in json.loads(signature["inputs"]):
-        kind = STRING if col.get("type") == STRING else NUMPY_KINDS.get(col.get("type"))
+        kind = SIGNATURE_DTYPES.get(col.get("type")) if col.get("type") in PASS_THROUGH else None
         if kind is None or not isinstance(col.get("name"), str) or col.get("required", True) is not True:
             return False
         if col.get("optional"):  # mlflow < 2.9 wrote optional columns this way

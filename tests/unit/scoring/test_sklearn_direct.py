@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from batchctl.scoring import sklearn_direct
-from testkit import model_requirements
+from testkit import model_requirements, train_heart_model
 
 pytestmark = pytest.mark.mlflow
 
@@ -38,30 +38,13 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     predict_proba) and ineligible ones (a boolean column, code paths, the skops format)."""
     import mlflow.sklearn
     from mlflow.models import infer_signature
-    from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     root = tmp_path_factory.mktemp("direct")
     x = _frame()
     y = ((x.age > 55) & (x.thal != "normal")).astype(int)
     num = x[["age", "chol"]]
-    pipe = Pipeline(
-        [
-            (
-                "ct",
-                ColumnTransformer(
-                    [
-                        ("oh", OneHotEncoder(handle_unknown="ignore"), ["thal"]),
-                        ("sc", StandardScaler(), ["age", "chol"]),
-                    ]
-                ),
-            ),
-            ("lr", LogisticRegression()),
-        ]
-    ).fit(x, y)
     lr = LogisticRegression().fit(num, y)
     rf = RandomForestClassifier(n_estimators=10, random_state=0).fit(num, y)
     paths = {}
@@ -72,7 +55,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         kwargs.setdefault("pip_requirements", model_requirements())
         mlflow.sklearn.save_model(model, str(paths[key]), **kwargs)
 
-    save("pipeline", pipe, signature=infer_signature(x, pipe.predict(x)), serialization_format="cloudpickle")
+    paths["pipeline"] = train_heart_model(root / "pipeline")  # the string column, one-hot encoded
     save("lr-pickle", lr, signature=infer_signature(num, lr.predict(num)), serialization_format="pickle")
     save("rf-proba", rf, signature=infer_signature(num, rf.predict_proba(num)), pyfunc_predict_fn="predict_proba")
     save("no-signature", lr)
