@@ -7,8 +7,8 @@ their separators (23), and the Jobs and Data pages (24).
 The workspace: the example's model `heart-classifier` (versions 1 and 2), a registered `weights` model that is
 not an MLflow model, the data asset `heart-unlabeled` (versions 1 and 2), endpoints `heart` and `other`, and
 three jobs made here before the server starts, oldest first: a Completed one on `other`, a Failed one on
-`heart` whose items all failed (their CSV files lack the model's columns), and one on `heart` canceled while
-Queued."""
+`heart` with no item succeeded (its CSV files lack the model's columns; the first failure stops it), and one on
+`heart` canceled while Queued."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ class Site:
                 )
             )  # fmt: skip
             api.create_deployment(ws, str(spec))
-        # a folder whose files lack the model's columns: every item fails
+        # a folder whose files lack the model's columns: every item scored fails
         bad = root / "bad"
         bad.mkdir()
         for i in range(2):
@@ -93,22 +93,21 @@ def served(site: Site) -> Iterator[StudioServer]:
 
 
 @pytest.fixture
-def signed_in(browser: Any, served: StudioServer) -> Iterator[Any]:
-    """A tab signed in with a fresh one-time link (the server's own printed link is used by the first test)."""
+def signed_in(browser: Any, site: Site, served: StudioServer) -> Iterator[Any]:
+    """A tab signed in with a fresh one-time link."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     context.set_default_timeout(30_000)
     tab = context.new_page()
-    tab.goto(fresh_login(served, "/studio/endpoints"))
+    tab.goto(fresh_login(served, site, "/studio/endpoints"))
     yield tab
     context.close()
 
 
-def fresh_login(served: StudioServer, page: str) -> str:
+def fresh_login(served: StudioServer, site: Site, page: str) -> str:
+    """A one-time login link to `page`, asked for as `show --web` does (a token minted from the key)."""
     from batchctl.server.auth import load_key, mint
-    from batchctl.workspace import Workspace
 
-    root = Path(served.stdout_path).parents[1] / "ws"
-    token = mint(load_key(Workspace(root), create=False), 60)["accessToken"]
+    token = mint(load_key(site.ws, create=False), 60)["accessToken"]
     response = httpx.post(
         f"{served.url}/studio/login-url", json={"page": page}, headers={"Authorization": f"Bearer {token}"}
     )
@@ -171,7 +170,7 @@ def test_choices_show_only_their_fields_and_submit_without_javascript(
     context = browser.new_context(java_script_enabled=False, viewport={"width": 1280, "height": 800})
     context.set_default_timeout(30_000)
     tab = context.new_page()
-    tab.goto(fresh_login(served, "/studio/endpoints/heart/jobs/new"))
+    tab.goto(fresh_login(served, site, "/studio/endpoints/heart/jobs/new"))
     assert tab.url.endswith("/studio/endpoints/heart/jobs/new")
 
     # Create job: only the chosen input's fields show; the arrow keys choose, Tab reaches the fields
@@ -271,8 +270,8 @@ def test_jobs_page_lists_every_job_newest_first_and_filters(signed_in: Any, site
     tab.goto(f"{served.url}/studio/endpoints/heart?tab=runs")
     rows = tab.locator("#runs tbody tr")
     assert rows.evaluate_all("rows => rows.map(r => r.dataset.job)") == heart
-    tab.wait_for_function("() => document.querySelector('#runs tbody tr') && !document.getElementById('no-runs')")
-    time.sleep(1.5)  # at least one poll of runs.json has redrawn the table
+    tab.evaluate("() => { for (const tr of document.querySelectorAll('#runs tbody tr')) tr.dataset.stale = '1'; }")
+    tab.wait_for_function("() => !document.querySelector('#runs tbody tr[data-stale]')")  # redrawn from runs.json
     assert rows.evaluate_all("rows => rows.map(r => r.dataset.job)") == heart
     tab.get_by_role("link", name="Endpoints").first.click()
     last = tab.locator("tr", has=tab.get_by_role("link", name="heart", exact=True)).locator("td:nth-child(5) a")
@@ -338,4 +337,4 @@ def test_a_failed_job_shows_a_red_bar_and_paths_wrap_at_separators(
         assert all(char in "/\\?&" for char in found["before"]), found
         wrapped += len(found["before"])
     assert wrapped > 0  # the results file's path is longer than the column: it did wrap
-    check_page(tab, "job-paths")
+    check_page(tab)
