@@ -292,6 +292,11 @@ def test_data_page_lists_every_version_and_the_datastores(signed_in: Any, site: 
     path = api.get_datastore(site.ws, "workspaceblobstore")["path"]
     assert tab.locator('#datastores tr[data-datastore="workspaceblobstore"] td.path').inner_text() == path
     check_page(tab, "data")
+    # the Models page too lists every version, each with its own Deploy
+    tab.get_by_role("navigation", name="Main").get_by_role("link", name="Models").click()
+    for version in ("1", "2"):
+        deploy = tab.get_by_role("link", name=f"Deploy heart-classifier version {version} to batch endpoint")
+        assert deploy.get_attribute("href") == f"/studio/create?model=azureml%3Aheart-classifier%3A{version}"
 
 
 # ------------------------------------------------------------------------------------ 23: the job page
@@ -338,3 +343,23 @@ def test_a_failed_job_shows_a_red_bar_and_paths_wrap_at_separators(
         wrapped += len(found["before"])
     assert wrapped > 0  # the results file's path is longer than the column: it did wrap
     check_page(tab)
+
+
+def test_the_bar_splits_the_ended_share_by_items() -> None:
+    from batchctl.server.studio.pages import _progress
+
+    def bar(status: str, **counts: int) -> tuple[int, int, int, str]:
+        shown = _progress({"status": status, "counts": counts})
+        return shown["done"], shown["ok"], shown["failed"], shown["text"]
+
+    running = {"mini_batches": 4, "mini_batches_completed": 1, "mini_batches_failed": 1}
+    assert bar("Running", **running, items_succeeded=1, items_failed=1) == (
+        50, 25, 25, "1 item succeeded, 1 failed; 2 of 4 mini-batches ended",
+    )  # fmt: skip
+    # every mini-batch ended in failure: a full bar, all of it red
+    assert bar("Failed", mini_batches=2, mini_batches_failed=2, items_failed=2)[:3] == (100, 0, 100)
+    # failed before any mini-batch (an init() failure): an empty bar, nothing green
+    assert bar("Failed")[:3] == (0, 0, 0)
+    assert bar("Completed", mini_batches=3, mini_batches_completed=3, items_succeeded=2, items_failed=1)[:3] == (
+        100, 67, 33,
+    )  # fmt: skip

@@ -110,7 +110,7 @@ def _progress(job: dict[str, Any]) -> dict[str, Any]:
         ok = round(done * mb_ok / (mb_ok + mb_failed))
     else:
         ok = done if job.get("status") == "Completed" else 0
-    text = f"{items_ok} items succeeded, {items_failed} failed"
+    text = f"{items_ok} item{'' if items_ok == 1 else 's'} succeeded, {items_failed} failed"
     if total and job.get("status") != "Completed":
         text += f"; {mb_ok + mb_failed} of {total} mini-batches ended"
     return {"done": done, "ok": ok, "failed": done - ok, "text": text}
