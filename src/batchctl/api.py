@@ -7,8 +7,8 @@ is done below: `batchctl.resources` (one module per noun: CRUD over the registry
 Resources (create is create-or-overwrite; the same spec again is a no-op):
 
 - endpoints: create_endpoint, get_endpoint, list_endpoints, update_endpoint, delete_endpoint
-- deployments: create_deployment, get_deployment, list_deployments, update_deployment,
-  set_default_deployment, delete_deployment
+- deployments: create_deployment, check_deployment (what create would refuse, changing nothing),
+  get_deployment, list_deployments, update_deployment, set_default_deployment, delete_deployment
 - models: create_model, get_model, list_models, delete_model
 - data assets: create_data, get_data, list_data, delete_data
 - environments: create_environment, get_environment, list_environments, delete_environment
@@ -39,6 +39,7 @@ _RESOURCE_VERBS = {
     "batchctl.resources.data": ("create_data", "delete_data", "get_data", "list_data"),
     "batchctl.resources.datastores": ("create_datastore", "delete_datastore", "get_datastore", "list_datastores"),
     "batchctl.resources.deployments": (
+        "check_deployment",
         "create_deployment",
         "get_deployment",
         "list_deployments",
@@ -73,6 +74,7 @@ if TYPE_CHECKING:
     from batchctl.resources.data import create_data, delete_data, get_data, list_data
     from batchctl.resources.datastores import create_datastore, delete_datastore, get_datastore, list_datastores
     from batchctl.resources.deployments import (
+        check_deployment,
         create_deployment,
         get_deployment,
         list_deployments,
@@ -96,6 +98,7 @@ __all__ = [
     "Workspace",
     "adopt_job",
     "cancel_job",
+    "check_deployment",
     "create_compute",
     "create_data",
     "create_datastore",

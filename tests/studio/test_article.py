@@ -130,7 +130,7 @@ def test_the_article_end_to_end(page: Any, server: StudioServer, example: Exampl
         pages = [
             "/studio/endpoints", "/studio/models", f"/studio/endpoints/{EP}", f"/studio/endpoints/{EP}?tab=runs",
             f"/studio/endpoints/{EP}/deployments/classifier-mlflow", "/studio/create",
-            f"/studio/endpoints/{EP}/jobs/new", f"/studio/jobs/{name}",
+            f"/studio/endpoints/{EP}/jobs/new", f"/studio/jobs/{name}", "/studio/jobs", "/studio/data",
         ]  # fmt: skip
         timings = {path: _median_get_ms(client, path) for path in pages}
     print("page load medians (ms):", {k: round(v, 1) for k, v in timings.items()})

@@ -56,6 +56,7 @@ def test_every_route_refuses_a_request_without_credentials(
     routes = _routes(tmp_path)
     # the enumeration reaches both halves of the server
     assert ("POST", "/endpoints/heart/jobs") in routes and ("POST", "/studio/jobs/heart/cancel") in routes
+    assert ("GET", "/studio/jobs") in routes and ("GET", "/studio/data") in routes  # the Jobs and Data pages
     checked: dict[str, int] = {"rest": 0, "page": 0, "post": 0}
     with httpx.Client(base_url=server.url, timeout=30) as anon:
         for method, path in routes:

@@ -3,7 +3,10 @@
 
 A running server records `<workspace>/server.json` = {"url": "http://127.0.0.1:PORT", "pid": N,
 "start_ticks": ...}. When that process is alive (the pid and its start time, so a reused pid does not
-count), the page opens with Python's `webbrowser`; when no browser can be started, its URL is printed.
+count), the CLI, which holds the workspace's key, asks that server for a one-time login link that lands
+on the page (`POST /studio/login-url`), so the browser opens the page signed in rather than on "Sign in".
+The page opens with Python's `webbrowser`; when no browser can be started, its URL (the login link) is
+printed. A server that cannot give a link (no key here, an older server) gets the plain page URL.
 With no server, the URL `batchctl serve` would give is printed with how to start it. The command's own
 output (the record) is printed as without `--web`, and the exit code stays 0."""
 
@@ -75,7 +78,28 @@ def open_page(ws: Any, page: str) -> None:
         return
     import webbrowser
 
-    if _may_start_a_browser() and webbrowser.open(url + page):
-        _console.notice(f"Opened {url + page}")
+    target = login_link(ws, url, page) or url + page
+    if _may_start_a_browser() and webbrowser.open(target):
+        _console.notice(f"Opened {target}")
     else:
-        _console.notice(f"No browser could be started; open {url + page}")
+        _console.notice(f"No browser could be started; open {target}")
+
+
+def login_link(ws: Any, url: str, page: str) -> str | None:
+    """A one-time login URL of the server at `url` that lands on `page`, asked for with a short-lived
+    token minted from the workspace's key; None when it cannot be had."""
+    from batchctl.cli._server_client import _client
+
+    made = _client({"url": url}, ws)
+    if made is None:
+        return None
+    client, _key = made
+    import httpx
+
+    with client:
+        try:
+            response = client.post("/studio/login-url", json={"page": page}, timeout=5.0)
+            link = response.json().get("url") if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return None
+    return link if isinstance(link, str) and link.startswith(f"{url}/studio/login?token=") else None

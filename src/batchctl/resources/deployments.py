@@ -127,8 +127,7 @@ def _save_deployment(
     # before the model, which may be registered: a bad environment reference leaves the registry untouched
     environment = resolve_environment_ref(spec.environment, state) if isinstance(spec.environment, str) else None
     model = _resolve_deployment_model(ws, spec, source)
-    if spec.code_configuration is None and model["type"] != "mlflow_model":
-        raise SpecError(f"{source}: code_configuration: required because model {model['id']} is not an MLflow model")
+    _require_code_for(spec, model["type"], model["id"], source)
     _warn_literal_secrets(spec, source)
     record = spec.model_dump(mode="json")
     record["model"] = model["id"]
@@ -161,6 +160,38 @@ def _save_deployment(
                 endpoint["updated_at"] = now()
                 state["endpoints"][spec.endpoint_name] = endpoint
     return record
+
+
+def _require_code_for(spec: DeploymentSpec, model_type: str, model: str, source: str) -> None:
+    if spec.code_configuration is None and model_type != "mlflow_model":
+        raise SpecError(f"{source}: code_configuration: required because model {model} is not an MLflow model")
+
+
+def check_deployment(ws: Workspace, file: str, *, new_endpoint: bool = False) -> None:
+    """Raise what `create_deployment(ws, file)` would refuse, changing nothing (the Studio wizard's Review):
+    the endpoint (unless `new_endpoint`: it is made in the same step), the compute, the code folder and
+    scoring script, the environment, the model (a registered one must exist; a model folder is checked,
+    not registered) and that a model which is not an MLflow model comes with a scoring script. A
+    models:/ or runs:/ URI is resolved only when the deployment is created."""
+    from batchctl.specs.deployment import DeploymentSpec, InlineModel
+
+    spec = spec_load.load_spec("deployment", DeploymentSpec, file)
+    source = Path(file).name
+    state = ws.store.read()
+    if not new_endpoint:
+        get_endpoint(ws, spec.endpoint_name, state)
+    get_compute(ws, spec.compute, state)
+    _refuse_folders_holding_workspace(ws, spec, source)
+    _check_code(spec, source, skip_script_validation=False)
+    if isinstance(spec.environment, str):
+        resolve_environment_ref(spec.environment, state)
+    model = spec.model
+    if isinstance(model, InlineModel):
+        check_model_path(Path(model.path), model.type, source)
+        _require_code_for(spec, model.type, model.path, source)
+    elif not model.startswith(("models:/", "runs:/")):
+        record = resolve_model_ref(ws, model, state)
+        _require_code_for(spec, record["type"], record["id"], source)
 
 
 def _warn_literal_secrets(spec: DeploymentSpec, source: str) -> None:

@@ -35,6 +35,26 @@ WIZARD_FIELDS = {
     "endpoint.yml": {"name": "endpoint_name", "description": "endpoint_description"},
 }
 
+# the wizard's radio choices: the fields each option shows (the templates' .switch panels hide the others)
+WIZARD_PANELS = {
+    "model_kind": {"registered": ("model",), "custom": ("model_path", "code_path", "scoring_script")},
+    "endpoint_mode": {"new": ("endpoint_name", "endpoint_description"), "existing": ("existing_endpoint",)},
+}
+
+
+def hidden_fields(form: dict[str, str], panels: dict[str, dict[str, tuple[str, ...]]]) -> set[str]:
+    """The fields of the options not chosen in `form` (an error about one would not be seen there)."""
+    hidden: set[str] = set()
+    for choice, options in panels.items():
+        chosen = form.get(choice)
+        if chosen not in options:  # not a choice of this form (Add deployment fixes the endpoint)
+            continue
+        for option, fields in options.items():
+            if option != chosen:
+                hidden.update(fields)
+    return hidden
+
+
 JOB_OVERRIDES = {
     # form field -> the `--set` key of `endpoint invoke`
     "error_threshold": "error_threshold",

@@ -4,12 +4,14 @@ the server's queue like REST jobs.
 
 URLs (`job show --web` opens them): /studio/ (-> endpoints), /studio/endpoints, /studio/endpoints/{name}
 (tabs Details and Runs: ?tab=runs), /studio/endpoints/{ep}/deployments/{name}, /studio/models,
-/studio/jobs/{name}, /studio/create (the wizard), /studio/endpoints/{name}/jobs/new (Create job).
+/studio/jobs (every job; ?status=&endpoint= filter it), /studio/jobs/{name}, /studio/data (data assets and
+datastores), /studio/create (the wizard), /studio/endpoints/{name}/jobs/new (Create job).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -26,7 +28,7 @@ from batchctl import api
 from batchctl.errors import BatchctlError, NotFoundError, OutputExistsError, SpecError
 from batchctl.server.auth import verify
 from batchctl.server.studio import files, forms
-from batchctl.server.studio.session import COOKIE, Session, Sessions
+from batchctl.server.studio.session import COOKIE, HOME, Session, Sessions, studio_page
 
 if TYPE_CHECKING:
     from batchctl.server.app import ServerState
@@ -73,6 +75,7 @@ def _templates() -> Any:
     )
     env.filters["urlpart"] = lambda value: quote(str(value), safe="")
     env.filters["duration"] = _duration
+    env.filters["path"] = _path_breaks
     env.filters["when"] = lambda value: (value or "").replace("T", " ")[:19]
     return env
 
@@ -87,29 +90,68 @@ def _duration(seconds: Any) -> str:
     return f"{minutes} min {sec} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
 
 
-def _progress(job: dict[str, Any]) -> int:
+def _progress(job: dict[str, Any]) -> dict[str, Any]:
+    """The progress bar: `done` (0-100) is the share of mini-batches that ended, split into `ok` and `failed`
+    (percent of the bar) by the items that succeeded and failed, so a job whose items all failed shows a
+    red bar, never a full blue one."""
     counts = job.get("counts") or {}
     total = counts.get("mini_batches") or 0
+    mb_ok, mb_failed = counts.get("mini_batches_completed") or 0, counts.get("mini_batches_failed") or 0
     if job.get("status") == "Completed":
-        return 100
-    if not total:
-        return 0
-    done = (counts.get("mini_batches_completed") or 0) + (counts.get("mini_batches_failed") or 0)
-    return min(100, int(100 * done / total))
+        done = 100
+    elif not total:
+        done = 0
+    else:
+        done = min(100, int(100 * (mb_ok + mb_failed) / total))
+    items_ok, items_failed = counts.get("items_succeeded") or 0, counts.get("items_failed") or 0
+    if items_ok + items_failed:
+        ok = round(done * items_ok / (items_ok + items_failed))
+    elif mb_ok + mb_failed:
+        ok = round(done * mb_ok / (mb_ok + mb_failed))
+    else:
+        ok = done if job.get("status") == "Completed" else 0
+    text = f"{items_ok} item{'' if items_ok == 1 else 's'} succeeded, {items_failed} failed"
+    if total and job.get("status") != "Completed":
+        text += f"; {mb_ok + mb_failed} of {total} mini-batches ended"
+    return {"done": done, "ok": ok, "failed": done - ok, "text": text}
 
 
 def _job_row(job: dict[str, Any]) -> dict[str, Any]:
     counts = job.get("counts") or {}
+    bar = _progress(job)
     return {
         "name": job["name"],
+        "endpoint": job.get("endpoint_name"),
         "deployment": job.get("deployment_name"),
         "status": job.get("status"),
         "created": (job.get("created_at") or "").replace("T", " ")[:19],
         "duration": _duration(job.get("duration_seconds")),
         "succeeded": counts.get("items_succeeded", 0),
         "failed": counts.get("items_failed", 0),
-        "progress": _progress(job),
+        "progress": bar["done"],
+        "bar": bar,
     }
+
+
+def _path_breaks(value: Any) -> Any:
+    """A path or URL, escaped, cut after each separator into spans that studio.css keeps whole (so a long path
+    wraps between its parts, never inside a name such as a job's UUID; a part wider than the column still
+    wraps inside itself)."""
+    from markupsafe import Markup
+
+    text = "" if value is None else str(value)
+    return Markup("").join(Markup('<span class="seg">{}</span>').format(p) for p in _split_after(text, "/\\?&") if p)
+
+
+def _split_after(text: str, separators: str) -> list[str]:
+    """`text` cut after each separator character."""
+    pieces, start = [], 0
+    for i, char in enumerate(text):
+        if char in separators:
+            pieces.append(text[start : i + 1])
+            start = i + 1
+    pieces.append(text[start:])
+    return pieces
 
 
 def mount(app: FastAPI, state: ServerState) -> Sessions:
@@ -184,10 +226,11 @@ def mount(app: FastAPI, state: ServerState) -> Sessions:
 
     @app.get("/studio/login", include_in_schema=False)
     def login(request: Request, token: str | None = None) -> Response:
-        session = sessions.redeem(token)
-        if session is None:
+        redeemed = sessions.redeem(token)
+        if redeemed is None:
             return RedirectResponse("/studio/login-needed?expired=1", status_code=303)
-        response = RedirectResponse("/studio/", status_code=303)
+        session, target = redeemed
+        response = RedirectResponse(target, status_code=303)
         response.set_cookie(
             COOKIE, session.id, httponly=True, samesite="strict", secure=secure_cookie, path="/studio",
             max_age=int(sessions.session_ttl),
@@ -199,10 +242,24 @@ def mount(app: FastAPI, state: ServerState) -> Sessions:
         return page(request, "login.html", status=401, title="Sign in", expired=bool(expired))
 
     @app.post("/studio/login-url", include_in_schema=False)
-    def new_login_url(request: Request) -> dict[str, str]:
-        """A fresh one-time login URL, for a bearer-token holder (the workspace's owner)."""
+    async def new_login_url(request: Request) -> Response:
+        """A fresh one-time login URL, for a bearer-token holder (the workspace's owner): `show --web`
+        sends {"page": "/studio/jobs/NAME"} to land there once signed in."""
         verify(state.key, request.headers.get("authorization"))
-        return {"url": f"{state.url}/studio/login?token={sessions.issue_login()}"}
+        body = await request.body()
+        target = HOME
+        if body.strip():
+            try:
+                sent = json.loads(body)
+            except ValueError:
+                sent = None
+            target = studio_page(sent.get("page")) if isinstance(sent, dict) else None
+            if target is None:
+                return JSONResponse(
+                    {"error": {"code": "BadRequest", "message": 'send {"page": "/studio/..."}, a Studio page'}},
+                    status_code=400,
+                )
+        return JSONResponse({"url": f"{state.url}/studio/login?token={sessions.issue_login(target)}"})
 
     # ------------------------------------------------------------------------------------ endpoints
 
@@ -215,8 +272,8 @@ def mount(app: FastAPI, state: ServerState) -> Sessions:
     def endpoints(request: Request, session: Session = Depends(session_of)) -> HTMLResponse:
         jobs = api.list_jobs(ws)
         last: dict[str, dict[str, Any]] = {}
-        for job in jobs:  # oldest first: the last one wins
-            last[job.get("endpoint_name") or ""] = job
+        for job in jobs:  # newest first (as `job list`): the first one of each endpoint wins
+            last.setdefault(job.get("endpoint_name") or "", job)
         rows = []
         for ep in api.list_endpoints(ws):
             rows.append(
@@ -242,7 +299,7 @@ def mount(app: FastAPI, state: ServerState) -> Sessions:
             context = endpoint_context(name)
         except NotFoundError as exc:
             return not_found(request, exc.message)
-        runs = [_job_row(j) for j in reversed(api.list_jobs(ws, context["ep"]["name"]))] if tab == "runs" else []
+        runs = [_job_row(j) for j in api.list_jobs(ws, context["ep"]["name"])] if tab == "runs" else []
         return page(
             request, "endpoint.html", title=name, tab="runs" if tab == "runs" else "details", runs=runs,
             nav="endpoints", error=None, **context,
@@ -251,7 +308,7 @@ def mount(app: FastAPI, state: ServerState) -> Sessions:
     @app.get("/studio/endpoints/{name}/runs.json", include_in_schema=False)
     def endpoint_runs(name: str, session: Session = Depends(session_of)) -> dict[str, Any]:
         record = api.get_endpoint(ws, name)
-        return {"value": [_job_row(j) for j in reversed(api.list_jobs(ws, record["name"]))]}
+        return {"value": [_job_row(j) for j in api.list_jobs(ws, record["name"])]}
 
     @app.post("/studio/endpoints/{name}/default", include_in_schema=False)
     def update_default(request: Request, name: str, form: dict[str, str] = Depends(form_of)) -> Response:
@@ -303,18 +360,56 @@ def mount(app: FastAPI, state: ServerState) -> Sessions:
 
     # ------------------------------------------------------------------------------------ models
 
+    def every_version(listing: Any) -> list[dict[str, Any]]:
+        """Every version of every asset, by name, newest version first (`api.list_models(ws)` and
+        `api.list_data(ws)` give each asset's latest version only)."""
+        out: list[dict[str, Any]] = []
+        for latest in listing(ws):
+            out.extend(reversed(listing(ws, latest["name"])))
+        return out
+
     @app.get("/studio/models", include_in_schema=False)
     def models(request: Request, session: Session = Depends(session_of)) -> HTMLResponse:
         grouped: dict[str, list[dict[str, Any]]] = {}
-        for model in api.list_models(ws):
+        for model in every_version(api.list_models):
             grouped.setdefault(model["name"], []).append(model)
         return page(request, "models.html", title="Models", models=grouped, nav="models")
+
+    # ------------------------------------------------------------------------------------ jobs and data
+
+    @app.get("/studio/jobs", include_in_schema=False)
+    def jobs(
+        request: Request, status: str = "", endpoint: str = "", session: Session = Depends(session_of)
+    ) -> HTMLResponse:
+        """Every job, newest first (as `job list`), filtered by status and endpoint (a GET form)."""
+        error = None
+        every = api.list_jobs(ws)
+        try:
+            shown = api.list_jobs(ws, endpoint or None, status=status or None) if status or endpoint else every
+        except BatchctlError as exc:
+            shown, error = [], exc.message
+        rows = [_job_row(j) for j in shown]
+        known = {e["name"] for e in api.list_endpoints(ws)}
+        names = sorted(known | {j.get("endpoint_name") or "" for j in every} - {""})
+        return page(
+            request, "jobs.html", status=400 if error else 200, title="Jobs", rows=rows, nav="jobs",
+            error=error, statuses=["Queued", "Running", "Completed", "Failed", "Canceled"],
+            endpoint_names=names, known_endpoints=known, f={"status": status, "endpoint": endpoint},
+        )  # fmt: skip
+
+    @app.get("/studio/data", include_in_schema=False)
+    def data(request: Request, session: Session = Depends(session_of)) -> HTMLResponse:
+        """Data assets (every version) and datastores, as Azure Studio's Data page."""
+        return page(
+            request, "data.html", title="Data", assets=every_version(api.list_data),
+            datastores=api.list_datastores(ws), nav="data",
+        )  # fmt: skip
 
     # ------------------------------------------------------------------------------------ the wizard
 
     def wizard_context(values: dict[str, str]) -> dict[str, Any]:
         return {
-            "models": api.list_models(ws),
+            "models": every_version(api.list_models),
             "endpoints": [e["name"] for e in api.list_endpoints(ws)],
             "computes": [c["name"] for c in api.list_computes(ws)],
             "v": values,
@@ -356,6 +451,10 @@ def mount(app: FastAPI, state: ServerState) -> Sessions:
             field = forms.field_of(message, forms.WIZARD_FIELDS)
             if field == "endpoint_name" and values.get("endpoint_mode") == "existing":
                 field = "existing_endpoint"
+            if field in forms.hidden_fields(values, forms.WIZARD_PANELS):
+                # a field the chosen option hides (e.g. the scoring script of a registered model that is not
+                # an MLflow model): the message goes beside the choice that shows
+                field = "model" if field in forms.WIZARD_PANELS["model_kind"]["custom"] else None
             if field:
                 errors[field] = message
             else:
@@ -376,6 +475,15 @@ def mount(app: FastAPI, state: ServerState) -> Sessions:
             "endpoint": yaml.safe_dump(endpoint_spec, sort_keys=False) if endpoint_spec else None,
             "deployment": yaml.safe_dump(deployment_spec, sort_keys=False),
         }
+        if not (errors or error) and form.get("action") in ("review", "create"):
+            # what Create would refuse (a registered model that is not an MLflow model without a scoring
+            # script, a missing code folder, model or endpoint) is said here, before Review, not after Create
+            with tempfile.TemporaryDirectory(prefix="batchctl-studio-") as scratch:
+                (Path(scratch) / "deployment.yml").write_text(yaml_text["deployment"])
+                try:
+                    api.check_deployment(ws, str(Path(scratch) / "deployment.yml"), new_endpoint=bool(endpoint_spec))
+                except BatchctlError as exc:
+                    fail(exc.message)
         title = "Create batch endpoint" if not fixed else "Add deployment"
         if errors or error or form.get("action") not in ("review", "create"):
             return page(request, "wizard.html", status=400 if (errors or error) else 200, title=title,
@@ -412,7 +520,7 @@ def mount(app: FastAPI, state: ServerState) -> Sessions:
     def job_form_context(name: str, values: dict[str, str]) -> dict[str, Any]:
         context = endpoint_context(name)
         data: dict[str, list[str]] = {}
-        for asset in api.list_data(ws):
+        for asset in every_version(api.list_data):
             data.setdefault(asset["name"], []).append(str(asset["version"]))
         return {**context, "data": data, "datastores": [d["name"] for d in api.list_datastores(ws)], "v": values}
 
@@ -477,7 +585,7 @@ def mount(app: FastAPI, state: ServerState) -> Sessions:
         log_dir = Path(record.get("log_dir") or "")
         return page(
             request, "job.html", title=name, job=record, row=_job_row(record), tree=files.tree(log_dir),
-            groups=job_errors(name), can_resume=True, terminal=TERMINAL, nav="endpoints",
+            groups=job_errors(name), can_resume=True, terminal=TERMINAL, nav="jobs",
             viewing=None, text=None, error=None,
         )  # fmt: skip
 
@@ -504,7 +612,7 @@ def mount(app: FastAPI, state: ServerState) -> Sessions:
             return Response(text, media_type="text/plain; charset=utf-8", headers={"X-Content-Type-Options": "nosniff"})
         return page(
             request, "job.html", title=name, job=record, row=_job_row(record), tree=files.tree(log_dir),
-            groups=job_errors(name), can_resume=True, terminal=TERMINAL, nav="endpoints",
+            groups=job_errors(name), can_resume=True, terminal=TERMINAL, nav="jobs",
             viewing=target.relative_to(Path(os.path.realpath(log_dir))).as_posix(), text=text,
             truncated=size > MAX_LOG_BYTES, error=None,
         )  # fmt: skip

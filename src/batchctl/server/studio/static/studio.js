@@ -53,8 +53,13 @@
     poll(section.dataset.poll, 1000, function (data) {
       status.textContent = data.status;
       status.className = "status s-" + String(data.status).toLowerCase();
-      progress.setAttribute("aria-valuenow", String(data.progress));
-      progress.querySelector(".bar").style.width = data.progress + "%";
+      const bar = data.bar || { done: data.progress, ok: data.progress, failed: 0, text: "" };
+      progress.setAttribute("aria-valuenow", String(bar.done));
+      progress.setAttribute("aria-valuetext", bar.done + "%: " + bar.text);
+      progress.querySelector(".bar.ok").style.width = bar.ok + "%";
+      progress.querySelector(".bar.failed").style.width = bar.failed + "%";
+      const text = document.getElementById("job-progress-text");
+      if (text) text.textContent = bar.text;
       for (const [key, value] of Object.entries(data.counts || {})) {
         const dd = document.querySelector('[data-count="' + key + '"]');
         if (dd) dd.textContent = String(value);
