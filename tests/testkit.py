@@ -108,10 +108,11 @@ def run_in_terminal(
     columns: int = 80,
     lines: int = 24,
     timeout: float = 120,
+    unset: tuple[str, ...] = (),
 ) -> Terminal:
     """`python -m batchctl ARGS` with stdout (and/or stderr) on a pseudo-terminal of columns x lines, the
-    other stream on a pipe. The terminal is raw, so what is read is the bytes the program wrote (no
-    newline translation by the line discipline)."""
+    other stream on a pipe; `unset` names variables taken out of the environment. The terminal is raw,
+    so what is read is the bytes the program wrote (no newline translation by the line discipline)."""
     import fcntl
     import os
     import pty
@@ -135,6 +136,8 @@ def run_in_terminal(
     if stderr_tty:
         ends["stderr"] = terminal()
     full_env = {**os.environ, "COLUMNS": str(columns), "LINES": str(lines), **(env or {})}
+    for name in unset:
+        full_env.pop(name, None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "batchctl", *args],
         stdin=subprocess.DEVNULL,
