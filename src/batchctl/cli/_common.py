@@ -45,7 +45,9 @@ SubscriptionOpt = Annotated[
 ForceOpt = Annotated[
     bool, typer.Option("--force", help="Delete even while a queued or running job uses it (that job will fail).")
 ]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a field: --set a.b=value (repeatable).")]
+SetOpt = Annotated[
+    list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="Override a field: --set a.b=value (repeatable).")
+]
 
 _COMMON: list[tuple[str, Any, Any]] = [
     ("output", OutputOpt, None),

@@ -148,7 +148,7 @@ def summary_lines(record: Any) -> list[Line] | None:
         return lines
     if reason:
         lines.append(_row("reason", _shorten(reason, REASON_CHARS)))
-    if error:
+    if error and status != "Canceled":
         lines.append(_row("error", _error_text(error, ERROR_CHARS), "red"))
     lines.append(_row("results", "none published; what was scored is kept for resume"))
     if status == "Failed" and (counts.get("items_failed") or record.get("error", {}).get("first_item_error")):
@@ -331,7 +331,7 @@ def show_lines(record: dict[str, Any], deployment: dict[str, Any] | None) -> lis
     if record.get("log_dir"):
         lines.append(_field("logs", str(record["log_dir"])))
 
-    error, reason = first_error(record)
+    error, reason = first_error(record) if status != "Canceled" else (None, None)
     if error or reason:
         lines += [[], _heading("First error")]
         if reason:

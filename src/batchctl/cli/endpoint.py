@@ -8,7 +8,9 @@ from batchctl.cli import _complete as complete
 from batchctl.cli._common import ForceOpt, SetOpt, command, confirm, workspace
 from batchctl.cli._web import WebOpt, endpoint_page, open_page
 
-app = typer.Typer(no_args_is_help=True, help="Batch endpoints: a name that routes jobs to deployments.")
+app = typer.Typer(
+    no_args_is_help=True, rich_markup_mode=None, help="Batch endpoints: a name that routes jobs to deployments."
+)
 
 FileOpt = Annotated[str | None, typer.Option("--file", "-f", help="Endpoint YAML (batchEndpoint.schema.json).")]
 NameOpt = Annotated[
@@ -24,7 +26,9 @@ ENDPOINT_COLUMNS = ("name", "defaults.deployment_name", "provisioning_state", "d
 def create(
     file: FileOpt = None,
     name: NameOpt = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a field: --set a.b=value.")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="Override a field: --set a.b=value.")
+    ] = None,
     description: Annotated[str | None, typer.Option("--description")] = None,
     no_wait: NoWaitOpt = False,
 ) -> object:

@@ -12,7 +12,7 @@ from batchctl.cli import _complete as complete
 from batchctl.cli._common import SetOpt, command, for_a_person, workspace
 from batchctl.cli._web import WebOpt, job_page, open_page
 
-app = typer.Typer(no_args_is_help=True, help="Batch scoring jobs.")
+app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Batch scoring jobs.")
 
 # `job list -o table`: one flat row per job (JSON and YAML print the records whole)
 JOB_TABLE_COLUMNS = (
@@ -205,7 +205,8 @@ def _az_set_values(ctx: typer.Context, set_: list[str] | None) -> list[str] | No
 AZ_SET = {"context_settings": {"allow_extra_args": True}}
 
 TagsOpt = Annotated[
-    list[str] | None, typer.Option("--tags", help="Job tags, az style: --tags k=v k2=v2 (over the file's tags).")
+    list[str] | None,
+    typer.Option("--tags", metavar="KEY=VALUE", help="Job tags, az style: --tags k=v k2=v2 (over the file's tags)."),
 ]
 TrackingUriOpt = Annotated[
     str | None,
@@ -354,7 +355,8 @@ def list_(
         str | None, typer.Option("--status", "-s", help="Queued, Running, Completed, Failed or Canceled.")
     ] = None,
     tag: Annotated[
-        list[str] | None, typer.Option("--tag", help="Only jobs with this tag: k=v (repeatable: all).")
+        list[str] | None,
+        typer.Option("--tag", metavar="KEY=VALUE", help="Only jobs with this tag: k=v (repeatable: all)."),
     ] = None,
     parent_job_name: ParentJobOpt = None,
     max_results: Annotated[
@@ -439,7 +441,9 @@ def resume(
     name: NameReq,
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", help="error_threshold, retry_settings.max_retries/timeout or instance_count."),
+        typer.Option(
+            "--set", metavar="KEY=VALUE", help="error_threshold, retry_settings.max_retries/timeout or instance_count."
+        ),
     ] = None,
     use_current_deployment: Annotated[
         bool,
