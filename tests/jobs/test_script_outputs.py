@@ -6,10 +6,12 @@ The expected bytes (fixtures/script-outputs/) were captured from the code before
 (`python tests/jobs/test_script_outputs.py CAPTURE_DIR` runs the same commands and writes them). The
 values that differ from run to run (times, durations, the runner's pid and host, the interpreter's and
 packages' versions, content hashes, the workspace's temporary folder) are replaced by placeholders, in
-the captured bytes and in the bytes compared; everything else is compared as it is."""
+the captured bytes and in the bytes compared, and a table cell's padding is cut to one space (it follows
+the length of the value replaced); everything else is compared as it is."""
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -83,6 +85,8 @@ def normalize(raw: bytes, home: Path, records: list[dict[str, Any]]) -> bytes:
     for record in records:
         for value, placeholder in sorted(_volatile(record).items(), key=lambda kv: -len(kv[0])):
             text = re.sub(rf"(?<![\w.]){re.escape(value)}(?![\w])", placeholder, text)
+    # a table pads each cell to its column: the padding after a value that was replaced followed its length
+    text = re.sub(r"(?<=\S) +│", " │", text)
     return text.encode()
 
 
@@ -204,8 +208,10 @@ def test_script_outputs_are_byte_for_byte_what_they_were(fixed_home, mlflow_mode
     expected = sorted(p.stem for p in GOLDEN.glob("*.out"))
     assert sorted(outputs) == expected
     for name, (stdout, errors, code) in outputs.items():
-        assert stdout == (GOLDEN / f"{name}.out").read_bytes(), name
-        assert errors + f"exit {code}\n".encode() == (GOLDEN / f"{name}.err").read_bytes(), name
+        for got, file in ((stdout, f"{name}.out"), (errors + f"exit {code}\n".encode(), f"{name}.err")):
+            want = (GOLDEN / file).read_bytes()
+            diff = difflib.unified_diff(want.decode().splitlines(), got.decode().splitlines(), lineterm="")
+            assert got == want, f"{file}:\n" + "\n".join(diff)
 
 
 @pytest.fixture(scope="module")
