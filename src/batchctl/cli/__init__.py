@@ -51,7 +51,7 @@ def __getattr__(name: str) -> object:
 def build_app(groups: dict[str, typer.Typer]) -> typer.Typer:
     # rich_markup_mode=None: help as click prints it, where a flag reads `--no-wait` (typer's rich panels
     # give every option a type, `--no-wait <bool>`, `--help <bool>` too), and a usage error ends in
-    # click's `Error: ...` line; every group's Typer says the same
+    # click's `Error: ...` line (the root's mode is every command's)
     root = typer.Typer(
         name="batchctl",
         no_args_is_help=True,
@@ -117,7 +117,7 @@ def _one_command(group: typer.Typer, command: str | None) -> typer.Typer:
     chosen = [info for info in group.registered_commands if info.name == command]
     if not chosen:
         return group
-    only = typer.Typer(rich_markup_mode=None)
+    only = typer.Typer()
     only.info = group.info
     only.registered_commands = chosen
     return only

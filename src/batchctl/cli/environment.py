@@ -10,7 +10,6 @@ from batchctl.cli._assets import DescOpt, FileOpt, LabelOpt, NameOpt, NameReq, V
 from batchctl.cli._common import SetOpt, command, confirm, workspace
 
 app = typer.Typer(
-    rich_markup_mode=None,
     no_args_is_help=True,
     help="Registered environments (image, conda file, build context; versioned). Jobs run in this interpreter.",
 )

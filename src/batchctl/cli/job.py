@@ -12,7 +12,7 @@ from batchctl.cli import _complete as complete
 from batchctl.cli._common import SetOpt, command, for_a_person, workspace
 from batchctl.cli._web import WebOpt, job_page, open_page
 
-app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Batch scoring jobs.")
+app = typer.Typer(no_args_is_help=True, help="Batch scoring jobs.")
 
 # `job list -o table`: one flat row per job (JSON and YAML print the records whole)
 JOB_TABLE_COLUMNS = (
