@@ -9,9 +9,7 @@ import typer
 from batchctl.cli._assets import FileOpt, NameOpt, NameReq, TypeOpt, YesOpt
 from batchctl.cli._common import SetOpt, command, confirm, workspace
 
-app = typer.Typer(
-    no_args_is_help=True, rich_markup_mode=None, help="Computes: local (built in), ray, or Azure's amlcompute."
-)
+app = typer.Typer(no_args_is_help=True, help="Computes: local (built in), ray, or Azure's amlcompute.")
 
 
 @command(app, "create")

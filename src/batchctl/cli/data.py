@@ -6,9 +6,7 @@ import typer
 
 from batchctl.cli._assets import versioned_commands
 
-app = typer.Typer(
-    no_args_is_help=True, rich_markup_mode=None, help="Registered data assets (uri_file / uri_folder references)."
-)
+app = typer.Typer(no_args_is_help=True, help="Registered data assets (uri_file / uri_folder references).")
 
 versioned_commands(
     app,

@@ -9,9 +9,7 @@ import typer
 from batchctl.cli._assets import NameOpt, NameReq, YesOpt
 from batchctl.cli._common import SetOpt, command, confirm, workspace
 
-app = typer.Typer(
-    no_args_is_help=True, rich_markup_mode=None, help="Datastores: local folders or Azure Blob containers."
-)
+app = typer.Typer(no_args_is_help=True, help="Datastores: local folders or Azure Blob containers.")
 
 
 @command(app, "create")

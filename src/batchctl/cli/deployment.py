@@ -8,11 +8,7 @@ from batchctl.cli import _complete as complete
 from batchctl.cli._common import ForceOpt, SetOpt, command, confirm, workspace
 from batchctl.cli._web import WebOpt, deployment_page, open_page
 
-app = typer.Typer(
-    no_args_is_help=True,
-    rich_markup_mode=None,
-    help="Batch deployments: a model and how to run it, behind an endpoint.",
-)
+app = typer.Typer(no_args_is_help=True, help="Batch deployments: a model and how to run it, behind an endpoint.")
 
 FileOpt = Annotated[str | None, typer.Option("--file", "-f", help="Deployment YAML.")]
 NameOpt = Annotated[

@@ -8,9 +8,7 @@ from batchctl.cli import _complete as complete
 from batchctl.cli._common import ForceOpt, SetOpt, command, confirm, workspace
 from batchctl.cli._web import WebOpt, endpoint_page, open_page
 
-app = typer.Typer(
-    no_args_is_help=True, rich_markup_mode=None, help="Batch endpoints: a name that routes jobs to deployments."
-)
+app = typer.Typer(no_args_is_help=True, help="Batch endpoints: a name that routes jobs to deployments.")
 
 FileOpt = Annotated[str | None, typer.Option("--file", "-f", help="Endpoint YAML (batchEndpoint.schema.json).")]
 NameOpt = Annotated[

@@ -6,9 +6,7 @@ import typer
 
 from batchctl.cli._assets import versioned_commands
 
-app = typer.Typer(
-    no_args_is_help=True, rich_markup_mode=None, help="Registered models (copied into the workspace, versioned)."
-)
+app = typer.Typer(no_args_is_help=True, help="Registered models (copied into the workspace, versioned).")
 
 versioned_commands(
     app,
