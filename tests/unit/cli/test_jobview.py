@@ -126,3 +126,14 @@ def test_a_dry_run_plan_is_not_summarized():
 )
 def test_short_name(name, short):
     assert short_name(name) == short
+
+
+def test_a_job_handed_to_a_detached_runner_says_where_to_follow_it():
+    data = record("Queued", None, items_succeeded=0, items_failed=0, mini_batches=2)
+    data["inputs"] = {"input_data": {"type": "uri_folder", "path": "./data"}}
+    assert rows(summary_lines(data)) == [
+        f"Queued  job {NAME}",
+        "input    ./data (4 files, 2 mini-batches)",
+        "results  will be /data/scores/predictions.csv",
+        f"next     batchctl job stream -n {NAME}",
+    ]
