@@ -62,7 +62,7 @@ def _volatile(record: dict[str, Any]) -> dict[str, str]:
     if record.get("duration_seconds") is not None:
         out[str(record["duration_seconds"])] = "<duration>"
     runner = record.get("runner") or {}
-    for key in ("pid", "start_ticks", "host"):
+    for key in ("pid", "start_ticks"):
         if runner.get(key) is not None:
             out[str(runner[key])] = f"<runner.{key}>"
     lineage = record.get("lineage") or {}
@@ -82,6 +82,11 @@ def _volatile(record: dict[str, Any]) -> dict[str, str]:
 def normalize(raw: bytes, home: Path, records: list[dict[str, Any]]) -> bytes:
     text = raw.decode()
     text = text.replace(str(home.parent), "<TMP>")
+    for record in records:  # the host only where it is the runner's (a host may be named like a key)
+        host = (record.get("runner") or {}).get("host")
+        if host:
+            for before in ('"host": "', "host: ", "host="):
+                text = re.sub(rf"(?<={re.escape(before)}){re.escape(host)}(?![\w.-])", "<runner.host>", text)
     for record in records:
         for value, placeholder in sorted(_volatile(record).items(), key=lambda kv: -len(kv[0])):
             text = re.sub(rf"(?<![\w.]){re.escape(value)}(?![\w])", placeholder, text)

@@ -14,12 +14,11 @@ import pytest
 
 from testkit import run_in_terminal
 
-from .conftest import read_job, write_inputs
+from .conftest import heart_frame, read_job, write_inputs
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-COLOUR = {"NO_COLOR": "", "TERM": "xterm-256color"}
 
 
 def plain(raw: bytes) -> list[str]:
@@ -47,8 +46,6 @@ def terminal(*args: str, stdout_tty: bool = True, stderr_tty: bool = True, colou
 def jobs(mlenv: Any, tmp_path: Path) -> Any:
     """An endpoint `heart` with an MLflow deployment (default) and a script deployment `bad` that fails
     an item whose file says `raise`; `good` and `mixed` inputs."""
-    from .conftest import heart_frame
-
     mlenv.endpoint("heart")
     mlenv.mlflow("ok", mini_batch_size=1)
     mlenv.script("bad", mini_batch_size=1, error_threshold=0, retry_settings={"max_retries": 0, "timeout": 60})
