@@ -52,6 +52,10 @@ def first_error(record: dict[str, Any]) -> tuple[str | None, str | None]:
     kind = error.get("type")
     frame = error.get("frame")
     first_item = error.get("first_item_error")
+    if first_item is None:  # an item's error kept under another key, as a {type, message, frame} mapping
+        first_item = next(
+            (v for k, v in error.items() if k not in _OWN_KEYS and isinstance(v, dict) and v.get("message")), None
+        )
     if isinstance(first_item, dict):  # an item's error inside a job-level one
         first_item = _typed(str(first_item.get("message") or ""), first_item.get("type"), first_item.get("frame"))
     if first_item:
@@ -60,6 +64,9 @@ def first_error(record: dict[str, Any]) -> tuple[str | None, str | None]:
     if not message and not kind:
         return None, None
     return _typed(message, kind, frame), None
+
+
+_OWN_KEYS = ("type", "message", "frame", "details", "exit_code")
 
 
 def _typed(message: str, kind: Any, frame: Any) -> str:
@@ -151,7 +158,7 @@ def summary_lines(record: Any) -> list[Line] | None:
     if error and status != "Canceled":
         lines.append(_row("error", _error_text(error, ERROR_CHARS), "red"))
     lines.append(_row("results", "none published; what was scored is kept for resume"))
-    if status == "Failed" and (counts.get("items_failed") or record.get("error", {}).get("first_item_error")):
+    if status == "Failed" and counts.get("items_failed"):
         lines.append(_row("next", cmd.format("errors")))
         lines.append(_row("", cmd.format("resume")))
     else:

@@ -66,6 +66,16 @@ def record(status: str, error: dict[str, Any] | None, **counts: int) -> dict[str
             },
             ("ValueError: bad value 42 (d.py:3)", "error_threshold exceeded"),
         ),
+        # ... or under another key
+        (
+            {
+                "type": None,
+                "message": "error_threshold exceeded",
+                "frame": None,
+                "first_item": {"type": "ValueError", "message": "bad value 42", "frame": "d.py:3"},
+            },
+            ("ValueError: bad value 42 (d.py:3)", "error_threshold exceeded"),
+        ),
         (None, (None, None)),
         ({}, (None, None)),
     ],
