@@ -71,7 +71,7 @@ def test_a_completed_job_ends_in_a_summary_that_fits_80_columns(jobs):
     assert screen_lines(lines) <= 10, lines
     name = _name_of(lines[0])
     record = read_job(env.home, name)
-    assert re.fullmatch(rf"Completed  job {name}  in \d+\.\ds", lines[0]), lines[0]
+    assert re.fullmatch(rf"Completed  job {name}  in (\d+\.\ds|\d+m\d\ds)", lines[0]), lines[0]
     # the status is coloured: bold green
     assert re.search(rb"\x1b\[[0-9;]*32m" + rb"Completed", result.stdout), result.stdout[:80]
     assert lines[1] == f"items    2 ok, 0 failed of 2 files · {record['counts']['rows']} rows"
@@ -96,7 +96,7 @@ def test_a_failed_job_ends_in_its_first_error_and_the_next_commands(jobs):
     record = read_job(env.home, name)
     frame = re.search(r"\((score\.py:\d+)\)", json.dumps(record["error"]))
     assert frame, record["error"]
-    assert re.fullmatch(rf"Failed  job {name}  in \d+\.\ds", lines[0]), lines[0]
+    assert re.fullmatch(rf"Failed  job {name}  in (\d+\.\ds|\d+m\d\ds)", lines[0]), lines[0]
     assert re.search(rb"\x1b\[[0-9;]*31m" + rb"Failed", result.stdout), result.stdout[:80]
     assert lines[1:] == [
         "items    1 ok, 1 failed of 2 files · 1 row",
