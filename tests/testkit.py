@@ -89,3 +89,94 @@ class Cli:
         return self.runner.invoke(
             batchctl_command(), expand_multi_values(list(args)), input=input, catch_exceptions=False
         )
+
+
+class Terminal:
+    """What a batchctl run printed: its exit code and the bytes of its stdout and stderr."""
+
+    def __init__(self, code: int, stdout: bytes, stderr: bytes) -> None:
+        self.code = code
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+def run_in_terminal(
+    *args: str,
+    env: dict[str, str] | None = None,
+    stdout_tty: bool = True,
+    stderr_tty: bool = False,
+    columns: int = 80,
+    lines: int = 24,
+    timeout: float = 120,
+    unset: tuple[str, ...] = (),
+) -> Terminal:
+    """`python -m batchctl ARGS` with stdout (and/or stderr) on a pseudo-terminal of columns x lines, the
+    other stream on a pipe; `unset` names variables taken out of the environment. The terminal is raw,
+    so what is read is the bytes the program wrote (no newline translation by the line discipline)."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import struct
+    import subprocess
+    import sys
+    import termios
+    import time
+    import tty
+
+    def terminal() -> tuple[int, int]:
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
+        tty.setraw(slave)
+        return master, slave
+
+    ends: dict[str, tuple[int, int]] = {}
+    if stdout_tty:
+        ends["stdout"] = terminal()
+    if stderr_tty:
+        ends["stderr"] = terminal()
+    full_env = {**os.environ, "COLUMNS": str(columns), "LINES": str(lines), **(env or {})}
+    for name in unset:
+        full_env.pop(name, None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "batchctl", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=ends["stdout"][1] if stdout_tty else subprocess.PIPE,
+        stderr=ends["stderr"][1] if stderr_tty else subprocess.PIPE,
+        env=full_env,
+    )
+    for _, slave in ends.values():
+        os.close(slave)
+    readers: dict[int, str] = {master: name for name, (master, _) in ends.items()}
+    for name in ("stdout", "stderr"):
+        pipe = getattr(proc, name)
+        if pipe is not None:
+            readers[pipe.fileno()] = name
+    got: dict[str, bytearray] = {"stdout": bytearray(), "stderr": bytearray()}
+    deadline = time.monotonic() + timeout
+    try:
+        while readers:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"batchctl {' '.join(args)} did not end within {timeout:g}s")
+            ready, _, _ = select.select(list(readers), [], [], 0.5)
+            for fd in ready:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:  # EIO: the terminal's other end is closed
+                    chunk = b""
+                if chunk:
+                    got[readers[fd]] += chunk
+                else:
+                    del readers[fd]
+        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for master, _ in ends.values():
+            os.close(master)
+        for name in ("stdout", "stderr"):
+            pipe = getattr(proc, name)
+            if pipe is not None:
+                pipe.close()
+    return Terminal(code, bytes(got["stdout"]), bytes(got["stderr"]))

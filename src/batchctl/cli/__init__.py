@@ -32,6 +32,9 @@ def group_app(name: str, command: str | None = None) -> typer.Typer:
             job.register_invoke(app, ("--name", "-n"))
         job.register_list_jobs(app, name)
         _linked.add(name)
+    from batchctl.cli._examples import add_examples
+
+    add_examples(app, name)
     return app
 
 
@@ -46,9 +49,13 @@ def __getattr__(name: str) -> object:
 
 
 def build_app(groups: dict[str, typer.Typer]) -> typer.Typer:
+    # rich_markup_mode=None: help as click prints it, where a flag reads `--no-wait` (typer's rich panels
+    # give every option a type, `--no-wait <bool>`, `--help <bool>` too), and a usage error ends in
+    # click's `Error: ...` line (the root's mode is every command's)
     root = typer.Typer(
         name="batchctl",
         no_args_is_help=True,
+        rich_markup_mode=None,
         pretty_exceptions_show_locals=False,
         add_completion=True,
         help=_HELP,
@@ -57,8 +64,10 @@ def build_app(groups: dict[str, typer.Typer]) -> typer.Typer:
     for name, group in groups.items():
         root.add_typer(group, name=name)
     from batchctl.cli import serve
+    from batchctl.cli._examples import add_examples
 
     serve.register(root)
+    add_examples(root, "")
     return root
 
 

@@ -15,7 +15,7 @@ import typer
 
 from batchctl.cli import _console
 
-_STATE: dict[str, Any] = {"workspace": None, "debug": False}
+_STATE: dict[str, Any] = {"workspace": None, "debug": False, "output": None, "query": None}
 
 OutputOpt = Annotated[
     str | None,
@@ -45,7 +45,9 @@ SubscriptionOpt = Annotated[
 ForceOpt = Annotated[
     bool, typer.Option("--force", help="Delete even while a queued or running job uses it (that job will fail).")
 ]
-SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a field: --set a.b=value (repeatable).")]
+SetOpt = Annotated[
+    list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="Override a field: --set a.b=value (repeatable).")
+]
 
 _COMMON: list[tuple[str, Any, Any]] = [
     ("output", OutputOpt, None),
@@ -77,27 +79,35 @@ def debug_on() -> bool:
     return bool(_STATE["debug"]) or debug_enabled()
 
 
-def report(exc: BaseException) -> int:
-    """Print an error as one line (plus a hint) and return its exit code."""
+def for_a_person() -> bool:
+    """True when the command prints for a person: stdout is a terminal and neither -o nor --query was
+    given. Then a job ends in a short summary and `job show` in sections; scripts get the record."""
+    return _STATE.get("output") is None and not _STATE.get("query") and _console.stdout_is_terminal()
+
+
+def report(exc: BaseException, summarized: bool = False) -> int:
+    """Print an error as one line (plus a hint) and return its exit code. `summarized`: a job summary on
+    the terminal already gave the error and the next commands, so when stderr is that terminal too the
+    lines are not repeated."""
     from batchctl.errors import BatchctlError, redact
 
     if debug_on():
         traceback.print_exception(exc, file=sys.stderr)
+    quiet = summarized and _console.stderr_is_terminal() and not debug_on()
+    hint: str | None = None
     if isinstance(exc, BatchctlError):
-        _console.error_line(exc.message, exc.hint)
-        return exc.exit_code
-    if isinstance(exc, _UsageError):
-        _console.error_line(str(exc))
-        return 2
-    if isinstance(exc, KeyboardInterrupt):
-        _console.error_line("interrupted")
-        return 130
-    message = redact(" ".join(str(exc).split()))[:500] or type(exc).__name__
-    _console.error_line(
-        f"unexpected {type(exc).__name__}: {message}",
-        None if debug_on() else "run again with --debug for details",
-    )
-    return 1
+        message, hint, code = exc.message, exc.hint, exc.exit_code
+    elif isinstance(exc, _UsageError):
+        message, code = str(exc), 2
+    elif isinstance(exc, KeyboardInterrupt):
+        message, code = "interrupted", 130
+    else:
+        text = redact(" ".join(str(exc).split()))[:500] or type(exc).__name__
+        message, code = f"unexpected {type(exc).__name__}: {text}", 1
+        hint = None if debug_on() else "run again with --debug for details"
+    if not quiet:
+        _console.error_line(message, hint)
+    return code
 
 
 class _UsageError(Exception):
@@ -115,10 +125,13 @@ def command(
     columns: Sequence[str] | None = None,
     render: bool = True,
     table_rows: Callable[[Any], Any] | None = None,
+    terminal: Callable[[Any], bool] | None = None,
     **kwargs: Any,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register `fn` as `group name` with the common options; `fn` returns what is printed. `table_rows`,
-    if given, turns the result into the rows of `-o table` (the other formats print the records whole)."""
+    if given, turns the result into the rows of `-o table` (the other formats print the records whole).
+    `terminal`, if given, prints the result for a person (see for_a_person) and returns True, or returns
+    False to leave it to the default table."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         sig = inspect.signature(fn, eval_str=True)
@@ -133,21 +146,29 @@ def command(
         def wrapper(**params: Any) -> None:
             common = {n: params.pop(n) for n, _, _ in _COMMON if n in params and n not in sig.parameters}
             set_global(common.get("workspace"), bool(common.get("debug")))
+            _STATE["output"], _STATE["query"] = common.get("output"), common.get("query")
             from batchctl import notices
+
+            def show(data: Any, rows: Callable[[Any], Any] | None) -> bool:
+                if terminal is not None and for_a_person() and terminal(data):
+                    return True
+                _console.render(data, common.get("output"), common.get("query"), columns, rows)
+                return False
 
             previous_sink = notices.set_sink(_console.warning)
             try:
                 _check_output(common.get("output"))
                 result = fn(**params)
                 if render and result is not None:
-                    _console.render(result, common.get("output"), common.get("query"), columns, table_rows)
+                    show(result, table_rows)
             except typer.Exit:
                 raise
             except (Exception, KeyboardInterrupt) as exc:
                 record = getattr(exc, "record", None)
+                summarized = bool(getattr(exc, "summarized", False))
                 if render and record is not None:
-                    _console.render(record, common.get("output"), common.get("query"), columns)
-                code = report(exc)
+                    summarized = show(record, None)
+                code = report(exc, summarized)
                 raise typer.Exit(code) from None
             finally:
                 notices.set_sink(previous_sink)

@@ -173,6 +173,21 @@ def _print_table(console: Any, table: Any, fitted: bool) -> None:
     console.print(table)
 
 
+def print_lines(lines: Sequence[Sequence[tuple[str, str | None]]]) -> None:
+    """Lines of (text, style) segments on stdout, for a person at a terminal: coloured unless NO_COLOR,
+    never cut (a long path wraps where the terminal wraps it, so it can still be copied whole)."""
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(no_color="NO_COLOR" in os.environ, soft_wrap=True, markup=False, emoji=False, highlight=False)
+    for line in lines:
+        text = Text()
+        for segment, style in line:
+            text.append(segment, style=style or "")
+        console.print(text)
+    sys.stdout.flush()
+
+
 def error_line(message: str, hint: str | None = None) -> None:
     from rich.console import Console
 

@@ -41,7 +41,9 @@ class ProgressRenderer:
                 console=Console(stderr=True),
                 transient=False,
             )
-            self.task = self.bar.add_task(name[:24], total=max(total_batches, 1), items="0 items", rate="")
+            from batchctl.cli._jobview import short_name
+
+            self.task = self.bar.add_task(short_name(name), total=max(total_batches, 1), items="0 items", rate="")
             self.bar.start()
         else:
             sys.stderr.write(f"job {name}: {total_items} files in {total_batches} mini-batches\n")

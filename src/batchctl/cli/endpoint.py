@@ -24,7 +24,9 @@ ENDPOINT_COLUMNS = ("name", "defaults.deployment_name", "provisioning_state", "d
 def create(
     file: FileOpt = None,
     name: NameOpt = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a field: --set a.b=value.")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="Override a field: --set a.b=value.")
+    ] = None,
     description: Annotated[str | None, typer.Option("--description")] = None,
     no_wait: NoWaitOpt = False,
 ) -> object:

@@ -9,7 +9,7 @@ import typer
 import typer.core
 
 from batchctl.cli import _complete as complete
-from batchctl.cli._common import SetOpt, command, workspace
+from batchctl.cli._common import SetOpt, command, for_a_person, workspace
 from batchctl.cli._web import WebOpt, job_page, open_page
 
 app = typer.Typer(no_args_is_help=True, help="Batch scoring jobs.")
@@ -31,6 +31,35 @@ def job_table_rows(records: Any) -> Any:
     from batchctl.cli._jobtable import job_rows
 
     return job_rows(records)
+
+
+def job_summary(record: Any) -> bool:
+    """A job's end for a person at a terminal (cli/_jobview.py); False for what is not a job record."""
+    from batchctl.cli import _console
+    from batchctl.cli._jobview import summary_lines
+
+    lines = summary_lines(record)
+    if lines is None:
+        return False
+    _console.print_lines(lines)
+    return True
+
+
+def job_view(record: Any) -> bool:
+    """`job show` for a person at a terminal: the record in sections, settings against the deployment's."""
+    from batchctl import api
+    from batchctl.cli import _console
+    from batchctl.cli._jobview import show_lines
+    from batchctl.errors import NotFoundError
+
+    if not isinstance(record, dict) or "status" not in record:
+        return False
+    try:
+        deployment = api.get_deployment(workspace(), record["deployment_name"], record["endpoint_name"])
+    except NotFoundError:
+        deployment = None
+    _console.print_lines(show_lines(record, deployment))
+    return True
 
 
 NameReq = Annotated[str, typer.Option("--name", "-n", help="Job name.", autocompletion=complete.jobs)]
@@ -176,7 +205,8 @@ def _az_set_values(ctx: typer.Context, set_: list[str] | None) -> list[str] | No
 AZ_SET = {"context_settings": {"allow_extra_args": True}}
 
 TagsOpt = Annotated[
-    list[str] | None, typer.Option("--tags", help="Job tags, az style: --tags k=v k2=v2 (over the file's tags).")
+    list[str] | None,
+    typer.Option("--tags", metavar="KEY=VALUE", help="Job tags, az style: --tags k=v k2=v2 (over the file's tags)."),
 ]
 TrackingUriOpt = Annotated[
     str | None,
@@ -209,7 +239,7 @@ def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: st
         str | None, typer.Option(*endpoint_flag, help="Endpoint name.", autocompletion=complete.endpoints)
     ]
 
-    @command(group, name, **AZ_MULTI)
+    @command(group, name, terminal=job_summary, **AZ_MULTI)
     def invoke(
         ctx: typer.Context,
         endpoint: EndpointOpt = None,
@@ -260,7 +290,7 @@ def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: st
 register_invoke(app, ("--endpoint", "--endpoint-name", "-e"))
 
 
-@command(app, "create", **AZ_MULTI)
+@command(app, "create", terminal=job_summary, **AZ_MULTI)
 def create(
     ctx: typer.Context,
     file: Annotated[str, typer.Option("--file", "-f", help="Job YAML: inputs:, outputs:, endpoint:, deployment:.")],
@@ -325,7 +355,8 @@ def list_(
         str | None, typer.Option("--status", "-s", help="Queued, Running, Completed, Failed or Canceled.")
     ] = None,
     tag: Annotated[
-        list[str] | None, typer.Option("--tag", help="Only jobs with this tag: k=v (repeatable: all).")
+        list[str] | None,
+        typer.Option("--tag", metavar="KEY=VALUE", help="Only jobs with this tag: k=v (repeatable: all)."),
     ] = None,
     parent_job_name: ParentJobOpt = None,
     max_results: Annotated[
@@ -342,7 +373,7 @@ def list_(
     return api.list_jobs(workspace(), endpoint, deployment, status, tags, max_results=max_results)
 
 
-@command(app, "show")
+@command(app, "show", terminal=job_view)
 def show(name: NameReq, web: WebOpt = False) -> object:
     """Show a job: state, settings, counts, timings and the first error."""
     from batchctl import api
@@ -374,7 +405,7 @@ def download(
     return api.download_job(workspace(), name, output_name, download_path)
 
 
-@command(app, "rerun", **AZ_SET)
+@command(app, "rerun", terminal=job_summary, **AZ_SET)
 def rerun(
     ctx: typer.Context,
     name: NameReq,
@@ -404,13 +435,15 @@ def rerun(
     return run_foreground(ws, record)
 
 
-@command(app, "resume", **AZ_SET)
+@command(app, "resume", terminal=job_summary, **AZ_SET)
 def resume(
     ctx: typer.Context,
     name: NameReq,
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", help="error_threshold, retry_settings.max_retries/timeout or instance_count."),
+        typer.Option(
+            "--set", metavar="KEY=VALUE", help="error_threshold, retry_settings.max_retries/timeout or instance_count."
+        ),
     ] = None,
     use_current_deployment: Annotated[
         bool,
@@ -466,14 +499,18 @@ def stream(name: NameReq) -> object:
         if record["status"] in ("Completed", "Failed", "Canceled") and not chunk:
             break
         time.sleep(0.2)
-    c = record.get("counts") or {}
-    sys.stdout.write(
-        f"job {name}: {record['status']} - {c.get('items_succeeded', 0)} items succeeded, "
-        f"{c.get('items_failed', 0)} failed\n"
-    )
+    summarized = for_a_person() and job_summary(record)
+    if not summarized:
+        c = record.get("counts") or {}
+        sys.stdout.write(
+            f"job {name}: {record['status']} - {c.get('items_succeeded', 0)} items succeeded, "
+            f"{c.get('items_failed', 0)} failed\n"
+        )
     if record["status"] == "Completed":
         return None
-    raise outcome_error(record)
+    error = outcome_error(record)
+    error.summarized = summarized  # type: ignore[attr-defined]
+    raise error
 
 
 def register_list_jobs(group: typer.Typer, kind: str) -> None:
