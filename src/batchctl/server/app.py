@@ -104,10 +104,11 @@ def error_response(status: int, code: str, message: str, hint: str | None = None
 
 def _batchctl_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, BatchctlError)
+    message = rest.excerpt(exc.message)  # a message can quote input data; the logs keep the whole text
     for kind, status, code in _STATUS:
         if isinstance(exc, kind):
-            return error_response(status, code, exc.message, exc.hint)
-    return error_response(400, "UserError", exc.message, exc.hint)
+            return error_response(status, code, message, exc.hint)
+    return error_response(400, "UserError", message, exc.hint)
 
 
 def _validation_error(request: Request, exc: Exception) -> JSONResponse:
