@@ -352,8 +352,6 @@ def serve(
 ) -> dict[str, Any]:
     """Run the server until SIGTERM or Ctrl-C; returns what the shutdown did. `on_studio` gets the Studio's
     one-time login URL once the server listens."""
-    import uvicorn
-
     from batchctl.jobs import serverinfo
 
     running = serverinfo.read(ws)
@@ -362,6 +360,25 @@ def serve(
             f"a server already serves {ws.root} at {running['url']} (pid {running['pid']})",
             "stop it first, or use another --workspace",
         )
+    claimed = serverinfo.claim(ws)  # the check above is for the message; this lock is the rule
+    if claimed is None:
+        running = serverinfo.read(ws)
+        where = f" at {running['url']} (pid {running['pid']})" if running else " (it is starting)"
+        raise ConflictError(f"a server already serves {ws.root}{where}", "stop it first, or use another --workspace")
+    try:
+        return _serve(ws, settings, on_listening, on_studio)
+    finally:
+        claimed.close()
+
+
+def _serve(
+    ws: Workspace,
+    settings: ServerSettings,
+    on_listening: Callable[[str], None] | None,
+    on_studio: Callable[[str], None] | None,
+) -> dict[str, Any]:
+    import uvicorn
+
     if settings.host not in LOOPBACK:
         notices.notify(
             f"listening on {settings.host}, not loopback: anyone who can reach this port and holds a token "
