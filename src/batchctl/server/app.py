@@ -136,6 +136,9 @@ def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 class StartBody(BaseModel):
     runner_pid: int | None = None
+    # the caller's values of the `${env:NAME}` variables the job's deployment refers to (the CLI's
+    # hand-over): the job reads them instead of the server's environment; kept in memory only
+    environment: dict[str, str] | None = None
 
 
 def create_app(state: ServerState) -> FastAPI:
@@ -240,12 +243,12 @@ def create_app(state: ServerState) -> FastAPI:
         if not state.queue.stats()["accepting"]:
             raise QueueClosedError("the server is shutting down and accepts no new job")
         api.adopt_job(ws, name, body.runner_pid)
-        _enqueue(name)
+        _enqueue(name, body.environment)
         return rest.job_resource(api.get_job(ws, name), state.url)
 
-    def _enqueue(name: str) -> None:
+    def _enqueue(name: str, environ: dict[str, str] | None = None) -> None:
         try:
-            state.queue.enqueue(name)
+            state.queue.enqueue(name, environ)
         except QueueClosedError:
             with contextlib.suppress(BatchctlError):
                 api.cancel_job(ws, name)
