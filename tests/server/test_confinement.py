@@ -8,6 +8,7 @@ The input kinds are enumerated from the code (the form's `forms.INPUT_KINDS`, th
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
 import typing
@@ -232,3 +233,59 @@ def test_a_bad_job_name_in_a_studio_url_is_400_or_404(app: InProcess) -> None:
     for path in ("/studio/jobs/%2e%2e/download", "/studio/jobs/a%20b/download", "/studio/jobs/no-such/download"):
         response = app.client.get(path)
         assert response.status_code in (400, 404), (path, response.status_code)
+
+
+LEAKY = textwrap.dedent(
+    """
+    import os
+
+    def init():
+        print("token " + os.environ["TOKEN"], flush=True)
+
+    def run(mini_batch):
+        raise ValueError("rejected by the API with token " + os.environ["TOKEN"])
+    """
+)
+
+
+def test_a_server_jobs_secret_is_masked_on_pages_and_in_rest_bodies(app: InProcess, monkeypatch) -> None:
+    from server_helpers import wait_job
+
+    secret = "server-side-token-77aa"
+    monkeypatch.setenv("SERVER_TOKEN", secret)  # the server's environment: REST jobs read it
+    code = app.ws.tmp / "leaky-code"
+    code.mkdir()
+    (code / "score.py").write_text(LEAKY)
+    app.ws.deploy(
+        {
+            "name": "leaky",
+            "model": {"path": str(app.ws.tmp / "weights"), "type": "custom_model", "name": "weights"},
+            "code_configuration": {"code": str(code), "scoring_script": "score.py"},
+        },
+        {"environment_variables": {"TOKEN": "${env:SERVER_TOKEN}"}, "retry_settings": {"max_retries": 0}},
+    )
+    data = app.ws.commands("leaky-in", {"a.txt": "x"})
+    started = app.client.post(
+        "/endpoints/heart/jobs",
+        json=body(str(data), name="leaky-job"),
+        headers={**app.headers, "azureml-model-deployment": "leaky"},
+    )
+    assert started.status_code == 200, started.text
+
+    class Client:
+        def get(self, path: str) -> Any:
+            return app.rest("GET", path)
+
+    final = wait_job(Client(), "leaky-job", timeout=240)
+    assert final["properties"]["status"] == "Failed"
+    assert "with token ***" in json.dumps(final)
+    texts = [
+        json.dumps(final),
+        app.client.get("/studio/jobs/leaky-job").text,
+        app.client.get("/studio/jobs/leaky-job/status.json").text,
+        app.client.get("/studio/jobs/leaky-job/logs/user/stdout/worker-0.txt?raw=1").text,
+    ]
+    assert "token ***" in texts[-1]
+    for text in texts:
+        assert secret not in text
+    assert [p for p in app.ws.root.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()] == []

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batchctl import secrets, storage
-from batchctl.errors import BatchctlError, InvalidStateError, JobCanceledError, JobFailedError, redact
+from batchctl.errors import BatchctlError, InvalidStateError, JobCanceledError, JobFailedError, masking, redact
 from batchctl.execution.base import InitFailedError, RunSettings, supervise
 from batchctl.execution.splitting import FileLedger, plan_units, range_key
 from batchctl.jobs import records
@@ -57,6 +57,7 @@ def make_backend(record: JobRecord, ref: ScorerRef, folder: Path, pools: WarmPoo
 def scorer_ref(record: JobRecord, bi_output: Path, environ: Mapping[str, str] | None = None) -> ScorerRef:
     """What the workers score with; `environ` is where `${env:NAME}` references are read (this process's
     environment unless the caller that handed the job over sent its own values)."""
+    environ = os.environ if environ is None else environ
     snapshot = record.deployment_snapshot
     return ScorerRef(
         kind="script" if snapshot.code_dir else "mlflow",
@@ -68,9 +69,8 @@ def scorer_ref(record: JobRecord, bi_output: Path, environ: Mapping[str, str] | 
         output_dir=str(bi_output),
         logging_level=record.settings.logging_level,
         # ${env:NAME} references are resolved here, in memory, when the job starts: never written to a file
-        environment_variables=secrets.resolve(
-            snapshot.environment_variables, os.environ if environ is None else environ
-        ),
+        environment_variables=secrets.resolve(snapshot.environment_variables, environ),
+        masked=tuple(secrets.referenced_values(snapshot.environment_variables, environ)),
         output_format=record.settings.output_format,
         keep_columns=tuple(record.settings.keep_columns),
     )
@@ -92,6 +92,21 @@ def run_job(
         raise BatchctlError(f"job '{name}' has no record")
     if record.status is not JobState.QUEUED:
         raise BatchctlError(f"job '{name}' is {record.status}, not Queued")
+    environ = os.environ if environ is None else environ
+    # the resolved `${env:NAME}` values are masked in everything this job writes (records, logs, failed
+    # items; the workers mask their own output), as CI systems mask secret variables
+    with masking(secrets.referenced_values(record.deployment_snapshot.environment_variables, environ)):
+        return _run(ws, folder, name, on_progress, pools, environ)
+
+
+def _run(
+    ws: Workspace,
+    folder: Path,
+    name: str,
+    on_progress: ProgressFn | None,
+    pools: WarmPools | None,
+    environ: Mapping[str, str],
+) -> JobRecord:
     logs = JobLogs(folder / "logs")
     logs.setup()
     try:
