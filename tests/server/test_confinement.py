@@ -289,3 +289,19 @@ def test_a_server_jobs_secret_is_masked_on_pages_and_in_rest_bodies(app: InProce
     for text in texts:
         assert secret not in text
     assert [p for p in app.ws.root.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()] == []
+
+
+def test_a_token_with_the_right_key_and_another_audience_is_401(app: InProcess) -> None:
+    import jwt
+
+    from batchctl.server.auth import mint
+
+    claims = jwt.decode(mint(app.state.key, 600)["accessToken"], options={"verify_signature": False})
+    good = jwt.encode(claims, app.state.key.secret, algorithm="HS256")
+    assert app.client.get("/health", headers={"Authorization": f"Bearer {good}"}).status_code == 200
+    for audience in ("batchctl:another-workspace", "batchctl", claims["aud"] + "x"):
+        token = jwt.encode({**claims, "aud": audience}, app.state.key.secret, algorithm="HS256")
+        for method, path in (("GET", "/health"), ("POST", "/studio/login-url"), ("GET", "/jobs/x")):
+            response = app.client.request(method, path, headers={"Authorization": f"Bearer {token}"})
+            assert response.status_code == 401, (audience, path, response.text)
+            assert response.json()["error"]["message"] == "the token was issued for another workspace"
