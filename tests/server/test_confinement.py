@@ -305,3 +305,34 @@ def test_a_token_with_the_right_key_and_another_audience_is_401(app: InProcess) 
             response = app.client.request(method, path, headers={"Authorization": f"Bearer {token}"})
             assert response.status_code == 401, (audience, path, response.text)
             assert response.json()["error"]["message"] == "the token was issued for another workspace"
+
+
+def test_the_wizards_local_model_and_code_folders_are_confined(app: InProcess) -> None:
+    from batchctl import api
+
+    secret = _outside(app.ws.tmp)
+    (secret.parent / "score.py").write_text(LOUD)
+    inside = app.ws.allowed / "wizard"
+    inside.mkdir()
+    (inside / "w.txt").write_text("1\n")
+    (inside / "score.py").write_text(LOUD)
+
+    def create(name: str, model_path: Path, code_path: Path) -> Any:
+        data = {
+            "csrf": app.csrf("/studio/create?endpoint=heart"), "action": "create", "endpoint_mode": "existing",
+            "existing_endpoint": "heart", "fixed_endpoint": "heart", "deployment_name": name, "model_kind": "custom",
+            "model_path": str(model_path), "code_path": str(code_path), "scoring_script": "score.py",
+        }  # fmt: skip
+        return app.client.post("/studio/create", data=data, follow_redirects=False)
+
+    before = sorted(d["name"] for d in api.list_deployments(app.ws.ws, "heart"))
+    models = len(api.list_models(app.ws.ws))
+    for model_path, code_path in ((secret.parent, inside), (inside, secret.parent)):
+        refused = create("stolen", model_path, code_path)
+        assert refused.status_code == 400, refused.text[:300]
+        assert "is not under a path this server may use" in refused.text
+    assert sorted(d["name"] for d in api.list_deployments(app.ws.ws, "heart")) == before
+    assert len(api.list_models(app.ws.ws)) == models  # nothing was copied into the workspace
+    made = create("inside", inside, inside)
+    assert made.status_code == 303, made.text[:500]
+    assert "inside" in [d["name"] for d in api.list_deployments(app.ws.ws, "heart")]

@@ -362,6 +362,14 @@ def mount(app: FastAPI, state: ServerState) -> Sessions:
             else:
                 error = message
 
+        if values.get("model_kind") == "custom":  # local folders the server copies: confined as job paths
+            roots = rest.allowed_roots(ws, state.settings.allow_paths)
+            for field in ("model_path", "code_path"):
+                if values.get(field, "").strip():
+                    try:
+                        rest.check_path(values[field].strip(), roots, field)
+                    except BatchctlError as exc:
+                        errors[field] = exc.message
         try:
             if endpoint_spec is not None:
                 validate_data(EndpointSpec, endpoint_spec, "endpoint.yml")
