@@ -26,7 +26,7 @@ Job functions import the job machinery on first use, so that `batchctl endpoint 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from batchctl.workspace import Workspace
@@ -183,14 +183,26 @@ def submit_job(ws: Workspace, *, dry_run: bool = False, **options: Any) -> dict[
 
 
 def run_job(
-    ws: Workspace, name: str, on_progress: Callable[[JobProgress], None] | None = None, pools: WarmPools | None = None
+    ws: Workspace,
+    name: str,
+    on_progress: Callable[[JobProgress], None] | None = None,
+    pools: WarmPools | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Run a Queued job in this process until it ends; returns the final record. `on_progress` is called
     with a JobProgress for every event and once at the end. With `pools` (the server's), a local job
-    takes warm workers whose init() has run instead of starting its own."""
+    takes warm workers whose init() has run instead of starting its own. `environ`: where the deployment's
+    `${env:NAME}` references are read (default: this process's environment), held in memory only."""
     from batchctl.jobs.runner import run_job as _run
 
-    return _run(ws, name, on_progress, pools=pools).public()
+    return _run(ws, name, on_progress, pools=pools, environ=environ).public()
+
+
+def referenced_variables(ws: Workspace, name: str) -> list[str]:
+    """The environment variables a job's deployment refers to with `${env:NAME}` (read when it starts)."""
+    from batchctl.jobs import commands
+
+    return commands.referenced_variables(ws, name)
 
 
 def adopt_job(ws: Workspace, name: str, runner_pid: int | None = None) -> dict[str, Any]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
+from collections.abc import Iterable, Iterator
 from typing import ClassVar
 
 _SECRET_PATTERNS = [
@@ -17,11 +20,71 @@ _SECRET_PATTERNS = [
 ]
 
 
+# Values masked wherever `redact` runs, as CI systems mask secret variables: the resolved `${env:NAME}`
+# values of the jobs running in this process (see `masking`). Shorter values are not masked: they would
+# hide every "1" or "yes" in a log. Longest first, so that a value inside another is not masked half.
+MIN_MASKED_LENGTH = 4
+MASK = "***"
+_masked_counts: dict[str, int] = {}
+_masked: tuple[str, ...] = ()
+_masked_lock = threading.Lock()
+
+
+def _set_masked() -> None:
+    global _masked
+    _masked = tuple(sorted(_masked_counts, key=len, reverse=True))
+
+
+@contextlib.contextmanager
+def masking(values: Iterable[str]) -> Iterator[None]:
+    """Mask `values` in everything `redact` sees while the block runs (counted: the server runs jobs that
+    share a value at the same time)."""
+    kept = {v for v in values if len(v) >= MIN_MASKED_LENGTH}
+    with _masked_lock:
+        for value in kept:
+            _masked_counts[value] = _masked_counts.get(value, 0) + 1
+        _set_masked()
+    try:
+        yield
+    finally:
+        with _masked_lock:
+            for value in kept:
+                _masked_counts[value] -= 1
+                if not _masked_counts[value]:
+                    del _masked_counts[value]
+            _set_masked()
+
+
+def mask_always(values: Iterable[str]) -> None:
+    """Mask `values` for the rest of this process (a worker, whose job's values never change)."""
+    with _masked_lock:
+        for value in values:
+            if len(value) >= MIN_MASKED_LENGTH:
+                _masked_counts[value] = _masked_counts.get(value, 0) + 1
+        _set_masked()
+
+
+def masked_values() -> tuple[str, ...]:
+    return _masked
+
+
+def mask_bytes(data: bytes) -> bytes:
+    """`data` with the masked values (UTF-8) replaced by ***: a worker's captured output."""
+    for value in _masked:
+        encoded = value.encode("utf-8", "surrogateescape")
+        if encoded in data:
+            data = data.replace(encoded, MASK.encode())
+    return data
+
+
 def redact(text: str) -> str:
     """Remove storage keys (in a connection string or alone), SAS signatures and client secrets from a message,
-    a log line or a value about to be printed."""
+    a log line or a value about to be printed, and the values being masked (`masking`)."""
     for pattern, repl in _SECRET_PATTERNS:
         text = pattern.sub(repl, text)
+    for value in _masked:
+        if value in text:
+            text = text.replace(value, MASK)
     return text
 
 

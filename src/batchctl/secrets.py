@@ -34,6 +34,11 @@ def looks_secret(value: str) -> bool:
     return redact(value) != value
 
 
+def referenced_values(variables: Mapping[str, str], environ: Mapping[str, str]) -> list[str]:
+    """The values that `resolve` puts in for the references of `variables` (the ones set): what is masked."""
+    return [environ[name] for value in variables.values() for name in references(value) if name in environ]
+
+
 def resolve(
     variables: Mapping[str, str], environ: Mapping[str, str], what: str = "environment_variables"
 ) -> dict[str, str]:

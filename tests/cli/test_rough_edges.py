@@ -98,6 +98,21 @@ def test_control_characters_in_file_names_are_refused(
     assert registry.bytes() == before
 
 
+def test_format_characters_in_file_names_are_refused(
+    cli: Any, script_endpoint: Path, registry: Any, tmp_path: Path
+) -> None:
+    before = registry.bytes()
+    spec = yaml.safe_load((tmp_path / "dep.yml").read_text())
+    spec["settings"]["output_file_name"] = "invoice\u202ecsv.exe"  # shows as invoiceexe.csv
+    bad = tmp_path / "bad.yml"
+    bad.write_text(yaml.safe_dump(spec))
+    result = cli("deployment", "create", "-f", str(bad))
+    assert result.exit_code == 3
+    [error] = _errors(result.stderr)
+    assert "settings.output_file_name" in error and "format character (U+202E)" in error
+    assert registry.bytes() == before
+
+
 def test_control_characters_in_an_invocation_file_are_refused(cli: Any, script_endpoint: Path, home: Path) -> None:
     spec = home.parent / "invoke.yml"
     spec.write_text(yaml.safe_dump({"output_file_name": "a\nb.csv", "display_name": "x"}))

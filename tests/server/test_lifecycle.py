@@ -119,3 +119,38 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_servers_started_at_the_same_moment_on_one_workspace_leave_exactly_one_running(workspace, tmp_path):
+    import os
+
+    env = {**os.environ, "BATCHCTL_HOME": str(workspace.root)}
+    procs = []
+    for i in range(3):
+        out, err = open(tmp_path / f"s{i}.out", "wb"), open(tmp_path / f"s{i}.err", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "batchctl", "serve", "--port", "0"], stdout=out, stderr=err, env=env
+        )
+        procs.append((proc, tmp_path / f"s{i}.out", tmp_path / f"s{i}.err", out, err))
+    try:
+        # each one either listens or exits; a loser exits within its start-up time
+        def settled():
+            return all(p.poll() is not None or "listening on " in o.read_text() for p, o, *_ in procs)
+
+        wait_for(settled, 120, "every server to listen or exit")
+        time.sleep(1.0)  # a late loser still exiting
+        running = [p for p, *_ in procs if p.poll() is None]
+        assert len(running) == 1, [(p.poll(), e.read_text()) for p, _, e, *_ in procs]
+        for proc, _, err, *_ in procs:
+            if proc is not running[0]:
+                assert proc.returncode == 5, err.read_text()
+                assert err.read_text().startswith(f"Error: a server already serves {workspace.root}")
+        info = json.loads((workspace.root / "server.json").read_text())
+        assert info["pid"] == running[0].pid
+    finally:
+        for proc, _, _, out, err in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(60)
+            out.close()
+            err.close()

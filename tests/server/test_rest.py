@@ -152,26 +152,33 @@ def test_every_auth_failure_is_401(served, tmp_path):
     assert "expired" in error_of(httpx.get(server.url + "/health", headers=cases["expired"]))["message"]
 
 
+def _jobs(ws: Workspace) -> list[str]:
+    folder = ws.root / "jobs"
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
 def test_local_paths_outside_allowed_roots_are_403(served, client, tmp_path):
     ws, _ = served
     outside = heart_folder(tmp_path / "outside", files=1)
+    beside = heart_folder(ws.allowed.parent / "beside-403", files=1)  # exists, next to the allowed root
     (ws.allowed / "escape").unlink(missing_ok=True)
     os.symlink(outside, ws.allowed / "escape")
     cases = [
         body("/etc"),
         body(str(outside)),
-        body(f"{ws.allowed}/../{outside.parent.name}/outside"),  # `..` out of the root
+        body(f"{ws.allowed}/../{beside.name}"),  # `..` out of the root, to a folder that exists
         body(str(ws.allowed / "escape")),  # a link inside the root that points out
         body(f"file://{outside}"),
         body(str(heart_folder(ws.allowed / "data-403", files=1)), output=str(tmp_path / "out")),
         body(str(ws.allowed / "data-403"), output=str(Path.home() / ".ssh" / "batchctl-test")),
     ]
-    before = sorted(p.name for p in (ws.root / "jobs").iterdir())
+    before = _jobs(ws)
     for case in cases:
         response = client.post("/endpoints/heart/jobs", json=case)
         assert response.status_code == 403, (case, response.text)
         assert error_of(response)["code"] == "Forbidden"
-    assert sorted(p.name for p in (ws.root / "jobs").iterdir()) == before  # nothing queued
+        assert "is not under a path this server may use" in error_of(response)["message"], response.text
+    assert _jobs(ws) == before  # nothing queued
     assert not (tmp_path / "out").exists()
 
 

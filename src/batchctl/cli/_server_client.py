@@ -4,7 +4,12 @@ exactly as without a server (same errors, same record), then handed to the serve
 The command then follows the job's record until it ends, as it would follow its own run.
 
 `--no-server` or BATCHCTL_NO_SERVER=1 keeps the in-process path. A server that does not answer, or
-refuses the job, leaves it to this process, with a warning."""
+refuses the job, leaves it to this process, with a warning.
+
+`${env:NAME}` references are read from the caller's environment, as when the job runs here: the values of
+the names the deployment refers to go with the start request (never to a file), and the server's job reads
+them instead of the server's own environment. A server reached over the network without TLS does not get
+them: the job runs here, with a warning."""
 
 from __future__ import annotations
 
@@ -41,6 +46,14 @@ def _client(info: dict[str, Any], ws: Any) -> Any:
     return httpx.Client(base_url=info["url"], headers={"Authorization": f"Bearer {token}"}, timeout=10.0), key
 
 
+def _private(url: str) -> bool:
+    """The request stays on this machine (loopback) or is encrypted (https)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme == "https" or (parts.hostname or "") in ("127.0.0.1", "localhost", "::1")
+
+
 def hand_over(ws: Any, record: dict[str, Any]) -> bool:
     """True when the workspace's server took the Queued job; False: run it here."""
     from batchctl.notices import notify
@@ -54,13 +67,25 @@ def hand_over(ws: Any, record: dict[str, Any]) -> bool:
     client, key = made
     import httpx
 
+    names = api.referenced_variables(ws, record["name"])
+    if names and not _private(info["url"]):
+        client.close()
+        notify(
+            f"the deployment reads {', '.join(names)} from the environment, and the server at {info['url']} is "
+            "reached without TLS; running the job here, with this shell's values"
+        )
+        return False
+    environment = {name: os.environ[name] for name in names if name in os.environ}
+
     with client:
         try:
             health = client.get("/health", timeout=3.0)
             if health.status_code != 200 or health.json().get("workspace_id") != key.workspace_id:
                 notify(f"the server at {info['url']} did not answer as this workspace's; running the job here")
                 return False
-            response = client.post(f"/jobs/{record['name']}/start", json={"runner_pid": os.getpid()})
+            response = client.post(
+                f"/jobs/{record['name']}/start", json={"runner_pid": os.getpid(), "environment": environment}
+            )
         except httpx.HTTPError as exc:
             notify(f"the server at {info['url']} is not reachable ({type(exc).__name__}); running the job here")
             return False

@@ -366,7 +366,10 @@ class RayBackend:
         """Append an actor's output to its log, which stops growing at the cap (as a local worker's does)."""
         if not data or self.logs_dir is None:
             return
+        from batchctl.errors import mask_bytes
         from batchctl.execution.worker import log_cap
+
+        data = mask_bytes(data)  # a task's whole output: the job's resolved `${env:NAME}` values masked
 
         path = os.path.join(self.logs_dir, "user", "stdout", f"worker-{slot}.txt")
         os.makedirs(os.path.dirname(path), exist_ok=True)

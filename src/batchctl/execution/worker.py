@@ -16,6 +16,7 @@ import time
 import traceback
 from typing import Any
 
+from batchctl.errors import mask_always, mask_bytes, masked_values
 from batchctl.execution.events import BatchResult, BatchTask
 from batchctl.scoring.base import Outcome, ScorerRef
 from batchctl.scoring.build import build_scorer
@@ -27,6 +28,7 @@ def prepare_process(ref: ScorerRef) -> None:
     os.environ["AZUREML_MODEL_DIR"] = ref.model_dir
     os.environ["AZUREML_BI_OUTPUT_PATH"] = ref.output_dir
     os.environ.update(ref.environment_variables)
+    mask_always(ref.masked)  # in this process's captured output, from init() on
     script = ref.scoring_script or "batchctl_mlflow_driver.py"
     sys.argv = [script, "--logging_level", ref.logging_level.upper()]
     if ref.code_dir:
@@ -168,6 +170,7 @@ class CappedOutput:
         self.written = os.fstat(self.file).st_size  # a replaced worker appends to the same file
         self.dropped = 0
         self.at_line_start = True
+        self.pending = b""  # with values to mask: the end of a line not yet complete (a value may span reads)
 
     def switch(self, path: str) -> None:
         """Write to another job's log from now on (a warm worker of the server's pool); the cap restarts."""
@@ -175,6 +178,7 @@ class CappedOutput:
             sys.stdout.flush()
             sys.stderr.flush()
         with self.lock:
+            self._flush_pending()
             self._end_note()
             os.close(self.file)
             self._open(path)
@@ -197,9 +201,27 @@ class CappedOutput:
             if not chunk:
                 break
             with self.lock:
-                self._write(chunk)
+                self._write(self._masked(chunk) if masked_values() else chunk)
         with self.lock:
+            self._flush_pending()
             self._end_note()
+
+    def _masked(self, chunk: bytes) -> bytes:
+        """Complete lines with the masked values replaced; the rest waits for its line's end (up to 64 KiB),
+        so a value split between two reads of the pipe is still masked."""
+        data = self.pending + chunk
+        cut = data.rfind(b"\n") + 1
+        if not cut and len(data) < 1 << 16:
+            self.pending = data
+            return b""
+        cut = cut or len(data)
+        self.pending = data[cut:]
+        return mask_bytes(data[:cut])
+
+    def _flush_pending(self) -> None:
+        if self.pending:
+            data, self.pending = self.pending, b""
+            self._write(mask_bytes(data))
 
     def _write(self, chunk: bytes) -> None:
         room = max(0, self.cap - self.written)

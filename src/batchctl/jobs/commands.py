@@ -105,6 +105,15 @@ def cancel_job(ws: Workspace, name: str, wait_seconds: float = 60.0) -> dict[str
     raise BatchctlError(f"job '{name}' did not stop within {wait_seconds:g} seconds; cancel was requested")
 
 
+def referenced_variables(ws: Workspace, name: str) -> list[str]:
+    """The `${env:NAME}` names in the job's deployment snapshot, sorted (the values are never recorded)."""
+    from batchctl import secrets
+
+    record = records.load(ws, name)
+    values = record.deployment_snapshot.environment_variables.values()
+    return sorted({n for value in values for n in secrets.references(value)})
+
+
 def adopt_job(ws: Workspace, name: str, runner_pid: int | None = None) -> dict[str, Any]:
     """Make this process the runner of a Queued job (a server taking over a job the CLI submitted)."""
     folder = records.job_dir(ws, name)

@@ -11,11 +11,12 @@ import hashlib
 import os
 import shutil
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batchctl import secrets, storage
-from batchctl.errors import BatchctlError, InvalidStateError, JobCanceledError, JobFailedError, redact
+from batchctl.errors import BatchctlError, InvalidStateError, JobCanceledError, JobFailedError, masking, redact
 from batchctl.execution.base import InitFailedError, RunSettings, supervise
 from batchctl.execution.splitting import FileLedger, plan_units, range_key
 from batchctl.jobs import records
@@ -53,7 +54,10 @@ def make_backend(record: JobRecord, ref: ScorerRef, folder: Path, pools: WarmPoo
     return LocalBackend(ref, str(folder / "logs"), str(folder / "parts"))
 
 
-def scorer_ref(record: JobRecord, bi_output: Path) -> ScorerRef:
+def scorer_ref(record: JobRecord, bi_output: Path, environ: Mapping[str, str] | None = None) -> ScorerRef:
+    """What the workers score with; `environ` is where `${env:NAME}` references are read (this process's
+    environment unless the caller that handed the job over sent its own values)."""
+    environ = os.environ if environ is None else environ
     snapshot = record.deployment_snapshot
     return ScorerRef(
         kind="script" if snapshot.code_dir else "mlflow",
@@ -65,23 +69,44 @@ def scorer_ref(record: JobRecord, bi_output: Path) -> ScorerRef:
         output_dir=str(bi_output),
         logging_level=record.settings.logging_level,
         # ${env:NAME} references are resolved here, in memory, when the job starts: never written to a file
-        environment_variables=secrets.resolve(snapshot.environment_variables, os.environ),
+        environment_variables=secrets.resolve(snapshot.environment_variables, environ),
+        masked=tuple(secrets.referenced_values(snapshot.environment_variables, environ)),
         output_format=record.settings.output_format,
         keep_columns=tuple(record.settings.keep_columns),
     )
 
 
 def run_job(
-    ws: Workspace, name: str, on_progress: ProgressFn | None = None, pools: WarmPools | None = None
+    ws: Workspace,
+    name: str,
+    on_progress: ProgressFn | None = None,
+    pools: WarmPools | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> JobRecord:
     """Run a Queued job to a terminal state in this process; returns the final record. With `pools` (the
-    server's warm pools), a local job takes warm workers."""
+    server's warm pools), a local job takes warm workers. `environ`: where `${env:NAME}` references are
+    read, when not this process's environment (the values a CLI sent with the job it handed over)."""
     folder = records.job_dir(ws, name)
     record = records.read(folder)
     if record is None:
         raise BatchctlError(f"job '{name}' has no record")
     if record.status is not JobState.QUEUED:
         raise BatchctlError(f"job '{name}' is {record.status}, not Queued")
+    environ = os.environ if environ is None else environ
+    # the resolved `${env:NAME}` values are masked in everything this job writes (records, logs, failed
+    # items; the workers mask their own output), as CI systems mask secret variables
+    with masking(secrets.referenced_values(record.deployment_snapshot.environment_variables, environ)):
+        return _run(ws, folder, name, on_progress, pools, environ)
+
+
+def _run(
+    ws: Workspace,
+    folder: Path,
+    name: str,
+    on_progress: ProgressFn | None,
+    pools: WarmPools | None,
+    environ: Mapping[str, str],
+) -> JobRecord:
     logs = JobLogs(folder / "logs")
     logs.setup()
     try:
@@ -127,7 +152,7 @@ def run_job(
             raise JobCanceledError("job canceled")
         if record.output_file_location is not None:
             storage.refuse_existing(record.output_file_location.location())
-        ref = scorer_ref(record, bi_output)
+        ref = scorer_ref(record, bi_output, environ)
         backend = make_backend(record, ref, folder, pools)
         run_settings = RunSettings(
             workers=settings.workers,

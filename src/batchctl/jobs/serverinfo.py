@@ -3,6 +3,11 @@
 `{"url": "http://127.0.0.1:8765", "pid": N, "start_ticks": ..., "started_at": ..., "workspace": ...}`. The
 file is written atomically when the server is listening and removed on a clean shutdown; a file whose
 process is gone (the server was killed) is ignored, with the same liveness test as a job's runner.
+
+One server per workspace: `claim()` takes `<workspace>/server/serve.lock` (an exclusive `flock`, never
+waited for) before anything else and the server holds it for its whole life, so two `batchctl serve`
+started at the same moment cannot both pass the check; the kernel releases it when the process ends,
+even by SIGKILL.
 """
 
 from __future__ import annotations
@@ -21,6 +26,25 @@ SERVER_FILE = "server.json"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 NOT_RUNNING = "no server is running; these are the URLs `batchctl serve` would use"
+
+
+LOCK_FILE = "serve.lock"
+
+
+def claim(ws: Workspace) -> Any:
+    """Take the workspace's server lock for this process's life, or None when another process holds it.
+    The caller keeps the returned handle open (closing it releases the lock)."""
+    import fcntl
+
+    folder = ws.root / "server"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    handle = open(folder / LOCK_FILE, "a+b")  # noqa: SIM115 - held until the server ends
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
 
 
 def default_url() -> str:

@@ -23,6 +23,7 @@ class ScorerRef:
     environment_variables: dict[str, str] = field(default_factory=dict)
     output_format: str = "csv"  # csv | parquet | jsonl: how the no-code scorer writes its rows
     keep_columns: tuple[str, ...] = ()  # input columns copied before the predictions
+    masked: tuple[str, ...] = ()  # resolved `${env:NAME}` values: the worker masks them in its output
 
 
 @dataclass

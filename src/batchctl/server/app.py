@@ -104,10 +104,11 @@ def error_response(status: int, code: str, message: str, hint: str | None = None
 
 def _batchctl_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, BatchctlError)
+    message = rest.excerpt(exc.message)  # a message can quote input data; the logs keep the whole text
     for kind, status, code in _STATUS:
         if isinstance(exc, kind):
-            return error_response(status, code, exc.message, exc.hint)
-    return error_response(400, "UserError", exc.message, exc.hint)
+            return error_response(status, code, message, exc.hint)
+    return error_response(400, "UserError", message, exc.hint)
 
 
 def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -135,6 +136,9 @@ def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 class StartBody(BaseModel):
     runner_pid: int | None = None
+    # the caller's values of the `${env:NAME}` variables the job's deployment refers to (the CLI's
+    # hand-over): the job reads them instead of the server's environment; kept in memory only
+    environment: dict[str, str] | None = None
 
 
 def create_app(state: ServerState) -> FastAPI:
@@ -239,12 +243,12 @@ def create_app(state: ServerState) -> FastAPI:
         if not state.queue.stats()["accepting"]:
             raise QueueClosedError("the server is shutting down and accepts no new job")
         api.adopt_job(ws, name, body.runner_pid)
-        _enqueue(name)
+        _enqueue(name, body.environment)
         return rest.job_resource(api.get_job(ws, name), state.url)
 
-    def _enqueue(name: str) -> None:
+    def _enqueue(name: str, environ: dict[str, str] | None = None) -> None:
         try:
-            state.queue.enqueue(name)
+            state.queue.enqueue(name, environ)
         except QueueClosedError:
             with contextlib.suppress(BatchctlError):
                 api.cancel_job(ws, name)
@@ -351,8 +355,6 @@ def serve(
 ) -> dict[str, Any]:
     """Run the server until SIGTERM or Ctrl-C; returns what the shutdown did. `on_studio` gets the Studio's
     one-time login URL once the server listens."""
-    import uvicorn
-
     from batchctl.jobs import serverinfo
 
     running = serverinfo.read(ws)
@@ -361,6 +363,25 @@ def serve(
             f"a server already serves {ws.root} at {running['url']} (pid {running['pid']})",
             "stop it first, or use another --workspace",
         )
+    claimed = serverinfo.claim(ws)  # the check above is for the message; this lock is the rule
+    if claimed is None:
+        running = serverinfo.read(ws)
+        where = f" at {running['url']} (pid {running['pid']})" if running else " (it is starting)"
+        raise ConflictError(f"a server already serves {ws.root}{where}", "stop it first, or use another --workspace")
+    try:
+        return _serve(ws, settings, on_listening, on_studio)
+    finally:
+        claimed.close()
+
+
+def _serve(
+    ws: Workspace,
+    settings: ServerSettings,
+    on_listening: Callable[[str], None] | None,
+    on_studio: Callable[[str], None] | None,
+) -> dict[str, Any]:
+    import uvicorn
+
     if settings.host not in LOOPBACK:
         notices.notify(
             f"listening on {settings.host}, not loopback: anyone who can reach this port and holds a token "

@@ -34,6 +34,8 @@ class JobQueue:
         self.pools = pools
         self._cond = threading.Condition()
         self._pending: deque[str] = deque()
+        # the `${env:NAME}` values a CLI sent with a job it handed over: memory only, dropped once used
+        self._environ: dict[str, dict[str, str]] = {}
         self._running: set[str] = set()
         self._closing = False  # no new job
         self._exit = False  # runner threads leave (only once the pools are closed: see shutdown)
@@ -47,10 +49,14 @@ class JobQueue:
             thread.start()
             self._threads.append(thread)
 
-    def enqueue(self, name: str) -> None:
+    def enqueue(self, name: str, environ: dict[str, str] | None = None) -> None:
+        """Queue a job; `environ` (a CLI's hand-over) is where its `${env:NAME}` references are read
+        instead of the server's environment."""
         with self._cond:
             if self._closing:
                 raise QueueClosedError("the server is shutting down and accepts no new job")
+            if environ is not None:
+                self._environ[name] = dict(environ)
             self._pending.append(name)
             self._cond.notify()
 
@@ -61,6 +67,7 @@ class JobQueue:
                 self._pending.remove(name)
             except ValueError:
                 return False
+            self._environ.pop(name, None)
             return True
 
     def stats(self) -> dict[str, Any]:
@@ -81,9 +88,10 @@ class JobQueue:
                 if not self._pending:
                     return
                 name = self._pending.popleft()
+                environ = self._environ.pop(name, None)
                 self._running.add(name)
             try:
-                api.run_job(self.ws, name, pools=self.pools)
+                api.run_job(self.ws, name, pools=self.pools, environ=environ)
             except BatchctlError as exc:  # canceled before it started, or its record is gone
                 self.errors.append(f"{name}: {exc.message}")
             except Exception as exc:  # noqa: BLE001 - one job's surprise must not stop the runner thread
@@ -102,6 +110,7 @@ class JobQueue:
             self._closing = True
             never_started = list(self._pending)
             self._pending.clear()
+            self._environ.clear()
             self._cond.notify_all()
         for name in never_started:
             with contextlib.suppress(BatchctlError):

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from batchctl import api
 from batchctl.errors import BatchctlError
+from batchctl.specs._base import Int
 from batchctl.workspace import Workspace
 
 JOB_TYPE = "Microsoft.MachineLearningServices/workspaces/jobs"
@@ -26,6 +27,11 @@ JOB_TYPE = "Microsoft.MachineLearningServices/workspaces/jobs"
 _ARM_WORKSPACE = r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/[^/]+/workspaces/[^/]+"
 _ARM_DATASTORE = re.compile(_ARM_WORKSPACE + r"/datastores/(.+)$")
 _ARM_DATA = re.compile(_ARM_WORKSPACE + r"/data/([^/]+)/versions/([^/]+)$")
+# Azure's REST schema types these settings as int32; a boolean is never a number (as in the YAML specs)
+INT32_MAX = 2**31 - 1
+# an error message on a page or in a REST body quotes at most this much (a schema error can quote input
+# rows); the job's logs and failed_items.jsonl keep the whole text
+MAX_ERROR_CHARS = 500
 
 
 class BadRequestError(BatchctlError):
@@ -63,12 +69,12 @@ class JobOutput(_Body):
 
 
 class RetrySettings(_Body):
-    maxRetries: int | None = Field(None, ge=0)
-    timeout: int | None = Field(None, gt=0, le=259200, description="Seconds per mini-batch attempt.")
+    maxRetries: Int | None = Field(None, ge=0, le=INT32_MAX)
+    timeout: Int | None = Field(None, gt=0, le=259200, description="Seconds per mini-batch attempt.")
 
 
 class ComputeSettings(_Body):
-    instanceCount: int | None = Field(None, ge=1)
+    instanceCount: Int | None = Field(None, ge=1, le=1024)
 
 
 class JobProperties(_Body):
@@ -81,8 +87,8 @@ class JobProperties(_Body):
     )
     # batchctl's per-job overrides (Azure's overridable settings, with the names of its batch job schema)
     name: str | None = Field(None, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,254}$", description="The job name (a UUID).")
-    miniBatchSize: int | None = Field(None, gt=0)
-    errorThreshold: int | None = Field(None, ge=-1)
+    miniBatchSize: Int | None = Field(None, gt=0, le=INT32_MAX)
+    errorThreshold: Int | None = Field(None, ge=-1, le=INT32_MAX)
     outputFileName: str | None = None
     retrySettings: RetrySettings | None = None
     compute: ComputeSettings | None = None
@@ -148,6 +154,34 @@ def check_path(value: str, roots: list[str], what: str) -> None:
     )
 
 
+def confine(options: dict[str, Any], roots: list[str], labels: tuple[str, str] = ("input", "output")) -> None:
+    """The one confinement of a job that a caller outside the workspace starts (REST, the Studio's Create
+    job form): the input and the output that `api.submit_job` will get, whatever the request said they
+    were (a data asset, a datastore path, a URL or a local path), go through `check_path` before anything
+    is resolved or queued."""
+    check_path(str(options.get("input") or ""), roots, labels[0])
+    if options.get("output_path") is not None:
+        check_path(str(options["output_path"]), roots, labels[1])
+
+
+def excerpt(message: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """A message cut to `limit` characters for a page or a REST body: a schema error can quote the input's
+    rows, and the whole text stays in the job's logs."""
+    if len(message) <= limit:
+        return message
+    return f"{message[:limit].rstrip()} ... [{len(message) - limit} more characters in the job's logs]"
+
+
+def bounded_error(error: Any) -> Any:
+    """A record's `error` (a dict of message, first_item_error, details..., or a string) with every text
+    in it cut by `excerpt`."""
+    if isinstance(error, dict):
+        return {k: excerpt(v) if isinstance(v, str) else v for k, v in error.items()}
+    if isinstance(error, str):
+        return excerpt(error)
+    return error
+
+
 def submit_options(
     ws: Workspace, endpoint: str, deployment: str | None, body: InvokeBody, roots: list[str]
 ) -> dict[str, Any]:
@@ -162,7 +196,6 @@ def submit_options(
         raise BadRequestError(f"properties.OutputData: the one output is named 'score', not {sorted(unknown)}")
     (data,) = props.InputData.values()
     uri = azure_uri(data.Uri)
-    check_path(uri, roots, "InputData")
     options: dict[str, Any] = {
         "endpoint": endpoint,
         "deployment": deployment,
@@ -174,9 +207,8 @@ def submit_options(
         "instance_count": props.compute.instanceCount if props.compute else None,
     }
     if "score" in props.OutputData:
-        out = azure_uri(props.OutputData["score"].Uri)
-        check_path(out, roots, "OutputData.score")
-        options["output_path"] = out
+        options["output_path"] = azure_uri(props.OutputData["score"].Uri)
+    confine(options, roots, ("InputData", "OutputData.score"))
     overrides = []
     if props.errorThreshold is not None:
         overrides.append(f"error_threshold={props.errorThreshold}")
@@ -224,7 +256,7 @@ def job_resource(record: dict[str, Any], base_url: str) -> dict[str, Any]:
             "retrySettings": {"maxRetries": retry.get("max_retries"), "timeout": retry.get("timeout")},
             "compute": {"instanceCount": settings.get("instance_count"), "target": record.get("compute")},
             "counts": record.get("counts"),
-            "error": record.get("error"),
+            "error": bounded_error(record.get("error")),
             "startTime": record.get("start_time"),
             "endTime": record.get("end_time"),
             "tags": record.get("tags") or {},

@@ -46,10 +46,14 @@ def version_problem(value: str) -> str | None:
 
 def control_character_problem(value: str) -> str | None:
     """Names and file names never hold a control character (a newline in a file name splits every log
-    line and listing that shows it)."""
+    line and listing that shows it) nor a format character (category Cf: U+202E, right-to-left override,
+    shows `exe.csv` for `vsc.exe`; zero-width characters make two names that look the same)."""
     import unicodedata
 
     for ch in value:
-        if unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
+        category = unicodedata.category(ch)
+        if category in ("Cc", "Zl", "Zp"):
             return f"'{_printable(value)}' contains a control character (U+{ord(ch):04X}), which names may not hold"
+        if category == "Cf":
+            return f"'{_printable(value)}' contains a format character (U+{ord(ch):04X}), which names may not hold"
     return None

@@ -55,6 +55,9 @@ def hidden_fields(form: dict[str, str], panels: dict[str, dict[str, tuple[str, .
     return hidden
 
 
+# the Create job form's input kinds (its `input_kind` radio buttons); any other value is a 400
+INPUT_KINDS = ("data", "datastore", "path")
+
 JOB_OVERRIDES = {
     # form field -> the `--set` key of `endpoint invoke`
     "error_threshold": "error_threshold",
@@ -166,10 +169,13 @@ def job_options(form: dict[str, str], endpoint: str) -> tuple[dict[str, Any], di
         if not path:
             errors["datastore_path"] = "give a path inside the datastore"
         source = f"azureml://datastores/{store}/paths/{path}"
-    else:
+    elif kind == "path":
         source = form.get("public_path", "").strip()
         if not source:
             errors["public_path"] = "give a public path or URL"
+    else:
+        source = ""
+        errors["input_kind"] = f"input_kind: '{kind}' is not one of {', '.join(INPUT_KINDS)}"
     options: dict[str, Any] = {
         "endpoint": endpoint,
         "deployment": form.get("deployment") or None,

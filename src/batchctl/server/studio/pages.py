@@ -26,6 +26,7 @@ from starlette.staticfiles import StaticFiles
 
 from batchctl import api
 from batchctl.errors import BatchctlError, NotFoundError, OutputExistsError, SpecError
+from batchctl.server import rest
 from batchctl.server.auth import verify
 from batchctl.server.studio import files, forms
 from batchctl.server.studio.session import COOKIE, HOME, Session, Sessions, studio_page
@@ -460,6 +461,14 @@ def mount(app: FastAPI, state: ServerState) -> Sessions:
             else:
                 error = message
 
+        if values.get("model_kind") == "custom":  # local folders the server copies: confined as job paths
+            roots = rest.allowed_roots(ws, state.settings.allow_paths)
+            for field in ("model_path", "code_path"):
+                if values.get(field, "").strip():
+                    try:
+                        rest.check_path(values[field].strip(), roots, field)
+                    except BatchctlError as exc:
+                        errors[field] = exc.message
         try:
             if endpoint_spec is not None:
                 validate_data(EndpointSpec, endpoint_spec, "endpoint.yml")
@@ -535,19 +544,18 @@ def mount(app: FastAPI, state: ServerState) -> Sessions:
 
     @app.post("/studio/endpoints/{name}/jobs/new", include_in_schema=False)
     def job_submit(request: Request, name: str, form: dict[str, str] = Depends(form_of)) -> Response:
-        from batchctl.server import rest
-
         values = {k: v for k, v in form.items() if k != "csrf"}
         try:
             context = job_form_context(name, values)
         except NotFoundError as exc:
             return not_found(request, exc.message)
         options, errors = forms.job_options(values, context["ep"]["name"])
-        error = None
-        if not errors:
+        error = errors.pop("input_kind", None)  # not a field the page shows: the form was not ours
+        if not errors and not error:
             try:
-                if values.get("input_kind") == "path":
-                    rest.check_path(options["input"], rest.allowed_roots(ws, state.settings.allow_paths), "input")
+                # whatever the form says the input is, its resolved URI and the output go through the same
+                # confinement as a REST job's
+                rest.confine(options, rest.allowed_roots(ws, state.settings.allow_paths))
                 if not state.queue.stats()["accepting"]:
                     raise BatchctlError("the server is shutting down and accepts no new job")
                 job = api.submit_job(ws, **options)
@@ -573,13 +581,21 @@ def mount(app: FastAPI, state: ServerState) -> Sessions:
 
     def job_errors(name: str) -> list[dict[str, Any]] | None:
         with contextlib.suppress(BatchctlError):
-            return api.job_errors(ws, name)
+            return [
+                {**g, "message": rest.excerpt(g["message"]), "example": rest.excerpt(g.get("example") or "")}
+                for g in api.job_errors(ws, name)
+            ]
         return None
+
+    def shown_job(name: str) -> dict[str, Any]:
+        """The record as a page shows it: its error cut to an excerpt (the logs keep the whole text)."""
+        record = api.get_job(ws, name)
+        return {**record, "error": rest.bounded_error(record.get("error"))}
 
     @app.get("/studio/jobs/{name}", include_in_schema=False)
     def job(request: Request, name: str, session: Session = Depends(session_of)) -> Response:
         try:
-            record = api.get_job(ws, name)
+            record = shown_job(name)
         except (NotFoundError, SpecError) as exc:
             return not_found(request, exc.message)
         log_dir = Path(record.get("log_dir") or "")
@@ -591,13 +607,13 @@ def mount(app: FastAPI, state: ServerState) -> Sessions:
 
     @app.get("/studio/jobs/{name}/status.json", include_in_schema=False)
     def job_status(name: str, session: Session = Depends(session_of)) -> dict[str, Any]:
-        record = api.get_job(ws, name)
+        record = shown_job(name)
         return {**_job_row(record), "counts": record.get("counts") or {}, "error": record.get("error")}
 
     @app.get("/studio/jobs/{name}/logs/{path:path}", include_in_schema=False)
     def job_log(request: Request, name: str, path: str, session: Session = Depends(session_of)) -> Response:
         try:
-            record = api.get_job(ws, name)
+            record = shown_job(name)
             log_dir = Path(record.get("log_dir") or "")
             target = files.confined(log_dir, path)
         except (NotFoundError, SpecError) as exc:
@@ -627,7 +643,7 @@ def mount(app: FastAPI, state: ServerState) -> Sessions:
             shutil.rmtree(folder, ignore_errors=True)
             if isinstance(exc, NotFoundError):
                 return not_found(request, exc.message)
-            return page(request, "error.html", status=409, title="Download", message=exc.message)
+            return page(request, "error.html", status=_status(exc), title="Download", message=exc.message)
         if not result["files"]:
             shutil.rmtree(folder, ignore_errors=True)
             return not_found(request, f"job '{name}' wrote no results file")
