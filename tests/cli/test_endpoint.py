@@ -161,7 +161,7 @@ def test_bad_names_everywhere(cli, out, registry, name, rule):
     out(cli("endpoint", "create", "-n", "ep1"))
     before = registry.bytes()
     create = cli("endpoint", "create", "-n", name)
-    assert (create.exit_code, create.stderr) == (3, f"Error: endpoint options: name: {rule}\n")
+    assert (create.exit_code, create.stderr) == (3, f"Error: endpoint name: {rule}\n")
     for verb in ("show", "delete"):
         result = cli("endpoint", verb, "-n", name, "--yes") if verb == "delete" else cli("endpoint", verb, "-n", name)
         assert (result.exit_code, result.stderr) == (3, f"Error: endpoint name: {rule}\n")

@@ -13,7 +13,7 @@ def test_bad_name_exits_3_with_one_line_and_no_traceback(home, run_batchctl):
     assert result.returncode == 3
     assert result.stdout == ""
     assert result.stderr == (
-        "Error: endpoint options: name: The name for an endpoint must be at least 3 and at most "
+        "Error: endpoint name: The name for an endpoint must be at least 3 and at most "
         "32 characters long (inclusive of both limits).\n"
     )
     assert not (home / "registry.json").exists()
