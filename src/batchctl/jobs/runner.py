@@ -21,9 +21,10 @@ from batchctl.execution.splitting import FileLedger, plan_units, range_key
 from batchctl.jobs import records
 from batchctl.jobs.journal import JobJournal, ProgressFn
 from batchctl.jobs.logs import JobLogs
-from batchctl.jobs.model import JobPlan, JobProgress, JobRecord, JobState
+from batchctl.jobs.model import JobPlan, JobProgress, JobRecord, JobState, job_error
 from batchctl.jobs.publish import ordered_parts, write_results
 from batchctl.scoring.base import ScorerRef
+from batchctl.scoring.failures import ErrorInfo
 from batchctl.tracking.job import TrackedJob
 from batchctl.workspace import Workspace, now
 
@@ -148,7 +149,7 @@ def run_job(
         )
         journal.flush(force=True)
         if journal.counts.items_succeeded == 0:
-            reason = (journal.first_error or {}).get("message")
+            reason = (journal.first_error or {}).get("summary")
             raise JobFailedError(
                 "There is no succeeded mini batch item returned from run()"
                 + (f"; first error: {reason}" if reason else "")
@@ -162,21 +163,22 @@ def run_job(
         status = JobState.COMPLETED
     except (JobCanceledError, KeyboardInterrupt):
         status = JobState.CANCELED
-        error = {"message": "job canceled"}
+        error = job_error("job canceled")
         logs.master("job canceled; workers stopped; nothing published")
     except InitFailedError as exc:
-        error = {"message": exc.message}
-        if exc.details:
-            error["details"] = redact(exc.details)[-4000:]
+        error = job_error(exc.message)
+        if exc.details:  # the exception init() raised, and where in the scoring script
+            info = ErrorInfo.from_traceback(exc.details, record.deployment_snapshot.code_dir)
+            error = job_error(exc.message, info.type, info.frame, details=redact(exc.details)[-4000:])
             logs.user_error(exc.message, 0, exc.details)
         else:
             logs.user_error(exc.message)
         logs.master(f"job failed: {exc.message}")
     except BatchctlError as exc:
-        error = {"message": exc.message, "exit_code": exc.exit_code}
+        error = job_error(exc.message, exit_code=exc.exit_code)
         logs.master(f"job failed: {exc.message}")
     except Exception as exc:  # an unexpected error must still end the job as Failed, never Running
-        error = {"message": redact(f"unexpected {type(exc).__name__}: {exc}")}
+        error = job_error(redact(f"unexpected {type(exc).__name__}: {exc}"))
         logs.master(f"job failed: {error['message']}")
     finally:
         journal.close()
@@ -193,7 +195,7 @@ def run_job(
         and journal.first_error
         and "There is no" not in error["message"]
     ):
-        error.setdefault("first_item_error", journal.first_error["message"])
+        error.setdefault("first_item_error", journal.first_error["summary"])
     if status is JobState.COMPLETED and journal.first_error:
         error = journal.first_error
     duration = time.monotonic() - started
