@@ -82,7 +82,7 @@ def test_existing_version_with_other_content_is_refused(cli, out, registry, cust
         (
             ["-n", "m", "-p", "missing"],
             "Error: model path: '{cwd}/missing' does not exist\n"
-            "Hint: a relative path is resolved against the current folder (or the spec file's folder with -f)\n",
+            "Hint: a relative --path is resolved against the current folder ({cwd})\n",
         ),
         (
             ["-n", "m", "-p", "."],

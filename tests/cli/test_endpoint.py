@@ -212,5 +212,25 @@ def test_delete_removes_its_deployments_only(cli, out, registry, deployment_file
 
 
 def test_delete_missing(cli):
+    """Deleting a missing endpoint does not hint "create it" (issue 28, item 11)."""
     result = cli("endpoint", "delete", "-n", "nope", "--yes")
-    assert (result.exit_code, result.stderr) == (4, NOT_FOUND)
+    assert (result.exit_code, result.stderr) == (
+        4,
+        "Error: endpoint 'nope' not found; nothing was deleted\nHint: `batchctl endpoint list` shows the endpoints\n",
+    )
+
+
+def test_delete_missing_deployment(cli, out, deployment_file):
+    out(cli("endpoint", "create", "-n", "ep-one"))
+    out(cli("deployment", "create", "-f", str(deployment_file("blue", "ep-one"))))
+    result = cli("deployment", "delete", "-n", "green", "-e", "ep-one", "--yes")
+    assert (result.exit_code, result.stderr) == (
+        4,
+        "Error: deployment 'green' not found in endpoint 'ep-one'; existing: blue; nothing was deleted\n"
+        "Hint: `batchctl deployment list -e ep-one` shows what exists\n",
+    )
+    gone = cli("deployment", "delete", "-n", "green", "-e", "ghost", "--yes")
+    assert (gone.exit_code, gone.stderr) == (
+        4,
+        "Error: endpoint 'ghost' not found; nothing was deleted\nHint: `batchctl endpoint list` shows what exists\n",
+    )

@@ -281,7 +281,16 @@ def resume_job(
     record = records.load(ws, name)
     if not record.status.terminal:
         raise InvalidStateError(f"job '{name}' is {record.status}; wait for it to end (or cancel it) first")
-    record.status.reopen()  # refuses a Completed job before anything is changed
+    if record.status is JobState.COMPLETED:
+        failed = record.counts.items_failed
+        raise InvalidStateError(
+            f"job '{name}' is Completed: it has nothing left to score, so it cannot be resumed",
+            f"score its failed {'item' if failed == 1 else 'items'} again, into a new output, with "
+            f"`batchctl job rerun -n {name} --failed-only`"
+            if failed
+            else f"score its input again, into a new output, with `batchctl job rerun -n {name}`",
+        )
+    record.status.reopen()  # refuses any other state that cannot be continued before anything is changed
     settings = record.settings
     if changed:
         merged = sets.over(settings.as_overrides())

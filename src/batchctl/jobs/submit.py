@@ -134,7 +134,13 @@ def build_request(
         elif leaf == "path":
             output_path = value
     if not endpoint:
-        raise SpecError("name the endpoint with --name/-n (or `endpoint:` in the invocation file)")
+        # `job create -f` has no endpoint option (its -n is the job's name): the file names the endpoint
+        if file is not None:
+            raise SpecError(
+                f"{Path(file).name}: no endpoint to invoke: add `endpoint: <endpoint-name>` to the file",
+                f"or name it on the command line: `batchctl endpoint invoke -n <endpoint-name> -f {file}`",
+            )
+        raise SpecError("no endpoint to invoke", "name it: `batchctl endpoint invoke -n <endpoint-name>`")
     if input_type not in (None, "uri_file", "uri_folder"):
         raise SpecError(f"--input-type: '{input_type}' is not supported; use uri_file or uri_folder")
     if input is None:

@@ -245,7 +245,14 @@ def delete_deployment(ws: Workspace, name: str, endpoint: str) -> dict[str, Any]
     """Delete a deployment; deleting the default while others exist is refused."""
     endpoint = spec_load.validate_name("endpoint", endpoint)
     with ws.store.transaction() as state:
-        get_deployment(ws, name, endpoint, state)
+        try:
+            get_deployment(ws, name, endpoint, state)
+        except NotFoundError as exc:  # a missing deployment is no reason to create one
+            where = f"`batchctl deployment list -e {endpoint}`" if endpoint in state["endpoints"] else None
+            raise NotFoundError(
+                f"{exc.message}; nothing was deleted",
+                f"{where or '`batchctl endpoint list`'} shows what exists",
+            ) from None
         ep = state["endpoints"][endpoint]
         others = [n for n in deployment_names(state, endpoint) if n != name]
         if ep["defaults"].get("deployment_name") == name:

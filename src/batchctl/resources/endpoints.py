@@ -113,6 +113,10 @@ def delete_endpoint(ws: Workspace, name: str) -> dict[str, Any]:
     """Delete an endpoint and all its deployments; its jobs stay listed."""
     name = spec_load.validate_name("endpoint", name)
     with ws.store.transaction() as state:
+        if name not in state["endpoints"]:  # a missing endpoint is no reason to create one
+            raise NotFoundError(
+                f"endpoint '{name}' not found; nothing was deleted", "`batchctl endpoint list` shows the endpoints"
+            )
         record = get_endpoint(ws, name, state)
         removed = [k for k in state["deployments"] if k.startswith(f"{name}/")]
         for key in removed:

@@ -34,7 +34,11 @@ def check_model_path(path: Path, kind: str, source: str) -> None:
         if trainer.is_file():
             hint = f"the model is made by its training script: run `python {trainer}` first, then register it"
         else:
-            hint = "a relative path is resolved against the current folder (or the spec file's folder with -f)"
+            hint = (
+                f"a relative --path is resolved against the current folder ({Path.cwd()})"
+                if source.endswith(spec_load.OPTIONS)
+                else f"a relative path is resolved against the folder of {source}"
+            )
         raise SpecError(f"{field}: '{path}' does not exist", hint)
     if kind == "mlflow_model" and not (path.is_dir() and (path / "MLmodel").is_file()):
         raise SpecError(f"{field}: '{path}' is not an MLflow model folder (no MLmodel file)")

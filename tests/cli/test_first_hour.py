@@ -1,0 +1,71 @@
+"""A newcomer's first hour (issue 28): messages that send the user the right way."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+
+@pytest.fixture
+def script_endpoint(cli: Any, tmp_path: Path, custom_model: Path, score_code: Path) -> Path:
+    """Endpoint `heart` with a custom-script deployment `dep`; returns an input folder with two files."""
+    assert cli("endpoint", "create", "-n", "heart", "-o", "json").exit_code == 0
+    spec = tmp_path / "dep.yml"
+    spec.write_text(yaml.safe_dump({
+        "name": "dep", "endpoint_name": "heart", "model": {"path": str(custom_model)},
+        "code_configuration": {"code": str(score_code), "scoring_script": "score.py"}, "settings": {},
+    }))  # fmt: skip
+    result = cli("deployment", "create", "-f", str(spec), "-o", "json")
+    assert result.exit_code == 0, result.output
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.txt").write_text("1\n")
+    (data / "b.txt").write_text("2\n")
+    return data
+
+
+# ------------------------------------------------------------------------------ 9. job create -f without endpoint:
+
+
+def test_job_create_without_an_endpoint_says_to_put_it_in_the_file(cli, script_endpoint, tmp_path, home):
+    """`job create` has no endpoint option (its -n is the job's name): the message names the file's key."""
+    inputs = tmp_path / "inputs.yml"
+    inputs.write_text(yaml.safe_dump({"inputs": {"heart_data": {"type": "uri_folder", "path": str(script_endpoint)}}}))
+    result = cli("job", "create", "-f", str(inputs), "-n", "j1")
+    assert (result.exit_code, result.stdout) == (3, "")
+    assert result.stderr == (
+        "Error: inputs.yml: no endpoint to invoke: add `endpoint: <endpoint-name>` to the file\n"
+        f"Hint: or name it on the command line: `batchctl endpoint invoke -n <endpoint-name> -f {inputs}`\n"
+    )
+    assert not (home / "jobs" / "j1").exists()
+    # what the message says works: `endpoint:` in the file
+    inputs.write_text(yaml.safe_dump({"endpoint": "heart", **yaml.safe_load(inputs.read_text())}))
+    done = cli("job", "create", "-f", str(inputs), "-n", "j1", "-o", "json", "--no-server")
+    assert done.exit_code == 0, done.stderr
+    assert json.loads(done.stdout)["endpoint_name"] == "heart"
+
+
+def test_endpoint_invoke_without_a_name(cli):
+    result = cli("endpoint", "invoke", "--input", ".")
+    assert (result.exit_code, result.stderr) == (
+        3,
+        "Error: no endpoint to invoke\nHint: name it: `batchctl endpoint invoke -n <endpoint-name>`\n",
+    )
+
+
+# ------------------------------------------------------------------------------ 11. resume of a Completed job
+
+
+def test_resume_of_a_completed_job_names_it_and_points_to_rerun(cli, script_endpoint, tmp_path):
+    job = cli("endpoint", "invoke", "-n", "heart", "-i", str(script_endpoint), "--job-name", "done", "-o", "json")
+    assert job.exit_code == 0, job.stderr
+    result = cli("job", "resume", "-n", "done")
+    assert (result.exit_code, result.stdout) == (5, "")
+    assert result.stderr == (
+        "Error: job 'done' is Completed: it has nothing left to score, so it cannot be resumed\n"
+        "Hint: score its input again, into a new output, with `batchctl job rerun -n done`\n"
+    )
