@@ -69,3 +69,30 @@ def test_resume_of_a_completed_job_names_it_and_points_to_rerun(cli, script_endp
         "Error: job 'done' is Completed: it has nothing left to score, so it cannot be resumed\n"
         "Hint: score its input again, into a new output, with `batchctl job rerun -n done`\n"
     )
+
+
+# ------------------------------------------------------------------------------ 12. component create
+
+
+@pytest.mark.parametrize(
+    "args", [("-f", "hello-component/hello.yml"), ("--file", "c.yml", "--name", "hello", "--version", "1")]
+)
+def test_component_create_says_components_serve_pipeline_deployments(cli, registry, args):
+    result = cli("component", "create", *args)
+    assert (result.exit_code, result.stdout, registry.bytes()) == (3, "", None)
+    assert result.stderr == (
+        "Error: components are not supported: they serve pipeline deployments (`type: pipeline`), which "
+        "batchctl does not support yet\n"
+        "Hint: deploy a model instead: a `type: model` deployment (an MLflow model, or a model with a scoring "
+        "script)\n"
+    )
+
+
+def test_component_create_through_the_entry_point(run_batchctl):
+    """The real entry point builds only the group asked for: `component` must be one of them."""
+    result = run_batchctl("component", "create", "-f", "hello.yml")
+    assert (result.returncode, result.stderr.splitlines()[0]) == (
+        3,
+        "Error: components are not supported: they serve pipeline deployments (`type: pipeline`), which "
+        "batchctl does not support yet",
+    )
