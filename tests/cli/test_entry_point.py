@@ -67,10 +67,10 @@ def test_registry_locked_exit_code_names_the_lock_file(home, run_batchctl):
         holder.wait()
         holder.stdout.close()
     assert result.returncode == 7
-    assert result.stderr == (
-        f"Error: the registry is locked by another batchctl process: {home / 'registry.json.lock'}\n"
-        "Hint: wait for the other command to finish, or raise BATCHCTL_LOCK_TIMEOUT (seconds)\n"
-    )
+    error, hint = result.stderr.splitlines()
+    assert error.startswith(f"Error: the registry is locked by another process, pid {holder.pid} (`python")
+    assert error.endswith(f" s ago): {home / 'registry.json.lock'}")
+    assert hint == "Hint: wait for the other command to finish, or raise BATCHCTL_LOCK_TIMEOUT (seconds)"
     assert (home / "registry.json").read_bytes() == before
 
 
