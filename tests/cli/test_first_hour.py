@@ -96,3 +96,36 @@ def test_component_create_through_the_entry_point(run_batchctl):
         "Error: components are not supported: they serve pipeline deployments (`type: pipeline`), which "
         "batchctl does not support yet",
     )
+
+
+# ------------------------------------------------------------------------------ 15. one scoring_uri
+
+
+@pytest.mark.parametrize("server", [False, True], ids=["no-server", "server-running"])
+def test_scoring_uri_is_the_same_from_every_endpoint_command(cli, home, deployment_file, server):
+    """create, update, show, list and set-default give the URI `batchctl serve` listens on (or would)."""
+    import os
+
+    url = "http://127.0.0.1:8765"
+    if server:  # a server.json whose process lives (this one): the URIs are on its URL
+        url = "http://127.0.0.1:45123"
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "server.json").write_text(json.dumps({"url": url, "pid": os.getpid()}))
+
+    def run(*args: str) -> Any:
+        result = cli(*args, "-o", "json")
+        assert result.exit_code == 0, result.stderr
+        return json.loads(result.stdout)
+
+    expected = f"{url}/endpoints/heart/jobs"
+    created = run("endpoint", "create", "-n", "heart")
+    again = run("endpoint", "create", "-n", "heart")  # the same spec again: a no-op, same record
+    updated = run("endpoint", "update", "-n", "heart", "--set", "description=scores")
+    shown = run("endpoint", "show", "-n", "heart")
+    (listed,) = run("endpoint", "list")
+    run("deployment", "create", "-f", str(deployment_file("blue", "heart")))
+    defaulted = run("deployment", "set-default", "-e", "heart", "-n", "blue")
+    uris = [r["scoring_uri"] for r in (created, again, updated, shown, listed, defaulted)]
+    assert uris == [expected] * 6
+    assert {r["server"]["running"] for r in (created, updated, shown, listed, defaulted)} == {server}
+    assert "scoring_uri" not in json.loads((home / "registry.json").read_text())["endpoints"]["heart"]

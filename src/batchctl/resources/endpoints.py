@@ -39,7 +39,8 @@ def create_endpoint(
                 "create the deployment first, then set it as default",
             )
         record["provisioning_state"] = "Succeeded"
-        record["scoring_uri"] = f"batchctl://{ws.root}/endpoints/{spec.name}"
+        # no scoring_uri is stored: it is where `batchctl serve` listens, known only when read (api.get_endpoint)
+        record.pop("scoring_uri", None)
         record["spec_hash"] = spec_load.spec_hash(spec)
         if same_record(previous, {**record, "created_at": None}) and previous is not None:
             return previous
