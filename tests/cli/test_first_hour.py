@@ -129,3 +129,63 @@ def test_scoring_uri_is_the_same_from_every_endpoint_command(cli, home, deployme
     assert uris == [expected] * 6
     assert {r["server"]["running"] for r in (created, updated, shown, listed, defaulted)} == {server}
     assert "scoring_uri" not in json.loads((home / "registry.json").read_text())["endpoints"]["heart"]
+
+
+# ------------------------------------------------------------------------------ 19. tables and progress words
+
+
+def test_deployment_create_shows_no_empty_settings_instance_count(cli, deployment_file):
+    assert cli("endpoint", "create", "-n", "heart").exit_code == 0
+    spec = deployment_file("blue", "heart", resources={"instance_count": 1})
+    result = cli("deployment", "create", "-f", str(spec), "-o", "table")
+    assert result.exit_code == 0, result.stderr
+    # `resources │ instance_count=1`, and no empty `instance_count=` on the settings row
+    assert result.stdout.count("instance_count=") == 1 and "instance_count=1 " in result.stdout
+    shown = json.loads(cli("deployment", "show", "-n", "blue", "-e", "heart").stdout)
+    assert "instance_count" not in shown["settings"] and shown["resources"]["instance_count"] == 1
+
+
+def _heart_csv(path: Path, rows: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["age,chol,thal"] + [f"{40 + i % 40},{150 + i % 200},{('normal', 'fixed')[i % 2]}" for i in range(rows)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_invoke_on_a_split_file_counts_row_ranges_in_words(cli, deployment_file, tmp_path):
+    """`1 file in 4 row ranges`, then `4/4 row ranges` (it said `1 files in 1 mini-batches`, then `4/4
+    mini-batches`); a job of whole files keeps `mini-batches`, singular when there is one."""
+    assert cli("endpoint", "create", "-n", "heart").exit_code == 0
+    spec = deployment_file("blue", "heart", settings={"max_concurrency_per_instance": 2, "mini_batch_size": 1})
+    assert cli("deployment", "create", "-f", str(spec), "--set-default").exit_code == 0
+    big = _heart_csv(tmp_path / "big" / "heart.csv", 4000)
+    split = cli("endpoint", "invoke", "-n", "heart", "-i", str(big), "--split", "always", "--job-name", "cut")
+    assert split.exit_code == 0, split.stderr
+    record = json.loads(split.stdout)
+    ranges = record["counts"]["mini_batches"]
+    assert ranges == record["counts"]["row_ranges"] == 4
+    lines = split.stderr.splitlines()
+    assert lines[0] == "job cut: 1 file in 4 row ranges"
+    assert "  4/4 row ranges, 1 item ok, 0 failed" in lines
+    small = tmp_path / "small"
+    _heart_csv(small / "a.csv", 5)
+    whole = cli("endpoint", "invoke", "-n", "heart", "-i", str(small), "--split", "never", "--job-name", "whole")
+    assert whole.exit_code == 0, whole.stderr
+    assert whole.stderr.splitlines()[0] == "job whole: 1 file in 1 mini-batch"
+    assert "  1/1 mini-batch, 1 item ok, 0 failed" in whole.stderr.splitlines()
+    assert "row_ranges" not in json.loads(whole.stdout)["counts"]
+
+
+@pytest.mark.parametrize(
+    ("files", "units", "ranges", "text"),
+    [
+        (4, 2, 0, "4 files in 2 mini-batches"),
+        (1, 4, 4, "1 file in 4 row ranges"),
+        (3, 6, 4, "3 files in 2 mini-batches and 4 row ranges"),
+        (1, 1, 0, "1 file in 1 mini-batch"),
+    ],
+)
+def test_plan_summary_words(files, units, ranges, text):
+    from batchctl.cli._progress import plan_summary
+
+    assert plan_summary(files, units, ranges) == text

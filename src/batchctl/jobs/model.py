@@ -190,6 +190,7 @@ class JobCounts(_Model):
     retries: int = 0
     worker_restarts: int = 0
     rows: int = 0  # rows written by the succeeded mini-batches
+    row_ranges: int = 0  # how many of the mini-batches are row ranges of big files (the rest are whole files)
 
 
 class LocationRecord(_Model):
@@ -306,8 +307,9 @@ class JobRecord(_Model):
         for key in _UNSET_OMITTED:  # added after 0.1.0: a record without them is saved as it was
             if data.get(key) is None:
                 data.pop(key, None)
-        if not data["counts"].get("rows"):
-            data["counts"].pop("rows", None)
+        for key in ("rows", "row_ranges"):  # added after 0.1.0: saved only when there are some
+            if not data["counts"].get(key):
+                data["counts"].pop(key, None)
         return data
 
     def public(self) -> dict[str, Any]:

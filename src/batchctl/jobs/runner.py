@@ -107,6 +107,7 @@ def run_job(
         ledger = FileLedger(units)
         batches = units.units
         journal.counts.mini_batches = len(batches)
+        journal.counts.row_ranges = len(units.ranges)
         for note in units.notes:
             logs.master(note)
         # a range's commit is kept only with its whole file: the ledger settles a split file from all its ranges

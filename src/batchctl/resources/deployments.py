@@ -131,6 +131,10 @@ def _save_deployment(
         raise SpecError(f"{source}: code_configuration: required because model {model['id']} is not an MLflow model")
     _warn_literal_secrets(spec, source)
     record = spec.model_dump(mode="json")
+    # `settings.instance_count` is the SDK's alias of `resources.instance_count`, already moved there by
+    # the spec: an empty copy would print as `settings.instance_count=` beside the real value
+    if record["settings"].get("instance_count") is None:
+        record["settings"].pop("instance_count", None)
     record["model"] = model["id"]
     record["model_type"] = model["type"]
     if environment is not None:
