@@ -115,9 +115,12 @@ def outcome_error(record: dict[str, Any]) -> Exception:
     # `job errors` lists failed items: a job that failed before any (init(), a missing variable) has none
     failed_items = (record.get("counts") or {}).get("items_failed")
     see = f"see `batchctl job errors -n {name}`; " if failed_items else ""
+    then = f"fix the cause, then `{resume}`"
+    if "--keep-columns:" in f"{message} {first or ''}":  # resume keeps the job's columns: a new job is needed
+        then = f"score with other columns in a new job: `batchctl job rerun -n {name} --set keep_columns=<columns>`"
     error = BatchctlError(
         f"job {name} failed: {message}" + (f"; first error: {first}" if first and first not in message else ""),
-        f"{see}fix the cause, then `{resume}`",
+        f"{see}{then}",
     )
     error.exit_code = int(error_info.get("exit_code") or 1)  # type: ignore[misc]
     return error
