@@ -189,3 +189,13 @@ def test_plan_summary_words(files, units, ranges, text):
     from batchctl.cli._progress import plan_summary
 
     assert plan_summary(files, units, ranges) == text
+
+
+def test_a_long_example_message_keeps_its_head_and_its_tail_in_the_table():
+    from batchctl.cli.job import EXAMPLE_CHARS, error_table_rows
+
+    message = "Failed to enforce schema of data " + "x " * 400 + "Error: Model is missing inputs ['thal']."
+    (row,) = error_table_rows([{"type": "MlflowException", "message": "…", "example": message, "count": 1}])
+    assert len(row["example"]) <= EXAMPLE_CHARS
+    assert row["example"].startswith("Failed to enforce schema of data")
+    assert row["example"].endswith("Error: Model is missing inputs ['thal'].")

@@ -450,7 +450,10 @@ def error_table_rows(groups: Any) -> Any:
         if not isinstance(text, str):
             return text
         text = " ".join(text.split())
-        return text if len(text) <= EXAMPLE_CHARS else text[: EXAMPLE_CHARS - 1] + "…"
+        if len(text) <= EXAMPLE_CHARS:
+            return text
+        half = (EXAMPLE_CHARS - 3) // 2  # head and tail: a cause is often at the end (MLflow's schema errors)
+        return f"{text[:half]} … {text[-half:]}"
 
     if not isinstance(groups, list):
         return groups
