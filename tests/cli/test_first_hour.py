@@ -199,3 +199,21 @@ def test_a_long_example_message_keeps_its_head_and_its_tail_in_the_table():
     assert len(row["example"]) <= EXAMPLE_CHARS
     assert row["example"].startswith("Failed to enforce schema of data")
     assert row["example"].endswith("Error: Model is missing inputs ['thal'].")
+
+
+def test_the_readmes_invocation_files_are_valid_and_name_the_endpoint_key():
+    """README documents `endpoint:` (and the other keys batchctl adds) in the invocation file (item 9)."""
+    import re
+
+    from batchctl.specs import load as spec_load
+    from batchctl.specs.job import InvocationSpec
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = [
+        b
+        for b in re.findall(r"```yaml\n(.*?)```", readme, flags=re.DOTALL)
+        if b.startswith(("# inputs.yml", "# job.yml"))
+    ]
+    assert len(blocks) == 2
+    specs = [spec_load.validate_data(InvocationSpec, yaml.safe_load(b), "README") for b in blocks]
+    assert specs[1].endpoint == "heart-classifier" and specs[1].name == "nightly-2024-06-01"
