@@ -14,7 +14,7 @@ from typing import Any
 from batchctl import storage
 from batchctl.errors import BatchctlError, ConflictError, InvalidStateError, NotFoundError, SpecError
 from batchctl.jobs import records
-from batchctl.jobs.model import JobPlan, JobRecord, JobState
+from batchctl.jobs.model import JobPlan, JobRecord, JobState, job_error
 from batchctl.jobs.runner import CANCEL_MARKER
 from batchctl.jobs.submit import JobRequest, queue, snapshot_deployment, split_sets
 from batchctl.specs import load as spec_load
@@ -98,7 +98,7 @@ def cancel_job(ws: Workspace, name: str, wait_seconds: float = 60.0) -> dict[str
         owner = (record.runner or {}).get("pid")
         if record.status is JobState.QUEUED and (owner == os.getpid() or not records.runner_alive(record.runner)):
             try:
-                return records.update(folder, JobState.CANCELED, error={"message": "job canceled"}).public()
+                return records.update(folder, JobState.CANCELED, error=job_error("job canceled")).public()
             except InvalidStateError:
                 continue  # a runner took it (or it ended) meanwhile: read it again
         time.sleep(0.1)
