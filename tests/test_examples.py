@@ -49,12 +49,13 @@ def test_the_example_has_the_azure_layout():
         "deployment-mlflow/deployment.yml",
         "deployment-custom/deployment.yml",
         "deployment-custom/code/batch_driver.py",
-        "data/heart-unlabeled.yml",
+        "heart-unlabeled.yml",
         "train_model.py",
         "run-demo.sh",
     }
     assert {p for p in expected if (BATCH / p).is_file()} == expected
-    assert len(list((BATCH / "data" / "heart-unlabeled").glob("*.csv"))) == 4
+    # the data folder holds data only: `--input ./data` (README) must not score the data asset's YAML (issue 28)
+    assert sorted(p.name for p in (BATCH / "data").iterdir()) == [f"heart-unlabeled-{i}.csv" for i in range(4)]
 
 
 @pytest.mark.parametrize("path", YAML_FILES, ids=lambda p: str(p.relative_to(EXAMPLES)))
@@ -86,7 +87,7 @@ def _train_module():
 def test_committed_sample_files_are_what_the_generator_writes(tmp_path):
     written = _train_module().write_samples(tmp_path)
     for path in written:
-        assert path.read_bytes() == (BATCH / "data" / "heart-unlabeled" / path.name).read_bytes()
+        assert path.read_bytes() == (BATCH / "data" / path.name).read_bytes()
 
 
 @pytest.mark.slow
@@ -100,7 +101,7 @@ def test_example_model_trains_and_scores_the_sample_files(tmp_path):
     inputs = {c.name: c.type.name for c in model.metadata.get_input_schema().inputs}
     assert inputs["thal"] == "string"
     assert (model_dir / "MLmodel").read_text().count("serialization_format: cloudpickle") == 1
-    for csv in sorted((BATCH / "data" / "heart-unlabeled").glob("*.csv")):
+    for csv in sorted((BATCH / "data").glob("*.csv")):
         predictions = model.predict(pd.read_csv(csv))
         assert len(predictions) == 40
         assert set(predictions) <= {0, 1}
@@ -134,7 +135,7 @@ def test_the_demo_script_runs_end_to_end(tmp_path):
     # the MLflow deployment scored the registered data asset (row, prediction, file): 4 files x 40 rows
     download = root / ".demo" / "download" / "named-outputs" / "score" / "predictions.csv"
     scored = [line.split(",") for line in download.read_text().splitlines()]
-    files = sorted(p.name for p in (BATCH / "data" / "heart-unlabeled").glob("*.csv"))
+    files = sorted(p.name for p in (BATCH / "data").glob("*.csv"))
     assert len(scored) == 160 and sorted({file for _, _, file in scored}) == files
     # batch_driver.py, the custom scoring script, gives the same predictions (file, prediction)
     custom = (root / ".demo" / "custom-output" / "custom.csv").read_text().splitlines()

@@ -43,10 +43,8 @@ _RESOURCE_VERBS = {
         "create_deployment",
         "get_deployment",
         "list_deployments",
-        "set_default_deployment",
         "update_deployment",
     ),
-    "batchctl.resources.endpoints": ("create_endpoint", "update_endpoint"),
     "batchctl.resources.environments": (
         "create_environment",
         "delete_environment",
@@ -78,10 +76,8 @@ if TYPE_CHECKING:
         create_deployment,
         get_deployment,
         list_deployments,
-        set_default_deployment,
         update_deployment,
     )
-    from batchctl.resources.endpoints import create_endpoint, update_endpoint
     from batchctl.resources.environments import (
         create_environment,
         delete_environment,
@@ -144,6 +140,33 @@ __all__ = [
     "update_endpoint",
     "verify_job",
 ]
+
+
+def create_endpoint(ws: Workspace, **options: Any) -> dict[str, Any]:
+    """Create or overwrite an endpoint (file, name, overrides, description); the record as get_endpoint
+    gives it, so that `scoring_uri` is the same from every command (docs/server.md)."""
+    from batchctl.jobs.serverinfo import endpoint_uris
+    from batchctl.resources import endpoints
+
+    return endpoint_uris(ws, endpoints.create_endpoint(ws, **options))
+
+
+def update_endpoint(
+    ws: Workspace, name: str | None, overrides: Iterable[str] = (), file: str | None = None
+) -> dict[str, Any]:
+    """Update an endpoint's description, tags, properties or defaults; the record as get_endpoint gives it."""
+    from batchctl.jobs.serverinfo import endpoint_uris
+    from batchctl.resources import endpoints
+
+    return endpoint_uris(ws, endpoints.update_endpoint(ws, name, overrides, file=file))
+
+
+def set_default_deployment(ws: Workspace, endpoint: str, name: str) -> dict[str, Any]:
+    """Make deployment `name` the endpoint's default; the endpoint as get_endpoint gives it."""
+    from batchctl.jobs.serverinfo import endpoint_uris
+    from batchctl.resources import deployments
+
+    return endpoint_uris(ws, deployments.set_default_deployment(ws, endpoint, name))
 
 
 def get_endpoint(ws: Workspace, name: str) -> dict[str, Any]:

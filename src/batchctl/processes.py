@@ -45,3 +45,64 @@ def runner_alive(runner: dict[str, Any] | None) -> bool:
             except OSError:
                 return False
     return True
+
+
+COMMAND_CHARS = 200
+
+
+def _shown_command(words: list[str]) -> str:
+    from batchctl.errors import redact
+
+    if not words:
+        return ""
+    text = " ".join([os.path.basename(words[0]), *words[1:]])
+    text = redact(" ".join(text.split()))
+    return text if len(text) <= COMMAND_CHARS else text[: COMMAND_CHARS - 1] + "…"
+
+
+def own_command() -> str:
+    import sys
+
+    return _shown_command(list(sys.argv))
+
+
+def process_command(pid: int) -> str | None:
+    """The command line of process `pid` (its program's file name, then its arguments), secrets redacted."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            raw = handle.read()
+    except OSError:
+        return None
+    return _shown_command([w.decode(errors="replace") for w in raw.split(b"\0") if w]) or None
+
+
+def process_started_at(pid: int) -> float | None:
+    """When process `pid` started (seconds since the epoch): its start ticks after the boot time."""
+    ticks = process_start_ticks(pid)
+    try:
+        with open("/proc/stat", "rb") as handle:
+            boot = next(int(line.split()[1]) for line in handle if line.startswith(b"btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK") if ticks is not None else None
+    except (OSError, ValueError, StopIteration):
+        return None
+
+
+def flock_holder(path: str | os.PathLike[str]) -> int | None:
+    """The pid that holds a flock() on the file `path`, from /proc/locks (Linux), whatever program it is."""
+    try:
+        st = os.stat(path)
+        with open("/proc/locks", encoding="ascii", errors="replace") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if "->" in fields or len(fields) < 6 or fields[1] != "FLOCK":
+            continue  # a waiter, or another kind of lock
+        try:
+            major, minor, inode = fields[5].split(":")
+            if (int(major, 16), int(minor, 16), int(inode)) == (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino):
+                return int(fields[4])
+        except ValueError:
+            continue
+    return None

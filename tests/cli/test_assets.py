@@ -78,17 +78,21 @@ def test_existing_version_with_other_content_is_refused(cli, out, registry, cust
 @pytest.mark.parametrize(
     ("args", "stderr"),
     [
-        (["-n", "a b", "-p", "."], f"Error: model options: name: {BAD_NAME}\n"),
-        (["-n", "m", "-p", "missing"], "Error: model options: path: '{cwd}/missing' does not exist\n"),
+        (["-n", "a b", "-p", "."], f"Error: model name: {BAD_NAME}\n"),
+        (
+            ["-n", "m", "-p", "missing"],
+            "Error: model path: '{cwd}/missing' does not exist\n"
+            "Hint: a relative --path is resolved against the current folder ({cwd})\n",
+        ),
         (
             ["-n", "m", "-p", "."],
-            "Error: model options: path: '{cwd}' is not an MLflow model folder (no MLmodel file)\n",
+            "Error: model path: '{cwd}' is not an MLflow model folder (no MLmodel file)\n",
         ),
         (
             ["-n", "m", "-p", ".", "-t", "triton_model"],
-            "Error: model options: type: Input should be 'mlflow_model' or 'custom_model'\n",
+            "Error: model type: Input should be 'mlflow_model' or 'custom_model'\n",
         ),
-        (["-n", "m"], "Error: model options: path: field required\n"),
+        (["-n", "m"], "Error: model path: field required\n"),
     ],
 )
 def test_model_create_rejections(cli, registry, tmp_path, args, stderr):
@@ -361,23 +365,52 @@ def test_compute_used_by_a_deployment(cli, out, registry, write_spec, mlflow_mod
 @pytest.mark.parametrize(
     ("args", "stderr"),
     [
-        (["-n", "r", "--type", "ray"], "Error: compute options: address: field required\n"),
+        (["-n", "r", "--type", "ray"], "Error: compute address: field required\n"),
         (
             ["-n", "r", "--type", "ray", "--address", "nowhere"],
-            "Error: compute options: address: must be ray://<host>:<port>, <host>:<port>, auto, or local\n",
+            "Error: compute address: must be ray://<host>:<port>, <host>:<port>, auto, or local\n",
         ),
         (
             ["-n", "k", "--type", "kubernetes"],
-            "Error: compute options: type: Input should be 'local', 'ray' or 'amlcompute'\n",
+            "Error: compute type: Input should be 'local', 'ray' or 'amlcompute'\n",
         ),
         (
             ["-n", "local", "--type", "ray", "--address", "auto"],
             "Error: 'local' is the built-in compute and stays of type local\n",
         ),
-        (["-n", "a b", "--type", "local"], f"Error: compute options: name: {BAD_NAME}\n"),
+        (["-n", "a b", "--type", "local"], f"Error: compute name: {BAD_NAME}\n"),
     ],
 )
 def test_compute_rejections(cli, registry, args, stderr):
     result = cli("compute", "create", *args)
     assert (result.exit_code, result.stdout, result.stderr) == (5 if "built-in" in stderr else 3, "", stderr)
+    assert registry.bytes() is None
+
+
+@pytest.mark.parametrize("uri", ["runs:/0123abcd/model", "models:/heart/1"])
+def test_model_create_with_an_mlflow_uri_and_no_tracking_uri_says_how(cli, registry, monkeypatch, uri):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    result = cli("model", "create", "--name", "heart", "--type", "mlflow_model", "--path", uri)
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        3,
+        "",
+        f"Error: model path: '{uri}' is an MLflow URI, and MLFLOW_TRACKING_URI is not set\n"
+        f"Hint: export MLFLOW_TRACKING_URI=<the tracking store that holds it>, or download the model with "
+        f"`mlflow artifacts download -u {uri} -d ./model` and pass --path ./model\n",
+    )
+    assert registry.bytes() is None
+
+
+def test_a_missing_example_model_points_to_its_training_script(cli, registry, tmp_path, monkeypatch):
+    """The README's tour registers ./model, which `python train_model.py` makes: the error says so."""
+    (tmp_path / "example").mkdir()
+    (tmp_path / "example" / "train_model.py").write_text("")
+    monkeypatch.chdir(tmp_path / "example")
+    result = cli("model", "create", "--name", "heart", "--type", "mlflow_model", "--path", "./model")
+    trainer = tmp_path / "example" / "train_model.py"
+    assert (result.exit_code, result.stderr) == (
+        3,
+        f"Error: model path: '{tmp_path}/example/model' does not exist\n"
+        f"Hint: the model is made by its training script: run `python {trainer}` first, then register it\n",
+    )
     assert registry.bytes() is None

@@ -137,3 +137,18 @@ def test_completion_imports_no_heavy_library_and_no_spec_model(workspace: Path) 
     modules = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
     assert {m.split(".")[0] for m in modules} & set(HEAVY) == set()
     assert not any(m.startswith(("batchctl.specs", "batchctl.resources", "batchctl.api")) for m in modules)
+
+
+@pytest.mark.parametrize("shell", ["bash", "fish"])
+def test_job_list_status_completes_the_job_states(shell: str) -> None:
+    """`job list --status <TAB>` offers the states (it completed file names before)."""
+    from batchctl.cli._complete import JOB_STATES
+    from batchctl.jobs.model import JobState
+
+    assert JOB_STATES == tuple(state.value for state in JobState)
+    assert [line.split("\t")[0] for line in complete(shell, "batchctl job list --status ")] == list(JOB_STATES)
+    assert [line.split("\t")[0] for line in complete(shell, "batchctl job list -s F")] == ["Failed"]
+    assert [line.split("\t")[0] for line in complete(shell, "batchctl job list --status C")] == [
+        "Completed",
+        "Canceled",
+    ]

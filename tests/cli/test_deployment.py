@@ -226,7 +226,14 @@ def test_create_with_a_missing_model_path(cli, registry, endpoint, write_spec, t
         "specs/d.yml",
         {"name": "blue", "endpoint_name": endpoint, "model": {"path": "../no-model", "type": "mlflow_model"}},
     )
-    _bad(cli, registry, ["-f", str(spec)], 3, f"Error: d.yml: path: '{tmp_path / 'no-model'}' does not exist\n")
+    _bad(
+        cli,
+        registry,
+        ["-f", str(spec)],
+        3,
+        f"Error: d.yml: path: '{tmp_path / 'no-model'}' does not exist\n"
+        "Hint: a relative path is resolved against the folder of d.yml\n",
+    )
 
 
 def test_create_with_a_folder_that_is_not_an_mlflow_model(cli, registry, endpoint, write_spec, custom_model):

@@ -14,7 +14,10 @@ def test_create_by_name(cli, out, registry):
     assert record["auth_mode"] == "aad_token"
     assert record["defaults"] == {"deployment_name": None}
     assert record["provisioning_state"] == "Succeeded"
-    assert registry.data()["endpoints"]["my-ep"] == record
+    # the registry holds the record; the URIs are where `batchctl serve` listens, added when it is read
+    server_keys = ("scoring_uri", "openapi_uri", "server")
+    assert registry.data()["endpoints"]["my-ep"] == {k: v for k, v in record.items() if k not in server_keys}
+    assert record["scoring_uri"] == "http://127.0.0.1:8765/endpoints/my-ep/jobs"
 
 
 def test_create_from_file_with_overrides(cli, out, write_spec):
@@ -161,7 +164,7 @@ def test_bad_names_everywhere(cli, out, registry, name, rule):
     out(cli("endpoint", "create", "-n", "ep1"))
     before = registry.bytes()
     create = cli("endpoint", "create", "-n", name)
-    assert (create.exit_code, create.stderr) == (3, f"Error: endpoint options: name: {rule}\n")
+    assert (create.exit_code, create.stderr) == (3, f"Error: endpoint name: {rule}\n")
     for verb in ("show", "delete"):
         result = cli("endpoint", verb, "-n", name, "--yes") if verb == "delete" else cli("endpoint", verb, "-n", name)
         assert (result.exit_code, result.stderr) == (3, f"Error: endpoint name: {rule}\n")
@@ -212,5 +215,25 @@ def test_delete_removes_its_deployments_only(cli, out, registry, deployment_file
 
 
 def test_delete_missing(cli):
+    """Deleting a missing endpoint does not hint "create it" (issue 28, item 11)."""
     result = cli("endpoint", "delete", "-n", "nope", "--yes")
-    assert (result.exit_code, result.stderr) == (4, NOT_FOUND)
+    assert (result.exit_code, result.stderr) == (
+        4,
+        "Error: endpoint 'nope' not found; nothing was deleted\nHint: `batchctl endpoint list` shows the endpoints\n",
+    )
+
+
+def test_delete_missing_deployment(cli, out, deployment_file):
+    out(cli("endpoint", "create", "-n", "ep-one"))
+    out(cli("deployment", "create", "-f", str(deployment_file("blue", "ep-one"))))
+    result = cli("deployment", "delete", "-n", "green", "-e", "ep-one", "--yes")
+    assert (result.exit_code, result.stderr) == (
+        4,
+        "Error: deployment 'green' not found in endpoint 'ep-one'; existing: blue; nothing was deleted\n"
+        "Hint: `batchctl deployment list -e ep-one` shows what exists\n",
+    )
+    gone = cli("deployment", "delete", "-n", "green", "-e", "ghost", "--yes")
+    assert (gone.exit_code, gone.stderr) == (
+        4,
+        "Error: endpoint 'ghost' not found; nothing was deleted\nHint: `batchctl endpoint list` shows what exists\n",
+    )

@@ -13,7 +13,7 @@ def test_bad_name_exits_3_with_one_line_and_no_traceback(home, run_batchctl):
     assert result.returncode == 3
     assert result.stdout == ""
     assert result.stderr == (
-        "Error: endpoint options: name: The name for an endpoint must be at least 3 and at most "
+        "Error: endpoint name: The name for an endpoint must be at least 3 and at most "
         "32 characters long (inclusive of both limits).\n"
     )
     assert not (home / "registry.json").exists()
@@ -67,10 +67,10 @@ def test_registry_locked_exit_code_names_the_lock_file(home, run_batchctl):
         holder.wait()
         holder.stdout.close()
     assert result.returncode == 7
-    assert result.stderr == (
-        f"Error: the registry is locked by another batchctl process: {home / 'registry.json.lock'}\n"
-        "Hint: wait for the other command to finish, or raise BATCHCTL_LOCK_TIMEOUT (seconds)\n"
-    )
+    error, hint = result.stderr.splitlines()
+    assert error.startswith(f"Error: the registry is locked by another process, pid {holder.pid} (`python")
+    assert error.endswith(f" s ago): {home / 'registry.json.lock'}")
+    assert hint == "Hint: wait for the other command to finish, or raise BATCHCTL_LOCK_TIMEOUT (seconds)"
     assert (home / "registry.json").read_bytes() == before
 
 

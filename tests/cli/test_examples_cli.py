@@ -22,5 +22,5 @@ def test_example_specs_through_the_cli(cli, mlflow_model, tmp_path):
     assert custom_dep["code_configuration"]["scoring_script"] == "batch_driver.py"
     shown = cli("endpoint", "show", "-n", "heart-classifier", "--query", "defaults.deployment_name", "-o", "tsv")
     assert shown.stdout == "classifier-mlflow\n"
-    data = ok("data", "create", "-f", str(BATCH / "data" / "heart-unlabeled.yml"))
-    assert (data["type"], data["path"]) == ("uri_folder", str(BATCH / "data" / "heart-unlabeled"))
+    data = ok("data", "create", "-f", str(BATCH / "heart-unlabeled.yml"))
+    assert (data["type"], data["path"]) == ("uri_folder", str(BATCH / "data"))

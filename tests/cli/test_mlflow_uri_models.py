@@ -77,3 +77,13 @@ def test_unknown_mlflow_model_is_one_line(cli, out, registry, write_spec, tracki
     assert lines[0].startswith("Error: model 'models:/ghost/3' could not be resolved by mlflow: ")
     assert lines[1:] == ["Hint: check MLFLOW_TRACKING_URI and the model name/version"]
     assert registry.bytes() == before
+
+
+@pytest.mark.parametrize("kind", ["models", "runs"])
+def test_model_create_takes_an_mlflow_uri_from_the_tracking_store(cli, out, registry, tracking, kind):
+    """`model create --path runs:/<id>/model` (or models:/) downloads the model as `mlflow models predict -m` does."""
+    uri = "models:/heart-sqlite/1" if kind == "models" else f"runs:/{tracking['run_id']}/model"
+    record = out(cli("model", "create", "--name", "heart", "--type", "mlflow_model", "--path", uri))
+    assert (record["name"], record["version"], record["type"], record["source"]) == ("heart", "1", "mlflow_model", uri)
+    assert (Path(record["path"]) / "MLmodel").is_file()
+    assert registry.data()["models"]["heart"]["1"]["content_hash"] == record["content_hash"]

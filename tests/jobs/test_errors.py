@@ -35,6 +35,8 @@ DRIVER = textwrap.dedent(
     def init():
         os.makedirs(os.path.join(STATE, "pids"), exist_ok=True)
         open(os.path.join(STATE, "pids", str(os.getpid())), "w").close()
+        if os.environ.get("INIT_FAILS"):
+            raise RuntimeError("no weights found")  # LINE:init
         if os.environ.get("INIT_HANGS"):
             deadline = time.monotonic() + 300
             while time.monotonic() < deadline:  # never returns within the job's init() deadline
@@ -81,6 +83,7 @@ def line_of(source: str, tag: str) -> int:
 
 
 VALUE_LINE = line_of(DRIVER, "value")
+INIT_LINE = line_of(DRIVER, "init")
 KEY_LINE = line_of(CHECKS, "key")
 
 
@@ -157,8 +160,8 @@ def test_run_exception_is_recorded_with_type_message_frame_and_log(env, tmp_path
     assert "Traceback (most recent call last)" in traceback
     assert f'batch_driver.py", line {VALUE_LINE}, in run' in traceback
     assert "ValueError: bad value 42" in traceback
-    assert job["error"]["message"] == first_error
-    assert env.show("tolerant")["error"]["message"] == first_error
+    assert job["error"]["summary"] == first_error
+    assert env.show("tolerant")["error"]["summary"] == first_error
     # the same failure past error_threshold: the job fails, and says what its first item error was
     failed = invoke(env, tmp_path, data, "strict", "--set", "error_threshold=0")
     assert failed.exit_code == 1
@@ -167,6 +170,77 @@ def test_run_exception_is_recorded_with_type_message_frame_and_log(env, tmp_path
     assert strict["error"]["first_item_error"] == first_error
     assert f"first error: {first_error}" in error_line(failed.stderr)
     assert "batchctl job errors -n strict" in failed.stderr
+
+
+ERROR_KEYS = ("type", "message", "frame", "summary")
+
+
+def test_job_error_has_one_shape_in_every_state(env, tmp_path):
+    """`job show --query error` (issue 28, item 16): type, message and frame in every state (null when
+    unknown), and `summary`, the README's `ExceptionType: message (file:line)`."""
+    deploy_driver(env, mini_batch_size=1, error_threshold=-1, retry_settings={"max_retries": 0, "timeout": 60})
+    data = write_inputs(tmp_path / "in", {"a.txt": "ok", "b.txt": "value 42"})
+    frame = f"batch_driver.py:{VALUE_LINE}"
+    summary = f"ValueError: bad value 42 ({frame})"
+    completed = ok_json(invoke(env, tmp_path, data, "tolerant"))["error"]
+    assert {k: completed[k] for k in ERROR_KEYS} == {
+        "type": "ValueError",
+        "message": "bad value 42",
+        "frame": frame,
+        "summary": summary,
+    }
+    shown = env.cli("job", "show", "-n", "tolerant", "--query", "error.summary", "-o", "tsv")
+    assert (shown.exit_code, shown.stdout) == (0, summary + "\n")
+    # failed past error_threshold: the job's own error, and its first failed item's
+    assert invoke(env, tmp_path, data, "strict", "--set", "error_threshold=0").exit_code == 1
+    failed = env.show("strict")["error"]
+    assert (failed["type"], failed["frame"], failed["first_item_error"]) == (None, None, summary)
+    assert failed["message"].startswith("error_threshold exceeded") and failed["summary"] == failed["message"]
+    # init() failed: the exception and where it was raised
+    deploy_driver(env, env_vars={"INIT_FAILS": "1"}, mini_batch_size=1)
+    assert invoke(env, tmp_path, data, "no-init").exit_code == 1
+    init = env.show("no-init")["error"]
+    assert (init["type"], init["frame"]) == ("RuntimeError", f"batch_driver.py:{INIT_LINE}")
+    assert init["message"].startswith("init() failed in worker ") and "no weights found" in init["message"]
+    assert init["summary"] == f"{init['message']} (batch_driver.py:{INIT_LINE})"
+    assert set(ERROR_KEYS) <= set(completed) and set(ERROR_KEYS) <= set(failed) and set(ERROR_KEYS) <= set(init)
+
+
+def test_job_errors_of_a_job_that_failed_before_any_item_says_what_failed(env, tmp_path):
+    """Issue 28, item 8: init() failed, so no item failed; `job errors` says what failed instead of only
+    printing [], and the failed invoke does not send the user there."""
+    deploy_driver(env, env_vars={"INIT_FAILS": "1"}, mini_batch_size=1)
+    data = write_inputs(tmp_path / "in", {"a.txt": "ok"})
+    failed = invoke(env, tmp_path, data, "no-init")
+    assert failed.exit_code == 1
+    assert "job errors" not in failed.stderr
+    assert failed.stderr.splitlines()[-1] == "Hint: fix the cause, then `batchctl job resume -n no-init`"
+    summary = env.show("no-init")["error"]["summary"]
+    result = env.cli("job", "errors", "-n", "no-init", "-o", "json")
+    assert (result.exit_code, json.loads(result.stdout)) == (0, [])
+    assert result.stderr == f"Warning: job no-init has no failed items: the job failed as a whole: {summary}\n"
+
+
+@pytest.mark.parametrize(
+    ("stored", "expected"),
+    [
+        ({"message": "job canceled"}, (None, "job canceled", None, "job canceled")),
+        ({"message": "runner exited unexpectedly"}, (None, "runner exited unexpectedly", None, None)),
+        (  # the shape a Completed job's error had before (the summary as its message)
+            {"message": "KeyError: 'age' (score.py:3)", "type": "KeyError", "frame": "score.py:3"},
+            ("KeyError", "KeyError: 'age' (score.py:3)", "score.py:3", "KeyError: 'age' (score.py:3)"),
+        ),
+    ],
+)
+def test_every_stored_error_reads_in_the_one_shape(stored, expected):
+    """What cancel, a dead runner and earlier versions wrote to job.json is shown in the one shape."""
+    from batchctl.jobs.model import JobRecord
+
+    record = json.loads((Path(__file__).parent / "fixtures" / "job-v0.1.0" / "job.json").read_text())
+    error = JobRecord.model_validate({**record, "error": stored}).public()["error"]
+    got = tuple(error[k] for k in ERROR_KEYS)
+    assert got[:3] == expected[:3]
+    assert error["summary"] == (expected[3] or stored["message"])
 
 
 # ------------------------------------------------------------------------------ 2. the MLflow schema error, whole
@@ -191,7 +265,8 @@ def test_mlflow_schema_error_keeps_the_missing_column(mlenv, heart_data, tmp_pat
     assert entry["message"].startswith("Failed to enforce schema of data")
     assert "Model is missing inputs ['age']" in entry["message"]
     assert "Model is missing inputs ['age']" in job["error"]["message"]
-    assert job["error"]["message"].startswith("MlflowException: ")
+    assert job["error"]["type"] == "MlflowException"
+    assert job["error"]["summary"].startswith("MlflowException: ")
     (group,) = ok_json(mlenv.cli("job", "errors", "-n", "schema", "-o", "json"))
     assert (group["type"], group["count"], group["samples"]) == ("MlflowException", 1, ["no-age.csv"])
     assert "missing inputs" in group["example"]
@@ -258,7 +333,7 @@ def test_base_exceptions_in_run_are_reported_by_type(
     assert entry["frame"] == f"batch_driver.py:{line_of(DRIVER, line_tag)}"
     assert "exit code 1" not in json.dumps(job["error"])
     summary = f"{exc_type}: {message} (batch_driver.py:{line_of(DRIVER, line_tag)})"
-    assert summary in (job["error"]["message"], job["error"].get("first_item_error"))
+    assert summary in (job["error"]["summary"], job["error"].get("first_item_error"))
     assert job["counts"]["worker_restarts"] == 0, "the worker reported the exception and lived on"
     workers_gone(env)
 
@@ -343,6 +418,10 @@ def test_job_errors_groups_three_kinds_of_failure(env, tmp_path):
     table = env.cli("job", "errors", "-n", "three", "-o", "table")
     assert table.exit_code == 0, table.stderr
     assert "KeyError" in table.stdout and "ValueError" in table.stdout and "pipe.txt" in table.stdout
+    # the table shows one real message per group (issue 28, item 7), not the normalised form
+    assert keys["message"] == "'…'" and keys["message"] not in table.stdout
+    assert keys["example"] in table.stdout and values["example"] in table.stdout
+    assert re.search(r"'column_\d'", table.stdout) and "bad value" in table.stdout
     missing = env.cli("job", "errors", "-n", "nope")
     assert missing.exit_code == 4
 

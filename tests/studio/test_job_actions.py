@@ -245,10 +245,10 @@ def test_failed_items_are_grouped_by_error_on_the_job_page(tmp_path: Path, serve
     assert set(by_type) == {"ValueError", "KeyError"}
     value, key = by_type["ValueError"], by_type["KeyError"]
     assert rows[0] is value  # the largest group first
-    assert value[0] == "ValueError: bad row N" and value[1] == "3"
+    assert value[0] == "ValueError: bad row 7" and value[1] == "3"  # one real message, not "bad row N"
     assert set(value[2].split(", ")) == {"v-a.txt", "v-b.txt", tricky}
     assert re.fullmatch(r"score\.py:\d+", value[3]), value[3]
-    assert key[0] == "KeyError: '…'" and key[1] == "2"
+    assert key[0] == "KeyError: 'age'" and key[1] == "2"
     assert set(key[2].split(", ")) == {"k-a.txt", "k-b.txt"}
     assert re.fullmatch(r"score\.py:\d+", key[3]) and key[3] != value[3], key[3]
     # the page shows what api.job_errors says (as `batchctl job errors`)
@@ -262,7 +262,7 @@ def test_failed_items_are_grouped_by_error_on_the_job_page(tmp_path: Path, serve
     table = section(html, "failed-h")
     assert "<img src=x" not in html
     assert "v-&lt;img src=x onerror=alert(1)&gt;.txt" in table
-    assert "<code>KeyError</code>: &#39;…&#39;" in table
+    assert "<code>KeyError</code>: &#39;age&#39;" in table
     # a Completed job: Download, neither Cancel nor Resume
     assert 'id="download"' in html
     assert action_form(html, f"/studio/jobs/{name}/cancel") is None

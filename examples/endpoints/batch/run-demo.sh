@@ -37,7 +37,7 @@ step "list the endpoint's deployments"
 batchctl deployment list -e heart-classifier -o table
 
 step "register the unlabeled data as a data asset"
-batchctl data create -f data/heart-unlabeled.yml --query "{name: name, version: version, type: type}" -o table
+batchctl data create -f heart-unlabeled.yml --query "{name: name, version: version, type: type}" -o table
 
 # --- scoring (endpoint invoke) ---
 
@@ -60,13 +60,13 @@ batchctl deployment create -f deployment-custom/deployment.yml \
 
 step "invoke that deployment with overridden settings, a local folder as input and an output folder of our own"
 job2="$(batchctl endpoint invoke -n heart-classifier --deployment-name classifier-custom \
-    --input data/heart-unlabeled --mini-batch-size 1 --output-path "$ROOT/.demo/custom-output" \
+    --input data --mini-batch-size 1 --output-path "$ROOT/.demo/custom-output" \
     --set output_file_name=custom.csv --query name -o tsv)"
 echo "job: $job2 -> $ROOT/.demo/custom-output/custom.csv"
 head -n 3 "$ROOT/.demo/custom-output/custom.csv"
 
 step "the same output again is refused: batchctl never overwrites results"
-if batchctl endpoint invoke -n heart-classifier -d classifier-custom --input data/heart-unlabeled \
+if batchctl endpoint invoke -n heart-classifier -d classifier-custom --input data \
     --output-path "$ROOT/.demo/custom-output" --set output_file_name=custom.csv -o none; then
     echo "expected a refusal" >&2; exit 1
 fi

@@ -5,7 +5,7 @@ ColumnTransformer (one-hot on the string column `thal`, scaling on the numeric o
 LogisticRegression, saved with mlflow.sklearn in the cloudpickle format.
 
     python examples/endpoints/batch/train_model.py [MODEL_DIR]
-    python examples/endpoints/batch/train_model.py --samples examples/endpoints/batch/data/heart-unlabeled
+    python examples/endpoints/batch/train_model.py --samples examples/endpoints/batch/data
 
 The model folder (default examples/endpoints/batch/model/) is gitignored: never commit pickles.
 """
@@ -119,7 +119,7 @@ def train(model_dir: Path, rows: int = 600, seed: int = 7) -> Path:
 
 
 def write_samples(folder: Path, files: int = 4, rows: int = 40, seed: int = 11) -> list[Path]:
-    """The unlabeled sample CSV files committed under data/heart-unlabeled/."""
+    """The unlabeled sample CSV files committed under data/."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for index in range(files):

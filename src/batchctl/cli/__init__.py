@@ -10,7 +10,17 @@ from batchctl import __version__
 from batchctl.cli._common import set_global
 
 _HELP = "Azure ML batch endpoints on any machine: same YAML, same scoring scripts, same CLI verbs."
-GROUP_NAMES = ("endpoint", "deployment", "job", "model", "data", "datastore", "compute", "environment")
+GROUP_NAMES = (
+    "endpoint",
+    "deployment",
+    "job",
+    "model",
+    "data",
+    "datastore",
+    "compute",
+    "environment",
+    "component",
+)
 _linked: set[str] = set()
 
 

@@ -94,3 +94,11 @@ def jobs(ctx: typer.Context, incomplete: str) -> list[str]:
     return sorted(
         e.name for e in entries if e.is_dir() and not e.name.startswith(".") and e.name.startswith(incomplete)
     )
+
+
+# the job states (jobs/model.JobState), spelled here so a completion never imports the job model
+JOB_STATES = ("Queued", "Running", "Completed", "Failed", "Canceled")
+
+
+def job_states(ctx: typer.Context, incomplete: str) -> list[str]:
+    return [s for s in JOB_STATES if s.lower().startswith(incomplete.lower())]

@@ -10,6 +10,30 @@ if TYPE_CHECKING:
     from batchctl.jobs.model import JobProgress
 
 
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def plan_summary(files: int, units: int, row_ranges: int) -> str:
+    """`4 files in 2 mini-batches`, `1 file in 4 row ranges`, or both kinds when some files were cut."""
+    whole = units - row_ranges
+    parts = []
+    if whole or not row_ranges:
+        parts.append(_count(whole, "mini-batch", "mini-batches"))
+    if row_ranges:
+        parts.append(_count(row_ranges, "row range", "row ranges"))
+    return f"{_count(files, 'file', 'files')} in {' and '.join(parts)}"
+
+
+def unit_noun(units: int, row_ranges: int) -> str:
+    """What `done/total` counts: mini-batches, row ranges (every file cut), or both."""
+    if not row_ranges:
+        return "mini-batch" if units == 1 else "mini-batches"
+    if row_ranges == units:
+        return "row range" if units == 1 else "row ranges"
+    return "mini-batches and row ranges"
+
+
 class ProgressRenderer:
     def __init__(self, total_batches: int, total_items: int, name: str) -> None:
         self.total_batches = total_batches
@@ -19,6 +43,8 @@ class ProgressRenderer:
         self.last_line = 0.0
         self.bar: Any = None
         self.task: Any = None
+        self.unit = "mini-batches"
+        self.announced = False
         if sys.stderr.isatty():
             from rich.console import Console
             from rich.progress import (
@@ -34,7 +60,7 @@ class ProgressRenderer:
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("mini-batches · {task.fields[items]} · {task.fields[rate]}"),
+                TextColumn("{task.fields[unit]} · {task.fields[items]} · {task.fields[rate]}"),
                 TimeElapsedColumn(),
                 TextColumn("ETA"),
                 TimeRemainingColumn(),
@@ -43,11 +69,12 @@ class ProgressRenderer:
             )
             from batchctl.cli._jobview import short_name
 
-            self.task = self.bar.add_task(short_name(name), total=max(total_batches, 1), items="0 items", rate="")
+            self.task = self.bar.add_task(
+                short_name(name), total=max(total_batches, 1), items="0 items", rate="", unit=self.unit
+            )
             self.bar.start()
-        else:
-            sys.stderr.write(f"job {name}: {total_items} files in {total_batches} mini-batches\n")
-            sys.stderr.flush()
+        # plain lines: the first says what the job is cut into, known once the runner has planned it (big
+        # files become row ranges), so it is written with the first progress report
 
     def __call__(self, progress: JobProgress) -> None:
         counts = progress.counts
@@ -56,8 +83,13 @@ class ProgressRenderer:
         done = counts.mini_batches_completed + counts.mini_batches_failed
         if counts.mini_batches and counts.mini_batches != self.total_batches:  # big files cut into row ranges
             self.total_batches = counts.mini_batches
-            if self.bar is not None:
-                self.bar.update(self.task, total=self.total_batches)
+        self.unit = unit_noun(self.total_batches, counts.row_ranges)
+        if self.bar is not None:
+            self.bar.update(self.task, total=max(self.total_batches, 1), unit=self.unit)
+        elif not self.announced:
+            self.announced = True
+            plan = plan_summary(counts.files or self.total_items, self.total_batches, counts.row_ranges)
+            sys.stderr.write(f"job {self.name}: {plan}\n")
         ok, bad = counts.items_succeeded, counts.items_failed
         elapsed = max(time.monotonic() - self.started, 1e-6)
         if event is not None and kind == "init_running":  # a slow (or hanging) init(): say so, with its deadline
@@ -90,7 +122,9 @@ class ProgressRenderer:
                     f"job {self.name}: {progress.status} - {ok} items succeeded, {bad} failed in {elapsed:.1f}s\n"
                 )
             else:
-                sys.stderr.write(f"  {done}/{self.total_batches} mini-batches, {ok} items ok, {bad} failed\n")
+                sys.stderr.write(
+                    f"  {done}/{self.total_batches} {self.unit}, {_count(ok, 'item', 'items')} ok, {bad} failed\n"
+                )
         sys.stderr.flush()
 
     def close(self) -> None:

@@ -109,10 +109,15 @@ def delete(
 ) -> object:
     """Delete a deployment (not the default while others exist, nor while a job of it runs)."""
     from batchctl import api
+    from batchctl.errors import NotFoundError
 
     ws = workspace()
-    api.get_deployment(ws, name, endpoint_name)
-    confirm(f"Delete deployment '{name}' of endpoint '{endpoint_name.lower()}'?", yes)
+    try:
+        api.get_deployment(ws, name, endpoint_name)
+    except NotFoundError:  # nothing to confirm: delete says it is missing (and does not hint to create it)
+        pass
+    else:
+        confirm(f"Delete deployment '{name}' of endpoint '{endpoint_name.lower()}'?", yes)
     return api.delete_deployment(ws, name, endpoint_name, force=force)
 
 

@@ -79,10 +79,15 @@ def delete(
 ) -> object:
     """Delete an endpoint and all its deployments (its jobs stay listed); refused while a job of it runs."""
     from batchctl import api
+    from batchctl.errors import NotFoundError
 
     ws = workspace()
-    record = api.get_endpoint(ws, name)
-    confirm(f"Delete endpoint '{record['name']}' and all its deployments?", yes)
+    try:
+        record = api.get_endpoint(ws, name)
+    except NotFoundError:  # nothing to confirm: delete says it is missing (and does not hint to create it)
+        record = None
+    if record is not None:
+        confirm(f"Delete endpoint '{record['name']}' and all its deployments?", yes)
     result = api.delete_endpoint(ws, name, force=force)
     result.pop("record", None)
     return result

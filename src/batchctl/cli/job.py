@@ -141,9 +141,15 @@ def outcome_error(record: dict[str, Any]) -> Exception:
     error_info = record.get("error") or {}
     message = error_info.get("message") or record["status"]
     first = error_info.get("first_item_error")
+    # `job errors` lists failed items: a job that failed before any (init(), a missing variable) has none
+    failed_items = (record.get("counts") or {}).get("items_failed")
+    see = f"see `batchctl job errors -n {name}`; " if failed_items else ""
+    then = f"fix the cause, then `{resume}`"
+    if "--keep-columns:" in f"{message} {first or ''}":  # resume keeps the job's columns: a new job is needed
+        then = f"score with other columns in a new job: `batchctl job rerun -n {name} --set keep_columns=<columns>`"
     error = BatchctlError(
         f"job {name} failed: {message}" + (f"; first error: {first}" if first and first not in message else ""),
-        f"see `batchctl job errors -n {name}`; fix the cause, then `{resume}`",
+        f"{see}{then}",
     )
     error.exit_code = int(error_info.get("exit_code") or 1)  # type: ignore[misc]
     return error
@@ -352,7 +358,10 @@ def list_(
         ),
     ] = None,
     status: Annotated[
-        str | None, typer.Option("--status", "-s", help="Queued, Running, Completed, Failed or Canceled.")
+        str | None,
+        typer.Option(
+            "--status", "-s", help="Queued, Running, Completed, Failed or Canceled.", autocompletion=complete.job_states
+        ),
     ] = None,
     tag: Annotated[
         list[str] | None,
@@ -463,15 +472,45 @@ def resume(
     return run_foreground(ws, record)
 
 
-ERROR_COLUMNS = ("count", "type", "message", "samples", "frame")
+# `message` is the group's normalised form (numbers, paths and names blanked), for grouping: the table
+# shows `example`, one real message of the group
+ERROR_COLUMNS = ("count", "type", "example", "samples", "frame")
+EXAMPLE_CHARS = 300
 
 
-@command(app, "errors", columns=ERROR_COLUMNS)
+def error_table_rows(groups: Any) -> Any:
+    def one_line(text: Any) -> Any:
+        if not isinstance(text, str):
+            return text
+        text = " ".join(text.split())
+        if len(text) <= EXAMPLE_CHARS:
+            return text
+        half = (EXAMPLE_CHARS - 3) // 2  # head and tail: a cause is often at the end (MLflow's schema errors)
+        return f"{text[:half]} … {text[-half:]}"
+
+    if not isinstance(groups, list):
+        return groups
+    return [{**g, "example": one_line(g.get("example"))} if isinstance(g, dict) else g for g in groups]
+
+
+@command(app, "errors", columns=ERROR_COLUMNS, table_rows=error_table_rows)
 def errors(name: NameReq) -> object:
-    """The job's failed items grouped by exception type and message, with counts and sample items."""
+    """The job's failed items grouped by exception type and message, with counts, sample items and one
+    real message of each group."""
     from batchctl import api
+    from batchctl.notices import notify
 
-    return api.job_errors(workspace(), name)
+    ws = workspace()
+    groups = api.job_errors(ws, name)
+    if not groups:
+        record = api.get_job(ws, name)
+        error = record.get("error") or {}
+        if record["status"] == "Canceled":
+            notify(f"job {name} has no failed items: it was canceled")
+        elif record["status"] == "Failed":
+            summary = error.get("summary") or error.get("message") or "no reason recorded"
+            notify(f"job {name} has no failed items: the job failed as a whole: {summary}")
+    return groups
 
 
 @command(app, "verify")

@@ -14,7 +14,7 @@ from typing import Any
 from batchctl import storage
 from batchctl.errors import BatchctlError, ConflictError, InvalidStateError, NotFoundError, SpecError
 from batchctl.jobs import records
-from batchctl.jobs.model import JobPlan, JobRecord, JobState
+from batchctl.jobs.model import JobPlan, JobRecord, JobState, job_error
 from batchctl.jobs.runner import CANCEL_MARKER
 from batchctl.jobs.submit import JobRequest, queue, snapshot_deployment, split_sets
 from batchctl.specs import load as spec_load
@@ -98,7 +98,7 @@ def cancel_job(ws: Workspace, name: str, wait_seconds: float = 60.0) -> dict[str
         owner = (record.runner or {}).get("pid")
         if record.status is JobState.QUEUED and (owner == os.getpid() or not records.runner_alive(record.runner)):
             try:
-                return records.update(folder, JobState.CANCELED, error={"message": "job canceled"}).public()
+                return records.update(folder, JobState.CANCELED, error=job_error("job canceled")).public()
             except InvalidStateError:
                 continue  # a runner took it (or it ended) meanwhile: read it again
         time.sleep(0.1)
@@ -290,7 +290,16 @@ def resume_job(
     record = records.load(ws, name)
     if not record.status.terminal:
         raise InvalidStateError(f"job '{name}' is {record.status}; wait for it to end (or cancel it) first")
-    record.status.reopen()  # refuses a Completed job before anything is changed
+    if record.status is JobState.COMPLETED:
+        failed = record.counts.items_failed
+        raise InvalidStateError(
+            f"job '{name}' is Completed: it has nothing left to score, so it cannot be resumed",
+            f"score its failed {'item' if failed == 1 else 'items'} again, into a new output, with "
+            f"`batchctl job rerun -n {name} --failed-only`"
+            if failed
+            else f"score its input again, into a new output, with `batchctl job rerun -n {name}`",
+        )
+    record.status.reopen()  # refuses any other state that cannot be continued before anything is changed
     settings = record.settings
     if changed:
         merged = sets.over(settings.as_overrides())

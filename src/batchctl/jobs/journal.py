@@ -15,7 +15,7 @@ from batchctl.execution.events import BatchEvent, EventKind
 from batchctl.execution.worker import part_name
 from batchctl.jobs import records
 from batchctl.jobs.logs import JobLogs
-from batchctl.jobs.model import JobCounts, JobProgress
+from batchctl.jobs.model import JobCounts, JobProgress, job_error
 from batchctl.jobs.results import Commit, ResultStore
 from batchctl.scoring.failures import ErrorInfo
 
@@ -112,13 +112,14 @@ class JobJournal:
             self.logs.progress(self.overview())
 
     def set_error(self, message: str, details: str | None = None, info: ErrorInfo | None = None) -> None:
-        """Keep the job's first error: `message` is `ExceptionType: message (file:line)` when known."""
+        """Keep the job's first error (jobs/model.job_error): the exception's type, message and frame when
+        known, else `message`."""
         if self.first_error is None:
-            self.first_error = {"message": redact(message)}
+            extras = {"details": redact(details)[-4000:]} if details else {}
             if info is not None:
-                self.first_error.update({"type": info.type, "frame": info.frame})
-            if details:
-                self.first_error["details"] = redact(details)[-4000:]
+                self.first_error = job_error(redact(info.message), info.type, info.frame, **extras)
+            else:
+                self.first_error = job_error(redact(message), **extras)
 
     def __call__(self, event: BatchEvent) -> None:
         logs, slot = self.logs, event.slot

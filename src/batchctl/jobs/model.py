@@ -9,7 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer
 
 from batchctl.errors import InvalidStateError, SpecError
 from batchctl.execution.events import BatchEvent
@@ -190,6 +190,7 @@ class JobCounts(_Model):
     retries: int = 0
     worker_restarts: int = 0
     rows: int = 0  # rows written by the succeeded mini-batches
+    row_ranges: int = 0  # how many of the mini-batches are row ranges of big files (the rest are whole files)
 
 
 class LocationRecord(_Model):
@@ -232,6 +233,24 @@ class JobPlan(_Model):
 
 # keys added after 0.1.0 that a record leaves out while they are unset (and counts.rows while 0)
 _UNSET_OMITTED = ("tracking", "lineage", "published")
+
+ERROR_KEYS = ("type", "message", "frame", "summary")
+
+
+def job_error(
+    message: str, type: str | None = None, frame: str | None = None, summary: str | None = None, **extras: Any
+) -> dict[str, Any]:
+    """A job's `error`, one shape in every state: `type` (the exception's class), `message`, `frame`
+    (`file:line` in the scoring script), null when unknown, and `summary`, the one line
+    `ExceptionType: message (file:line)` made of the parts known; then extras (`exit_code`,
+    `first_item_error`, `details`). A summary given is recomputed (records written before it existed)."""
+    head = " ".join(str(message).split())
+    if type and f"{type}:" not in head:
+        head = f"{type}: {head}"
+    if frame and not head.endswith(f"({frame})"):
+        head = f"{head} ({frame})"
+    return {"type": type, "message": message, "frame": frame, "summary": head, **extras}
+
 
 # keys of a record that are internal (paths inside the workspace, how to reach the compute)
 _INTERNAL = ("deployment_snapshot", "output_location", "output_file_location", "compute_address", "compute_max_workers")
@@ -276,13 +295,21 @@ class JobRecord(_Model):
     tracking: dict[str, Any] | None = None  # {uri, log_predictions, run_id, experiment_id, url} (batchctl.tracking)
     lineage: dict[str, Any] | None = None  # the lineage manifest (batchctl.tracking.lineage)
 
+    @field_validator("error", mode="before")
+    @classmethod
+    def _one_error_shape(cls, value: Any) -> Any:
+        if isinstance(value, dict) and isinstance(value.get("message"), str):
+            return job_error(**value)
+        return value
+
     def dump(self) -> dict[str, Any]:
         data = self.model_dump(mode="json")
         for key in _UNSET_OMITTED:  # added after 0.1.0: a record without them is saved as it was
             if data.get(key) is None:
                 data.pop(key, None)
-        if not data["counts"].get("rows"):
-            data["counts"].pop("rows", None)
+        for key in ("rows", "row_ranges"):  # added after 0.1.0: saved only when there are some
+            if not data["counts"].get(key):
+                data["counts"].pop(key, None)
         return data
 
     def public(self) -> dict[str, Any]:

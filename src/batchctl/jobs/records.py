@@ -11,7 +11,7 @@ from typing import Any
 
 from batchctl.errors import BatchctlError, ConflictError, InvalidStateError, NotFoundError, RegistryCorruptError
 from batchctl.fsutil import atomic_write_json
-from batchctl.jobs.model import JobRecord, JobState
+from batchctl.jobs.model import JobRecord, JobState, job_error
 from batchctl.processes import process_start_ticks as process_start_ticks
 from batchctl.processes import runner_alive as runner_alive
 from batchctl.processes import runner_identity as runner_identity
@@ -165,7 +165,7 @@ def reconcile(folder: Path, record: JobRecord) -> JobRecord:
                 update = {
                     "status": fresh.status.transition(JobState.FAILED),
                     "end_time": now(),
-                    "error": fresh.error or {"message": RUNNER_DIED},
+                    "error": fresh.error or job_error(RUNNER_DIED),
                 }
             fresh = fresh.model_copy(update=update)
             write(folder, fresh)

@@ -22,9 +22,10 @@ from batchctl.execution.splitting import FileLedger, plan_units, range_key
 from batchctl.jobs import records
 from batchctl.jobs.journal import JobJournal, ProgressFn
 from batchctl.jobs.logs import JobLogs
-from batchctl.jobs.model import JobPlan, JobProgress, JobRecord, JobState
+from batchctl.jobs.model import JobPlan, JobProgress, JobRecord, JobState, job_error
 from batchctl.jobs.publish import ordered_parts, write_results
 from batchctl.scoring.base import ScorerRef
+from batchctl.scoring.failures import ErrorInfo
 from batchctl.tracking.job import TrackedJob
 from batchctl.workspace import Workspace, now
 
@@ -131,6 +132,7 @@ def _run(
         ledger = FileLedger(units)
         batches = units.units
         journal.counts.mini_batches = len(batches)
+        journal.counts.row_ranges = len(units.ranges)
         for note in units.notes:
             logs.master(note)
         # a range's commit is kept only with its whole file: the ledger settles a split file from all its ranges
@@ -173,7 +175,7 @@ def _run(
         )
         journal.flush(force=True)
         if journal.counts.items_succeeded == 0:
-            reason = (journal.first_error or {}).get("message")
+            reason = (journal.first_error or {}).get("summary")
             raise JobFailedError(
                 "There is no succeeded mini batch item returned from run()"
                 + (f"; first error: {reason}" if reason else "")
@@ -187,21 +189,22 @@ def _run(
         status = JobState.COMPLETED
     except (JobCanceledError, KeyboardInterrupt):
         status = JobState.CANCELED
-        error = {"message": "job canceled"}
+        error = job_error("job canceled")
         logs.master("job canceled; workers stopped; nothing published")
     except InitFailedError as exc:
-        error = {"message": exc.message}
-        if exc.details:
-            error["details"] = redact(exc.details)[-4000:]
+        error = job_error(exc.message)
+        if exc.details:  # the exception init() raised, and where in the scoring script
+            info = ErrorInfo.from_traceback(exc.details, record.deployment_snapshot.code_dir)
+            error = job_error(exc.message, info.type, info.frame, details=redact(exc.details)[-4000:])
             logs.user_error(exc.message, 0, exc.details)
         else:
             logs.user_error(exc.message)
         logs.master(f"job failed: {exc.message}")
     except BatchctlError as exc:
-        error = {"message": exc.message, "exit_code": exc.exit_code}
+        error = job_error(exc.message, exit_code=exc.exit_code)
         logs.master(f"job failed: {exc.message}")
     except Exception as exc:  # an unexpected error must still end the job as Failed, never Running
-        error = {"message": redact(f"unexpected {type(exc).__name__}: {exc}")}
+        error = job_error(redact(f"unexpected {type(exc).__name__}: {exc}"))
         logs.master(f"job failed: {error['message']}")
     finally:
         journal.close()
@@ -218,7 +221,7 @@ def _run(
         and journal.first_error
         and "There is no" not in error["message"]
     ):
-        error.setdefault("first_item_error", journal.first_error["message"])
+        error.setdefault("first_item_error", journal.first_error["summary"])
     if status is JobState.COMPLETED and journal.first_error:
         error = journal.first_error
     duration = time.monotonic() - started

@@ -134,7 +134,13 @@ def build_request(
         elif leaf == "path":
             output_path = value
     if not endpoint:
-        raise SpecError("name the endpoint with --name/-n (or `endpoint:` in the invocation file)")
+        # `job create -f` has no endpoint option (its -n is the job's name): the file names the endpoint
+        if file is not None:
+            raise SpecError(
+                f"{Path(file).name}: no endpoint to invoke: add `endpoint: <endpoint-name>` to the file",
+                f"or name it on the command line: `batchctl endpoint invoke -n <endpoint-name> -f {file}`",
+            )
+        raise SpecError("no endpoint to invoke", "name it: `batchctl endpoint invoke -n <endpoint-name>`")
     if input_type not in (None, "uri_file", "uri_folder"):
         raise SpecError(f"--input-type: '{input_type}' is not supported; use uri_file or uri_folder")
     if input is None:
@@ -196,7 +202,35 @@ def resolve_io(ws: Workspace, request: JobRequest, settings: JobSettings, endpoi
             f"output folder {output.url} is not empty; summary_only jobs need a new or empty folder",
             "choose another --output-path",
         )
+    check_keep_columns(listing, files, settings.keep_columns)
     return ResolvedIO(listing, files, description, output_value, output, results)
+
+
+def check_keep_columns(listing: storage.inputs.InputListing, files: list[str], keep: list[str]) -> None:
+    """A `--keep-columns` name that is in no local CSV/Parquet input file is a mistake in the option, found
+    before the job starts (a file without it would only fail as an item, and `job resume` keeps the job's
+    columns). Remote inputs are checked as they are scored."""
+    if not keep or not listing.root.is_local:
+        return
+    missing = set(keep)
+    first: tuple[str, list[str]] | None = None
+    for rel in files:
+        columns = storage.local_columns(listing.root.join(rel).url)
+        if columns is None:
+            continue
+        first = first or (rel, columns)
+        missing -= set(columns)
+        if not missing:
+            return
+    if first is None:
+        return  # no CSV/Parquet input: scoring says what it finds
+    names = ", ".join(repr(c) for c in keep if c in missing)
+    shown = ", ".join(first[1][:20]) + (", ..." if len(first[1]) > 20 else "")
+    raise SpecError(
+        f"--keep-columns: {names} {'is' if len(missing) == 1 else 'are'} in no input file "
+        f"(the columns of {first[0]}: {shown})",
+        "column names are case-sensitive; name columns the input files have",
+    )
 
 
 def queue(ws: Workspace, request: JobRequest, dry_run: bool = False) -> dict[str, Any]:

@@ -6,14 +6,26 @@ import contextlib
 import copy
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from batchctl import processes
 from batchctl.errors import BatchctlError, RegistryCorruptError, RegistryLockedError
 from batchctl.fsutil import atomic_write_bytes, fsync_dir
 from batchctl.notices import notify
 from batchctl.settings import SCHEMA_VERSION, lock_timeout
+
+HOLDER_FILE = "registry.json.lock.holder"
+
+
+def _when(epoch: Any) -> str:
+    if not isinstance(epoch, int | float):
+        return "an unknown time"
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+    return f"{stamp}, {max(0.0, time.time() - epoch):.0f} s ago"
+
 
 # a section added later reads as empty in an older registry.json (see _parse), so no schema_version bump
 SECTIONS = ("endpoints", "deployments", "models", "data", "datastores", "computes", "environments")
@@ -173,15 +185,40 @@ class RegistryStore:
             lock.acquire()
         except Timeout:
             raise RegistryLockedError(
-                f"the registry is locked by another batchctl process: {self.lock_path}",
+                f"the registry is locked by {self.lock_holder()}: {self.lock_path}",
                 "wait for the other command to finish, or raise BATCHCTL_LOCK_TIMEOUT (seconds)",
             ) from None
         except OSError as exc:
             raise BatchctlError(f"cannot lock the registry {self.lock_path}: {exc.strerror}") from exc
+        holder = self.lock_path.with_name(HOLDER_FILE)
         try:
+            # filelock records no holder: who holds the lock is written beside it, for a waiter's error
+            identity = {**processes.runner_identity(), "command": processes.own_command(), "since": time.time()}
+            with contextlib.suppress(OSError):
+                holder.write_text(json.dumps(identity), encoding="utf-8")
             yield
         finally:
+            with contextlib.suppress(OSError):
+                holder.unlink()
             lock.release()
+
+    def lock_holder(self) -> str:
+        """Who holds the registry lock: the identity a batchctl holder wrote beside it, else the pid that
+        /proc/locks names (any program), else "another process"."""
+        try:
+            written = json.loads(self.lock_path.with_name(HOLDER_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            written = None
+        pid = processes.flock_holder(self.lock_path)
+        if isinstance(written, dict) and processes.runner_alive(written) and pid in (None, written.get("pid")):
+            return (
+                f"another batchctl process, pid {written['pid']} (`{written.get('command') or '?'}`), "
+                f"since {_when(written.get('since'))}"
+            )
+        if pid is None or pid <= 0:
+            return "another process"
+        command = processes.process_command(pid) or "?"
+        return f"another process, pid {pid} (`{command}`, started {_when(processes.process_started_at(pid))})"
 
     def _clean_stray_temps(self) -> None:
         for pattern in (".registry.json.tmp-*", ".registry.json.bak-*"):

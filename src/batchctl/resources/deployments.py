@@ -130,6 +130,10 @@ def _save_deployment(
     _require_code_for(spec, model["type"], model["id"], source)
     _warn_literal_secrets(spec, source)
     record = spec.model_dump(mode="json")
+    # `settings.instance_count` is the SDK's alias of `resources.instance_count`, already moved there by
+    # the spec: an empty copy would print as `settings.instance_count=` beside the real value
+    if record["settings"].get("instance_count") is None:
+        record["settings"].pop("instance_count", None)
     record["model"] = model["id"]
     record["model_type"] = model["type"]
     if environment is not None:
@@ -276,7 +280,14 @@ def delete_deployment(ws: Workspace, name: str, endpoint: str) -> dict[str, Any]
     """Delete a deployment; deleting the default while others exist is refused."""
     endpoint = spec_load.validate_name("endpoint", endpoint)
     with ws.store.transaction() as state:
-        get_deployment(ws, name, endpoint, state)
+        try:
+            get_deployment(ws, name, endpoint, state)
+        except NotFoundError as exc:  # a missing deployment is no reason to create one
+            where = f"`batchctl deployment list -e {endpoint}`" if endpoint in state["endpoints"] else None
+            raise NotFoundError(
+                f"{exc.message}; nothing was deleted",
+                f"{where or '`batchctl endpoint list`'} shows what exists",
+            ) from None
         ep = state["endpoints"][endpoint]
         others = [n for n in deployment_names(state, endpoint) if n != name]
         if ep["defaults"].get("deployment_name") == name:

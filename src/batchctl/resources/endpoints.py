@@ -39,7 +39,8 @@ def create_endpoint(
                 "create the deployment first, then set it as default",
             )
         record["provisioning_state"] = "Succeeded"
-        record["scoring_uri"] = f"batchctl://{ws.root}/endpoints/{spec.name}"
+        # no scoring_uri is stored: it is where `batchctl serve` listens, known only when read (api.get_endpoint)
+        record.pop("scoring_uri", None)
         record["spec_hash"] = spec_load.spec_hash(spec)
         if same_record(previous, {**record, "created_at": None}) and previous is not None:
             return previous
@@ -113,6 +114,10 @@ def delete_endpoint(ws: Workspace, name: str) -> dict[str, Any]:
     """Delete an endpoint and all its deployments; its jobs stay listed."""
     name = spec_load.validate_name("endpoint", name)
     with ws.store.transaction() as state:
+        if name not in state["endpoints"]:  # a missing endpoint is no reason to create one
+            raise NotFoundError(
+                f"endpoint '{name}' not found; nothing was deleted", "`batchctl endpoint list` shows the endpoints"
+            )
         record = get_endpoint(ws, name, state)
         removed = [k for k in state["deployments"] if k.startswith(f"{name}/")]
         for key in removed:

@@ -24,12 +24,48 @@ from batchctl.resources._common import (
 from batchctl.specs import load as spec_load
 from batchctl.workspace import Workspace, content_hash, copy_into, now
 
+MLFLOW_URI_PREFIXES = ("models:/", "runs:/")
+
 
 def check_model_path(path: Path, kind: str, source: str) -> None:
+    field = spec_load.field_label(source, "path")
     if not path.exists():
-        raise SpecError(f"{source}: path: '{path}' does not exist")
+        trainer = path.parent / "train_model.py"
+        if trainer.is_file():
+            hint = f"the model is made by its training script: run `python {trainer}` first, then register it"
+        else:
+            hint = (
+                f"a relative --path is resolved against the current folder ({Path.cwd()})"
+                if source.endswith(spec_load.OPTIONS)
+                else f"a relative path is resolved against the folder of {source}"
+            )
+        raise SpecError(f"{field}: '{path}' does not exist", hint)
     if kind == "mlflow_model" and not (path.is_dir() and (path / "MLmodel").is_file()):
-        raise SpecError(f"{source}: path: '{path}' is not an MLflow model folder (no MLmodel file)")
+        raise SpecError(f"{field}: '{path}' is not an MLflow model folder (no MLmodel file)")
+
+
+def download_mlflow_model(uri: str, tmp: str) -> Path:
+    """The folder of the MLflow model `uri` (models:/ or runs:/), downloaded by mlflow into tmp."""
+    try:
+        from mlflow.artifacts import download_artifacts
+    except ImportError as exc:  # pragma: no cover - mlflow-skinny is a core dependency
+        from batchctl.errors import MissingDependencyError
+
+        raise MissingDependencyError("mlflow is needed to resolve models:/ and runs:/ URIs") from exc
+    try:
+        local = download_artifacts(artifact_uri=uri, dst_path=tmp)
+    except Exception as exc:  # mlflow raises many types; report them as one line
+        raise NotFoundError(
+            f"model '{uri}' could not be resolved by mlflow: {str(exc).splitlines()[0][:300]}",
+            "check MLFLOW_TRACKING_URI and the model name/version",
+        ) from exc
+    path = Path(local)
+    if path.is_dir() and not (path / "MLmodel").is_file():
+        candidates = [p for p in path.iterdir() if (p / "MLmodel").is_file()]
+        if len(candidates) == 1:
+            path = candidates[0]
+    check_model_path(path, "mlflow_model", uri)
+    return path
 
 
 def register_model_files(
@@ -103,9 +139,30 @@ def create_model(
     from batchctl.specs.assets import ModelSpec
 
     spec, source = load_versioned("model", ModelSpec, file, overrides, name, version, type, path, description)
-    check_model_path(Path(spec.path), spec.type, source)
     meta = {"description": spec.description, "tags": spec.tags, "properties": spec.properties}
+    if spec.path.startswith(MLFLOW_URI_PREFIXES):
+        return _register_from_mlflow(ws, spec, meta, source)
+    check_model_path(Path(spec.path), spec.type, source)
     return register_model_files(ws, spec.name, spec.version, spec.type, Path(spec.path), meta)
+
+
+def _register_from_mlflow(ws: Workspace, spec: Any, meta: dict[str, Any], source: str) -> dict[str, Any]:
+    """`--path models:/<name>/<version>` or `runs:/<run>/<path>`: mlflow downloads the model from the tracking
+    store that MLFLOW_TRACKING_URI names (as `mlflow models predict -m` does), then it is copied in as any path."""
+    import tempfile
+
+    uri = spec.path
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        raise SpecError(
+            f"{spec_load.field_label(source, 'path')}: '{uri}' is an MLflow URI, and MLFLOW_TRACKING_URI is not set",
+            f"export MLFLOW_TRACKING_URI=<the tracking store that holds it>, or download the model with "
+            f"`mlflow artifacts download -u {uri} -d ./model` and pass --path ./model",
+        )
+    with tempfile.TemporaryDirectory(prefix="batchctl-mlflow-") as tmp:
+        path = download_mlflow_model(uri, tmp)
+        if spec.type == "mlflow_model":
+            check_model_path(path, spec.type, uri)
+        return register_model_files(ws, spec.name, spec.version, spec.type, path, meta, origin=uri)
 
 
 def get_model(ws: Workspace, name: str, version: str | None = None) -> dict[str, Any]:
@@ -145,12 +202,6 @@ def delete_model(ws: Workspace, name: str, version: str | None = None) -> dict[s
 def register_mlflow_uri_model(ws: Workspace, uri: str, deployment: str) -> dict[str, Any]:
     import tempfile
 
-    try:
-        from mlflow.artifacts import download_artifacts
-    except ImportError as exc:  # pragma: no cover - mlflow-skinny is a core dependency
-        from batchctl.errors import MissingDependencyError
-
-        raise MissingDependencyError("mlflow is needed to resolve models:/ and runs:/ URIs") from exc
     if uri.startswith("models:/"):
         base = uri[len("models:/") :].split("/")[0].split("@")[0]
     else:
@@ -158,19 +209,7 @@ def register_mlflow_uri_model(ws: Workspace, uri: str, deployment: str) -> dict[
         base = f"run-{parts[0][:12]}-{'-'.join(parts[1:]) or 'model'}"
     name = re.sub(r"[^a-zA-Z0-9_-]", "-", base).strip("-_") or f"{deployment}-model"
     with tempfile.TemporaryDirectory(prefix="batchctl-mlflow-") as tmp:
-        try:
-            local = download_artifacts(artifact_uri=uri, dst_path=tmp)
-        except Exception as exc:  # mlflow raises many types; report them as one line
-            raise NotFoundError(
-                f"model '{uri}' could not be resolved by mlflow: {str(exc).splitlines()[0][:300]}",
-                "check MLFLOW_TRACKING_URI and the model name/version",
-            ) from exc
-        path = Path(local)
-        if path.is_dir() and not (path / "MLmodel").is_file():
-            candidates = [p for p in path.iterdir() if (p / "MLmodel").is_file()]
-            if len(candidates) == 1:
-                path = candidates[0]
-        check_model_path(path, "mlflow_model", uri)
+        path = download_mlflow_model(uri, tmp)
         return register_model_files(
             ws, name, None, "mlflow_model", path, {"description": f"resolved from {uri}"}, origin=uri
         )

@@ -240,7 +240,8 @@ def kept(frame: Any, columns: tuple[str, ...], rows: int) -> Any:
     if missing:
         raise ValueError(
             f"--keep-columns: column(s) {', '.join(map(repr, missing))} not in the input "
-            f"(its columns: {', '.join(map(str, frame.columns))})"
+            f"(its columns: {', '.join(map(str, frame.columns))}); `job resume` keeps the job's columns: "
+            "score with others in a new job, `batchctl job rerun -n <job> --set keep_columns=<columns>`"
         )
     return frame[list(columns)].reset_index(drop=True)
 

@@ -46,6 +46,17 @@ PATH_FIELDS: dict[str, tuple[tuple[str, ...], ...]] = {
 T = TypeVar("T")
 
 
+OPTIONS = " options"
+
+
+def field_label(source: str, field: str) -> str:
+    """How an error names a field: `deployment.yml: settings.timeout` for a file; `model path` for a spec
+    built from a command's options (`model create --path ...`), whose fields are the options' names."""
+    if source.endswith(OPTIONS):
+        return f"{source.removesuffix(OPTIONS)} {field}"
+    return f"{source}: {field}"
+
+
 def format_validation_error(source: str, exc: ValidationError) -> str:
     errors = exc.errors(include_url=False)
     first = errors[0]
@@ -71,7 +82,7 @@ def format_validation_error(source: str, exc: ValidationError) -> str:
             else:
                 head, _, last = str(ctx.get("expected_tags", "")).rpartition(", ")
                 msg = f"Input should be {head} or {last}" if head else f"Input should be {last}"
-    text = f"{source}: {loc}: {msg}" if loc else f"{source}: {msg}"
+    text = f"{field_label(source, loc)}: {msg}" if loc else f"{source}: {msg}"
     if len(errors) > 1:
         text += f" (and {len(errors) - 1} more)"
     return text
@@ -270,7 +281,7 @@ def load_spec(
         base = path.absolute().parent
     else:
         data = {}
-        source = f"{kind} options"
+        source = f"{kind}{OPTIONS}"
         base = base or Path.cwd()
     for key, value in (fields or {}).items():
         if value is not None:

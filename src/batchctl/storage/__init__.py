@@ -15,7 +15,7 @@ private helpers are imported from their module.
 from __future__ import annotations
 
 from batchctl.storage.azure import connection_string_account_url
-from batchctl.storage.inputs import fetch, list_inputs
+from batchctl.storage.inputs import fetch, list_inputs, local_columns
 from batchctl.storage.locations import Location, location, location_from_record, location_record, remote
 from batchctl.storage.outputs import (
     check_output_folder,
@@ -40,6 +40,7 @@ __all__ = [
     "fetch",
     "list_files",
     "list_inputs",
+    "local_columns",
     "location",
     "location_from_record",
     "location_record",

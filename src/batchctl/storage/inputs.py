@@ -169,3 +169,25 @@ def fetch(root: Location, rel: str, dest_dir: str) -> str:
             os.unlink(target)
         raise _storage_error("download", src.url, exc, src) from exc
     return target
+
+
+TABLE_SUFFIXES = (".csv", ".parquet", ".pqt")
+
+
+def local_columns(path: str) -> list[str] | None:
+    """The column names of a local CSV (its header line) or Parquet file (its schema); None for another
+    kind of file or one that cannot be read (scoring reports those)."""
+    suffix = os.path.splitext(path)[1].lower()
+    try:
+        if suffix == ".csv":
+            import csv
+
+            with open(path, encoding="utf-8-sig", newline="") as handle:
+                return next(csv.reader(handle), [])
+        if suffix in (".parquet", ".pqt"):
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(path).names)
+    except Exception:  # an unreadable or malformed file is scoring's to report, as one failed item
+        return None
+    return None

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -111,6 +112,34 @@ def test_failed_replace_leaves_the_registry_and_no_temp_file(store, monkeypatch)
     assert not list(store.root.glob(".registry.json.tmp-*"))
 
 
+def test_lock_timeout_names_the_batchctl_process_that_holds_it(store, monkeypatch):
+    """Issue 28, item 13: a batchctl holder writes who it is beside the lock (pid, command, since when);
+    a waiter's exit 7 names it. The holder is this test process, inside a transaction."""
+    from batchctl.registry.store import HOLDER_FILE
+
+    _add(store, "ep1")
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/batchctl", "endpoint", "update", "-n", "ep1"])
+    env = {**os.environ, "BATCHCTL_HOME": str(store.root), "BATCHCTL_LOCK_TIMEOUT": "0.3"}
+    with store.transaction():
+        assert (store.root / HOLDER_FILE).is_file()
+        waiter = subprocess.run(
+            [sys.executable, "-m", "batchctl", "endpoint", "create", "-n", "ep2"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+    assert waiter.returncode == 7, waiter.stderr
+    assert re.fullmatch(
+        rf"Error: the registry is locked by another batchctl process, pid {os.getpid()} "
+        r"\(`batchctl endpoint update -n ep1`\), since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, \d+ s ago: "
+        + re.escape(str(store.lock_path)),
+        waiter.stderr.splitlines()[0],
+    ), waiter.stderr
+    assert not (store.root / HOLDER_FILE).exists()  # removed before the lock is released
+    assert "ep2" not in store.read()["endpoints"]
+
+
 def test_exception_inside_the_transaction_writes_nothing(store):
     _add(store, "ep1")
     before = store.path.read_bytes()
@@ -154,7 +183,13 @@ def test_lock_timeout_names_the_lock_file(store, monkeypatch):
     finally:
         holder.kill()
         holder.wait()
-    assert info.value.message == f"the registry is locked by another batchctl process: {store.lock_path}"
+    # the holder is not batchctl: /proc/locks names it (issue 28, item 13)
+    pid = holder.pid
+    assert re.fullmatch(
+        rf"the registry is locked by another process, pid {pid} \(`python\S* -c import sys, time .*`, "
+        rf"started \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d UTC, \d+ s ago\): {re.escape(str(store.lock_path))}",
+        info.value.message,
+    ), info.value.message
     assert info.value.hint == "wait for the other command to finish, or raise BATCHCTL_LOCK_TIMEOUT (seconds)"
     assert store.path.read_bytes() == before
     _add(store, "ep2")  # the holder is gone: the lock is free again
