@@ -303,10 +303,32 @@ def resume_job(
         deployment = get_deployment(ws, record.deployment_name, record.endpoint_name)
         snapshot, _ = snapshot_deployment(ws, deployment)
         changes.update(deployment_snapshot=snapshot, model=deployment["model"])
+    note = _current_compute(ws, record, changes)
     if record.output_file_location is not None:
         storage.refuse_existing(record.output_file_location.location())
     (folder / CANCEL_MARKER).unlink(missing_ok=True)
-    return records.reopen(folder, **changes).public()
+    return records.reopen(folder, note, **changes).public()
+
+
+def _current_compute(ws: Workspace, record: JobRecord, changes: dict[str, Any]) -> str | None:
+    """A Ray job resumes on its compute's current address (a cluster restarted elsewhere, or on a new port,
+    after `compute create` with the new address); returns what changed, for the record's history."""
+    from batchctl.resources.computes import get_compute
+
+    if record.compute_type != "ray":
+        return None
+    try:
+        compute = get_compute(ws, record.compute)
+    except NotFoundError:
+        return None  # deleted meanwhile: the job keeps the address it had
+    if compute.get("type") != "ray":
+        return None
+    changes["compute_connect_timeout"] = compute.get("connect_timeout")
+    address = compute.get("address")
+    if not address or address == record.compute_address:
+        return None
+    changes["compute_address"] = address
+    return f"compute '{record.compute}' at its current address '{address}' (the job ran at '{record.compute_address}')"
 
 
 def _normalise(message: str) -> str:

@@ -39,7 +39,11 @@ def make_backend(record: JobRecord, ref: ScorerRef, folder: Path, pools: WarmPoo
         from batchctl.execution.ray import RayBackend
 
         return RayBackend(
-            ref, record.compute_address or "local", record.compute_max_workers, logs_dir=str(folder / "logs")
+            ref,
+            record.compute_address or "local",
+            record.compute_max_workers,
+            logs_dir=str(folder / "logs"),
+            connect_timeout=record.compute_connect_timeout,
         )
     if pools is not None and pools.enabled:
         from batchctl.execution.pool import pool_key
