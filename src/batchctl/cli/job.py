@@ -112,9 +112,14 @@ def outcome_error(record: dict[str, Any]) -> Exception:
     error_info = record.get("error") or {}
     message = error_info.get("message") or record["status"]
     first = error_info.get("first_item_error")
+    hint = error_info.get("hint")
+    if not hint:
+        hint = f"see `batchctl job errors -n {name}`; fix the cause, then `{resume}`"
+    elif "batchctl job resume" not in hint:
+        hint = f"{hint}; then `{resume}`"
     error = BatchctlError(
         f"job {name} failed: {message}" + (f"; first error: {first}" if first and first not in message else ""),
-        f"see `batchctl job errors -n {name}`; fix the cause, then `{resume}`",
+        hint,
     )
     error.exit_code = int(error_info.get("exit_code") or 1)  # type: ignore[misc]
     return error

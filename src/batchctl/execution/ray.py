@@ -396,7 +396,9 @@ class RayBackend:
             self.lost = True
             raise ClusterLostError(
                 f"lost the Ray cluster at '{self.address}': its GCS at {host}:{port} has not answered for "
-                f"{now - self._silent_since:.0f} s ({reason})"
+                f"{now - self._silent_since:.0f} s ({reason})",
+                "restart the cluster; if it comes back on another address, point the compute at it "
+                "(`batchctl compute create -n NAME --type ray --address HOST:PORT`)",
             )
         time.sleep(min(0.5, HEALTH_INTERVAL))
 

@@ -178,6 +178,8 @@ def run_job(
         logs.master(f"job failed: {exc.message}")
     except BatchctlError as exc:
         error = {"message": exc.message, "exit_code": exc.exit_code}
+        if exc.hint:  # what to do about it (start the cluster, set a variable...) before `job resume`
+            error["hint"] = exc.hint
         logs.master(f"job failed: {exc.message}")
     except Exception as exc:  # an unexpected error must still end the job as Failed, never Running
         error = {"message": redact(f"unexpected {type(exc).__name__}: {exc}")}
