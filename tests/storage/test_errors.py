@@ -108,3 +108,29 @@ def test_no_credentials_for_http_endpoint(heart: Any, tmp_path: Path) -> None:
     proc = heart.invoke("--input", "azureml://datastores/nocreds/paths/x")
     _one_line_error(proc, 9, "no credentials for storage account 'devstoreaccount1'")
     assert json.loads(heart.run("job", "list", "-o", "json").stdout) == []
+
+
+@pytest.mark.parametrize(
+    "value, problem",
+    [
+        ("Sekrit-not-a-connection-string-5a1e", "it is not a list of Key=Value pairs separated by ';'"),
+        ("DefaultEndpointsProtocol=https;Sekrit=5a1e", "it names no AccountName (nor a BlobEndpoint)"),
+        ("AccountName=acct;AccountKey=Sekrit%%5a1e!;EndpointSuffix=core.windows.net", "its AccountKey is not base64"),
+    ],
+    ids=["no-pairs", "no-account", "key-not-base64"],
+)
+def test_a_malformed_connection_string_is_a_storage_error_naming_the_variable(
+    heart: Any, value: str, problem: str
+) -> None:
+    heart.env["AZURE_STORAGE_CONNECTION_STRING"] = value
+    proc = heart.invoke("--input", "az://c0ntainer/x")
+    assert (proc.returncode, proc.stderr.splitlines()) == (
+        9,
+        [
+            f"Error: AZURE_STORAGE_CONNECTION_STRING is malformed: {problem}",
+            "Hint: set it to the account's connection string as the Azure portal shows it (AccountName, AccountKey "
+            "and the endpoint, as Key=Value pairs separated by ';'), or unset it",
+        ],
+    )
+    assert "Sekrit" not in proc.stderr + proc.stdout
+    _no_jobs(heart)
