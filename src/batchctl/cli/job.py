@@ -421,15 +421,21 @@ def resume(
         bool,
         typer.Option("--use-current-deployment", help="Score the rest with the deployment's current model and code."),
     ] = False,
+    output_path: Annotated[
+        str | None,
+        typer.Option("--output-path", help="Publish to this folder instead (its results file appeared meanwhile)."),
+    ] = None,
     no_wait: NoWaitOpt = False,
 ) -> object:
     """Continue a Failed or Canceled job (or one whose driver died): only the mini-batches without a
-    committed result are scored, and the results go to the job's own output."""
+    committed result are scored, and the results go to the job's own output (or to --output-path)."""
     from batchctl import api
 
     ws = workspace()
     sets = _az_set_values(ctx, set_) or []
-    record = api.resume_job(ws, name, overrides=sets, use_current_deployment=use_current_deployment)
+    record = api.resume_job(
+        ws, name, overrides=sets, use_current_deployment=use_current_deployment, output_path=output_path
+    )
     if no_wait:
         return api.start_job_detached(ws, record["name"])
     return run_foreground(ws, record)

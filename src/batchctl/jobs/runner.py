@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batchctl import secrets, storage
-from batchctl.errors import BatchctlError, InvalidStateError, JobCanceledError, JobFailedError, redact
+from batchctl.errors import (
+    BatchctlError,
+    InvalidStateError,
+    JobCanceledError,
+    JobFailedError,
+    OutputExistsError,
+    redact,
+)
 from batchctl.execution.base import InitFailedError, RunSettings, supervise
 from batchctl.execution.splitting import FileLedger, plan_units, range_key
 from batchctl.jobs import records
@@ -178,7 +185,9 @@ def run_job(
         logs.master(f"job failed: {exc.message}")
     except BatchctlError as exc:
         error = {"message": exc.message, "exit_code": exc.exit_code}
-        if exc.hint:  # what to do about it (start the cluster, set a variable...) before `job resume`
+        if isinstance(exc, OutputExistsError):  # its hint ("choose another --output-path") is invoke's
+            error["hint"] = moved_output_hint(name)
+        elif exc.hint:  # what to do about it (start the cluster, set a variable...) before `job resume`
             error["hint"] = exc.hint
         logs.master(f"job failed: {exc.message}")
     except Exception as exc:  # an unexpected error must still end the job as Failed, never Running
@@ -224,6 +233,14 @@ def run_job(
     if on_progress is not None:
         on_progress(JobProgress(event=None, counts=c, status=final.status))
     return final
+
+
+def moved_output_hint(name: str) -> str:
+    """What to do when a job's results file exists already (it appeared while the job ran)."""
+    return (
+        f"move that file away and run `batchctl job resume -n {name}`, or publish to another folder with "
+        f"`batchctl job resume -n {name} --output-path <folder>`"
+    )
 
 
 def snapshot_script(record: JobRecord) -> bool:
