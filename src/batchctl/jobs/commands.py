@@ -341,6 +341,7 @@ def _new_output(ws: Workspace, record: JobRecord, output_path: str, changes: dic
             f"output folder {output.url} is not empty; summary_only jobs need a new or empty folder",
             "choose another --output-path",
         )
+    storage.probe_write(output)
     changes.update(
         outputs={**record.outputs, "score": {"type": "uri_folder", "path": output_path}},
         output_location=LocationRecord.of(output),

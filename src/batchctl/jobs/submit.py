@@ -196,6 +196,7 @@ def resolve_io(ws: Workspace, request: JobRequest, settings: JobSettings, endpoi
             f"output folder {output.url} is not empty; summary_only jobs need a new or empty folder",
             "choose another --output-path",
         )
+    storage.probe_write(output)  # a read-only credential fails now, not after the whole job is scored
     return ResolvedIO(listing, files, description, output_value, output, results)
 
 

@@ -193,10 +193,26 @@ def _azure_fs(addr: AzureAddress) -> Any:
     except Exception as exc:
         raise StorageError(f"cannot open Azure storage {url or ''}: {_reason(exc)}") from exc
     fs.account_url = url
+    fs.sas_permissions = sas_permissions(kind, credential)
     if len(_fs_cache) >= 8:  # credential sets changed: drop the old filesystems
         _fs_cache.clear()
     _fs_cache[key] = fs
     return fs
+
+
+def sas_permissions(kind: str, credential: Any) -> str | None:
+    """The `sp=` of the SAS token a filesystem uses (None: not a SAS, or one without `sp`)."""
+    from urllib.parse import parse_qs
+
+    token = None
+    if kind == "sas" and isinstance(credential, str):
+        token = credential
+    elif kind == "connection_string" and isinstance(credential, str):
+        token = connection_string_parts(credential).get("sharedaccesssignature")
+    if not token:
+        return None
+    values = parse_qs(token.lstrip("?")).get("sp")
+    return values[0] if values else None
 
 
 def _container_exists(fs: Any, container: str, loc: Location) -> bool:
