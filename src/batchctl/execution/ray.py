@@ -283,9 +283,13 @@ class RayBackend:
             raise BatchctlError(message, hint) from exc
         self.owns_connection = True
         self._restore_printer = _route_driver_messages(self._driver_message)
-        self.gcs = endpoint if address.startswith("ray://") else None
-        with contextlib.suppress(Exception):
-            self.gcs = parse_endpoint(ray.get_runtime_context().gcs_address) or self.gcs
+        if address.startswith("ray://"):
+            # Ray Client: the client server is what this machine reaches (the GCS address the cluster
+            # reports may be an internal one, behind a port-forward)
+            self.gcs = endpoint
+        else:
+            with contextlib.suppress(Exception):
+                self.gcs = parse_endpoint(ray.get_runtime_context().gcs_address)
 
     # -- Backend protocol
 
