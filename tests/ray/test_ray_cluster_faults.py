@@ -91,8 +91,9 @@ def test_sigterm_while_connecting_cancels_the_job(cli: Any, tmp_path: Path) -> N
         "--output-path", str(tmp_path / "out"), "--job-name", "term", "--no-server", "-o", "json",
     )  # fmt: skip
     try:
-        wait_for(lambda: (_job_record(pair, "term") or {}).get("status") == "Running", 60, "the job to run")
-        time.sleep(1.0)  # inside the connect wait
+        master = pair.job_dir("term") / "logs" / "sys" / "master_role.txt"
+        wait_for(lambda: master.is_file() and "connecting to the Ray cluster" in master.read_text(), 60, "connect")
+        time.sleep(5.0)  # well inside the connect wait (where Ray's own connect would block in C++)
         sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)

@@ -139,6 +139,8 @@ def run_job(
         if record.output_file_location is not None:
             storage.refuse_existing(record.output_file_location.location())
         ref = scorer_ref(record, bi_output)
+        if record.compute_type == "ray":
+            logs.master(f"connecting to the Ray cluster at '{record.compute_address or 'local'}'")
         backend = make_backend(record, ref, folder, pools)
         run_settings = RunSettings(
             workers=settings.workers,
