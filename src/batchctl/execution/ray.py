@@ -240,6 +240,12 @@ class RayBackend:
         logs_dir: str | None = None,
         connect_timeout: float | None = None,
     ) -> None:
+        endpoint = parse_endpoint(address)
+        loaded = sys.modules.get("ray")
+        if endpoint is not None and not (loaded is not None and loaded.is_initialized()):
+            # before Ray is even imported: Ray's own connect retries forever while nothing listens (and
+            # prints a warning every few seconds)
+            wait_reachable(address, endpoint, DEFAULT_CONNECT_TIMEOUT if connect_timeout is None else connect_timeout)
         ray = import_ray()
         self.ray = ray
         self.ref = ref
@@ -262,10 +268,6 @@ class RayBackend:
         if ray.is_initialized():
             return  # a caller (a notebook, a test) connected already: use it and leave it connected
         common: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
-        endpoint = parse_endpoint(address)
-        if endpoint is not None:
-            # Ray's own connect retries forever while nothing listens (and prints a warning every few seconds)
-            wait_reachable(address, endpoint, DEFAULT_CONNECT_TIMEOUT if connect_timeout is None else connect_timeout)
         try:
             if address == "local":
                 cpus = int(max_workers) if max_workers else (os.cpu_count() or 1)
