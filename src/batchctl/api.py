@@ -300,13 +300,19 @@ def rerun_job(
 
 
 def resume_job(
-    ws: Workspace, name: str, overrides: Iterable[str] = (), use_current_deployment: bool = False
+    ws: Workspace,
+    name: str,
+    overrides: Iterable[str] = (),
+    use_current_deployment: bool = False,
+    output_path: str | None = None,
 ) -> dict[str, Any]:
     """Queue a Failed or Canceled job again under its own name: only the mini-batches without a committed
-    result are scored, and it publishes to its own output. Run it with run_job or start_job_detached."""
+    result are scored, and it publishes to its own output (or to `output_path`, a folder where its results
+    file does not exist: for a job whose output appeared while it ran). Run it with run_job or
+    start_job_detached."""
     from batchctl.jobs import commands
 
-    return commands.resume_job(ws, name, overrides, use_current_deployment)
+    return commands.resume_job(ws, name, overrides, use_current_deployment, output_path)
 
 
 def job_errors(ws: Workspace, name: str) -> list[dict[str, Any]]:

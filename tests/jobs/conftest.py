@@ -161,6 +161,17 @@ BEHAVIOUR_SCRIPT = textwrap.dedent(
         print(f"init in {os.getcwd()} level={LEVEL}")
         if os.environ.get("INIT_FAIL"):
             raise RuntimeError("init exploded: the weights are corrupt")
+        # "K:N": the K-th init() on opens gate late-init, waits until N files ran, then fails a second later
+        later = os.environ.get("LATE_INIT_FAIL")
+        if later:
+            nth, files = (int(x) for x in later.split(":"))
+            if len(os.listdir(os.path.join(STATE, "pids"))) >= nth:
+                _mark("gates", "late-init")
+                ran = os.path.join(STATE, "ran")
+                while len(os.listdir(ran) if os.path.isdir(ran) else []) < files:
+                    time.sleep(0.05)
+                time.sleep(1.0)
+                raise RuntimeError("late init exploded")
 
 
     def run(mini_batch):

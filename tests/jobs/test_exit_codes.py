@@ -198,6 +198,28 @@ def test_race_loser_whose_output_appears_while_it_runs_exits_5(env, tmp_path):
     assert json.loads(stdout)["status"] == "Failed"
     assert (out / "predictions.csv").read_text() == "theirs\n"
     assert env.ran() == {"a.txt"}, "it lost at the publish, after scoring"
+    # every hint is a command that works: resume as it is is refused (the file is still there) and points
+    # to --output-path, which publishes the committed results elsewhere without scoring them again
+    hint = (
+        "Hint: move that file away and run `batchctl job resume -n slow`, or publish to another folder with "
+        "`batchctl job resume -n slow --output-path <folder>`"
+    )
+    assert stderr.splitlines()[-1] == hint
+    again = env.cli("job", "resume", "-n", "slow")
+    assert (again.exit_code, again.stderr.splitlines()) == (
+        5,
+        [f"Error: output file {out / 'predictions.csv'} already exists; batchctl never overwrites results", hint],
+    )
+    (env.state / "ran" / "a.txt").unlink()
+    resumed = ok_json(env.cli("job", "resume", "-n", "slow", "--output-path", str(tmp_path / "out2")))
+    assert resumed["status"] == "Completed"
+    assert resumed["outputs"]["score"]["path"] == str(tmp_path / "out2")
+    assert resumed["history"][-1]["resumed_with"] == f"output folder {tmp_path / 'out2'} (was {out})"
+    assert (tmp_path / "out2" / "predictions.csv").read_text() == "a.txt,gate\n"
+    assert (out / "predictions.csv").read_text() == "theirs\n"
+    assert env.ran() == set(), "the committed mini-batch was published, not scored again"
+    taken = env.cli("job", "resume", "-n", "slow", "--output-path", str(tmp_path / "out2"))
+    assert taken.exit_code == 5, taken.stderr  # a Completed job is not resumed
 
 
 # ------------------------------------------------------------------------------ 2 and 4

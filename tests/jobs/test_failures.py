@@ -209,3 +209,21 @@ def test_init_failure_fails_fast_with_its_traceback(env, tmp_path):
     assert "init exploded" in (logs / "job_result.txt").read_text()
     assert not (out / "predictions.csv").exists()
     assert elapsed < 60
+
+
+def test_a_replacement_whose_init_fails_after_the_last_mini_batch_is_reported_in_the_log(env, tmp_path):
+    """A worker dies on its first file; its replacement's init() fails only once every file has run (the
+    other worker did them all; the last file waits until the replacement is in init()): the job completes,
+    and the master log says what became of the replacement."""
+    env.endpoint()
+    env.script(env={"LATE_INIT_FAIL": "3:3"}, max_concurrency_per_instance=2, mini_batch_size=1)
+    result, out = _invoke(env, tmp_path, {"a.txt": "exitonce", "b.txt": "ok", "c.txt": "gate late-init"})
+    assert result.exit_code == 0, result.stderr
+    rows = ["a.txt,exitonce", "b.txt,ok", "c.txt,gate"]
+    assert (out / "predictions.csv").read_text().splitlines() == rows
+    master = (env.job_dir("j") / "logs" / "sys" / "master_role.txt").read_text().splitlines()
+    stopped = [line.split(" ", 2)[2] for line in master if "(a replacement)" in line]
+    assert len(stopped) == 1, master
+    assert stopped[0].endswith(
+        " (a replacement) failed init() after every mini-batch had ended: RuntimeError: late init exploded"
+    ), stopped

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import subprocess
+import sys
 import textwrap
 import time
 from collections.abc import Callable
@@ -187,3 +191,90 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
         time.sleep(interval)
+
+
+# A helper process: starts a local instance, prints its GCS address, stops it when stdin closes.
+HEAD = textwrap.dedent(
+    """
+    import logging, sys
+    import ray
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+             logging_level=logging.WARNING)
+    print(ray.get_runtime_context().gcs_address, flush=True)
+    sys.stdin.read()
+    ray.shutdown()
+    """
+)
+
+
+class RayHead:
+    """A 2-CPU local Ray instance in a helper process of its own process group (GCS, raylet and workers
+    are ended with it): stop() shuts it down cleanly, kill() makes the cluster vanish as a crash would."""
+
+    def __init__(self, log: Path, start_timeout: float = 120) -> None:
+        self.log = log
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("BATCHCTL_", "RAY_ADDRESS", "AZURE_"))}
+        with open(log, "w") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", HEAD],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+                env=env,
+                start_new_session=True,
+            )
+        self.address = _read_line(self.proc, start_timeout)
+        if not self.address:
+            self.kill()
+            raise RuntimeError(f"the Ray head did not start: {log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        _wait_group_gone(self.proc.pid, 30)
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+        _wait_group_gone(self.proc.pid, 30)
+
+
+def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    import selectors
+
+    assert proc.stdout is not None
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    if not sel.select(timeout):
+        return ""
+    return proc.stdout.readline().strip()
+
+
+def _wait_group_gone(pgid: int, timeout: float) -> None:
+    """Ray's processes of the helper's group must be gone (kill stragglers of our group only)."""
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = [p for p in psutil.process_iter() if _pgid(p.pid) == pgid]
+        if not left:
+            return
+        time.sleep(0.5)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None

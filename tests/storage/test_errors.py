@@ -108,3 +108,64 @@ def test_no_credentials_for_http_endpoint(heart: Any, tmp_path: Path) -> None:
     proc = heart.invoke("--input", "azureml://datastores/nocreds/paths/x")
     _one_line_error(proc, 9, "no credentials for storage account 'devstoreaccount1'")
     assert json.loads(heart.run("job", "list", "-o", "json").stdout) == []
+
+
+@pytest.mark.parametrize(
+    "value, problem",
+    [
+        ("Sekrit-not-a-connection-string-5a1e", "it is not a list of Key=Value pairs separated by ';'"),
+        ("DefaultEndpointsProtocol=https;Sekrit=5a1e", "it names no AccountName (nor a BlobEndpoint)"),
+        ("AccountName=acct;AccountKey=Sekrit%%5a1e!;EndpointSuffix=core.windows.net", "its AccountKey is not base64"),
+    ],
+    ids=["no-pairs", "no-account", "key-not-base64"],
+)
+def test_a_malformed_connection_string_is_a_storage_error_naming_the_variable(
+    heart: Any, value: str, problem: str
+) -> None:
+    heart.env["AZURE_STORAGE_CONNECTION_STRING"] = value
+    proc = heart.invoke("--input", "az://c0ntainer/x")
+    assert (proc.returncode, proc.stderr.splitlines()) == (
+        9,
+        [
+            f"Error: AZURE_STORAGE_CONNECTION_STRING is malformed: {problem}",
+            "Hint: set it to the account's connection string as the Azure portal shows it (AccountName, AccountKey "
+            "and the endpoint, as Key=Value pairs separated by ';'), or unset it",
+        ],
+    )
+    assert "Sekrit" not in proc.stderr + proc.stdout
+    _no_jobs(heart)
+
+
+def test_an_output_the_credentials_cannot_write_fails_before_any_scoring(
+    heart: Any, azurite: Any, upload: Any, tmp_path: Path
+) -> None:
+    """A read-only SAS on the output is refused by its sp= before the job exists (so before any scoring);
+    with a key, the write probe leaves nothing behind."""
+    from datetime import UTC, datetime, timedelta
+
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    container = azurite.new_container()
+    upload(container, csv_files(2), prefix="in/")
+    heart.ok("datastore", "create", "-f", str(datastore_spec(tmp_path, "blobds", container, azurite.blob_endpoint)))
+    read_only = generate_container_sas(
+        azurite.account_name, container, account_key=azurite.account_key,
+        permission=ContainerSasPermissions(read=True, list=True),
+        expiry=datetime.now(UTC) + timedelta(hours=1),
+    )  # fmt: skip
+    sas_env = {"AZURE_STORAGE_CONNECTION_STRING": "", "AZURE_STORAGE_SAS_TOKEN": read_only}
+    out = "azureml://datastores/blobds/paths/out"
+    proc = heart.invoke("--input", "azureml://datastores/blobds/paths/in", "--output-path", out, env=sas_env)
+    assert (proc.returncode, proc.stderr.splitlines()) == (
+        9,
+        [
+            f"Error: cannot write to output {azurite.blob_endpoint}/{container}/out: the SAS token allows sp=rl "
+            "(no create or write)",
+            "Hint: use a SAS token with create and write permissions (sp=rcwl) for the output",
+        ],
+    )
+    _no_jobs(heart)
+    heart.env["AZURE_STORAGE_CONNECTION_STRING"] = azurite.connection_string
+    proc = heart.invoke("--input", "azureml://datastores/blobds/paths/in", "--output-path", out)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(azurite.fs().ls(f"{container}/out", detail=False)) == [f"{container}/out/predictions.csv"]

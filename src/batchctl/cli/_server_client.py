@@ -43,7 +43,47 @@ def _client(info: dict[str, Any], ws: Any) -> Any:
     except BatchctlError:
         return None
     token = mint(key, 300, subject="batchctl-cli")["accessToken"]
-    return httpx.Client(base_url=info["url"], headers={"Authorization": f"Bearer {token}"}, timeout=10.0), key
+    headers = {"Authorization": f"Bearer {token}"}
+    return httpx.Client(base_url=info["url"], headers=headers, timeout=10.0, verify=_trust(info)), key
+
+
+def _trust(info: dict[str, Any]) -> Any:
+    """An https server that recorded its certificate in server.json is trusted by exactly that certificate
+    (pinned: no other CA, whatever name it carries); otherwise the system's CAs (and SSL_CERT_FILE)."""
+    import ssl
+
+    pem = info.get("certificate")
+    if not str(info.get("url", "")).startswith("https://") or not isinstance(pem, str) or not pem.strip():
+        return True
+    try:
+        context = ssl.create_default_context(cadata=pem)
+    except (ssl.SSLError, ValueError):
+        return True
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # the server's own certificate is the trust anchor
+    context.check_hostname = False  # the pinned certificate identifies the server, not the URL's host name
+    return context
+
+
+def _unreachable(url: str, exc: Exception) -> str:
+    """Why the server could not be used, as a warning: a certificate problem is named as such."""
+    import ssl
+
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        return f"the server at {url} is not reachable ({type(exc).__name__}); running the job here"
+    reason = cause.verify_message or str(cause)
+    if "expired" in reason:
+        return (
+            f"the server at {url} presents an expired certificate ({reason}); running the job here "
+            "(renew the certificate and restart `batchctl serve`)"
+        )
+    return (
+        f"the server at {url} presents a certificate this machine does not trust ({reason}); running the job "
+        "here (restart `batchctl serve` with this version, which records its certificate in server.json for the "
+        "CLI to trust, or set SSL_CERT_FILE to the certificate's file)"
+    )
 
 
 def _private(url: str) -> bool:
@@ -87,7 +127,7 @@ def hand_over(ws: Any, record: dict[str, Any]) -> bool:
                 f"/jobs/{record['name']}/start", json={"runner_pid": os.getpid(), "environment": environment}
             )
         except httpx.HTTPError as exc:
-            notify(f"the server at {info['url']} is not reachable ({type(exc).__name__}); running the job here")
+            notify(_unreachable(info["url"], exc))
             return False
     if response.status_code == 200:
         return True

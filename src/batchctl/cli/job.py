@@ -147,9 +147,14 @@ def outcome_error(record: dict[str, Any]) -> Exception:
     then = f"fix the cause, then `{resume}`"
     if "--keep-columns:" in f"{message} {first or ''}":  # resume keeps the job's columns: a new job is needed
         then = f"score with other columns in a new job: `batchctl job rerun -n {name} --set keep_columns=<columns>`"
+    hint = error_info.get("hint")
+    if not hint:
+        hint = f"{see}{then}"
+    elif "batchctl job resume" not in hint:
+        hint = f"{hint}; then `{resume}`"
     error = BatchctlError(
         f"job {name} failed: {message}" + (f"; first error: {first}" if first and first not in message else ""),
-        f"{see}{then}",
+        hint,
     )
     error.exit_code = int(error_info.get("exit_code") or 1)  # type: ignore[misc]
     return error
@@ -458,15 +463,21 @@ def resume(
         bool,
         typer.Option("--use-current-deployment", help="Score the rest with the deployment's current model and code."),
     ] = False,
+    output_path: Annotated[
+        str | None,
+        typer.Option("--output-path", help="Publish to this folder instead (its results file appeared meanwhile)."),
+    ] = None,
     no_wait: NoWaitOpt = False,
 ) -> object:
     """Continue a Failed or Canceled job (or one whose driver died): only the mini-batches without a
-    committed result are scored, and the results go to the job's own output."""
+    committed result are scored, and the results go to the job's own output (or to --output-path)."""
     from batchctl import api
 
     ws = workspace()
     sets = _az_set_values(ctx, set_) or []
-    record = api.resume_job(ws, name, overrides=sets, use_current_deployment=use_current_deployment)
+    record = api.resume_job(
+        ws, name, overrides=sets, use_current_deployment=use_current_deployment, output_path=output_path
+    )
     if no_wait:
         return api.start_job_detached(ws, record["name"])
     return run_foreground(ws, record)

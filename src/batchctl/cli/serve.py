@@ -64,6 +64,12 @@ def serve(
         raise SpecError("--idle-timeout and --shutdown-timeout must not be negative")
     if bool(ssl_keyfile) != bool(ssl_certfile):
         raise SpecError("--ssl-keyfile and --ssl-certfile go together")
+    if ssl_keyfile and ssl_certfile:
+        from batchctl.notices import notify
+        from batchctl.server.tls import check_pair
+
+        for warning in check_pair(ssl_certfile, ssl_keyfile):
+            notify(warning)
     roots = []
     for path in allow_path or []:
         if not os.path.isdir(path):

@@ -42,6 +42,8 @@ class Backend(Protocol):
 
 
 INIT_REPORT_SECONDS = 10.0  # how often a still-running init() is reported
+# once every mini-batch has ended: how long a worker still starting may take to say how its init() went
+STARTING_GRACE_SECONDS = 2.0
 
 
 @dataclass
@@ -74,6 +76,7 @@ class _Slot:
     deadline: float = 0.0
     started: float = field(default_factory=time.monotonic)
     init_reported: float = 0.0  # when an INIT_RUNNING event was last emitted for this worker
+    replacement: bool = False  # started in place of a worker that died or timed out
 
 
 Emit = Callable[[BatchEvent], None]
@@ -112,8 +115,8 @@ def supervise(
     slots: dict[int, _Slot] = {}
     n_workers = max(1, min(settings.workers, len(todo)))
 
-    def start(slot_id: int) -> None:
-        slots[slot_id] = _Slot(backend.spawn(slot_id))
+    def start(slot_id: int, replacement: bool = False) -> None:
+        slots[slot_id] = _Slot(backend.spawn(slot_id), replacement=replacement)
         emit(BatchEvent(EventKind.WORKER_STARTED, slot=slot_id))
 
     def attempt_failed(slot_id: int, batch: int, attempt: int, error: str, info: ErrorInfo | None = None) -> None:
@@ -179,7 +182,8 @@ def supervise(
                     pid = message[1] if len(message) > 1 else None
                     emit(BatchEvent(EventKind.WORKER_READY, slot=slot_id, pid=pid))
                 elif kind == "init_failed":
-                    error = InitFailedError(f"init() failed in worker {slot_id}: {_last_line(message[1])}")
+                    which = f"worker {slot_id}" + (" (a replacement)" if slot.replacement else "")
+                    error = InitFailedError(f"init() failed in {which}: {_last_line(message[1])}")
                     error.details = str(message[1])
                     raise error
                 elif kind == "died":
@@ -192,7 +196,7 @@ def supervise(
                     if was_busy and batch is not None:
                         attempt_failed(slot_id, batch, attempt, f"worker exited unexpectedly: {message[1]}")
                     if remaining > 0:  # no replacement (and no init()) once every mini-batch has ended
-                        start(slot_id)
+                        start(slot_id, replacement=True)
                 elif kind == "result":
                     result: BatchResult = message[1]
                     if slot.state != "busy" or result.batch != slot.batch:
@@ -236,7 +240,7 @@ def supervise(
                         "timed out and its worker was killed",
                     )
                     if remaining > 0:
-                        start(slot_id)
+                        start(slot_id, replacement=True)
                 elif slot.state == "starting" and now > slot.started + settings.init_deadline():
                     raise InitFailedError(
                         f"worker {slot_id} did not finish init() within its deadline of "
@@ -252,6 +256,7 @@ def supervise(
                             f"(deadline {settings.init_deadline():g} s)",
                         )
                     )
+        _report_starting(backend, slots, emit)
         finished = True
         return totals
     finally:
@@ -260,6 +265,29 @@ def supervise(
             for slot in slots.values():
                 slot.handle.kill()
         backend.shutdown()
+
+
+def _report_starting(backend: Backend, slots: dict[int, _Slot], emit: Emit) -> None:
+    """Every mini-batch has ended while some workers (a replacement, typically) are still in init(): they are
+    not needed, but how their init() went belongs in the job's log (a failed one would go unseen)."""
+    starting = {id(s.handle): (slot_id, s) for slot_id, s in slots.items() if s.state == "starting"}
+    deadline = time.monotonic() + STARTING_GRACE_SECONDS
+    while starting and time.monotonic() < deadline:
+        for handle, message in backend.wait([s.handle for _, s in starting.values()], 0.1):
+            entry = starting.pop(id(handle), None)
+            if entry is None or message[0] == "ready":
+                continue
+            slot_id, slot = entry
+            who = "(a replacement) " if slot.replacement else ""
+            if message[0] == "init_failed":
+                reason = f"{who}failed init() after every mini-batch had ended: {_last_line(message[1])}"
+            else:
+                reason = f"{who}exited during init() after every mini-batch had ended: {message[1]}"
+            emit(BatchEvent(EventKind.WORKER_STOPPED, slot=slot_id, reason=reason))
+    for slot_id, slot in starting.values():
+        who = "(a replacement) " if slot.replacement else ""
+        reason = f"{who}was still in init() when every mini-batch had ended; stopped"
+        emit(BatchEvent(EventKind.WORKER_STOPPED, slot=slot_id, reason=reason))
 
 
 def _last_line(text: str) -> str:

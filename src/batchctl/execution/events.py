@@ -21,6 +21,7 @@ class EventKind(StrEnum):
     ATTEMPT_FAILED = "attempt_failed"  # run() failed; a retry may follow
     RETRY = "retry"
     FINAL = "final"  # the mini-batch's outcome: once per mini-batch
+    WORKER_STOPPED = "worker_stopped"  # a worker still starting when every mini-batch had ended: what became of it
 
 
 @dataclass(frozen=True)

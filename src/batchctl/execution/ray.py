@@ -32,7 +32,7 @@ import time
 import traceback
 from typing import Any
 
-from batchctl.errors import BatchctlError, MissingDependencyError, StorageError
+from batchctl.errors import BatchctlError, JobFailedError, MissingDependencyError, StorageError
 from batchctl.execution.events import BatchResult, BatchTask
 from batchctl.notices import notify
 from batchctl.scoring.base import ScorerRef
@@ -43,10 +43,15 @@ ACTOR_CPUS_ENV = "BATCHCTL_RAY_ACTOR_CPUS"
 DEFAULT_ACTOR_CPUS = 0.5
 # treat every actor as if it ran on another machine (tests the shipping path on a one-node instance)
 FORCE_REMOTE_ENV = "BATCHCTL_RAY_FORCE_REMOTE"
-# storage credentials the actors need to read remote inputs, forwarded through the actor's runtime_env
+# storage credentials the actors need to read remote inputs. They travel to each actor in memory, as an
+# argument of its setup() call, never in a runtime_env: Ray writes a runtime_env into its logs
+# (<ray temp>/session_*/logs/runtime_env_agent.log) in clear.
 FORWARDED_ENV_PREFIXES = ("AZURE_STORAGE_", "AZURE_CLIENT_", "AZURE_TENANT_ID")
 MAX_BUNDLE_BYTES = 2 << 30
 STOP_GRACE_SECONDS = 5.0
+DEFAULT_CONNECT_TIMEOUT = 30.0  # seconds to reach a cluster's address before the job fails (compute: connect_timeout)
+HEALTH_INTERVAL = 2.0  # how often the driver checks that the cluster's GCS still answers
+LOST_AFTER = 6.0  # seconds of a GCS that does not answer before the cluster is declared lost
 
 
 def import_ray() -> Any:
@@ -87,10 +92,11 @@ class RayWorker:
     def locate(self) -> str:
         return machine_id()
 
-    def setup(self, ref: ScorerRef, bundle: bytes | None) -> tuple[Any, ...]:
+    def setup(self, ref: ScorerRef, bundle: bytes | None, credentials: dict[str, str]) -> tuple[Any, ...]:
         from batchctl.execution.worker import new_scorer, prepare_process
 
         try:
+            os.environ.update(credentials)  # in memory only (see FORWARDED_ENV_PREFIXES)
             if bundle is not None:
                 ref = self._unpack(ref, bundle)
             prepare_process(ref)
@@ -213,16 +219,33 @@ class RayHandle:
     def kill(self) -> None:
         self.dead = True
         self.pending.clear()
+        if self.backend.lost:
+            return
         with contextlib.suppress(Exception):
             self.backend.ray.kill(self.actor, no_restart=True)
+
+
+class ClusterLostError(JobFailedError):
+    """The Ray cluster stopped answering while a job ran on it."""
 
 
 class RayBackend:
     name = "ray"
 
     def __init__(
-        self, ref: ScorerRef, address: str, max_workers: int | None = None, logs_dir: str | None = None
+        self,
+        ref: ScorerRef,
+        address: str,
+        max_workers: int | None = None,
+        logs_dir: str | None = None,
+        connect_timeout: float | None = None,
     ) -> None:
+        endpoint = parse_endpoint(address)
+        loaded = sys.modules.get("ray")
+        if endpoint is not None and not (loaded is not None and loaded.is_initialized()):
+            # before Ray is even imported: Ray's own connect retries forever while nothing listens (and
+            # prints a warning every few seconds)
+            wait_reachable(address, endpoint, DEFAULT_CONNECT_TIMEOUT if connect_timeout is None else connect_timeout)
         ray = import_ray()
         self.ray = ray
         self.ref = ref
@@ -235,10 +258,13 @@ class RayBackend:
         self.actor_cpus = float(os.environ.get(ACTOR_CPUS_ENV) or DEFAULT_ACTOR_CPUS)
         self._bundle: Any = None
         self._actor_class: Any = None
-        env_vars = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
-        self.runtime_env = {"env_vars": env_vars} if env_vars else None
+        self.credentials = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
         self.owns_connection = False
         self._restore_printer: Any = lambda: None
+        self.gcs: tuple[str, int] | None = None  # the endpoint whose silence means the cluster is lost
+        self.lost = False
+        self._checked = time.monotonic()
+        self._silent_since: float | None = None
         if ray.is_initialized():
             return  # a caller (a notebook, a test) connected already: use it and leave it connected
         common: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
@@ -259,15 +285,21 @@ class RayBackend:
             raise BatchctlError(message, hint) from exc
         self.owns_connection = True
         self._restore_printer = _route_driver_messages(self._driver_message)
+        if address.startswith("ray://"):
+            # Ray Client: the client server is what this machine reaches (the GCS address the cluster
+            # reports may be an internal one, behind a port-forward)
+            self.gcs = endpoint
+        else:
+            with contextlib.suppress(Exception):
+                self.gcs = parse_endpoint(ray.get_runtime_context().gcs_address)
 
     # -- Backend protocol
 
     def spawn(self, slot: int) -> RayHandle:
         if self._actor_class is None:
             self._actor_class = self.ray.remote(RayWorker)
+        self.check_cluster()
         options: dict[str, Any] = {"num_cpus": self.actor_cpus, "max_restarts": 0, "max_task_retries": 0}
-        if self.runtime_env:
-            options["runtime_env"] = self.runtime_env
         actor = self._actor_class.options(**options).remote(slot, self.logs_dir is not None)
         handle = RayHandle(self, slot, actor)
         handle.pending[actor.locate.remote()] = "locate"
@@ -276,6 +308,7 @@ class RayBackend:
 
     def wait(self, handles: list[RayHandle], timeout: float) -> list[tuple[RayHandle, tuple[Any, ...]]]:
         ray = self.ray
+        self.check_cluster()
         live = {ref: h for h in handles if not h.dead for ref in h.pending}
         if not live:
             time.sleep(timeout)
@@ -306,7 +339,8 @@ class RayBackend:
             if kind == "locate":
                 h.machine = value
                 h.remote = self.force_remote or value != self.machine
-                h.pending[h.actor.setup.remote(self.ref, self._bundle_ref() if h.remote else None)] = "setup"
+                bundle = self._bundle_ref() if h.remote else None
+                h.pending[h.actor.setup.remote(self.ref, bundle, self.credentials)] = "setup"
             elif kind == "setup":
                 self._write_stdout(h.slot, value[2])
                 out.append((h, tuple(value[:2])))
@@ -319,6 +353,9 @@ class RayBackend:
 
     def shutdown(self) -> None:
         ray = self.ray
+        if self.lost:  # the cluster is gone: nothing to stop there, and asking would hang
+            for h in self.handles:
+                h.dead = True
         live = [h for h in self.handles if not h.dead]
         idle = [h for h in live if not h.pending]
         stops = {h.actor.stop.remote(): h for h in idle}
@@ -343,6 +380,33 @@ class RayBackend:
             with contextlib.suppress(Exception):
                 ray.shutdown()
             self._restore_printer()
+
+    def check_cluster(self) -> None:
+        """Raise ClusterLostError once the cluster's GCS has not answered for LOST_AFTER seconds. Ray's own
+        driver would otherwise wait (replacement actors never start) and then end this process."""
+        if self.gcs is None:
+            return
+        now = time.monotonic()
+        if now - self._checked < HEALTH_INTERVAL and self._silent_since is None:
+            return
+        self._checked = now
+        reason = probe(self.gcs, 1.0)
+        if reason is None:
+            self._silent_since = None
+            return
+        if self._silent_since is None:
+            self._silent_since = now
+            return
+        if now - self._silent_since >= LOST_AFTER:
+            host, port = self.gcs
+            self.lost = True
+            raise ClusterLostError(
+                f"lost the Ray cluster at '{self.address}': its GCS at {host}:{port} has not answered for "
+                f"{now - self._silent_since:.0f} s ({reason})",
+                "restart the cluster; if it comes back on another address, point the compute at it "
+                "(`batchctl compute create -n NAME --type ray --address HOST:PORT`)",
+            )
+        time.sleep(min(0.5, HEALTH_INTERVAL))
 
     # -- helpers
 
@@ -391,6 +455,44 @@ class RayBackend:
             os.makedirs(os.path.dirname(target), exist_ok=True)
             with open(target, "wb") as handle:
                 handle.write(data)
+
+
+def parse_endpoint(address: str) -> tuple[str, int] | None:
+    """(host, port) of `host:port` or `ray://host:port`; None for `local`, `auto` or anything else."""
+    match = re.fullmatch(r"(?:ray://)?\[?([^\[\]/]+?)\]?:(\d{1,5})/?", address.strip())
+    if not match:
+        return None
+    return match.group(1), int(match.group(2))
+
+
+def probe(endpoint: tuple[str, int], timeout: float) -> str | None:
+    """None when a TCP connection to the endpoint opens, else why not."""
+    try:
+        with socket.create_connection(endpoint, timeout=timeout):
+            return None
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+
+
+def wait_reachable(address: str, endpoint: tuple[str, int], timeout: float) -> None:
+    """Wait up to `timeout` seconds for the cluster's address to accept a connection (a cluster that is
+    starting gets the time); then fail with one line naming the address. Interruptible (Ctrl-C, SIGTERM)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        reason = probe(endpoint, max(0.1, min(2.0, left)))
+        if reason is None:
+            return
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+    host, port = endpoint
+    raise BatchctlError(
+        f"cannot reach the Ray cluster at '{address}' within {timeout:g} s: {reason}",
+        f"start it (`ray start --head --port={port}` on {host}) or point the compute at the cluster's address "
+        "(`batchctl compute create -n NAME --type ray --address HOST:PORT`); `connect_timeout` on the compute "
+        "sets how long to wait",
+    )
 
 
 def _route_driver_messages(sink: Any) -> Any:

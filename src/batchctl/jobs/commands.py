@@ -12,10 +12,17 @@ from pathlib import Path
 from typing import Any
 
 from batchctl import storage
-from batchctl.errors import BatchctlError, ConflictError, InvalidStateError, NotFoundError, SpecError
+from batchctl.errors import (
+    BatchctlError,
+    ConflictError,
+    InvalidStateError,
+    NotFoundError,
+    OutputExistsError,
+    SpecError,
+)
 from batchctl.jobs import records
-from batchctl.jobs.model import JobPlan, JobRecord, JobState, job_error
-from batchctl.jobs.runner import CANCEL_MARKER
+from batchctl.jobs.model import JobPlan, JobRecord, JobState, LocationRecord, job_error
+from batchctl.jobs.runner import CANCEL_MARKER, moved_output_hint
 from batchctl.jobs.submit import JobRequest, queue, snapshot_deployment, split_sets
 from batchctl.specs import load as spec_load
 from batchctl.specs.job import RunOverrides
@@ -266,7 +273,11 @@ RESUMABLE_SETTINGS = ("error_threshold", "retry_settings", "instance_count")
 
 
 def resume_job(
-    ws: Workspace, name: str, overrides: Iterable[str] = (), use_current_deployment: bool = False
+    ws: Workspace,
+    name: str,
+    overrides: Iterable[str] = (),
+    use_current_deployment: bool = False,
+    output_path: str | None = None,
 ) -> dict[str, Any]:
     """Queue a Failed or Canceled job (or one whose driver died) again, under the same name: its runner
     scores only the mini-batches without a committed result and publishes to the job's own output."""
@@ -321,10 +332,62 @@ def resume_job(
         deployment = get_deployment(ws, record.deployment_name, record.endpoint_name)
         snapshot, _ = snapshot_deployment(ws, deployment)
         changes.update(deployment_snapshot=snapshot, model=deployment["model"])
-    if record.output_file_location is not None:
-        storage.refuse_existing(record.output_file_location.location())
+    notes = [_current_compute(ws, record, changes)]
+    if output_path is not None:
+        notes.append(_new_output(ws, record, output_path, changes))
+    elif record.output_file_location is not None:
+        try:
+            storage.refuse_existing(record.output_file_location.location())
+        except OutputExistsError as exc:
+            raise OutputExistsError(exc.message, moved_output_hint(name)) from None
     (folder / CANCEL_MARKER).unlink(missing_ok=True)
-    return records.reopen(folder, **changes).public()
+    return records.reopen(folder, "; ".join(n for n in notes if n) or None, **changes).public()
+
+
+def _new_output(ws: Workspace, record: JobRecord, output_path: str, changes: dict[str, Any]) -> str:
+    """`job resume --output-path`: the job publishes to another folder, checked as `endpoint invoke` checks one."""
+    from batchctl.resources.locations import resolve_location
+
+    output = resolve_location(ws, output_path)
+    storage.check_output_folder(output)
+    file_name = record.settings.output_file_name
+    results = output.join(file_name) if file_name and record.output_file_location is not None else None
+    if results is not None:
+        storage.refuse_existing(results)
+    elif storage.list_files(output):
+        raise ConflictError(
+            f"output folder {output.url} is not empty; summary_only jobs need a new or empty folder",
+            "choose another --output-path",
+        )
+    storage.probe_write(output)
+    changes.update(
+        outputs={**record.outputs, "score": {"type": "uri_folder", "path": output_path}},
+        output_location=LocationRecord.of(output),
+        output_file=results.url if results is not None else None,
+        output_file_location=LocationRecord.of(results) if results is not None else None,
+    )
+    return f"output folder {output.url} (was {record.output_location.location().url})"
+
+
+def _current_compute(ws: Workspace, record: JobRecord, changes: dict[str, Any]) -> str | None:
+    """A Ray job resumes on its compute's current address (a cluster restarted elsewhere, or on a new port,
+    after `compute create` with the new address); returns what changed, for the record's history."""
+    from batchctl.resources.computes import get_compute
+
+    if record.compute_type != "ray":
+        return None
+    try:
+        compute = get_compute(ws, record.compute)
+    except NotFoundError:
+        return None  # deleted meanwhile: the job keeps the address it had
+    if compute.get("type") != "ray":
+        return None
+    changes["compute_connect_timeout"] = compute.get("connect_timeout")
+    address = compute.get("address")
+    if not address or address == record.compute_address:
+        return None
+    changes["compute_address"] = address
+    return f"compute '{record.compute}' at its current address '{address}' (the job ran at '{record.compute_address}')"
 
 
 def _normalise(message: str) -> str:

@@ -130,6 +130,8 @@ class JobJournal:
             logs.master(f"worker {slot} starting")
         elif kind is EventKind.INIT_RUNNING:
             logs.master(f"worker {slot}: {event.reason}")
+        elif kind is EventKind.WORKER_STOPPED:
+            logs.master(f"worker {slot} {event.reason}")
         elif kind is EventKind.DISPATCHED:
             logs.master(f"mini-batch {event.batch} attempt {event.attempt} -> worker {slot}")
         elif kind is EventKind.WORKER_DIED:

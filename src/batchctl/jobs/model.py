@@ -232,7 +232,7 @@ class JobPlan(_Model):
 
 
 # keys added after 0.1.0 that a record leaves out while they are unset (and counts.rows while 0)
-_UNSET_OMITTED = ("tracking", "lineage", "published")
+_UNSET_OMITTED = ("tracking", "lineage", "published", "compute_connect_timeout")
 
 ERROR_KEYS = ("type", "message", "frame", "summary")
 
@@ -253,7 +253,14 @@ def job_error(
 
 
 # keys of a record that are internal (paths inside the workspace, how to reach the compute)
-_INTERNAL = ("deployment_snapshot", "output_location", "output_file_location", "compute_address", "compute_max_workers")
+_INTERNAL = (
+    "deployment_snapshot",
+    "output_location",
+    "output_file_location",
+    "compute_address",
+    "compute_max_workers",
+    "compute_connect_timeout",
+)
 
 
 class JobRecord(_Model):
@@ -271,6 +278,7 @@ class JobRecord(_Model):
     compute_type: str = "local"
     compute_address: str | None = None
     compute_max_workers: int | None = None
+    compute_connect_timeout: float | None = None
     inputs: dict[str, Any] = Field(default_factory=dict)
     outputs: dict[str, Any] = Field(default_factory=dict)
     output_location: LocationRecord

@@ -108,8 +108,9 @@ def update(folder: Path, status: JobState | None = None, **changes: Any) -> JobR
         return fresh
 
 
-def reopen(folder: Path, **changes: Any) -> JobRecord:
-    """A Failed or Canceled job back to Queued for `job resume`; the attempt that ended goes to history."""
+def reopen(folder: Path, note: str | None = None, **changes: Any) -> JobRecord:
+    """A Failed or Canceled job back to Queued for `job resume`; the attempt that ended goes to history
+    (with `note`, what the resume changed, when given)."""
     with job_lock(folder):
         record = read(folder)
         if record is None:
@@ -124,6 +125,7 @@ def reopen(folder: Path, **changes: Any) -> JobRecord:
                 "end_time": record.end_time,
                 "error": record.error,
                 "counts": record.counts.model_dump(),
+                **({"resumed_with": note} if note else {}),
             },
         ]
         update = {

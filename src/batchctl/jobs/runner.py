@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batchctl import secrets, storage
-from batchctl.errors import BatchctlError, InvalidStateError, JobCanceledError, JobFailedError, masking, redact
+from batchctl.errors import (
+    BatchctlError,
+    InvalidStateError,
+    JobCanceledError,
+    JobFailedError,
+    OutputExistsError,
+    masking,
+    redact,
+)
 from batchctl.execution.base import InitFailedError, RunSettings, supervise
 from batchctl.execution.splitting import FileLedger, plan_units, range_key
 from batchctl.jobs import records
@@ -41,7 +49,11 @@ def make_backend(record: JobRecord, ref: ScorerRef, folder: Path, pools: WarmPoo
         from batchctl.execution.ray import RayBackend
 
         return RayBackend(
-            ref, record.compute_address or "local", record.compute_max_workers, logs_dir=str(folder / "logs")
+            ref,
+            record.compute_address or "local",
+            record.compute_max_workers,
+            logs_dir=str(folder / "logs"),
+            connect_timeout=record.compute_connect_timeout,
         )
     if pools is not None and pools.enabled:
         from batchctl.execution.pool import pool_key
@@ -155,6 +167,8 @@ def _run(
         if record.output_file_location is not None:
             storage.refuse_existing(record.output_file_location.location())
         ref = scorer_ref(record, bi_output, environ)
+        if record.compute_type == "ray":
+            logs.master(f"connecting to the Ray cluster at '{record.compute_address or 'local'}'")
         backend = make_backend(record, ref, folder, pools)
         run_settings = RunSettings(
             workers=settings.workers,
@@ -202,6 +216,10 @@ def _run(
         logs.master(f"job failed: {exc.message}")
     except BatchctlError as exc:
         error = job_error(exc.message, exit_code=exc.exit_code)
+        if isinstance(exc, OutputExistsError):  # its hint ("choose another --output-path") is invoke's
+            error["hint"] = moved_output_hint(name)
+        elif exc.hint:  # what to do about it (start the cluster, set a variable...) before `job resume`
+            error["hint"] = exc.hint
         logs.master(f"job failed: {exc.message}")
     except Exception as exc:  # an unexpected error must still end the job as Failed, never Running
         error = job_error(redact(f"unexpected {type(exc).__name__}: {exc}"))
@@ -246,6 +264,14 @@ def _run(
     if on_progress is not None:
         on_progress(JobProgress(event=None, counts=c, status=final.status))
     return final
+
+
+def moved_output_hint(name: str) -> str:
+    """What to do when a job's results file exists already (it appeared while the job ran)."""
+    return (
+        f"move that file away and run `batchctl job resume -n {name}`, or publish to another folder with "
+        f"`batchctl job resume -n {name} --output-path <folder>`"
+    )
 
 
 def snapshot_script(record: JobRecord) -> bool:

@@ -55,16 +55,19 @@ def info_path(ws: Workspace) -> Path:
     return ws.root / SERVER_FILE
 
 
-def write(ws: Workspace, url: str) -> dict[str, Any]:
-    """Record this process as the workspace's server."""
+def write(ws: Workspace, url: str, certificate: str | None = None) -> dict[str, Any]:
+    """Record this process as the workspace's server; an https server records its certificate (PEM, public),
+    which the CLI on this machine then trusts, and only it, to reach the server."""
     pid = os.getpid()
-    info = {
+    info: dict[str, Any] = {
         "url": url,
         "pid": pid,
         "start_ticks": process_start_ticks(pid),
         "started_at": now(),
         "workspace": str(ws.root),
     }
+    if certificate:
+        info["certificate"] = certificate
     ws.root.mkdir(parents=True, exist_ok=True)
     atomic_write_json(info_path(ws), info)
     return info

@@ -203,6 +203,7 @@ def resolve_io(ws: Workspace, request: JobRequest, settings: JobSettings, endpoi
             "choose another --output-path",
         )
     check_keep_columns(listing, files, settings.keep_columns)
+    storage.probe_write(output)  # a read-only credential fails now, not after the whole job is scored
     return ResolvedIO(listing, files, description, output_value, output, results)
 
 
@@ -258,6 +259,7 @@ def queue(ws: Workspace, request: JobRequest, dry_run: bool = False) -> dict[str
         compute_type=compute["type"] if compute["type"] != "amlcompute" else "local",
         compute_address=compute.get("address"),
         compute_max_workers=compute.get("max_workers"),
+        compute_connect_timeout=compute.get("connect_timeout"),
         inputs={"input_data": {"type": io.listing.input_type, "path": io.input_description}},
         outputs={"score": {"type": "uri_folder", "path": io.output_value}},
         output_location=LocationRecord.of(io.output),

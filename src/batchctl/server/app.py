@@ -271,7 +271,12 @@ def start(state: ServerState) -> None:
     state.queue.start()
     state.pools.start_reaper()
     threading.Thread(target=_housekeeping, args=(state,), name="batchctl-housekeeping", daemon=True).start()
-    serverinfo.write(state.ws, state.url)
+    certificate = None
+    if state.settings.ssl_certfile:
+        from batchctl.server.tls import certificates
+
+        certificate = "\n".join(certificates(state.settings.ssl_certfile)) or None
+    serverinfo.write(state.ws, state.url, certificate)
 
 
 def stop(state: ServerState) -> None:

@@ -55,6 +55,7 @@ def _not_bool(value: Any) -> Any:
 
 
 Int = Annotated[int, BeforeValidator(_not_bool)]
+Float = Annotated[float, BeforeValidator(_not_bool)]
 EndpointName = Annotated[str, AfterValidator(_check_endpoint_name)]
 AssetName = Annotated[str, AfterValidator(_check_asset_name)]
 Version = Annotated[str, BeforeValidator(_to_str), AfterValidator(_check_version)]

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
-from batchctl.specs._base import AssetName, Int, StrictModel, Tags, Version
+from batchctl.specs._base import AssetName, Float, Int, StrictModel, Tags, Version
 
 
 class _Common(StrictModel):
@@ -141,6 +141,9 @@ class RayCompute(_Common):
     type: Literal["ray"]
     address: str = Field(min_length=1, description="ray://host:10001, auto, or local.")
     max_workers: Int | None = Field(None, ge=1, le=1024)
+    connect_timeout: Float | None = Field(
+        None, gt=0, le=3600, description="Seconds to wait for the cluster's address to answer (default 30)."
+    )
 
     @field_validator("address")
     @classmethod

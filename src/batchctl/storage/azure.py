@@ -6,6 +6,7 @@ filesystem (which holds the account key) is never pickled to a worker: each proc
 
 from __future__ import annotations
 
+import base64
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,8 @@ def _azure_auth(addr: AzureAddress) -> tuple[str, str | None, str | None, Any]:
     anon, aad. Secrets stay in memory: never returned to callers outside this module, never logged."""
     env = os.environ
     conn = env.get("AZURE_STORAGE_CONNECTION_STRING")
+    if conn:
+        check_connection_string(conn)
     env_account = env.get("AZURE_STORAGE_ACCOUNT_NAME")
     if addr.account is None:
         if conn:
@@ -77,6 +80,29 @@ def _azure_auth(addr: AzureAddress) -> tuple[str, str | None, str | None, Any]:
             "AZURE_STORAGE_SAS_TOKEN",
         )
     return "aad", account, url, None
+
+
+def check_connection_string(conn: str) -> None:
+    """A StorageError naming AZURE_STORAGE_CONNECTION_STRING (never its value) when it cannot be one."""
+    import binascii
+
+    parts = connection_string_parts(conn)
+    problem = None
+    if not parts:
+        problem = "it is not a list of Key=Value pairs separated by ';'"
+    elif not parts.get("accountname") and not parts.get("blobendpoint"):
+        problem = "it names no AccountName (nor a BlobEndpoint)"
+    elif "accountkey" in parts:
+        try:
+            base64.b64decode(parts["accountkey"], validate=True)
+        except (binascii.Error, ValueError):
+            problem = "its AccountKey is not base64"
+    if problem:
+        raise StorageError(
+            f"AZURE_STORAGE_CONNECTION_STRING is malformed: {problem}",
+            "set it to the account's connection string as the Azure portal shows it (AccountName, AccountKey "
+            "and the endpoint, as Key=Value pairs separated by ';'), or unset it",
+        )
 
 
 def connection_string_account_url(account: str) -> str | None:
@@ -145,7 +171,11 @@ def _azure_fs(addr: AzureAddress) -> Any:
         from azure.identity.aio import DefaultAzureCredential
 
         credential = DefaultAzureCredential()
-    client = _blob_service_client(kind, url, credential)
+    try:
+        client = _blob_service_client(kind, url, credential)
+    except ValueError as exc:  # the SDK's own parsing of the connection string or the account URL
+        what = "AZURE_STORAGE_CONNECTION_STRING" if kind == "connection_string" else f"the account URL {url}"
+        raise StorageError(f"cannot use {what}: {_reason(exc)}") from None
 
     class _BlobFileSystem(adlfs.AzureBlobFileSystem):  # type: ignore[misc]
         def do_connect(self) -> None:
@@ -163,10 +193,26 @@ def _azure_fs(addr: AzureAddress) -> Any:
     except Exception as exc:
         raise StorageError(f"cannot open Azure storage {url or ''}: {_reason(exc)}") from exc
     fs.account_url = url
+    fs.sas_permissions = sas_permissions(kind, credential)
     if len(_fs_cache) >= 8:  # credential sets changed: drop the old filesystems
         _fs_cache.clear()
     _fs_cache[key] = fs
     return fs
+
+
+def sas_permissions(kind: str, credential: Any) -> str | None:
+    """The `sp=` of the SAS token a filesystem uses (None: not a SAS, or one without `sp`)."""
+    from urllib.parse import parse_qs
+
+    token = None
+    if kind == "sas" and isinstance(credential, str):
+        token = credential
+    elif kind == "connection_string" and isinstance(credential, str):
+        token = connection_string_parts(credential).get("sharedaccesssignature")
+    if not token:
+        return None
+    values = parse_qs(token.lstrip("?")).get("sp")
+    return values[0] if values else None
 
 
 def _container_exists(fs: Any, container: str, loc: Location) -> bool:

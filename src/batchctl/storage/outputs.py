@@ -13,7 +13,7 @@ from typing import Any
 
 from batchctl.errors import BatchctlError, OutputExistsError, StorageError, redact
 from batchctl.storage.azure import _container_exists
-from batchctl.storage.faults import _storage_error
+from batchctl.storage.faults import _status, _storage_error
 from batchctl.storage.inputs import _list_remote
 from batchctl.storage.locations import Location, remote
 from batchctl.urls import AZURE_PROTOCOLS
@@ -49,6 +49,42 @@ def refuse_existing(target: Location) -> None:
             f"output file {target.url} already exists; batchctl never overwrites results",
             "choose another --output-path (or --set output_file_name=...)",
         )
+
+
+def probe_write(folder: Location) -> None:
+    """Before any work: the credentials for a remote output folder must allow creating a blob there. A SAS
+    token says so in its `sp=`; other credentials are tried with a zero-byte probe blob, removed at once.
+    Call after the container is known to exist (refuse_existing / list_files)."""
+    if folder.is_local or folder.protocol not in AZURE_PROTOCOLS:
+        return
+    import uuid
+
+    fs, path = remote(folder)
+    allowed = getattr(fs, "sas_permissions", None)
+    if allowed is not None:
+        if not set(allowed) & {"c", "w"}:
+            raise StorageError(
+                f"cannot write to output {redact(folder.url)}: the SAS token allows sp={allowed} (no create or write)",
+                "use a SAS token with create and write permissions (sp=rcwl) for the output",
+            )
+        return
+    probe = f"{path.rstrip('/')}/.batchctl-probe-{uuid.uuid4().hex}"
+    try:
+        fs.pipe_file(probe, b"")
+    except Exception as exc:  # transport errors and refusals from the store
+        if _status(exc) in (401, 403):
+            raise StorageError(
+                f"cannot write to output {redact(folder.url)}: access denied (HTTP {_status(exc)}): the "
+                "credentials may not create blobs there",
+                "use credentials with write access to the output (a SAS token needs sp=rcwl)",
+            ) from exc
+        raise _storage_error("write to output", folder.url, exc, folder) from exc
+    try:
+        fs.rm_file(probe)
+    except Exception:  # may create but not delete: a zero-byte blob is left, and said
+        from batchctl.notices import notify
+
+        notify(f"could not remove the write probe {redact(probe)} (the credentials may create but not delete)")
 
 
 def check_output_folder(folder: Location) -> None:

@@ -113,7 +113,9 @@ def test_compute_defaults(load):
         "max_workers": None,
     }
     ray = load("compute", {"name": "ray1", "type": "ray", "address": "local"})
-    assert (ray.address, ray.max_workers) == ("local", None)
+    assert (ray.address, ray.max_workers, ray.connect_timeout) == ("local", None, None)
+    ray = load("compute", {"name": "ray2", "type": "ray", "address": "10.0.0.5:6379", "connect_timeout": 2.5})
+    assert ray.connect_timeout == 2.5
     aml = load("compute", {"name": "batch-cluster", "type": "amlcompute", "size": "STANDARD_DS3_V2"})
     assert (aml.min_instances, aml.max_instances, aml.size) == (0, 1, "STANDARD_DS3_V2")
 
@@ -134,6 +136,14 @@ def test_compute_defaults(load):
         (
             {"name": "c", "type": "amlcompute", "min_instances": 3, "max_instances": 2},
             "min_instances must not exceed max_instances",
+        ),
+        (
+            {"name": "c", "type": "ray", "address": "h:1", "connect_timeout": 0},
+            "connect_timeout: Input should be greater than 0",
+        ),
+        (
+            {"name": "c", "type": "ray", "address": "h:1", "connect_timeout": True},
+            "connect_timeout: Input should be a number, not a boolean",
         ),
     ],
 )
