@@ -34,7 +34,7 @@ class FileRange:
     count: int
     start: int  # CSV: first byte; Parquet: first row group
     end: int  # CSV: byte after the span; Parquet: row group after the span
-    header: bytes = b""  # CSV: the header line with its line end
+    header: bytes = b""  # CSV: the header line with its line end (and any blank lines before it)
     first_row: int | None = None  # the file's row number of the range's first row, when known at planning
 
 
@@ -79,12 +79,16 @@ def csv_range_bytes(handle: Any, rng: FileRange, data_start: int) -> bytes:
     return body
 
 
+def csv_range_data(root: Location, rng: FileRange) -> bytes:
+    """The range as a CSV of its own: the header line(s), then the range's lines."""
+    with open_input(root, rng.file) as handle:
+        return rng.header + csv_range_bytes(handle, rng, len(rng.header))
+
+
 def read_csv_range(root: Location, rng: FileRange, dtypes: Any) -> Any:
     import pandas as pd
 
-    with open_input(root, rng.file) as handle:
-        body = csv_range_bytes(handle, rng, len(rng.header))
-    data = io.BytesIO(rng.header + body)
+    data = io.BytesIO(csv_range_data(root, rng))
     return pd.read_csv(data, dtype=dtypes) if dtypes else pd.read_csv(data)
 
 
