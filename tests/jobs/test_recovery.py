@@ -351,6 +351,62 @@ def test_sigkill_after_the_publish_before_the_record_says_completed(env, tmp_pat
     assert (out / "predictions.csv").read_bytes() == expected_rows(inputs)
 
 
+# The runner as `python -m batchctl`, except that it SIGKILLs itself the instant storage.publish() has
+# created the results file: the kill point between the publish and the record's `published`.
+KILL_AFTER_PUBLISH = """
+import os, signal, sys
+from batchctl import storage
+real = storage.publish
+def publish_then_die(*args, **kwargs):
+    real(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+storage.publish = publish_then_die
+from batchctl.cli import main
+sys.argv = ["batchctl", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("tamper", [False, True])
+def test_sigkill_between_the_publish_and_the_record_is_recognised_by_its_hash(env, tmp_path, tamper):
+    """Issue 23, finding 5: the runner dies after creating the results file, before the record says so.
+    The hash recorded just before the publish lets the liveness check recognise the job's own file: the
+    job reads Completed, `job verify` matches, `job download` works. A file at the final name that is not
+    the job's (tampered before anyone looked) leaves the job Failed and the file untouched."""
+    inputs = {f"f{i}.txt": "ok" for i in range(5)}
+    data = write_inputs(tmp_path / "in", inputs)
+    out = tmp_path / "out"
+    crash_deployment(env)
+    args = ["endpoint", "invoke", "-n", "heart", "--input", str(data), "--output-path", str(out), "--job-name", "k"]
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_AFTER_PUBLISH, *args], capture_output=True, env={**os.environ}, timeout=300
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode(errors="replace")
+    workers_gone(env)
+    raw = read_job(env.home, "k")
+    assert raw["status"] == "Running" and "published" not in raw, "killed before the record said published"
+    assert raw["publishing"]["sha256"] and raw["lineage"]["output"]["sha256"] == raw["publishing"]["sha256"]
+    if tamper:
+        (out / "predictions.csv").write_bytes(b"not this job's results\n")
+    job = env.show("k")
+    if tamper:
+        assert (job["status"], job["error"]["message"]) == ("Failed", "runner exited unexpectedly")
+        assert (out / "predictions.csv").read_bytes() == b"not this job's results\n"
+        resumed = env.cli("job", "resume", "-n", "k")
+        assert resumed.exit_code == 5, (resumed.stdout, resumed.stderr)  # someone else's file: never overwritten
+        return
+    assert (job["status"], job["error"], job["published"]) == ("Completed", None, True)
+    assert (out / "predictions.csv").read_bytes() == expected_rows(inputs)
+    master = (env.job_dir("k") / "logs" / "sys" / "master_role.txt").read_text()
+    assert "the runner exited after publishing" in master and "the job is Completed" in master
+    verified = env.cli("job", "verify", "-n", "k", "-o", "json")
+    assert verified.exit_code == 0, (verified.stdout, verified.stderr)
+    assert json.loads(verified.stdout)["ok"] is True
+    fetched = env.cli("job", "download", "-n", "k", "--download-path", str(tmp_path / "dl"))
+    assert fetched.exit_code == 0, (fetched.stdout, fetched.stderr)
+    assert [p.read_bytes() for p in (tmp_path / "dl").rglob("predictions.csv")] == [expected_rows(inputs)]
+
+
 INTERRUPT_FILES = 20
 
 

@@ -1,7 +1,10 @@
 """run_job(): the one writer of a job's state while it runs.
 
 plan.json (the sorted input files) -> mini-batches -> executor -> per-mini-batch parts -> one results
-file published create-only -> Completed. Any failure leaves nothing at the final name.
+file published create-only -> Completed. Any failure leaves nothing at the final name, except a runner
+killed in the instant between creating the results file and saying so in the record: the record then
+holds the file's hash (`publishing`, written just before the publish), and the liveness check
+(records.reconcile) finishes the job as Completed when the file at the final name has that hash.
 """
 
 from __future__ import annotations
@@ -153,12 +156,20 @@ def run_job(
                 "There is no succeeded mini batch item returned from run()"
                 + (f"; first error: {reason}" if reason else "")
             )
-        published = _publish(folder, record, journal, logs, bi_output, ledger)
+        staged = _stage(folder, record, journal, logs, bi_output, ledger)
+        if staged is not None:
+            results, target, digest, size = staged
+            tracked.published(digest, size)
+            # the hash first: a runner killed between the publish and the next update leaves a record
+            # from which the liveness check recognises this job's own file (records.reconcile)
+            records.update(
+                folder, publishing={"sha256": digest, "bytes": size, "url": target.url}, lineage=tracked.lineage
+            )
+            storage.publish(str(results), target)
+            logs.master(f"published {target.url} ({size} bytes, sha256 {digest})")
         # said at once: a runner killed from here on leaves a job that reads Completed, not one that
         # reads Failed with its output already published (which no resume could then finish)
         records.update(folder, published=True, counts=journal.counts)
-        if published is not None:
-            tracked.published(*published)
         status = JobState.COMPLETED
     except (JobCanceledError, KeyboardInterrupt):
         status = JobState.CANCELED
@@ -224,10 +235,11 @@ def snapshot_script(record: JobRecord) -> bool:
     return bool(record.deployment_snapshot.code_dir)
 
 
-def _publish(
+def _stage(
     folder: Path, record: JobRecord, journal: JobJournal, logs: JobLogs, bi_output: Path, ledger: FileLedger
-) -> tuple[str, int] | None:
-    """Publish the results; returns (sha256, bytes) of the results file (None: summary_only)."""
+) -> tuple[Path, storage.Location, str, int] | None:
+    """Publish the files the script wrote and stage the results file; returns (staged file, target,
+    sha256, bytes), or None for summary_only."""
     output_folder = record.output_location.location()
     extra = [p for p in bi_output.rglob("*") if p.is_file()]
     if extra:
@@ -246,7 +258,4 @@ def _publish(
             digest.update(chunk)
     target = record.output_file_location.location()
     storage.prepare_output_folder(output_folder)
-    storage.publish(str(results), target)
-    size = results.stat().st_size
-    logs.master(f"published {target.url} ({size} bytes, sha256 {digest.hexdigest()})")
-    return digest.hexdigest(), size
+    return results, target, digest.hexdigest(), results.stat().st_size
