@@ -37,7 +37,13 @@ CANCEL_MARKER = "cancel_requested"
 TRACKING_AGENT = "batchctl.jobs.tracking_agent"
 
 
-def make_backend(record: JobRecord, ref: ScorerRef, folder: Path, pools: WarmPools | None = None) -> Any:
+def make_backend(
+    record: JobRecord,
+    ref: ScorerRef,
+    folder: Path,
+    pools: WarmPools | None = None,
+    lineage: dict[str, Any] | None = None,
+) -> Any:
     if record.compute_type == "ray":
         from batchctl.execution.ray import RayBackend
 
@@ -48,7 +54,12 @@ def make_backend(record: JobRecord, ref: ScorerRef, folder: Path, pools: WarmPoo
         from batchctl.execution.pool import pool_key
 
         snap = record.deployment_snapshot
-        key = pool_key(ref, record.model, snap.model_hash, snap.spec_hash, record.compute)
+        # keyed by the hashes this job computed of the model and code its workers load (the lineage's), not
+        # by the registry's: files changed in place then never meet a pool whose workers loaded the old ones
+        computed = lineage or {}
+        model_hash = (computed.get("model") or {}).get("sha256") or snap.model_hash
+        code_hash = (computed.get("code") or {}).get("sha256")
+        key = pool_key(ref, record.model, model_hash, code_hash, snap.spec_hash, record.compute)
         owner = f"{record.endpoint_name}/{record.deployment_name}"
         return pools.backend(key, owner, snap.spec_hash, ref, str(folder / "logs"), str(folder / "parts"))
     from batchctl.execution.local import LocalBackend
@@ -131,7 +142,8 @@ def run_job(
         if record.output_file_location is not None:
             storage.refuse_existing(record.output_file_location.location())
         ref = scorer_ref(record, bi_output)
-        backend = make_backend(record, ref, folder, pools)
+        _note_changed_model(record, tracked.lineage, logs)
+        backend = make_backend(record, ref, folder, pools, tracked.lineage)
         run_settings = RunSettings(
             workers=settings.workers,
             max_retries=settings.retry_settings.max_retries,
@@ -229,6 +241,16 @@ def run_job(
     if on_progress is not None:
         on_progress(JobProgress(event=None, counts=c, status=final.status))
     return final
+
+
+def _note_changed_model(record: JobRecord, lineage: dict[str, Any] | None, logs: JobLogs) -> None:
+    registered = record.deployment_snapshot.model_hash
+    computed = ((lineage or {}).get("model") or {}).get("sha256")
+    if registered and computed and registered != computed:
+        logs.master(
+            f"Warning: the files of model {record.model} changed since it was registered (sha256 {registered}, "
+            f"now {computed}); the job scores with the files as they are now"
+        )
 
 
 def snapshot_script(record: JobRecord) -> bool:
