@@ -165,6 +165,39 @@ def test_failed_job_is_resumed_not_rerun_and_loses_nothing(env, tmp_path):
     assert published == (reference / "predictions.csv").read_bytes() == expected_rows(SIX)
 
 
+def test_resume_after_the_input_changed_warns_rescores_changed_files_and_records_the_new_listing(env, tmp_path):
+    """Issue 23, finding 10. Chosen: resume keeps the job's own file list (an added file is left out, as
+    the warning says), and a file that changed since it was scored is scored again, so that the results
+    and the lineage's listing describe the same input."""
+    from batchctl.storage import Location
+    from batchctl.tracking.lineage import listing_entries, listing_hash
+
+    script_deployment(env)
+    data, out = failed_job(env, tmp_path)
+    (data / "a.csv").write_text("sleep 0.01\n")  # scored by the first attempt, edited since
+    (data / "c.csv").write_text("ok\n")  # the file that failed, fixed
+    (data / "g.csv").write_text("ok\n")  # new
+    clear_ran(env)
+    result = env.cli("job", "resume", "-n", "j")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines()[0] == (
+        "Warning: the input of job 'j' changed since its last attempt (added: g.csv; changed: a.csv, c.csv); "
+        "resume scores the files the job listed when it was submitted: added files are left out, and files "
+        "changed or removed since they were scored are scored again (see the job's lineage); `batchctl job "
+        "rerun` scores the input as it is now"
+    )
+    assert env.ran() == {"a.csv", "c.csv", "d.csv", "e.csv", "f.csv"}, "b.csv unchanged: its commit is kept"
+    job = env.show("j")
+    assert (job["status"], job["counts"]["items_succeeded"], job["counts"]["items_failed"]) == ("Completed", 6, 0)
+    assert (out / "predictions.csv").read_bytes() == expected_rows({**SIX, "a.csv": "sleep 0.01"})
+    lineage = job["lineage"]["input"]
+    assert lineage["changed_since_last_attempt"] == {"changed": ["a.csv", "c.csv"], "removed": []}
+    _basis, entries = listing_entries(Location(str(data), "file"), sorted(SIX))
+    assert lineage["listing_sha256"] == listing_hash(entries)
+    master = (env.job_dir("j") / "logs" / "sys" / "master_role.txt").read_text()
+    assert "Warning: the input changed since the last attempt (changed: a.csv, c.csv)" in master
+
+
 @pytest.mark.mlflow
 def test_failed_mlflow_job_is_resumed_after_the_bad_file_is_fixed(mlenv, heart_data, tmp_path):
     from .conftest import heart_frame

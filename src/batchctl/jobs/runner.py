@@ -109,6 +109,7 @@ def run_job(
     bi_output = folder / "output"
     parts.mkdir(exist_ok=True)
     bi_output.mkdir(exist_ok=True)
+    previous_listing = _read_listing(folder) if record.attempts > 1 else None  # before the new one replaces it
     tracked = TrackedJob(record.dump(), plan.root, plan.input_type, plan.files, folder, logs.master, TRACKING_AGENT)
     journal = JobJournal(folder, name, [], record.counts, logs, tracked.progress_fn(on_progress))
     status, error = JobState.FAILED, None
@@ -127,7 +128,8 @@ def run_job(
             [range_key(units.ranges[i])] if i in units.ranges else unit for i, unit in enumerate(batches)
         ]
         committed = journal.results.load(name, journal.batches)
-        pending = journal.resume_from({b: c for b, c in committed.items() if b not in units.ranges})
+        stale = _stale_units(previous_listing, folder, batches, tracked, logs)
+        pending = journal.resume_from({b: c for b, c in committed.items() if b not in units.ranges and b not in stale})
         logs.master(
             f"job {name}: {len(plan.files)} files -> {len(batches)} mini-batches of up to "
             f"{settings.mini_batch_size}; {settings.workers} workers on {record.compute}"
@@ -241,6 +243,45 @@ def run_job(
     if on_progress is not None:
         on_progress(JobProgress(event=None, counts=c, status=final.status))
     return final
+
+
+def _read_listing(folder: Path) -> dict[str, Any] | None:
+    import json
+
+    from batchctl.tracking.lineage import LISTING_FILE
+
+    try:
+        data = json.loads((folder / LISTING_FILE).read_text())
+        return data if isinstance(data, dict) and isinstance(data.get("entries"), list) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _stale_units(
+    previous: dict[str, Any] | None, folder: Path, batches: list[list[str]], tracked: TrackedJob, logs: JobLogs
+) -> set[int]:
+    """A resumed job: the units holding a file that changed (or vanished) since the last attempt listed it.
+    Their committed results are scored again, so the results and the lineage's listing describe the same
+    input. The changes go into the lineage (`input.changed_since_last_attempt`)."""
+    current = _read_listing(folder)
+    if previous is None or current is None or previous.get("basis") != current.get("basis"):
+        return set()
+    old = {e[0]: (e[1], e[2]) for e in previous["entries"]}
+    removed = sorted(e[0] for e in current["entries"] if e[1] is None and old.get(e[0], (None, None))[0] is not None)
+    changed = sorted(e[0] for e in current["entries"] if e[1] is not None and e[0] in old and old[e[0]] != (e[1], e[2]))
+    if not removed and not changed:
+        return set()
+    touched = set(removed) | set(changed)
+    stale = {i for i, files in enumerate(batches) if touched.intersection(files)}
+    shown = "; ".join(f"{kind}: {', '.join(files[:5])}" + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+                      for kind, files in (("changed", changed), ("removed", removed)) if files)  # fmt: skip
+    logs.master(
+        f"Warning: the input changed since the last attempt ({shown}); the {len(stale)} mini-batches holding "
+        "these files are scored again"
+    )
+    if tracked.lineage is not None:
+        tracked.lineage["input"]["changed_since_last_attempt"] = {"changed": changed, "removed": removed}
+    return stale
 
 
 def _note_changed_model(record: JobRecord, lineage: dict[str, Any] | None, logs: JobLogs) -> None:
