@@ -364,7 +364,8 @@ def test_sigkill_after_the_publish_before_the_record_says_completed(env, tmp_pat
         def published() -> bool:
             if proc.poll() is not None:
                 raise AssertionError(f"the runner ended by itself (exit {proc.returncode})")
-            return json.loads((env.job_dir("late") / "job.json").read_text()).get("published") is True
+            record = json.loads((env.job_dir("late") / "job.json").read_text())
+            return bool(record.get("publishing")) and (out / "predictions.csv").exists()
 
         wait_for(published, 180, "the publish")
         proc.send_signal(signal.SIGKILL)

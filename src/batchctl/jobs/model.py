@@ -234,7 +234,14 @@ class JobPlan(_Model):
 _UNSET_OMITTED = ("tracking", "lineage", "published", "publishing")
 
 # keys of a record that are internal (paths inside the workspace, how to reach the compute)
-_INTERNAL = ("deployment_snapshot", "output_location", "output_file_location", "compute_address", "compute_max_workers")
+_INTERNAL = (
+    "deployment_snapshot",
+    "output_location",
+    "output_file_location",
+    "compute_address",
+    "compute_max_workers",
+    "publishing",
+)
 
 
 class JobRecord(_Model):

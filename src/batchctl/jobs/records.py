@@ -134,6 +134,8 @@ def reopen(folder: Path, **changes: Any) -> JobRecord:
             "end_time": None,
             "duration_seconds": None,
             "error": None,
+            "published": None,  # the ended attempt's publish intent is not this attempt's
+            "publishing": None,
             **changes,
         }
         fresh = JobRecord.model_validate(record.model_copy(update=update).model_dump())

@@ -174,16 +174,18 @@ def run_job(
         if staged is not None:
             results, target, digest, size = staged
             tracked.published(digest, size)
-            # the hash first: a runner killed between the publish and the next update leaves a record
-            # from which the liveness check recognises this job's own file (records.reconcile)
+            # the hash before the publish: a runner killed from the publish on leaves a record from which the
+            # liveness check recognises this job's own file and reads Completed (records.reconcile). One
+            # record write, as before: it replaces the `published` write that used to follow the publish.
             records.update(
                 folder, publishing={"sha256": digest, "bytes": size, "url": target.url}, lineage=tracked.lineage
             )
             storage.publish(str(results), target)
             logs.master(f"published {target.url} ({size} bytes, sha256 {digest})")
-        # said at once: a runner killed from here on leaves a job that reads Completed, not one that
-        # reads Failed with its output already published (which no resume could then finish)
-        records.update(folder, published=True, counts=journal.counts)
+        else:
+            # summary_only: what the script wrote is uploaded; said at once, so that a runner killed from here
+            # on leaves a job that reads Completed, not Failed with its output already there
+            records.update(folder, published=True, counts=journal.counts)
         status = JobState.COMPLETED
     except (JobCanceledError, KeyboardInterrupt):
         status = JobState.CANCELED
@@ -237,6 +239,7 @@ def run_job(
         error=error,
         duration_seconds=round(duration, 3),
         lineage=tracked.lineage,
+        **({"published": True} if status is JobState.COMPLETED else {}),
     )
     tracked.finish(final.dump())  # hands the run's end to the tracking agent; never waits
     logs.close()
