@@ -216,3 +216,36 @@ def test_end_to_end_a_kept_id_that_goes_empty_late_is_the_same_split_or_not(mlen
     first = json.loads((tmp_path / "jsonl-always" / "out.jsonl").read_text().splitlines()[0])
     last = json.loads((tmp_path / "jsonl-always" / "out.jsonl").read_text().splitlines()[-1])
     assert (first["id"], last["id"]) == ("0", None), "kept ids are the file's text; an empty one is null"
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_parquet_column_with_a_null_in_one_row_group_is_typed_as_in_the_whole_file(scorers, tmp_path, fmt):
+    """pandas reads an integer (or boolean) Parquet column that holds a null as float64 (or object); a row
+    range without that null must be converted the same way, or a kept id reads 3 in one range and 3.0 in
+    the whole file (and the Parquet results would mix int64 and double)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = 40
+    table = pa.table(
+        {
+            "id": pa.array([None if i == 33 else i for i in range(rows)], pa.int64()),
+            "flag": pa.array([None if i == 35 else i % 2 == 0 for i in range(rows)], pa.bool_()),
+            "age": pa.array([30.0 + i for i in range(rows)]),
+            "chol": pa.array([150.0 + 3 * i for i in range(rows)]),
+            "cp": pa.array([str(1 + i % 4) for i in range(rows)]),
+            "thal": pa.array(["normal" if i % 3 else "fixed" for i in range(rows)]),
+        }
+    )
+    pq.write_table(table, tmp_path / "in.parquet", row_group_size=10)
+    scorer = scorers[fmt, ("id",)]
+    from batchctl.scoring.base import ScorerRef
+    from batchctl.scoring.mlflow_model import MlflowScorer
+
+    flagged = MlflowScorer(ScorerRef(**{**scorer.ref.__dict__, "keep_columns": ("id", "flag")}))
+    flagged.init()
+    for each in (scorer, flagged):
+        whole, whole_failed = _results(each, tmp_path, "in.parquet", fmt, "never")
+        split, split_failed = _results(each, tmp_path, "in.parquet", fmt, "always")
+        assert (whole_failed, split_failed) == (0, 0)
+        _same(fmt, whole, split)
