@@ -75,31 +75,53 @@ def csv_files(draw: st.DrawFn) -> bytes:
     return (bom + text).encode()
 
 
+def _unsigned_copy(model: Path, target: Path) -> Path:
+    """The same pipeline saved without a signature: the scorer then infers every column's type."""
+    import logging
+
+    import mlflow.sklearn
+
+    from testkit import model_requirements
+
+    logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
+    pipeline = mlflow.sklearn.load_model(str(model))
+    mlflow.sklearn.save_model(
+        pipeline, str(target), serialization_format="cloudpickle", pip_requirements=model_requirements()
+    )
+    return target
+
+
 @pytest.fixture(scope="module")
-def scorers(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, tuple[str, ...]], Any]:
+def scorers(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, tuple[str, ...], bool], Any]:
+    """(format, kept columns, signed) -> an initialised scorer. The unsigned model keeps `age` (one of its
+    inputs, which it reads inferred) and `id`: both come back as text from a second read."""
     from batchctl.scoring.base import ScorerRef
     from batchctl.scoring.mlflow_model import MlflowScorer
     from testkit import train_heart_model
 
     model = train_heart_model(tmp_path_factory.mktemp("model") / "model")
+    unsigned = _unsigned_copy(model, tmp_path_factory.mktemp("unsigned") / "model")
+    cases = [(fmt, keep, True) for fmt in FORMATS for keep in KEEPS]
+    cases += [(fmt, ("age", "id"), False) for fmt in FORMATS]
     out = {}
-    for fmt in FORMATS:
-        for keep in KEEPS:
-            ref = ScorerRef(
-                kind="mlflow",
-                model_dir=str(model.parent),
-                model_path=str(model),
-                code_dir=None,
-                scoring_script=None,
-                output_action="append_row",
-                output_dir=str(tmp_path_factory.mktemp("bi")),
-                logging_level="info",
-                output_format=fmt,
-                keep_columns=keep,
-            )
-            scorer = MlflowScorer(ref)
-            scorer.init()
-            out[fmt, keep] = scorer
+    for fmt, keep, signed in cases:
+        path = model if signed else unsigned
+        ref = ScorerRef(
+            kind="mlflow",
+            model_dir=str(path.parent),
+            model_path=str(path),
+            code_dir=None,
+            scoring_script=None,
+            output_action="append_row",
+            output_dir=str(tmp_path_factory.mktemp("bi")),
+            logging_level="info",
+            output_format=fmt,
+            keep_columns=keep,
+        )
+        scorer = MlflowScorer(ref)
+        scorer.init()
+        assert scorer.kept_apart is not signed
+        out[fmt, keep, signed] = scorer
     return out
 
 
@@ -165,10 +187,10 @@ def test_a_split_csv_publishes_what_the_whole_file_publishes(scorers, data: byte
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "in.csv").write_bytes(data)
-        for (fmt, keep), scorer in scorers.items():
+        for (fmt, keep, signed), scorer in scorers.items():
             whole, whole_failed = _results(scorer, folder, "in.csv", fmt, "never")
             split, split_failed = _results(scorer, folder, "in.csv", fmt, "always")
-            assert split_failed == whole_failed, (fmt, keep)
+            assert split_failed == whole_failed, (fmt, keep, signed)
             _same(fmt, whole, split)
 
 
@@ -241,7 +263,7 @@ def test_a_parquet_column_with_a_null_in_one_row_group_is_typed_as_in_the_whole_
         }
     )
     pq.write_table(table, tmp_path / "in.parquet", row_group_size=10)
-    scorer = scorers[fmt, ("id",)]
+    scorer = scorers[fmt, ("id",), True]
     from batchctl.scoring.base import ScorerRef
     from batchctl.scoring.mlflow_model import MlflowScorer
 
