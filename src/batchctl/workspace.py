@@ -70,24 +70,31 @@ class Workspace:
         return path
 
 
-def _iter_files(path: Path) -> list[Path]:
+def _iter_files(path: Path, follow_links: bool = True) -> list[Path]:
     if path.is_file():
         return [path]
     files = []
     for dirpath, dirnames, filenames in os.walk(path):
         dirnames[:] = sorted(d for d in dirnames if d not in _SKIP)
-        for name in sorted(filenames):
+        names = list(filenames)
+        if not follow_links:  # a link to a folder is an entry of its own (os.walk never enters it)
+            names += [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        for name in sorted(names):
             if name not in _SKIP and not name.endswith(".pyc"):
                 files.append(Path(dirpath) / name)
     return files
 
 
-def content_hash(path: Path) -> str:
-    """sha256 over relative paths and bytes of a file or folder (poetry's content-hash idea)."""
+def content_hash(path: Path, follow_links: bool = True) -> str:
+    """sha256 over relative paths and bytes of a file or folder (poetry's content-hash idea). With
+    `follow_links=False` a symbolic link counts as the text it points to, never the bytes behind it."""
     digest = hashlib.sha256()
     base = path if path.is_dir() else path.parent
-    for file in _iter_files(path):
+    for file in _iter_files(path, follow_links):
         digest.update(str(file.relative_to(base)).encode() + b"\0")
+        if not follow_links and file.is_symlink():
+            digest.update(b"symlink\0" + os.fsencode(os.readlink(file)) + b"\0")
+            continue
         with open(file, "rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
@@ -95,14 +102,15 @@ def content_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def copy_into(source: Path, dest_parent: Path) -> Path:
-    """Copy a file or folder into a fresh staging folder under dest_parent; returns the staging folder."""
+def copy_into(source: Path, dest_parent: Path, symlinks: bool = False) -> Path:
+    """Copy a file or folder into a fresh staging folder under dest_parent; returns the staging folder.
+    With `symlinks`, links inside a folder are copied as links instead of what they point to."""
     staging = dest_parent / f".staging-{uuid.uuid4().hex}"
     try:
         staging.mkdir(parents=True)
         target = staging / source.name
         if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns(*_SKIP, "*.pyc"))
+            shutil.copytree(source, target, symlinks=symlinks, ignore=shutil.ignore_patterns(*_SKIP, "*.pyc"))
         else:
             shutil.copy2(source, target)
     except OSError as exc:

@@ -257,3 +257,46 @@ def test_a_job_of_a_deployment_with_a_registered_environment_runs_in_this_interp
     record = json.loads(result.stdout)
     assert (record["status"], record["counts"]["items_succeeded"]) == ("Completed", 1)
     assert Path(record["output_file"]).read_text().count("\n") == 2
+
+
+def test_a_build_path_that_holds_the_workspace_is_refused_naming_both(cli, tmp_path, home, registry):
+    """Issue 23, finding 9: the copy would copy the workspace into itself until "File name too long"."""
+    assert tmp_path in home.parents
+    (tmp_path / "Dockerfile").write_text("FROM python:3.11-slim\n")
+    spec = tmp_path / "env.yml"
+    spec.write_text(yaml.safe_dump({"name": "loop", "build": {"path": str(tmp_path)}}))
+    result = cli("environment", "create", "-f", str(spec))
+    assert result.exit_code == 3
+    assert result.stderr.splitlines() == [
+        f"Error: env.yml: build.path: '{tmp_path}' contains the workspace '{home}', so copying it into the "
+        "workspace would copy the workspace into itself",
+        "Hint: point the path at a folder that does not hold the workspace, or move the workspace "
+        "(--workspace or BATCHCTL_HOME)",
+    ]
+    assert registry.bytes() is None
+    assert not (home / "environments").exists() or not any((home / "environments").iterdir())
+
+
+def test_symbolic_links_in_a_build_context_are_copied_as_links(cli, out, tmp_path):
+    """Issue 23, finding 9: a link that points at /etc is a link in the copy, never /etc's files."""
+    import os
+
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM python:3.11-slim\n")
+    (ctx / "etc").symlink_to("/etc")
+    (ctx / "hostname").symlink_to("/etc/hostname")
+    (ctx / "same").symlink_to("Dockerfile")
+    spec = tmp_path / "env.yml"
+    spec.write_text(yaml.safe_dump({"name": "links", "build": {"path": str(ctx)}}))
+    record = out(cli("environment", "create", "-f", str(spec)))
+    build = Path(record["build"]["path"])
+    links = {name: os.readlink(build / name) for name in ("etc", "hostname", "same")}
+    assert links == {"etc": "/etc", "hostname": "/etc/hostname", "same": "Dockerfile"}
+    real = [os.path.join(d, f) for d, dirs, files in os.walk(build) for f in files + dirs]
+    assert sorted(os.path.relpath(p, build) for p in real if not os.path.islink(p)) == ["Dockerfile"]
+    # the same links again: the same version (the hash counts what a link says, not what it points at)
+    assert out(cli("environment", "create", "-f", str(spec)))["version"] == record["version"]
+    (ctx / "same").unlink()
+    (ctx / "same").symlink_to("etc")
+    assert out(cli("environment", "create", "-f", str(spec)))["version"] == "2"

@@ -145,6 +145,42 @@ def test_output_appearing_during_the_run_is_never_overwritten(env, tmp_path):
     assert env.ran() == {"a.txt"}  # the job had scored its input: it failed at the publish
 
 
+@pytest.mark.mlflow
+@pytest.mark.parametrize("ext", ["csv", "parquet", "jsonl"])
+def test_results_appearing_during_the_run_are_never_overwritten_in_any_format(mlenv, heart_data, tmp_path, ext):
+    """Issue 23, missing test: the create-only publish holds for every results format, not only the CSV of
+    script deployments. The runner is held by the job's lock (it records the results' hash under that lock
+    just before it publishes) while the test writes a file at the final name; the publish must lose."""
+    from batchctl.jobs.records import job_lock
+
+    mlenv.endpoint()
+    mlenv.mlflow()
+    data = heart_data(2, rows=5)
+    out = tmp_path / "out"
+    name = f"results.{ext}"
+    result = batchctl_run(
+        "endpoint", "invoke", "-n", "heart", "--input", str(data), "--output-path", str(out),
+        "--job-name", "slow", "--no-wait", "--set", f"output_file_name={name}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    master = mlenv.job_dir("slow") / "logs" / "sys" / "master_role.txt"
+    # dispatched: past the runner's pre-flight check of the output, a worker still loading the model
+    wait_for(lambda: master.is_file() and "-> worker" in master.read_text(), 60, "dispatch", interval=0.005)
+    with job_lock(mlenv.job_dir("slow")):
+        assert "publishing" not in read_job(mlenv.home, "slow"), "the runner got to its publish before the test"
+        out.mkdir(exist_ok=True)
+        (out / name).write_bytes(b"theirs\n")
+    job = wait_for(
+        lambda: (r := read_job(mlenv.home, "slow"))["status"] in ("Completed", "Failed", "Canceled") and r,
+        120,
+        "end",
+    )
+    assert job["status"] == "Failed", job
+    assert f"{out / name} appeared while the job ran; it was not overwritten" in job["error"]["message"]
+    assert (out / name).read_bytes() == b"theirs\n"
+    assert sorted(os.listdir(out)) == [name], "no staging leftovers beside the target"
+
+
 def test_default_output_location_and_download(env, data, tmp_path):
     env.endpoint()
     env.script()

@@ -92,19 +92,34 @@ def test_verify_says_which_part_differs(env, tmp_path):
     assert changed.exit_code == 10
     report = json.loads(changed.stdout)
     assert report["results"]["match"] is False and report["model"]["match"] is True
-    assert "results differ" in changed.stderr
+    assert changed.stderr.splitlines()[0] == "Error: job 'j': results differ from the lineage manifest"
     model_file = Path(json.loads((env.job_dir("j") / "job.json").read_text())["deployment_snapshot"]["model_path"])
     weights = model_file / "weights.txt"
     weights.write_text("w=2\n")
-    assert env.cli("job", "verify", "-n", "j").exit_code == 12
+    both = env.cli("job", "verify", "-n", "j")
+    assert both.exit_code == 12
+    assert both.stderr.splitlines()[0] == "Error: job 'j': results and model differ from the lineage manifest"
     results.write_bytes(original)
     only_model = env.cli("job", "verify", "-n", "j")
-    assert only_model.exit_code == 11 and "model differ" in only_model.stderr
+    assert only_model.exit_code == 11
+    assert only_model.stderr.splitlines()[0] == "Error: job 'j': model differs from the lineage manifest"
     weights.write_text("w=1\n")
     results.unlink()
     gone = env.cli("job", "verify", "-n", "j")
     assert gone.exit_code == 10 and "no longer exists" in json.loads(gone.stdout)["results"]["error"]
     assert env.cli("job", "verify", "-n", "nope").exit_code == 4
+    # a record without a manifest (issue 23, finding 15): the hint says when that happens
+    record_path = env.job_dir("j") / "job.json"
+    raw = json.loads(record_path.read_text())
+    raw.pop("lineage")
+    record_path.write_text(json.dumps(raw))
+    none = env.cli("job", "verify", "-n", "j")
+    assert none.exit_code == 4
+    assert none.stderr.splitlines() == [
+        "Error: job 'j' has no lineage manifest",
+        "Hint: a job gets one when it ends or publishes its results; one whose runner was killed before that "
+        "has none (nor has a job run by batchctl 0.1)",
+    ]
 
 
 def test_rerun_uses_the_first_runs_model_and_code_and_warns_when_the_input_changed(env, tmp_path):

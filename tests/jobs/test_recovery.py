@@ -165,6 +165,39 @@ def test_failed_job_is_resumed_not_rerun_and_loses_nothing(env, tmp_path):
     assert published == (reference / "predictions.csv").read_bytes() == expected_rows(SIX)
 
 
+def test_resume_after_the_input_changed_warns_rescores_changed_files_and_records_the_new_listing(env, tmp_path):
+    """Issue 23, finding 10. Chosen: resume keeps the job's own file list (an added file is left out, as
+    the warning says), and a file that changed since it was scored is scored again, so that the results
+    and the lineage's listing describe the same input."""
+    from batchctl.storage import Location
+    from batchctl.tracking.lineage import listing_entries, listing_hash
+
+    script_deployment(env)
+    data, out = failed_job(env, tmp_path)
+    (data / "a.csv").write_text("sleep 0.01\n")  # scored by the first attempt, edited since
+    (data / "c.csv").write_text("ok\n")  # the file that failed, fixed
+    (data / "g.csv").write_text("ok\n")  # new
+    clear_ran(env)
+    result = env.cli("job", "resume", "-n", "j")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.splitlines()[0] == (
+        "Warning: the input of job 'j' changed since its last attempt (added: g.csv; changed: a.csv, c.csv); "
+        "resume scores the files the job listed when it was submitted: added files are left out, and files "
+        "changed or removed since they were scored are scored again (see the job's lineage); `batchctl job "
+        "rerun` scores the input as it is now"
+    )
+    assert env.ran() == {"a.csv", "c.csv", "d.csv", "e.csv", "f.csv"}, "b.csv unchanged: its commit is kept"
+    job = env.show("j")
+    assert (job["status"], job["counts"]["items_succeeded"], job["counts"]["items_failed"]) == ("Completed", 6, 0)
+    assert (out / "predictions.csv").read_bytes() == expected_rows({**SIX, "a.csv": "sleep 0.01"})
+    lineage = job["lineage"]["input"]
+    assert lineage["changed_since_last_attempt"] == {"changed": ["a.csv", "c.csv"], "removed": []}
+    _basis, entries = listing_entries(Location(str(data), "file"), sorted(SIX))
+    assert lineage["listing_sha256"] == listing_hash(entries)
+    master = (env.job_dir("j") / "logs" / "sys" / "master_role.txt").read_text()
+    assert "Warning: the input changed since the last attempt (changed: a.csv, c.csv)" in master
+
+
 @pytest.mark.mlflow
 def test_failed_mlflow_job_is_resumed_after_the_bad_file_is_fixed(mlenv, heart_data, tmp_path):
     from .conftest import heart_frame
@@ -331,7 +364,8 @@ def test_sigkill_after_the_publish_before_the_record_says_completed(env, tmp_pat
         def published() -> bool:
             if proc.poll() is not None:
                 raise AssertionError(f"the runner ended by itself (exit {proc.returncode})")
-            return json.loads((env.job_dir("late") / "job.json").read_text()).get("published") is True
+            record = json.loads((env.job_dir("late") / "job.json").read_text())
+            return bool(record.get("publishing")) and (out / "predictions.csv").exists()
 
         wait_for(published, 180, "the publish")
         proc.send_signal(signal.SIGKILL)
@@ -349,6 +383,62 @@ def test_sigkill_after_the_publish_before_the_record_says_completed(env, tmp_pat
     resumed = env.cli("job", "resume", "-n", "late")
     assert resumed.exit_code == 5, (resumed.stdout, resumed.stderr)  # nothing left to score
     assert (out / "predictions.csv").read_bytes() == expected_rows(inputs)
+
+
+# The runner as `python -m batchctl`, except that it SIGKILLs itself the instant storage.publish() has
+# created the results file: the kill point between the publish and the record's `published`.
+KILL_AFTER_PUBLISH = """
+import os, signal, sys
+from batchctl import storage
+real = storage.publish
+def publish_then_die(*args, **kwargs):
+    real(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+storage.publish = publish_then_die
+from batchctl.cli import main
+sys.argv = ["batchctl", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("tamper", [False, True])
+def test_sigkill_between_the_publish_and_the_record_is_recognised_by_its_hash(env, tmp_path, tamper):
+    """Issue 23, finding 5: the runner dies after creating the results file, before the record says so.
+    The hash recorded just before the publish lets the liveness check recognise the job's own file: the
+    job reads Completed, `job verify` matches, `job download` works. A file at the final name that is not
+    the job's (tampered before anyone looked) leaves the job Failed and the file untouched."""
+    inputs = {f"f{i}.txt": "ok" for i in range(5)}
+    data = write_inputs(tmp_path / "in", inputs)
+    out = tmp_path / "out"
+    crash_deployment(env)
+    args = ["endpoint", "invoke", "-n", "heart", "--input", str(data), "--output-path", str(out), "--job-name", "k"]
+    proc = subprocess.run(
+        [sys.executable, "-c", KILL_AFTER_PUBLISH, *args], capture_output=True, env={**os.environ}, timeout=300
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode(errors="replace")
+    workers_gone(env)
+    raw = read_job(env.home, "k")
+    assert raw["status"] == "Running" and "published" not in raw, "killed before the record said published"
+    assert raw["publishing"]["sha256"] and raw["lineage"]["output"]["sha256"] == raw["publishing"]["sha256"]
+    if tamper:
+        (out / "predictions.csv").write_bytes(b"not this job's results\n")
+    job = env.show("k")
+    if tamper:
+        assert (job["status"], job["error"]["message"]) == ("Failed", "runner exited unexpectedly")
+        assert (out / "predictions.csv").read_bytes() == b"not this job's results\n"
+        resumed = env.cli("job", "resume", "-n", "k")
+        assert resumed.exit_code == 5, (resumed.stdout, resumed.stderr)  # someone else's file: never overwritten
+        return
+    assert (job["status"], job["error"], job["published"]) == ("Completed", None, True)
+    assert (out / "predictions.csv").read_bytes() == expected_rows(inputs)
+    master = (env.job_dir("k") / "logs" / "sys" / "master_role.txt").read_text()
+    assert "the runner exited after publishing" in master and "the job is Completed" in master
+    verified = env.cli("job", "verify", "-n", "k", "-o", "json")
+    assert verified.exit_code == 0, (verified.stdout, verified.stderr)
+    assert json.loads(verified.stdout)["ok"] is True
+    fetched = env.cli("job", "download", "-n", "k", "--download-path", str(tmp_path / "dl"))
+    assert fetched.exit_code == 0, (fetched.stdout, fetched.stderr)
+    assert [p.read_bytes() for p in (tmp_path / "dl").rglob("predictions.csv")] == [expected_rows(inputs)]
 
 
 INTERRUPT_FILES = 20

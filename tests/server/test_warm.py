@@ -5,6 +5,7 @@ deployment, the idle timeout and shutdown stop the pool's workers."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +175,81 @@ def test_the_server_reuses_workers_and_idle_timeout_0_turns_pools_off(workspace,
             name = client.post("/endpoints/heart/jobs", json=body(str(data)), headers=headers).json()["name"]
             assert wait_job(client, name)["properties"]["status"] == "Completed"
     assert len(workspace.inits()) == 3  # one init() per job without pools
+
+
+# init() reads the model's one file; run() writes it in every row: which model a worker loaded shows
+MODEL_SCRIPT = """
+import glob
+import os
+
+def init():
+    global WEIGHT
+    (path,) = glob.glob(os.path.join(os.environ["AZUREML_MODEL_DIR"], "**", "w.txt"), recursive=True)
+    WEIGHT = open(path).read().strip()
+
+def run(mini_batch):
+    return [os.path.basename(p) + " w=" + WEIGHT for p in mini_batch]
+"""
+
+
+def _rows(out: Path) -> list[str]:
+    return (out / "predictions.csv").read_text().splitlines()
+
+
+def test_a_model_changed_in_place_is_never_scored_by_a_warm_worker_that_loaded_the_old_one(workspace, tmp_path):
+    """Issue 23, finding 6: the pool is keyed by the model hash the job computes, so a warm worker that
+    loaded the old files is not reused; the job scores what a cold job scores, and its lineage says so."""
+    code = tmp_path / "model-code"
+    code.mkdir()
+    (code / "score.py").write_text(MODEL_SCRIPT)
+    workspace.deploy(
+        {
+            "name": "weighted",
+            "model": {"path": str(workspace.tmp / "weights"), "type": "custom_model", "name": "weights"},
+            "code_configuration": {"code": str(code), "scoring_script": "score.py"},
+        }
+    )
+    data = workspace.commands("w", {"a.txt": "ok"})
+    pools = WarmPools(600, scratch=str(tmp_path / "pools"))
+    try:
+        first = run(workspace, data, tmp_path / "first", "weighted", pools)
+        assert _rows(tmp_path / "first") == ["a.txt w=1"]
+        # the workspace's copy of the model is edited in place (the registry still has the old hash)
+        raw = json.loads((workspace.ws.jobs_dir / first["name"] / "job.json").read_text())
+        model_path = Path(raw["deployment_snapshot"]["model_path"])
+        (model_path / "w.txt").write_text("2\n")
+        second = run(workspace, data, tmp_path / "second", "weighted", pools)
+        stats = pools.stats()
+    finally:
+        pools.close()
+    assert run(workspace, data, tmp_path / "cold", "weighted", None)["status"] == "Completed"
+    assert _rows(tmp_path / "second") == _rows(tmp_path / "cold") == ["a.txt w=2"]
+    assert stats["workers_reused"] == 0, stats
+    from batchctl.workspace import content_hash
+
+    record = api.get_job(workspace.ws, second["name"])
+    assert record["lineage"]["model"]["sha256"] == content_hash(model_path)
+    master = (Path(record["log_dir"]) / "sys" / "master_role.txt").read_text()
+    assert "Warning: the files of model azureml:weights:1 changed since it was registered" in master
+
+
+def test_code_edited_then_redeployed_with_the_same_yaml_runs_the_new_script_warm(workspace, tmp_path):
+    """Issue 23, missing test: score.py edited in place and the same YAML deployed again (same spec hash,
+    a new code snapshot): the next warm job runs the new script, not the pool's old workers."""
+    code = workspace.tmp / "code"
+    spec = {"name": "script", **_script_spec(workspace)}
+    settings = {"environment_variables": {"STATE_DIR": str(workspace.state)}, "retry_settings": {"timeout": 60}}
+    data = workspace.commands("edited", {"a.txt": "ok"})
+    pools = WarmPools(600, scratch=str(tmp_path / "pools"))
+    try:
+        run(workspace, data, tmp_path / "v1", "script", pools)
+        before = workspace.deploy(spec, settings)
+        (code / "score.py").write_text((code / "score.py").read_text().replace('f"{name} {text}"', 'f"{name} v2"'))
+        after = workspace.deploy(spec, settings)
+        assert after["spec_hash"] == before["spec_hash"]
+        assert after["code_configuration"]["code"] != before["code_configuration"]["code"]
+        run(workspace, data, tmp_path / "v2", "script", pools)
+    finally:
+        pools.close()
+    assert _rows(tmp_path / "v1") == ["a.txt ok"]
+    assert _rows(tmp_path / "v2") == ["a.txt v2"]

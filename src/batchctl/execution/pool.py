@@ -2,10 +2,11 @@
 jobs of the same deployment version and take the next job's mini-batches at once.
 
 A pool is keyed by everything that would change what a worker computes: the scorer settings (model
-folder, code snapshot, scoring script, environment variables, logging level, output action) and the
-deployment's spec hash and model content hash. What is per job (where the rows go, the job's
-AZUREML_BI_OUTPUT_PATH, its log of the worker's prints) travels with each task (`BatchTask`), so a warm
-worker writes into the job it serves now.
+folder, code snapshot, scoring script, environment variables, logging level, output action), the
+deployment's spec hash, and the content hashes of the model and code that the job computes itself
+(jobs/runner.make_backend), so files changed in place never meet workers that loaded the old ones. What
+is per job (where the rows go, the job's AZUREML_BI_OUTPUT_PATH, its log of the worker's prints) travels
+with each task (`BatchTask`), so a warm worker writes into the job it serves now.
 
 `WarmBackend` is the local backend with two changes: `spawn` takes an idle warm worker when there is one
 (and reports it ready at once), and `shutdown` gives healthy idle workers back to the pool instead of

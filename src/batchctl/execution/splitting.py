@@ -151,10 +151,11 @@ def _cut(root: Location, rel: str, size: int, workers: int) -> tuple[list[FileRa
 def _cut_csv(root: Location, rel: str, size: int, workers: int) -> tuple[list[FileRange], str | None]:
     with open_input(root, rel) as handle:
         head = handle.read(1 << 20)
-    end = head.find(b"\n")
+    end = header_end(head)
     if end < 0:
-        return [], "no line break in its first MiB (a header only, or very long lines)"
-    header = head[: end + 1]
+        return [], "no header line in its first MiB (a header only, blank lines only, or very long lines)"
+    # the blank lines before the header travel with it: pandas skips them in each range as in the whole file
+    header = head[:end]
     if b'"' in header:
         return [], "its header has quote characters"
     data_start = len(header)
@@ -172,6 +173,20 @@ def _cut_csv(root: Location, rel: str, size: int, workers: int) -> tuple[list[Fi
     return [
         FileRange(rel, "csv", i, count, bounds[i], bounds[i + 1], header, first_rows[i]) for i in range(count)
     ], None
+
+
+def header_end(head: bytes) -> int:
+    """The offset just past the header line, found as pandas finds it: the first line that is not blank
+    (a blank line holds only spaces, tabs and a carriage return; a UTF-8 BOM may start the file). -1 when
+    no complete non-blank line is in `head`."""
+    pos = 3 if head.startswith(b"\xef\xbb\xbf") else 0
+    while True:
+        end = head.find(b"\n", pos)
+        if end < 0:
+            return -1
+        if head[pos:end].strip(b" \t\r"):
+            return end + 1
+        pos = end + 1
 
 
 def _has_quote(path: str, start: int) -> bool:

@@ -340,6 +340,17 @@ def resume_job(
             storage.refuse_existing(record.output_file_location.location())
         except OutputExistsError as exc:
             raise OutputExistsError(exc.message, moved_output_hint(name)) from None
+    plan = JobPlan.model_validate_json((folder / "plan.json").read_bytes())
+    shown = _input_changes(folder, plan)
+    if shown:
+        from batchctl.notices import notify
+
+        notify(
+            f"the input of job '{name}' changed since its last attempt ({shown}); resume scores the files the "
+            "job listed when it was submitted: added files are left out, and files changed or removed since "
+            "they were scored are scored again (see the job's lineage); `batchctl job rerun` scores the input "
+            "as it is now"
+        )
     (folder / CANCEL_MARKER).unlink(missing_ok=True)
     return records.reopen(folder, "; ".join(n for n in notes if n) or None, **changes).public()
 
@@ -395,8 +406,11 @@ def _normalise(message: str) -> str:
     import re
 
     text = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", message)
-    text = re.sub(r"(?<![\w.])(/[^\s:]+)+", "<path>", text)
-    return re.sub(r"\d+(\.\d+)?", "N", text)
+    # a path starts at a word boundary with "/" (not "</" of markup, not "3/4") and stops at what a path
+    # in a message rarely holds (spaces, colons, quotes, brackets of markup)
+    text = re.sub(r"(?<![\w.<>/])/[^\s:<>\"',;)\]]+", "<path>", text)
+    # numbers on their own only: "row 12" groups with "row 7", but hunter2, int64 and utf-8 stay words
+    return re.sub(r"(?<![\w.-])-?\d+(?:\.\d+)?(?![\w-])", "N", text)
 
 
 def job_errors(ws: Workspace, name: str) -> list[dict[str, Any]]:
@@ -468,7 +482,6 @@ def rerun_whole(
     snapshot (not whatever the deployment uses now). Warns, naming the files, when the input listing
     differs from the one the first job scored (size and mtime locally, ETag on blob)."""
     from batchctl.notices import notify
-    from batchctl.tracking import lineage as lineage_mod
 
     sets, record = _rerun_source(ws, name, job_name, overrides)
     folder = records.job_dir(ws, name)
@@ -494,22 +507,32 @@ def rerun_whole(
         log_predictions=bool((record.tracking or {}).get("log_predictions")),
         pinned=(record.model, snapshot),
     )
-    listing_file = folder / lineage_mod.LISTING_FILE
-    if listing_file.is_file():
-        before = json.loads(listing_file.read_text())
-        _basis, after = lineage_mod.listing_entries(plan.root, _current_files(plan))
-        changes = lineage_mod.listing_changes(before["entries"], after)
-        if any(changes.values()):
-            shown = "; ".join(
-                f"{kind}: {', '.join(files[:5])}{f' and {len(files) - 5} more' if len(files) > 5 else ''}"
-                for kind, files in changes.items()
-                if files
-            )
-            notify(f"the input of job '{name}' changed since it ran ({shown})")
+    shown = _input_changes(folder, plan)
+    if shown:
+        notify(f"the input of job '{name}' changed since it ran ({shown})")
     new = queue(ws, request, dry_run)
     if dry_run:
         return {**new, "model": record.model, "deployment_snapshot": snapshot.model_dump(mode="json")}
     return new
+
+
+def _input_changes(folder: Path, plan: JobPlan) -> str | None:
+    """What changed in the job's input since its last attempt listed it: "added: a; changed: b", or None."""
+    from batchctl.tracking import lineage as lineage_mod
+
+    listing_file = folder / lineage_mod.LISTING_FILE
+    if not listing_file.is_file():
+        return None
+    before = json.loads(listing_file.read_text())
+    _basis, after = lineage_mod.listing_entries(plan.root, _current_files(plan))
+    changes = lineage_mod.listing_changes(before["entries"], after)
+    if not any(changes.values()):
+        return None
+    return "; ".join(
+        f"{kind}: {', '.join(files[:5])}{f' and {len(files) - 5} more' if len(files) > 5 else ''}"
+        for kind, files in changes.items()
+        if files
+    )
 
 
 def _current_files(plan: JobPlan) -> list[str]:

@@ -232,7 +232,7 @@ class JobPlan(_Model):
 
 
 # keys added after 0.1.0 that a record leaves out while they are unset (and counts.rows while 0)
-_UNSET_OMITTED = ("tracking", "lineage", "published", "compute_connect_timeout")
+_UNSET_OMITTED = ("tracking", "lineage", "published", "compute_connect_timeout", "publishing")
 
 ERROR_KEYS = ("type", "message", "frame", "summary")
 
@@ -260,6 +260,7 @@ _INTERNAL = (
     "compute_address",
     "compute_max_workers",
     "compute_connect_timeout",
+    "publishing",
 )
 
 
@@ -298,6 +299,9 @@ class JobRecord(_Model):
     deployment_snapshot: DeploymentSnapshot
     log_dir: str | None = None
     published: bool | None = None  # True once the results are at their final name (before Completed is written)
+    # {sha256, bytes, url} of the results file, written just before it is published: a runner killed right
+    # after the publish leaves a job that the liveness check can recognise as Completed (records.reconcile)
+    publishing: dict[str, Any] | None = None
     attempts: int = 1  # `job resume` continues the same job: one more attempt
     history: list[dict[str, Any]] = Field(default_factory=list)  # how each earlier attempt ended
     tracking: dict[str, Any] | None = None  # {uri, log_predictions, run_id, experiment_id, url} (batchctl.tracking)

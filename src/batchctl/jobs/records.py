@@ -136,6 +136,8 @@ def reopen(folder: Path, note: str | None = None, **changes: Any) -> JobRecord:
             "end_time": None,
             "duration_seconds": None,
             "error": None,
+            "published": None,  # the ended attempt's publish intent is not this attempt's
+            "publishing": None,
             **changes,
         }
         fresh = JobRecord.model_validate(record.model_copy(update=update).model_dump())
@@ -161,8 +163,9 @@ def reconcile(folder: Path, record: JobRecord) -> JobRecord:
     with job_lock(folder):
         fresh = read(folder) or record
         if not fresh.status.terminal and not runner_alive(fresh.runner):
-            if fresh.published:  # its runner died after publishing: the results are all there
-                update = {"status": fresh.status.transition(JobState.COMPLETED), "end_time": now()}
+            if fresh.published or _own_results_published(folder, fresh):
+                # its runner died after publishing: the results are all there
+                update = {"status": fresh.status.transition(JobState.COMPLETED), "end_time": now(), "published": True}
             else:
                 update = {
                     "status": fresh.status.transition(JobState.FAILED),
@@ -172,6 +175,32 @@ def reconcile(folder: Path, record: JobRecord) -> JobRecord:
             fresh = fresh.model_copy(update=update)
             write(folder, fresh)
         return fresh
+
+
+def _own_results_published(folder: Path, record: JobRecord) -> bool:
+    """The runner died between creating the results file and recording it: is the file at the final name
+    the one it published (the hash it recorded just before)? Hashes the file once; the job is then terminal."""
+    intent, location = record.publishing, record.output_file_location
+    if not intent or location is None:
+        return False
+    from batchctl.tracking.lineage import hash_location
+
+    try:
+        actual = hash_location(location.location())
+    except Exception:  # absent, unreadable or the store is down: not shown to be this job's file
+        return False
+    if actual != intent.get("sha256"):
+        return False
+    from batchctl.jobs.logs import JobLogs
+
+    logs = JobLogs(folder / "logs")
+    with contextlib.suppress(OSError):
+        logs.master(
+            f"the runner exited after publishing {intent.get('url')}; the file there has the sha256 recorded "
+            f"before the publish ({actual}): the job is Completed"
+        )
+    logs.close()
+    return True
 
 
 def load(ws: Workspace, name: str) -> JobRecord:

@@ -1,7 +1,10 @@
 """run_job(): the one writer of a job's state while it runs.
 
 plan.json (the sorted input files) -> mini-batches -> executor -> per-mini-batch parts -> one results
-file published create-only -> Completed. Any failure leaves nothing at the final name.
+file published create-only -> Completed. Any failure leaves nothing at the final name, except a runner
+killed in the instant between creating the results file and saying so in the record: the record then
+holds the file's hash (`publishing`, written just before the publish), and the liveness check
+(records.reconcile) finishes the job as Completed when the file at the final name has that hash.
 """
 
 from __future__ import annotations
@@ -44,7 +47,13 @@ CANCEL_MARKER = "cancel_requested"
 TRACKING_AGENT = "batchctl.jobs.tracking_agent"
 
 
-def make_backend(record: JobRecord, ref: ScorerRef, folder: Path, pools: WarmPools | None = None) -> Any:
+def make_backend(
+    record: JobRecord,
+    ref: ScorerRef,
+    folder: Path,
+    pools: WarmPools | None = None,
+    lineage: dict[str, Any] | None = None,
+) -> Any:
     if record.compute_type == "ray":
         from batchctl.execution.ray import RayBackend
 
@@ -59,7 +68,12 @@ def make_backend(record: JobRecord, ref: ScorerRef, folder: Path, pools: WarmPoo
         from batchctl.execution.pool import pool_key
 
         snap = record.deployment_snapshot
-        key = pool_key(ref, record.model, snap.model_hash, snap.spec_hash, record.compute)
+        # keyed by the hashes this job computed of the model and code its workers load (the lineage's), not
+        # by the registry's: files changed in place then never meet a pool whose workers loaded the old ones
+        computed = lineage or {}
+        model_hash = (computed.get("model") or {}).get("sha256") or snap.model_hash
+        code_hash = (computed.get("code") or {}).get("sha256")
+        key = pool_key(ref, record.model, model_hash, code_hash, snap.spec_hash, record.compute)
         owner = f"{record.endpoint_name}/{record.deployment_name}"
         return pools.backend(key, owner, snap.spec_hash, ref, str(folder / "logs"), str(folder / "parts"))
     from batchctl.execution.local import LocalBackend
@@ -133,6 +147,7 @@ def _run(
     bi_output = folder / "output"
     parts.mkdir(exist_ok=True)
     bi_output.mkdir(exist_ok=True)
+    previous_listing = _read_listing(folder) if record.attempts > 1 else None  # before the new one replaces it
     tracked = TrackedJob(record.dump(), plan.root, plan.input_type, plan.files, folder, logs.master, TRACKING_AGENT)
     journal = JobJournal(folder, name, [], record.counts, logs, tracked.progress_fn(on_progress))
     status, error = JobState.FAILED, None
@@ -152,7 +167,8 @@ def _run(
             [range_key(units.ranges[i])] if i in units.ranges else unit for i, unit in enumerate(batches)
         ]
         committed = journal.results.load(name, journal.batches)
-        pending = journal.resume_from({b: c for b, c in committed.items() if b not in units.ranges})
+        stale = _stale_units(previous_listing, folder, batches, tracked, logs)
+        pending = journal.resume_from({b: c for b, c in committed.items() if b not in units.ranges and b not in stale})
         logs.master(
             f"job {name}: {len(plan.files)} files -> {len(batches)} mini-batches of up to "
             f"{settings.mini_batch_size}; {settings.workers} workers on {record.compute}"
@@ -167,9 +183,10 @@ def _run(
         if record.output_file_location is not None:
             storage.refuse_existing(record.output_file_location.location())
         ref = scorer_ref(record, bi_output, environ)
+        _note_changed_model(record, tracked.lineage, logs)
         if record.compute_type == "ray":
             logs.master(f"connecting to the Ray cluster at '{record.compute_address or 'local'}'")
-        backend = make_backend(record, ref, folder, pools)
+        backend = make_backend(record, ref, folder, pools, tracked.lineage)
         run_settings = RunSettings(
             workers=settings.workers,
             max_retries=settings.retry_settings.max_retries,
@@ -194,12 +211,22 @@ def _run(
                 "There is no succeeded mini batch item returned from run()"
                 + (f"; first error: {reason}" if reason else "")
             )
-        published = _publish(folder, record, journal, logs, bi_output, ledger)
-        # said at once: a runner killed from here on leaves a job that reads Completed, not one that
-        # reads Failed with its output already published (which no resume could then finish)
-        records.update(folder, published=True, counts=journal.counts)
-        if published is not None:
-            tracked.published(*published)
+        staged = _stage(folder, record, journal, logs, bi_output, ledger)
+        if staged is not None:
+            results, target, digest, size = staged
+            tracked.published(digest, size)
+            # the hash before the publish: a runner killed from the publish on leaves a record from which the
+            # liveness check recognises this job's own file and reads Completed (records.reconcile). One
+            # record write, as before: it replaces the `published` write that used to follow the publish.
+            records.update(
+                folder, publishing={"sha256": digest, "bytes": size, "url": target.url}, lineage=tracked.lineage
+            )
+            storage.publish(str(results), target)
+            logs.master(f"published {target.url} ({size} bytes, sha256 {digest})")
+        else:
+            # summary_only: what the script wrote is uploaded; said at once, so that a runner killed from here
+            # on leaves a job that reads Completed, not Failed with its output already there
+            records.update(folder, published=True, counts=journal.counts)
         status = JobState.COMPLETED
     except (JobCanceledError, KeyboardInterrupt):
         status = JobState.CANCELED
@@ -258,6 +285,7 @@ def _run(
         error=error,
         duration_seconds=round(duration, 3),
         lineage=tracked.lineage,
+        **({"published": True} if status is JobState.COMPLETED else {}),
     )
     tracked.finish(final.dump())  # hands the run's end to the tracking agent; never waits
     logs.close()
@@ -274,14 +302,64 @@ def moved_output_hint(name: str) -> str:
     )
 
 
+def _read_listing(folder: Path) -> dict[str, Any] | None:
+    import json
+
+    from batchctl.tracking.lineage import LISTING_FILE
+
+    try:
+        data = json.loads((folder / LISTING_FILE).read_text())
+        return data if isinstance(data, dict) and isinstance(data.get("entries"), list) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _stale_units(
+    previous: dict[str, Any] | None, folder: Path, batches: list[list[str]], tracked: TrackedJob, logs: JobLogs
+) -> set[int]:
+    """A resumed job: the units holding a file that changed (or vanished) since the last attempt listed it.
+    Their committed results are scored again, so the results and the lineage's listing describe the same
+    input. The changes go into the lineage (`input.changed_since_last_attempt`)."""
+    current = _read_listing(folder)
+    if previous is None or current is None or previous.get("basis") != current.get("basis"):
+        return set()
+    old = {e[0]: (e[1], e[2]) for e in previous["entries"]}
+    removed = sorted(e[0] for e in current["entries"] if e[1] is None and old.get(e[0], (None, None))[0] is not None)
+    changed = sorted(e[0] for e in current["entries"] if e[1] is not None and e[0] in old and old[e[0]] != (e[1], e[2]))
+    if not removed and not changed:
+        return set()
+    touched = set(removed) | set(changed)
+    stale = {i for i, files in enumerate(batches) if touched.intersection(files)}
+    shown = "; ".join(f"{kind}: {', '.join(files[:5])}" + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+                      for kind, files in (("changed", changed), ("removed", removed)) if files)  # fmt: skip
+    logs.master(
+        f"Warning: the input changed since the last attempt ({shown}); the {len(stale)} mini-batches holding "
+        "these files are scored again"
+    )
+    if tracked.lineage is not None:
+        tracked.lineage["input"]["changed_since_last_attempt"] = {"changed": changed, "removed": removed}
+    return stale
+
+
+def _note_changed_model(record: JobRecord, lineage: dict[str, Any] | None, logs: JobLogs) -> None:
+    registered = record.deployment_snapshot.model_hash
+    computed = ((lineage or {}).get("model") or {}).get("sha256")
+    if registered and computed and registered != computed:
+        logs.master(
+            f"Warning: the files of model {record.model} changed since it was registered (sha256 {registered}, "
+            f"now {computed}); the job scores with the files as they are now"
+        )
+
+
 def snapshot_script(record: JobRecord) -> bool:
     return bool(record.deployment_snapshot.code_dir)
 
 
-def _publish(
+def _stage(
     folder: Path, record: JobRecord, journal: JobJournal, logs: JobLogs, bi_output: Path, ledger: FileLedger
-) -> tuple[str, int] | None:
-    """Publish the results; returns (sha256, bytes) of the results file (None: summary_only)."""
+) -> tuple[Path, storage.Location, str, int] | None:
+    """Publish the files the script wrote and stage the results file; returns (staged file, target,
+    sha256, bytes), or None for summary_only."""
     output_folder = record.output_location.location()
     extra = [p for p in bi_output.rglob("*") if p.is_file()]
     if extra:
@@ -300,7 +378,4 @@ def _publish(
             digest.update(chunk)
     target = record.output_file_location.location()
     storage.prepare_output_folder(output_folder)
-    storage.publish(str(results), target)
-    size = results.stat().st_size
-    logs.master(f"published {target.url} ({size} bytes, sha256 {digest.hexdigest()})")
-    return digest.hexdigest(), size
+    return results, target, digest.hexdigest(), results.stat().st_size

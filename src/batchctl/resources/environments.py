@@ -81,13 +81,14 @@ def python_version(conda: dict[str, Any]) -> str | None:
     return None
 
 
-def _build_context(spec: EnvironmentSpec, source: str) -> Path | None:
+def _build_context(ws: Workspace, spec: EnvironmentSpec, source: str) -> Path | None:
     """The local build context folder (checked), or None for no build or a URL one (recorded as given)."""
     if spec.build is None or is_url(spec.build.path):
         return None
     folder = Path(spec.build.path)
     if not folder.is_dir():
         raise SpecError(f"{source}: build.path: folder '{folder}' does not exist")
+    ws.refuse_source_holding_workspace(folder, f"{source}: build.path")
     dockerfile = folder / spec.build.dockerfile_path
     if not dockerfile.is_file():
         raise SpecError(f"{source}: build.dockerfile_path: '{spec.build.dockerfile_path}' not found in '{folder}'")
@@ -129,13 +130,13 @@ def create_environment(
 
 def register_environment(ws: Workspace, spec: EnvironmentSpec, source: str) -> dict[str, Any]:
     conda = _conda(spec, source)
-    context = _build_context(spec, source)
+    context = _build_context(ws, spec, source)
     conda_hash = hashlib.sha256(conda[0]).hexdigest() if conda else None
     definition = {
         "image": spec.image,
         "conda_file_sha256": conda_hash,
         "build": spec.build.model_dump() if spec.build else None,
-        "build_context_hash": content_hash(context) if context else None,
+        "build_context_hash": content_hash(context, follow_links=False) if context else None,
         "os_type": spec.os_type,
         "inference_config": spec.inference_config,
     }
@@ -196,7 +197,9 @@ def _stage(root: Path, conda: tuple[bytes, str, dict[str, Any]] | None, context:
     """A staging folder under `root` holding the conda file and a copy of the build context."""
     root.mkdir(parents=True, exist_ok=True)
     if context is not None:
-        staging = copy_into(context, root)
+        # symbolic links are copied as links, as Docker sends them in a build context: one that points at
+        # /etc must not bring /etc into the workspace
+        staging = copy_into(context, root, symlinks=True)
         os.rename(staging / context.name, staging / "build")
     else:
         staging = root / f".staging-{os.urandom(8).hex()}"

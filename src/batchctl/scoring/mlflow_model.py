@@ -26,6 +26,7 @@ class MlflowScorer:
         self.dtypes: dict[str, Any] | None = None
         self.columns: list[str] | None = None
         self.row_wise = False
+        self.kept_apart = False  # no signature: kept columns come from a second, text-only read of a CSV
 
     def init(self) -> None:
         # a scikit-learn model that pyfunc would only unpickle and call is scored without importing mlflow
@@ -49,6 +50,16 @@ class MlflowScorer:
 
             # resolved once: read_csv re-parses dtype strings on every call (a quarter of its time here)
             self.dtypes = {name: pandas_dtype(kind) for name, kind in self.dtypes.items()}
+        # A kept column outside the signature is read as text: a CSV has no types, and pandas would infer
+        # one for each read, so a file cut into row ranges (or joined with others) could change its type
+        # (an id empty from row 1,500: 0.0 in one read, 0 in another). Text is what the file says, for
+        # every range. The model never reads such a column (or, without a signature, is given its own read).
+        outside = [c for c in self.ref.keep_columns if not self.dtypes or c not in self.dtypes]
+        if outside and self.dtypes:
+            from pandas.api.types import pandas_dtype
+
+            self.dtypes = {**self.dtypes, **{c: pandas_dtype("str") for c in outside}}
+        self.kept_apart = bool(outside) and not self.dtypes
 
     def _read(self, path: str) -> Any:
         import pandas as pd
@@ -76,6 +87,7 @@ class MlflowScorer:
                 except Exception as exc:  # one unreadable file is one failed item
                     self._fail(outcome, name, exc)
         chunks: list[Any] = []
+        csv_paths = {n: p for p, n in zip(files, names, strict=True) if p.lower().endswith(".csv")}
         predicted = self._predict_together(frames, joined) if self.row_wise and len(frames) > 1 else None
         for index, (name, frame) in enumerate(frames):
             try:
@@ -83,7 +95,7 @@ class MlflowScorer:
                     predictions = predicted[index]
                 else:  # a file with a header and no rows gives no rows, as it does when predicted together
                     predictions = self.model.predict(frame) if len(frame) else []
-                chunk, rows = self._rows(predictions, name, frame, 0)
+                chunk, rows = self._rows(predictions, name, frame, 0, csv_paths.get(name))
             except Exception as exc:  # a file whose prediction fails is one failed item
                 self._fail(outcome, name, exc)
                 continue
@@ -93,26 +105,44 @@ class MlflowScorer:
         outcome.data = render(chunks, self.ref.output_format)
         return outcome
 
-    def _rows(self, predictions: Any, name: str, frame: Any, start: int) -> tuple[Any, int]:
+    def _rows(self, predictions: Any, name: str, frame: Any, start: int, source: Any = None) -> tuple[Any, int]:
         """One file's (or range's) rows in the job's output format: CSV text, or a table (parquet, jsonl)."""
         if self.ref.output_format == "csv" and not self.ref.keep_columns:
             return _format_rows(predictions, name, start)
-        table = _results_table(predictions, name, start, kept(frame, self.ref.keep_columns, len(frame)))
+        table = _results_table(predictions, name, start, self._kept(frame, source))
         if self.ref.output_format == "csv":
             return table.to_csv(header=False, index=False, lineterminator="\n"), len(table)
         return table, len(table)
+
+    def _kept(self, frame: Any, source: Any) -> Any:
+        """The --keep-columns columns of one file or range; `source` (a CSV's path or bytes) is read again,
+        kept columns only and as text, when the model has no signature to type the first read."""
+        columns = self.ref.keep_columns
+        out = kept(frame, columns, len(frame))
+        if out is None or not self.kept_apart or source is None:
+            return out
+        import io
+
+        import pandas as pd
+
+        data = io.BytesIO(source) if isinstance(source, bytes) else source
+        text = pd.read_csv(data, usecols=lambda c: c in columns, dtype="str")
+        if len(text) != len(frame):
+            raise ValueError("--keep-columns: the kept columns could not be read back as text")
+        return text[list(columns)].reset_index(drop=True)
 
     def score_range(self, root: Any, rng: Any) -> Outcome:
         """One row range of a big file (scoring/ranges.py), read with ranged reads; numbered from the
         range's first row when the plan knows it (the publisher renumbers otherwise)."""
         from batchctl.errors import StorageUnavailableError
-        from batchctl.scoring.ranges import read_range
+        from batchctl.scoring.ranges import csv_range_data, read_range
 
         outcome = Outcome(ok=True)
         try:
             frame = read_range(root, rng, self.dtypes)
             predictions = self.model.predict(frame) if len(frame) else []
-            chunk, rows = self._rows(predictions, rng.file, frame, rng.first_row or 0)
+            source = csv_range_data(root, rng) if self.kept_apart and rng.kind == "csv" else None
+            chunk, rows = self._rows(predictions, rng.file, frame, rng.first_row or 0, source)
             if isinstance(chunk, str) and chunk.count("\n") != rows:
                 raise ValueError("an output row holds a line break, so this range's rows cannot be renumbered")
         except StorageUnavailableError:

@@ -34,7 +34,7 @@ class FileRange:
     count: int
     start: int  # CSV: first byte; Parquet: first row group
     end: int  # CSV: byte after the span; Parquet: row group after the span
-    header: bytes = b""  # CSV: the header line with its line end
+    header: bytes = b""  # CSV: the header line with its line end (and any blank lines before it)
     first_row: int | None = None  # the file's row number of the range's first row, when known at planning
 
 
@@ -79,12 +79,16 @@ def csv_range_bytes(handle: Any, rng: FileRange, data_start: int) -> bytes:
     return body
 
 
+def csv_range_data(root: Location, rng: FileRange) -> bytes:
+    """The range as a CSV of its own: the header line(s), then the range's lines."""
+    with open_input(root, rng.file) as handle:
+        return rng.header + csv_range_bytes(handle, rng, len(rng.header))
+
+
 def read_csv_range(root: Location, rng: FileRange, dtypes: Any) -> Any:
     import pandas as pd
 
-    with open_input(root, rng.file) as handle:
-        body = csv_range_bytes(handle, rng, len(rng.header))
-    data = io.BytesIO(rng.header + body)
+    data = io.BytesIO(csv_range_data(root, rng))
     return pd.read_csv(data, dtype=dtypes) if dtypes else pd.read_csv(data)
 
 
@@ -92,8 +96,40 @@ def read_parquet_range(root: Location, rng: FileRange) -> Any:
     import pyarrow.parquet as pq
 
     with open_input(root, rng.file) as handle:
-        table = pq.ParquetFile(handle).read_row_groups(list(range(rng.start, rng.end)))
-    return table.to_pandas()
+        parquet = pq.ParquetFile(handle)
+        table = parquet.read_row_groups(list(range(rng.start, rng.end)))
+        widen = _nulls_elsewhere(parquet, table)
+    frame = table.to_pandas()
+    for name in widen:
+        # as pandas converts the whole file, which has a null in this column: integers become float64,
+        # booleans objects; without this, a range with no null would keep int64/bool and differ
+        frame[name] = frame[name].astype("float64" if frame[name].dtype.kind in "iu" else object)
+    return frame
+
+
+def _nulls_elsewhere(parquet: Any, table: Any) -> list[str]:
+    """The integer and boolean columns with no null in this range but a null elsewhere in the file (from
+    the row groups' statistics in the footer; a column without them is read whole to count)."""
+    import pyarrow as pa
+
+    meta = parquet.metadata
+    paths = {meta.schema.column(j).path: j for j in range(meta.num_columns)}
+    out = []
+    for name in table.column_names:
+        column = table.column(name)
+        kind = column.type
+        if column.null_count or not (pa.types.is_integer(kind) or pa.types.is_boolean(kind)) or name not in paths:
+            continue
+        nulls = 0
+        for i in range(meta.num_row_groups):
+            stats = meta.row_group(i).column(paths[name]).statistics
+            if stats is None or not stats.has_null_count:
+                nulls = parquet.read(columns=[name]).column(name).null_count
+                break
+            nulls += stats.null_count
+        if nulls:
+            out.append(name)
+    return out
 
 
 def read_range(root: Location, rng: FileRange, dtypes: Any) -> Any:

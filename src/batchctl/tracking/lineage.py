@@ -183,7 +183,11 @@ def verify(record: dict[str, Any]) -> dict[str, Any]:
     lineage = record.get("lineage")
     name = record["name"]
     if not lineage:
-        raise NotFoundError(f"job '{name}' has no lineage manifest", "jobs run by batchctl 0.1 have none")
+        raise NotFoundError(
+            f"job '{name}' has no lineage manifest",
+            "a job gets one when it ends or publishes its results; one whose runner was killed before that "
+            "has none (nor has a job run by batchctl 0.1)",
+        )
     if record["status"] != "Completed":
         raise InvalidStateError(f"job '{name}' is {record['status']}; only a Completed job's results can be verified")
     report: dict[str, Any] = {"name": name}
@@ -218,7 +222,7 @@ def verify(record: dict[str, Any]) -> dict[str, Any]:
         if not results["match"] and not model["match"]
         else (RESULTS_DIFFER if not results["match"] else MODEL_DIFFERS)
     )
-    parts = [p for p, ok in (("results", results["match"]), ("model", model["match"])) if not ok]
-    error = LineageMismatchError(f"job '{name}': {' and '.join(parts)} differ from the lineage manifest", code)
+    what = {BOTH_DIFFER: "results and model differ", RESULTS_DIFFER: "results differ", MODEL_DIFFERS: "model differs"}
+    error = LineageMismatchError(f"job '{name}': {what[code]} from the lineage manifest", code)
     error.record = report  # type: ignore[attr-defined]
     raise error
