@@ -173,7 +173,8 @@ def submit_job(ws: Workspace, *, dry_run: bool = False, **options: Any) -> dict[
     options (all optional, as `endpoint invoke` takes them): endpoint, deployment, input, input_type,
     output_path, job_name, experiment_name, mini_batch_size, instance_count, overrides (`key=value`
     strings, as `--set`), file (an invocation YAML), tags (`key=value` strings, over the file's tags),
-    tracking_uri, log_predictions. Precedence: flags > overrides > file > deployment."""
+    tracking_uri, log_predictions, env_manager (auto|local|uv), env_strict, env_constraints. Precedence:
+    flags > overrides > file > deployment."""
     from batchctl.jobs import submit
 
     return submit.queue(ws, submit.build_request(**options), dry_run)
@@ -262,13 +263,22 @@ def rerun_job(
 
 
 def resume_job(
-    ws: Workspace, name: str, overrides: Iterable[str] = (), use_current_deployment: bool = False
+    ws: Workspace,
+    name: str,
+    overrides: Iterable[str] = (),
+    use_current_deployment: bool = False,
+    env_manager: str | None = None,
+    env_strict: bool = False,
+    env_constraints: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Queue a Failed or Canceled job again under its own name: only the mini-batches without a committed
-    result are scored, and it publishes to its own output. Run it with run_job or start_job_detached."""
+    result are scored, and it publishes to its own output. Run it with run_job or start_job_detached.
+    env_manager / env_strict / env_constraints change how its environment is chosen (`--env-manager`)."""
     from batchctl.jobs import commands
 
-    return commands.resume_job(ws, name, overrides, use_current_deployment)
+    return commands.resume_job(
+        ws, name, overrides, use_current_deployment, env_manager, env_strict, list(env_constraints)
+    )
 
 
 def job_errors(ws: Workspace, name: str) -> list[dict[str, Any]]:

@@ -257,7 +257,13 @@ RESUMABLE_SETTINGS = ("error_threshold", "retry_settings", "instance_count")
 
 
 def resume_job(
-    ws: Workspace, name: str, overrides: Iterable[str] = (), use_current_deployment: bool = False
+    ws: Workspace,
+    name: str,
+    overrides: Iterable[str] = (),
+    use_current_deployment: bool = False,
+    env_manager: str | None = None,
+    env_strict: bool = False,
+    env_constraints: list[str] | None = None,
 ) -> dict[str, Any]:
     """Queue a Failed or Canceled job (or one whose driver died) again, under the same name: its runner
     scores only the mini-batches without a committed result and publishes to the job's own output."""
@@ -303,6 +309,10 @@ def resume_job(
         deployment = get_deployment(ws, record.deployment_name, record.endpoint_name)
         snapshot, _ = snapshot_deployment(ws, deployment)
         changes.update(deployment_snapshot=snapshot, model=deployment["model"])
+    if record.environment is not None and (env_manager or env_strict or env_constraints):
+        from batchctl.jobs.environment import override
+
+        changes["environment"] = override(record.environment, env_manager, env_strict, env_constraints or [])
     if record.output_file_location is not None:
         storage.refuse_existing(record.output_file_location.location())
     (folder / CANCEL_MARKER).unlink(missing_ok=True)

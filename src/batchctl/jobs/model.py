@@ -231,7 +231,7 @@ class JobPlan(_Model):
 
 
 # keys added after 0.1.0 that a record leaves out while they are unset (and counts.rows while 0)
-_UNSET_OMITTED = ("tracking", "lineage", "published")
+_UNSET_OMITTED = ("tracking", "lineage", "published", "environment")
 
 # keys of a record that are internal (paths inside the workspace, how to reach the compute)
 _INTERNAL = ("deployment_snapshot", "output_location", "output_file_location", "compute_address", "compute_max_workers")
@@ -275,6 +275,8 @@ class JobRecord(_Model):
     history: list[dict[str, Any]] = Field(default_factory=list)  # how each earlier attempt ended
     tracking: dict[str, Any] | None = None  # {uri, log_predictions, run_id, experiment_id, url} (batchctl.tracking)
     lineage: dict[str, Any] | None = None  # the lineage manifest (batchctl.tracking.lineage)
+    # the deployment's environment (batchctl.jobs.environment): asked at submit, what was used once running
+    environment: dict[str, Any] | None = None
 
     def dump(self) -> dict[str, Any]:
         data = self.model_dump(mode="json")

@@ -7,6 +7,7 @@ file published create-only -> Completed. Any failure leaves nothing at the final
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -18,6 +19,7 @@ from batchctl import secrets, storage
 from batchctl.errors import BatchctlError, InvalidStateError, JobCanceledError, JobFailedError, redact
 from batchctl.execution.base import InitFailedError, RunSettings, supervise
 from batchctl.execution.splitting import FileLedger, plan_units, range_key
+from batchctl.jobs import environment as job_env
 from batchctl.jobs import records
 from batchctl.jobs.journal import JobJournal, ProgressFn
 from batchctl.jobs.logs import JobLogs
@@ -128,6 +130,15 @@ def run_job(
         if record.output_file_location is not None:
             storage.refuse_existing(record.output_file_location.location())
         ref = scorer_ref(record, bi_output)
+        # the deployment's environment, ready before any worker starts (a failed build fails the job here)
+        built, env_record = job_env.prepare(ws, record.environment, record.compute_type, logs.master)
+        if env_record is not None:
+            record = records.update(folder, environment=env_record)
+            tracked.environment(env_record)
+        if built is not None:
+            ref = dataclasses.replace(
+                ref, python=built.python, python_path=job_env.worker_path(ws, built), env_key=built.key
+            )
         backend = make_backend(record, ref, folder, pools)
         run_settings = RunSettings(
             workers=settings.workers,
