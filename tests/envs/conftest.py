@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 import yaml
-from wheels import write_wheel
+
+from .wheels import write_wheel
 
 ROOT = Path(__file__).resolve().parents[2]
 SCORE = """import importlib.util
@@ -94,15 +95,29 @@ class EnvWorld:
         path.write_text(yaml.safe_dump({"name": name, "dependencies": deps}))
         return path
 
-    def deploy(self, name: str, pip: list[str] | None = None, properties: dict[str, str] | None = None, **kw: Any):
+    def deploy(
+        self,
+        name: str,
+        pip: list[str] | None = None,
+        properties: dict[str, str] | None = None,
+        env_vars: dict[str, str] | None = None,
+        compute: str = "local",
+        **kw: Any,
+    ) -> dict[str, Any]:
         spec: dict[str, Any] = {
             "name": name,
             "endpoint_name": "probe",
             "type": "model",
             "model": {"path": str(self.model), "type": "custom_model", "name": "weights"},
             "code_configuration": {"code": str(self.code), "scoring_script": "score.py"},
-            "settings": {"max_concurrency_per_instance": 1, "mini_batch_size": 1, "output_action": "append_row"},
+            "settings": {
+                "max_concurrency_per_instance": 1,
+                "mini_batch_size": 1,
+                "output_action": "append_row",
+                "environment_variables": env_vars or {},
+            },
             "properties": properties or {},
+            "compute": compute,
         }
         if pip is not None:
             spec["environment"] = {"image": "python:3.11", "conda_file": str(self.conda(name, pip, **kw))}
@@ -127,8 +142,8 @@ def world(cli: Any, tmp_path: Path, isolation: Path) -> EnvWorld:
     return EnvWorld(cli, tmp_path, isolation)
 
 
-def batchctl_proc(*args: str, **kw: Any) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+def batchctl_proc(*args: str, env_extra: dict[str, str] | None = None, **kw: Any) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **(env_extra or {})}
     return subprocess.Popen(
         [sys.executable, "-m", "batchctl", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         **kw,

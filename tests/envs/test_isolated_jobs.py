@@ -1,12 +1,19 @@
-"""Jobs whose deployments name environments: built once with uv, workers started in them."""
+"""Jobs whose deployments name environments: built once with uv, workers started in them. Offline: the
+`bcprobe` releases come from the test's wheel folder (conftest.py)."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
+
+from .conftest import batchctl_proc, read_job
+from .wheels import write_wheel
 
 pytestmark = pytest.mark.slow
 
@@ -29,3 +36,174 @@ def test_a_job_scores_in_the_environment_its_deployment_names(world):
     assert {r[2] for r in rows} == {str(Path(env["path"]) / "venv" / "bin" / "python")}
     assert {r[3] for r in rows} == {"False"}  # the scoring code sees the environment's packages only
     assert Path(env["lock_file"]).read_text() == "bcprobe==1.0.0\n"
+    shown = world.cli("job", "show", "-n", record["name"], "--query", "environment.key", "-o", "tsv")
+    assert shown.stdout.strip() == env["key"]
+
+
+def test_two_deployments_pinning_different_releases_run_at_the_same_time(world):
+    world.deploy("one", ["bcprobe==1.0.0"], env_vars={"SLEEP": "0.4"})
+    world.deploy("two", ["bcprobe==2.0.0"], env_vars={"SLEEP": "0.4"})
+    procs = {
+        name: batchctl_proc(
+            "endpoint",
+            "invoke",
+            "-n",
+            "probe",
+            "-d",
+            name,
+            "--input",
+            str(world.data),
+            "--job-name",
+            f"job-{name}",
+            "-o",
+            "json",
+        )  # fmt: skip
+        for name in ("one", "two")
+    }
+    for proc in procs.values():
+        _, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err
+    records = {name: read_job(world.home, f"job-{name}") for name in procs}
+    for name, release in (("one", "bcprobe-1.0.0"), ("two", "bcprobe-2.0.0")):
+        record = records[name]
+        assert record["status"] == "Completed"
+        assert {r[1] for r in world.rows(record)} == {release}
+    # the two jobs overlapped in time
+    starts = [r["start_time"] for r in records.values()]
+    ends = [r["end_time"] for r in records.values()]
+    assert max(starts) < min(ends)
+    assert records["one"]["environment"]["key"] != records["two"]["environment"]["key"]
+    # the same environment again: reused, no build
+    again = world.invoke("one")
+    assert again.exit_code == 0, again.stderr
+    env = json.loads(again.stdout)["environment"]
+    assert (env["built"], env["key"]) == (False, records["one"]["environment"]["key"])
+    assert len(world.builds()) == 2
+
+
+def test_four_concurrent_jobs_needing_one_new_environment_cause_one_build(world):
+    world.deploy("one", ["bcprobe==2.0.0"])
+    procs = [
+        batchctl_proc(
+            "endpoint",
+            "invoke",
+            "-n",
+            "probe",
+            "-d",
+            "one",
+            "--input",
+            str(world.data),
+            "--job-name",
+            f"j{i}",
+            "-o",
+            "json",
+        )  # fmt: skip
+        for i in range(4)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err
+    envs = [read_job(world.home, f"j{i}")["environment"] for i in range(4)]
+    assert sorted(e["built"] for e in envs) == [False, False, False, True]
+    assert len({e["key"] for e in envs}) == 1
+    assert len(world.builds()) == 1
+
+
+def test_a_build_killed_midway_leaves_nothing_a_later_job_uses(world, tmp_path, monkeypatch):
+    from batchctl.envs.build import uv_binary
+
+    slow = tmp_path / "slow-uv"
+    slow.write_text(f'#!/bin/sh\ncase "$*" in *"pip install"*) sleep 60;; esac\nexec {uv_binary()} "$@"\n')
+    slow.chmod(0o755)
+    world.deploy("one", ["bcprobe==1.0.0"])
+    proc = batchctl_proc(
+        "endpoint", "invoke", "-n", "probe", "-d", "one", "--input", str(world.data), "--job-name", "killed",
+        env_extra={"BATCHCTL_UV": str(slow)}, start_new_session=True,
+    )  # fmt: skip
+    root = world.home / "envs"
+    deadline = time.monotonic() + 60
+    while not any(p.name.startswith(".tmp-") for p in (root.iterdir() if root.is_dir() else [])):
+        assert time.monotonic() < deadline, "the build never started"
+        time.sleep(0.05)
+    time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    assert world.builds() == []  # nothing under a key: a job cannot pick up the half-built folder
+    result = world.invoke("one")
+    assert result.exit_code == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert (record["status"], record["environment"]["built"]) == ("Completed", True)
+    assert {r[1] for r in world.rows(record)} == {"bcprobe-1.0.0"}
+    assert not [p for p in root.iterdir() if p.name.startswith(".tmp-")]  # the killed build's folder is gone
+    assert world.ok("job", "show", "-n", "killed")["status"] == "Failed"  # its runner died
+
+
+def test_an_unresolvable_requirement_fails_the_job_before_any_worker_starts(world):
+    world.deploy("bad", ["bcprobe==9.9.9"])
+    result = world.invoke("bad", "--job-name", "bad1")
+    assert result.exit_code == 13
+    lines = result.stderr.splitlines()
+    error = [ln for ln in lines if ln.startswith("Error:")]
+    assert error and "cannot install bcprobe==9.9.9" in error[0], result.stderr
+    hint = [ln for ln in lines if ln.startswith("Hint:")]
+    assert hint and "full log: " in hint[0]
+    log = Path(hint[0].split("full log: ")[1].strip())
+    assert "bcprobe==9.9.9" in log.read_text()
+    record = read_job(world.home, "bad1")
+    assert record["status"] == "Failed" and record["error"]["exit_code"] == 13
+    # no worker started: none wrote its log
+    assert list((world.home / "jobs" / "bad1" / "logs").rglob("worker-*")) == []
+    assert world.builds() == []
+
+
+def test_auto_with_satisfied_requirements_builds_nothing(world):
+    world.deploy("host", ["pyyaml>=5", "packaging"], env_vars={"NEEDS_PROBE": "0"})
+    (world.code / "score.py").write_text("def init():\n    pass\n\n\ndef run(mb):\n    return [str(len(mb))]\n")
+    world.deploy("host", ["pyyaml>=5", "packaging"])
+    result = world.invoke("host")
+    assert result.exit_code == 0, result.stderr
+    env = json.loads(result.stdout)["environment"]
+    assert env["used"] == "local" and "key" in env and "path" not in env
+    assert not (world.home / "envs").exists()
+
+
+def test_a_pin_without_an_installable_release_is_relaxed_within_its_series_and_strict_refuses(
+    world, tmp_path, monkeypatch
+):
+    only_patch = tmp_path / "only-1.0.1"
+    write_wheel(only_patch, "bcprobe", "1.0.1")
+    write_wheel(only_patch, "bcprobe", "1.1.0")  # never chosen: another minor version
+    monkeypatch.setenv("PIP_FIND_LINKS", str(only_patch))
+    world.deploy("old", ["bcprobe==1.0.0"])
+    result = world.invoke("old")
+    assert result.exit_code == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert {r[1] for r in world.rows(record)} == {"bcprobe-1.0.1"}
+    assert record["environment"]["substitutions"] == [
+        {
+            "kind": "relaxed",
+            "requested": "bcprobe==1.0.0",
+            "used": "bcprobe==1.0.1",
+            "reason": f"no installable bcprobe 1.0.0 for Python {record['environment']['python']}",
+        }
+    ]
+    assert "Warning: environment " in result.stderr and "bcprobe==1.0.0 -> bcprobe==1.0.1" in result.stderr
+    strict = world.invoke("old", "--env-strict")
+    assert strict.exit_code == 13
+    assert [ln for ln in strict.stderr.splitlines() if ln.startswith("Error:")][0].endswith(
+        "--env-strict: the environment would need bcprobe==1.0.0 -> bcprobe==1.0.1: "
+        f"no installable bcprobe 1.0.0 for Python {record['environment']['python']}"
+    )
+
+
+def test_ray_refuses_a_job_that_needs_an_isolated_environment(world):
+    world.ok("compute", "create", "-n", "ray-local", "--type", "ray", "--address", "local")
+    world.deploy("onray", ["bcprobe==1.0.0"], compute="ray-local")
+    result = world.invoke("onray", "--job-name", "r1")
+    assert result.exit_code == 13
+    assert [ln for ln in result.stderr.splitlines() if ln.startswith(("Error:", "Hint:"))] == [
+        "Error: job r1 failed: Ray workers cannot start in an isolated environment yet (ray would have to be "
+        "installed inside it); this job needs one for inline environment (inline) "
+        f"{world.tmp / 'onray.conda.yml'}",
+        "Hint: use --env-manager local to score in batchctl's interpreter, or a local compute",
+    ]

@@ -114,7 +114,7 @@ def outcome_error(record: dict[str, Any]) -> Exception:
     first = error_info.get("first_item_error")
     error = BatchctlError(
         f"job {name} failed: {message}" + (f"; first error: {first}" if first and first not in message else ""),
-        f"see `batchctl job errors -n {name}`; fix the cause, then `{resume}`",
+        error_info.get("hint") or f"see `batchctl job errors -n {name}`; fix the cause, then `{resume}`",
     )
     error.exit_code = int(error_info.get("exit_code") or 1)  # type: ignore[misc]
     return error

@@ -127,6 +127,15 @@ def prepare(
             "use --env-manager local to score in batchctl's interpreter, or a local compute",
         )
     built = env_build.ensure(envs_root(ws), spec, bool(env.get("strict")), log)
+    if env.get("strict") and built.changes:  # built earlier without --env-strict: its substitutions stand
+        raise EnvironmentBuildError(
+            "--env-strict: the environment would need " + "; ".join(c.line() for c in built.changes),
+            "drop --env-strict to accept these substitutions, or pin releases that install here",
+        )
+    log(
+        f"environment {built.key[:12]}: {'built' if built.built else 'reused'} {built.path}; "
+        f"build log {built.build_log}"
+    )
     for change in built.changes:
         log(f"environment: {change.line()}")
         notify(f"environment {built.key[:12]}: {change.line()}")

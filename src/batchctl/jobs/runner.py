@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batchctl import secrets, storage
-from batchctl.errors import BatchctlError, InvalidStateError, JobCanceledError, JobFailedError, redact
+from batchctl.errors import (
+    BatchctlError,
+    EnvironmentBuildError,
+    InvalidStateError,
+    JobCanceledError,
+    JobFailedError,
+    redact,
+)
 from batchctl.execution.base import InitFailedError, RunSettings, supervise
 from batchctl.execution.splitting import FileLedger, plan_units, range_key
 from batchctl.jobs import environment as job_env
@@ -183,6 +190,9 @@ def run_job(
         else:
             logs.user_error(exc.message)
         logs.master(f"job failed: {exc.message}")
+    except EnvironmentBuildError as exc:  # before any worker started: its hint names the build log
+        error = {"message": exc.message, "exit_code": exc.exit_code, "hint": exc.hint}
+        logs.master(f"job failed: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""))
     except BatchctlError as exc:
         error = {"message": exc.message, "exit_code": exc.exit_code}
         logs.master(f"job failed: {exc.message}")
