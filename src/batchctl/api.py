@@ -11,7 +11,8 @@ Resources (create is create-or-overwrite; the same spec again is a no-op):
   set_default_deployment, delete_deployment
 - models: create_model, get_model, list_models, delete_model
 - data assets: create_data, get_data, list_data, delete_data
-- environments: create_environment, get_environment, list_environments, delete_environment
+- environments: create_environment, get_environment, list_environments, delete_environment;
+  build_environment, environment_builds, prune_environment_builds (the isolated builds under `envs/`)
 - datastores: create_datastore, get_datastore, list_datastores, delete_datastore
 - computes: create_compute, get_compute, list_computes, delete_compute
 
@@ -96,6 +97,7 @@ __all__ = [
     "Workspace",
     "adopt_job",
     "cancel_job",
+    "build_environment",
     "create_compute",
     "create_data",
     "create_datastore",
@@ -111,6 +113,7 @@ __all__ = [
     "delete_environment",
     "delete_model",
     "download_job",
+    "environment_builds",
     "get_compute",
     "get_data",
     "get_datastore",
@@ -128,6 +131,7 @@ __all__ = [
     "list_jobs",
     "list_models",
     "job_errors",
+    "prune_environment_builds",
     "read_job_log",
     "rerun_job",
     "resume_job",
@@ -260,6 +264,35 @@ def rerun_job(
     return commands.rerun_failed(
         ws, name, output_path=output_path, job_name=job_name, dry_run=dry_run, overrides=overrides
     )
+
+
+def build_environment(
+    ws: Workspace,
+    name: str,
+    version: str | None = None,
+    strict: bool = False,
+    constraints: Iterable[str] = (),
+    log: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Build a registered environment now (as Azure builds the image at deployment time): once for each kind
+    of deployment that uses it. Returns each build's record (key, path, python, lock file, substitutions)."""
+    from batchctl.jobs import environment
+
+    return environment.build_registered(ws, name, version, strict, constraints, log or (lambda _line: None))
+
+
+def environment_builds(ws: Workspace, env_id: str | None = None) -> list[dict[str, Any]]:
+    """The builds under `<workspace>/envs/`: key, Python, size, last use, lock file (only `env_id`'s if given)."""
+    from batchctl.jobs import environment
+
+    return environment.builds_of(ws, env_id)
+
+
+def prune_environment_builds(ws: Workspace, unused_days: float = 30) -> dict[str, Any]:
+    """Remove builds unused for `unused_days` days; says what was removed and how much was freed."""
+    from batchctl.jobs import environment
+
+    return environment.prune_builds(ws, unused_days)
 
 
 def resume_job(

@@ -53,7 +53,9 @@ def test_an_mlflow_model_prefers_python_env_and_requirements_over_conda(tmp_path
     (tmp_path / "conda.yaml").write_text(yaml.safe_dump(AZURE_CONDA))
     s = spec.from_mlflow_model(tmp_path)
     assert s.source == "model files conda.yaml" and s.python == "3.8.5"
-    (tmp_path / "python_env.yaml").write_text("python: 3.10.2\nbuild_dependencies: [pip]\ndependencies: [-r requirements.txt]\n")
+    (tmp_path / "python_env.yaml").write_text(
+        "python: 3.10.2\nbuild_dependencies: [pip]\ndependencies: [-r requirements.txt]\n"
+    )
     (tmp_path / "requirements.txt").write_text("mlflow==2.9.2\n# a comment\nscikit-learn==1.3.0\n")
     s = spec.from_mlflow_model(tmp_path)
     assert (s.source, s.python, s.requirements) == (

@@ -175,3 +175,61 @@ def override(env: dict[str, Any], manager: str | None, strict: bool, constraints
         spec = spec_of(out).with_worker_constraints(tuple(constraints))
         out.update(constraints=list(spec.constraints), key=spec.key)
     return out
+
+
+def build_registered(
+    ws: Workspace, name: str, version: str | None, strict: bool, constraints: Iterable[str], log: Callable[[str], None]
+) -> list[dict[str, Any]]:
+    """`environment build`: build a registered environment ahead of time, as Azure builds the image at
+    deployment time, once for each kind of deployment that uses it (a scoring script, or the built-in MLflow
+    scorer, which adds its own packages); for a scoring script when none uses it yet."""
+    from batchctl.envs import spec as env_spec
+    from batchctl.resources.environments import get_environment
+
+    record = get_environment(ws, name, version)
+    if not record.get("conda_file"):
+        raise SpecError(f"environment {record['id']} has no conda file: there is nothing to build here")
+    base = env_spec.from_conda_file(Path(record["conda_file"]), f"environment {record['id']}")
+    if strict and base.skipped:
+        raise EnvironmentBuildError(
+            "--env-strict: the environment would need " + "; ".join(c.line() for c in base.skipped),
+            "drop --env-strict to skip them, or list the packages under pip: in the conda file",
+        )
+    kinds = sorted(
+        {
+            "script" if (d.get("code_configuration") or {}).get("code") else "mlflow"
+            for d in ws.store.read()["deployments"].values()
+            if d.get("environment") == record["id"]
+        }
+    ) or ["script"]
+    out = []
+    for kind in kinds:
+        spec = base.with_worker(kind, tuple(constraints))
+        built = env_build.ensure(envs_root(ws), spec, strict, log)
+        if strict and built.changes:
+            raise EnvironmentBuildError(
+                "--env-strict: the environment would need " + "; ".join(c.line() for c in built.changes),
+                "drop --env-strict to accept these substitutions, or pin releases that install here",
+            )
+        out.append(
+            {"environment": record["id"], "for": kind, "skipped": [c.as_dict() for c in base.skipped], **built.record()}
+        )
+    return out
+
+
+def builds_of(ws: Workspace, env_id: str | None = None) -> list[dict[str, Any]]:
+    """The builds kept under `<workspace>/envs/` (only those made from `env_id` when given)."""
+    from batchctl.envs.manage import list_builds
+
+    builds = list_builds(envs_root(ws))
+    if env_id is not None:
+        builds = [b for b in builds if b["source"] == f"environment {env_id}"]
+    return builds
+
+
+def prune_builds(ws: Workspace, unused_days: float) -> dict[str, Any]:
+    from batchctl.envs.manage import prune
+
+    if unused_days < 0:
+        raise SpecError("--unused-days: must be 0 or more")
+    return prune(envs_root(ws), unused_days)
