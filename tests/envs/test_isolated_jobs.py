@@ -188,6 +188,18 @@ def test_a_pin_without_an_installable_release_is_relaxed_within_its_series_and_s
         }
     ]
     assert "Warning: environment " in result.stderr and "bcprobe==1.0.0 -> bcprobe==1.0.1" in result.stderr
+    # recorded in the lineage manifest with the lock file's sha256, which `job verify` checks
+    shown = world.ok("job", "show", "-n", record["name"])
+    isolated = shown["lineage"]["environment"]["isolated"]
+    assert isolated["lock_sha256"] == record["environment"]["lock_sha256"]
+    assert isolated["substitutions"] == record["environment"]["substitutions"]
+    assert world.ok("job", "verify", "-n", record["name"])["environment"]["match"] is True
+    Path(record["environment"]["lock_file"]).write_text("bcprobe==9\n")
+    tampered = world.cli("job", "verify", "-n", record["name"])
+    assert (tampered.exit_code, tampered.stderr.splitlines()[0]) == (
+        14,
+        f"Error: job '{record['name']}': the environment's lock file differs from the lineage manifest",
+    )
     strict = world.invoke("old", "--env-strict")
     assert strict.exit_code == 13
     assert [ln for ln in strict.stderr.splitlines() if ln.startswith("Error:")][0].endswith(
@@ -207,3 +219,27 @@ def test_ray_refuses_a_job_that_needs_an_isolated_environment(world):
         f"{world.tmp / 'onray.conda.yml'}",
         "Hint: use --env-manager local to score in batchctl's interpreter, or a local compute",
     ]
+
+
+@pytest.mark.mlflow
+def test_the_mlflow_run_records_the_environment_and_its_substitutions(world, tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    world.deploy("one", ["bcprobe==1.0.0", "azureml-core"])
+    record = world.ok("endpoint", "invoke", "-n", "probe", "-d", "one", "--input", str(world.data),
+                      "--tracking-uri", uri, "--job-name", "tracked")  # fmt: skip
+    deadline = time.monotonic() + 180
+    while (read_job(world.home, "tracked").get("tracking") or {}).get("state") not in ("logged", "failed"):
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    run = MlflowClient(tracking_uri=uri).get_run(read_job(world.home, "tracked")["tracking"]["run_id"])
+    env = record["environment"]
+    assert {k: v for k, v in run.data.params.items() if k.startswith("env_")} == {
+        "env_manager": "auto",
+        "env_used": "isolated",
+        "env_key": env["key"],
+        "env_python": env["python"],
+        "env_lock_sha256": env["lock_sha256"],
+    }
+    assert run.data.tags["batchctl.env_substitutions"] == "skipped azureml-core"
