@@ -247,6 +247,92 @@ def _relax(
     return out, changes
 
 
+ERA_SLACK_DAYS = 60  # the releases that followed a pin (wheels for a new Python come weeks later)
+
+
+def index_url(args: list[str], env: dict[str, str]) -> str | None:
+    """The index whose upload dates set the era (None with --no-index)."""
+    if "--no-index" in args or env.get("UV_NO_INDEX"):
+        return None
+    if "--index-url" in args:
+        return args[args.index("--index-url") + 1]
+    return env.get("UV_DEFAULT_INDEX") or env.get("UV_INDEX_URL") or "https://pypi.org/simple"
+
+
+def upload_time(index: str, name: str, version: str, logfile: Any) -> float | None:
+    """When `name==version` was uploaded (PEP 691 JSON + PEP 700 upload-time: PyPI and mirrors that serve
+    them); None when the index does not say."""
+    import datetime
+    import urllib.request
+
+    from packaging.utils import parse_sdist_filename, parse_wheel_filename
+    from packaging.version import Version
+
+    url = f"{index.rstrip('/')}/{name}/"
+    request = urllib.request.Request(url, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310 - the user's index
+            data = json.loads(response.read())
+    except Exception as exc:  # any failure: no era from this index
+        logfile.write(f"upload dates: {url}: {type(exc).__name__}: {exc}\n")
+        return None
+    wanted, times = Version(version), []
+    for item in data.get("files") or []:
+        filename, stamp = item.get("filename", ""), item.get("upload-time")
+        try:
+            got = parse_wheel_filename(filename)[1] if filename.endswith(".whl") else parse_sdist_filename(filename)[1]
+        except Exception:  # a file name packaging cannot read
+            continue
+        if got == wanted and stamp:
+            times.append(datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp())
+    return min(times) if times else None
+
+
+def era(reqs: list[str], args: list[str], env: dict[str, str], logfile: Any) -> list[str]:
+    """uv options that resolve the unpinned packages from the era of the pinned ones: --exclude-newer at the
+    newest pinned release's upload (plus 60 days), so an old scikit-learn comes with the numpy and pandas of
+    its time, not today's. batchctl's worker packages too: a today's pyarrow needs today's numpy."""
+    import datetime
+
+    index = index_url(args, env)
+    pins = [p for r in reqs if (p := _exact_pin(r)) is not None]
+    if index is None or not pins or os.environ.get("BATCHCTL_ENV_ERA", "1") == "0":
+        return []
+    times = [upload_time(index, name, version, logfile) for name, version in pins]
+    if any(t is None for t in times):
+        return []
+    newest = max(t for t in times if t is not None) + ERA_SLACK_DAYS * 86400
+    if newest > time.time() - 7 * 86400:  # recent pins: nothing to hold back
+        return []
+    stamp = datetime.datetime.fromtimestamp(newest, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return ["--exclude-newer", stamp]
+
+
+_NO_WHEELS = re.compile(r"(?<![\w.\-])([A-Za-z][A-Za-z0-9_.\-]*)(?:[<>=!~]=?[^\s,]*)? has no usable wheels")
+
+
+def _era_install(
+    install: list[str], held: list[str], wanted: list[str], env: dict[str, str], logfile: Any, lifted: list[str]
+) -> subprocess.CompletedProcess[str]:
+    """In the era, wheels only (old sdists rarely build on a newer Python). A package with no wheel for this
+    Python in the era (MarkupSafe had none for 3.11 until 2023) is let out of it, one round at a time."""
+    import datetime
+
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    proc = _run([*install, *held, "--no-build", *wanted], env, logfile)
+    for _ in range(8):
+        if proc.returncode == 0:
+            break
+        names = {requirement_name(m) for m in _NO_WHEELS.findall(proc.stderr)} - set(lifted)
+        if not names:
+            break
+        lifted += sorted(names)
+        logfile.write(f"no wheel for this Python in the era: {', '.join(sorted(names))}; taken from today\n")
+        extra = [a for n in lifted for a in ("--exclude-newer-package", f"{n}={now}")]
+        proc = _run([*install, *held, *extra, "--no-build", *wanted], env, logfile)
+    return proc
+
+
 _SMOKE = r"""
 import importlib, importlib.metadata as md, json, sys
 failures = []
@@ -257,18 +343,20 @@ for name in json.loads(sys.argv[1]):
         failures.append([name, None, "not installed"])
         continue
     tops = (dist.read_text("top_level.txt") or "").split()
-    if not tops:
+    if not tops:  # no top_level.txt (meson-python, hatchling...): packages with an __init__, top modules
         seen = set()
         for f in dist.files or []:
-            head = f.parts[0] if f.parts else ""
-            if head.endswith((".dist-info", ".data")) or head in ("..", "__pycache__"):
-                continue
-            if len(f.parts) > 1 or f.suffix in (".py", ".so"):
-                seen.add(head.split(".")[0])
+            parts = f.parts
+            if len(parts) == 2 and parts[1] == "__init__.py":
+                seen.add(parts[0])
+            elif len(parts) == 1 and f.suffix in (".py", ".so"):
+                seen.add(parts[0].split(".")[0])
         tops = sorted(seen)
-    for mod in tops:
-        if not mod.isidentifier() or mod.startswith("_") or mod in ("test", "tests", "testing", "docs"):
-            continue
+    tops = [m for m in tops if m.isidentifier() and not m.startswith("_") and m not in ("test", "tests", "docs")]
+    # a distribution that also ships helper packages (mlflow-skinny's pylint_plugins): its namesake only
+    dist_name = name.lower().replace("_", "-")
+    namesakes = [m for m in tops if m.lower().replace("_", "-") in dist_name]
+    for mod in namesakes or tops:
         try:
             importlib.import_module(mod)
         except BaseException as exc:
@@ -337,7 +425,25 @@ def _build(root: Path, spec: EnvSpec, strict: bool, say: Log) -> BuiltEnv:
             changes += relaxed
             wanted = reqs + list(spec.worker)
             if wanted:
-                proc = _run([uv_binary(), "pip", "install", "--python", py, *base, *wanted], env, logfile)
+                held = era(reqs, base, env, logfile)
+                if held and "setuptools" not in {requirement_name(r) for r in wanted}:
+                    # old releases import pkg_resources, which conda's and pip's environments always had
+                    wanted.append("setuptools")
+                install = [uv_binary(), "pip", "install", "--python", py, *base]
+                lifted: list[str] = []
+                proc = _era_install(install, held, wanted, env, logfile, lifted) if held else None
+                if proc is None or proc.returncode != 0:
+                    proc = _run([*install, *held, *wanted], env, logfile)
+                if proc.returncode != 0 and held:  # the era excludes something asked for: resolve from today
+                    logfile.write("resolving again without --exclude-newer\n")
+                    held = []
+                    wanted = reqs + list(spec.worker)
+                    proc = _run([*install, *wanted], env, logfile)
+                if held:
+                    reason = "the era of the pinned releases" + (
+                        f" ({', '.join(lifted)} from today: no wheel for this Python then)" if lifted else ""
+                    )
+                    changes.append(Change("era", "unpinned packages", f"as of {held[1][:10]}", reason))
                 if proc.returncode != 0:
                     cause = first_cause(proc.stderr)
                     raise EnvironmentBuildError(

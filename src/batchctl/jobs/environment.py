@@ -127,9 +127,10 @@ def prepare(
             "use --env-manager local to score in batchctl's interpreter, or a local compute",
         )
     built = env_build.ensure(envs_root(ws), spec, bool(env.get("strict")), log)
-    if env.get("strict") and built.changes:  # built earlier without --env-strict: its substitutions stand
+    substituted = [c for c in built.changes if c.kind != "era"]
+    if env.get("strict") and substituted:  # built earlier without --env-strict: its substitutions stand
         raise EnvironmentBuildError(
-            "--env-strict: the environment would need " + "; ".join(c.line() for c in built.changes),
+            "--env-strict: the environment would need " + "; ".join(c.line() for c in substituted),
             "drop --env-strict to accept these substitutions, or pin releases that install here",
         )
     log(
@@ -206,9 +207,10 @@ def build_registered(
     for kind in kinds:
         spec = base.with_worker(kind, tuple(constraints))
         built = env_build.ensure(envs_root(ws), spec, strict, log)
-        if strict and built.changes:
+        substituted = [c for c in built.changes if c.kind != "era"]
+        if strict and substituted:
             raise EnvironmentBuildError(
-                "--env-strict: the environment would need " + "; ".join(c.line() for c in built.changes),
+                "--env-strict: the environment would need " + "; ".join(c.line() for c in substituted),
                 "drop --env-strict to accept these substitutions, or pin releases that install here",
             )
         out.append(
