@@ -144,8 +144,9 @@ def ensure(root: Path, spec: EnvSpec, strict: bool = False, log: Log | None = No
 def _run(cmd: list[str], env: dict[str, str], logfile: Any, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
     logfile.write("$ " + " ".join(cmd) + "\n")
     logfile.flush()
+    started = time.monotonic()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
-    logfile.write(proc.stdout + proc.stderr + f"[exit {proc.returncode}]\n")
+    logfile.write(proc.stdout + proc.stderr + f"[exit {proc.returncode}, {time.monotonic() - started:.2f}s]\n")
     logfile.flush()
     return proc
 
