@@ -243,3 +243,38 @@ def test_the_mlflow_run_records_the_environment_and_its_substitutions(world, tmp
         "env_lock_sha256": env["lock_sha256"],
     }
     assert run.data.tags["batchctl.env_substitutions"] == "skipped azureml-core"
+
+
+def test_a_python_that_is_not_here_and_conda_only_packages_are_substituted_and_strict_refuses(world):
+    world.deploy("py38", ["bcprobe==2.0.0"], python="3.8.5", conda=("numpy=1.21",))
+    strict = world.invoke("py38", "--env-strict")
+    assert (strict.exit_code, strict.stderr.splitlines()) == (
+        13,
+        [
+            "Error: --env-strict: the environment would need skipped numpy=1.21: conda package (no conda here); "
+            "list it under pip: to install",
+            "Hint: drop --env-strict to skip them, or list the packages under pip: in the conda file",
+        ],
+    )
+    result = world.invoke("py38")
+    assert result.exit_code == 0, result.stderr
+    env = json.loads(result.stdout)["environment"]
+    assert [c["requested"] for c in env["skipped"]] == ["numpy=1.21"]
+    assert [(c["kind"], c["requested"]) for c in env["substitutions"]] == [("python", "python 3.8.5")]
+    assert env["substitutions"][0]["reason"] == "batchctl's worker needs Python 3.11 or newer"
+    assert f"python 3.8.5 -> python {env['python']}" in result.stderr
+
+
+def test_resume_can_change_the_env_manager_of_a_job_whose_environment_failed(world):
+    (world.code / "score.py").write_text("def init():\n    pass\n\n\ndef run(mb):\n    return [str(len(mb))]\n")
+    world.deploy("broken", ["bcprobe==9.9.9"])
+    failed = world.invoke("broken", "--job-name", "res1")
+    assert failed.exit_code == 13
+    resumed = world.cli("job", "resume", "-n", "res1", "--env-manager", "local", "-o", "json")
+    assert resumed.exit_code == 0, resumed.stderr
+    record = json.loads(resumed.stdout)
+    assert (record["status"], record["environment"]["manager"], record["environment"]["used"]) == (
+        "Completed",
+        "local",
+        "local",
+    )
