@@ -114,3 +114,12 @@ def test_an_old_scikit_learn_model_with_azures_conda_file_scores_in_auto_mode(py
     scored = pd.read_csv(record["output_file"], header=None)  # row, prediction, file (Azure's layout)
     assert scored.iloc[:, 1].tolist() == expected["predictions"]
     assert "scikit-learn==1.1.3" in Path(env["lock_file"]).read_text()
+    # the direct scikit-learn path (no mlflow import) applies inside the environment too
+    from batchctl.envs.build import worker_shim
+
+    probe = (
+        f"import sys; sys.path.insert(0, {worker_shim(world.home / 'envs')!r}); "
+        f"from batchctl.scoring import sklearn_direct; print(sklearn_direct.load({str(model)!r}) is not None)"
+    )
+    python = str(Path(env["path"]) / "venv" / "bin" / "python")
+    assert subprocess.run([python, "-I", "-c", probe], capture_output=True, text=True).stdout.strip() == "True"
