@@ -278,3 +278,47 @@ def test_resume_can_change_the_env_manager_of_a_job_whose_environment_failed(wor
         "local",
         "local",
     )
+
+
+def test_the_studio_job_page_shows_the_environment_and_its_substitutions(world, tmp_path, monkeypatch):
+    import re
+    import subprocess
+    import sys
+
+    import httpx
+
+    only_patch = tmp_path / "patch-only"
+    write_wheel(only_patch, "bcprobe", "1.0.1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(only_patch))
+    world.deploy("old", ["bcprobe==1.0.0", "azureml-defaults"])
+    record = world.ok("endpoint", "invoke", "-n", "probe", "-d", "old", "--input", str(world.data), "--job-name", "pg")
+    out = tmp_path / "serve.out"
+    with open(out, "wb") as handle:
+        env = {**os.environ, "BATCHCTL_HOME": str(world.home)}
+        serve = [sys.executable, "-m", "batchctl", "serve", "--port", "0"]
+        proc = subprocess.Popen(serve, stdout=handle, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while "login link): " not in out.read_text():
+            assert time.monotonic() < deadline and proc.poll() is None, out.read_text()
+            time.sleep(0.05)
+        text = out.read_text()
+        url = text.split("listening on ", 1)[1].split()[0]
+        login = text.split("login link): ", 1)[1].split()[0]
+        with httpx.Client(base_url=url, timeout=30) as client:
+            assert client.get(login.replace(url, "")).status_code == 303
+            html = client.get("/studio/jobs/pg").text
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    section = re.search(r'<section aria-labelledby="env-h">(.*?)</section>', html, re.S).group(1)
+    used = re.search(r'<dd id="env-used">(.*?)</dd>', section).group(1)
+    assert (
+        used == f"isolated environment {record['environment']['key'][:12]} (Python {record['environment']['python']})"
+    )
+    changes = re.findall(r"<li>(.*?)</li>", section)
+    python = record["environment"]["python"]
+    assert changes == [
+        "skipped azureml-defaults: Azure-only package, it does nothing locally",
+        f"bcprobe==1.0.0 &rarr; bcprobe==1.0.1: no installable bcprobe 1.0.0 for Python {python}",
+    ]
