@@ -292,6 +292,8 @@ def test_the_studio_job_page_shows_the_environment_and_its_substitutions(world, 
     monkeypatch.setenv("PIP_FIND_LINKS", str(only_patch))
     world.deploy("old", ["bcprobe==1.0.0", "azureml-defaults"])
     record = world.ok("endpoint", "invoke", "-n", "probe", "-d", "old", "--input", str(world.data), "--job-name", "pg")
+    # the same deployment in batchctl's interpreter (which lacks bcprobe: the job fails in init(), after the choice)
+    world.invoke("old", "--job-name", "pl", "--env-manager", "local")
     out = tmp_path / "serve.out"
     with open(out, "wb") as handle:
         env = {**os.environ, "BATCHCTL_HOME": str(world.home)}
@@ -308,6 +310,7 @@ def test_the_studio_job_page_shows_the_environment_and_its_substitutions(world, 
         with httpx.Client(base_url=url, timeout=30) as client:
             assert client.get(login.replace(url, "")).status_code == 303
             html = client.get("/studio/jobs/pg").text
+            local = client.get("/studio/jobs/pl")
     finally:
         proc.terminate()
         proc.wait(30)
@@ -317,6 +320,8 @@ def test_the_studio_job_page_shows_the_environment_and_its_substitutions(world, 
         used == f"isolated environment {record['environment']['key'][:12]} (Python {record['environment']['python']})"
     )
     changes = re.findall(r"<li>(.*?)</li>", section)
+    assert local.status_code == 200
+    assert re.search(r'<dd id="env-used">(.*?)</dd>', local.text).group(1) == "batchctl's interpreter"
     python = record["environment"]["python"]
     assert changes == [
         "skipped azureml-defaults: Azure-only package, it does nothing locally",
