@@ -228,6 +228,10 @@ def test_every_row_of_the_table_does_what_it_says(script_folder, public_folder, 
         "JOB_NAME": "no-job-yet",
     }
     registry = isolation / "registry.json"
+    # the table is about az commands: its jobs score in this interpreter (the workspace's setting), not in
+    # the environment its xgboost pin would have uv build (tests/envs covers that)
+    isolation.mkdir(parents=True, exist_ok=True)
+    (isolation / "settings.json").write_text('{"env_manager": "local"}')
     jobs_run = 0
     for command, outcome, code in rows:
         args = to_batchctl(command, values)

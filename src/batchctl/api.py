@@ -11,7 +11,8 @@ Resources (create is create-or-overwrite; the same spec again is a no-op):
   get_deployment, list_deployments, update_deployment, set_default_deployment, delete_deployment
 - models: create_model, get_model, list_models, delete_model
 - data assets: create_data, get_data, list_data, delete_data
-- environments: create_environment, get_environment, list_environments, delete_environment
+- environments: create_environment, get_environment, list_environments, delete_environment;
+  build_environment, environment_builds, prune_environment_builds (the isolated builds under `envs/`)
 - datastores: create_datastore, get_datastore, list_datastores, delete_datastore
 - computes: create_compute, get_compute, list_computes, delete_compute
 
@@ -95,6 +96,7 @@ __all__ = [
     "adopt_job",
     "cancel_job",
     "check_deployment",
+    "build_environment",
     "create_compute",
     "create_data",
     "create_datastore",
@@ -110,6 +112,7 @@ __all__ = [
     "delete_environment",
     "delete_model",
     "download_job",
+    "environment_builds",
     "get_compute",
     "get_data",
     "get_datastore",
@@ -127,6 +130,7 @@ __all__ = [
     "list_jobs",
     "list_models",
     "job_errors",
+    "prune_environment_builds",
     "read_job_log",
     "rerun_job",
     "resume_job",
@@ -199,7 +203,8 @@ def submit_job(ws: Workspace, *, dry_run: bool = False, **options: Any) -> dict[
     options (all optional, as `endpoint invoke` takes them): endpoint, deployment, input, input_type,
     output_path, job_name, experiment_name, mini_batch_size, instance_count, overrides (`key=value`
     strings, as `--set`), file (an invocation YAML), tags (`key=value` strings, over the file's tags),
-    tracking_uri, log_predictions. Precedence: flags > overrides > file > deployment."""
+    tracking_uri, log_predictions, env_manager (auto|local|uv), env_strict, env_constraints. Precedence:
+    flags > overrides > file > deployment."""
     from batchctl.jobs import submit
 
     return submit.queue(ws, submit.build_request(**options), dry_run)
@@ -299,20 +304,55 @@ def rerun_job(
     )
 
 
+def build_environment(
+    ws: Workspace,
+    name: str,
+    version: str | None = None,
+    strict: bool = False,
+    constraints: Iterable[str] = (),
+    log: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Build a registered environment now (as Azure builds the image at deployment time): once for each kind
+    of deployment that uses it. Returns each build's record (key, path, python, lock file, substitutions)."""
+    from batchctl.jobs import environment
+
+    return environment.build_registered(ws, name, version, strict, constraints, log or (lambda _line: None))
+
+
+def environment_builds(ws: Workspace, env_id: str | None = None) -> list[dict[str, Any]]:
+    """The builds under `<workspace>/envs/`: key, Python, size, last use, lock file (only `env_id`'s if given)."""
+    from batchctl.jobs import environment
+
+    return environment.builds_of(ws, env_id)
+
+
+def prune_environment_builds(ws: Workspace, unused_days: float = 30) -> dict[str, Any]:
+    """Remove builds unused for `unused_days` days; says what was removed and how much was freed."""
+    from batchctl.jobs import environment
+
+    return environment.prune_builds(ws, unused_days)
+
+
 def resume_job(
     ws: Workspace,
     name: str,
     overrides: Iterable[str] = (),
     use_current_deployment: bool = False,
     output_path: str | None = None,
+    env_manager: str | None = None,
+    env_strict: bool = False,
+    env_constraints: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Queue a Failed or Canceled job again under its own name: only the mini-batches without a committed
     result are scored, and it publishes to its own output (or to `output_path`, a folder where its results
     file does not exist: for a job whose output appeared while it ran). Run it with run_job or
-    start_job_detached."""
+    start_job_detached. env_manager / env_strict / env_constraints change how its environment is chosen
+    (`--env-manager`)."""
     from batchctl.jobs import commands
 
-    return commands.resume_job(ws, name, overrides, use_current_deployment, output_path)
+    return commands.resume_job(
+        ws, name, overrides, use_current_deployment, output_path, env_manager, env_strict, list(env_constraints)
+    )
 
 
 def job_errors(ws: Workspace, name: str) -> list[dict[str, Any]]:

@@ -151,5 +151,11 @@ class StorageUnavailableError(StorageError):
     meets it fails as a whole and is retried, rather than counting its files as failed items."""
 
 
+class EnvironmentBuildError(BatchctlError):
+    """A deployment's environment could not be built (or --env-strict refused a substitution)."""
+
+    exit_code = 13
+
+
 class JobCanceledError(BatchctlError):
     exit_code = 130

@@ -244,7 +244,7 @@ def test_deployment_with_an_unregistered_curated_environment_is_recorded_with_a_
 
 
 @pytest.mark.slow
-def test_a_job_of_a_deployment_with_a_registered_environment_runs_in_this_interpreter(
+def test_a_job_of_a_deployment_with_a_registered_environment_runs_in_this_interpreter_with_env_manager_local(
     cli, out, env_file, endpoint, deployment_file, tmp_path
 ):
     out(cli("environment", "create", "-f", str(env_file())))
@@ -252,10 +252,14 @@ def test_a_job_of_a_deployment_with_a_registered_environment_runs_in_this_interp
     data = tmp_path / "data"
     data.mkdir()
     (data / "a.csv").write_text("age,chol,thal\n50,200,normal\n70,300,fixed\n")
-    result = cli("endpoint", "invoke", "-n", endpoint, "--input", str(data))
+    result = cli("endpoint", "invoke", "-n", endpoint, "--input", str(data), "--env-manager", "local")
     assert result.exit_code == 0, result.stderr
     record = json.loads(result.stdout)
     assert (record["status"], record["counts"]["items_succeeded"]) == ("Completed", 1)
+    env = record["environment"]
+    assert (env["manager"], env["used"], env["source"]) == ("local", "local", "environment azureml:sk-env:1")
+    assert env["requirements"] == ["pandas>=2", "scikit-learn==1.5.0"]
+    assert not (Path(record["log_dir"]).parent.parent.parent / "envs").exists()  # nothing built
     assert Path(record["output_file"]).read_text().count("\n") == 2
 
 

@@ -72,7 +72,14 @@ def test_deployment_header_file_input_and_overrides(served, client, reference):
     target = data / "part-000.csv"
     response = client.post(
         "/endpoints/heart/jobs",
-        json=body(str(target), kind="UriFile", name="named-job-1", outputFileName="scores.csv", miniBatchSize=3),
+        json=body(
+            str(target),
+            kind="UriFile",
+            name="named-job-1",
+            outputFileName="scores.csv",
+            miniBatchSize=3,
+            envManager="local",
+        ),  # fmt: skip
         headers={"azureml-model-deployment": "blue"},
     )
     assert response.status_code == 200, response.text
@@ -81,6 +88,8 @@ def test_deployment_header_file_input_and_overrides(served, client, reference):
     props = final["properties"]
     assert (props["status"], props["outputFileName"], props["miniBatchSize"]) == ("Completed", "scores.csv", 3)
     assert props["InputData"]["input_data"]["JobInputType"] == "UriFile"
+    job = json.loads((ws.root / "jobs" / "named-job-1" / "job.json").read_text())
+    assert (job["environment"]["manager"], job["environment"]["used"]) == ("local", "local")
     default_out = ws.root / "datastores" / "workspaceblobstore" / "heart" / "named-job-1" / "scores.csv"
     assert default_out.read_text().splitlines() == reference(target)
 

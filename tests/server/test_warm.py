@@ -54,6 +54,13 @@ def test_pool_key_covers_what_changes_results_and_not_the_job_folder():
         pool_key(ref, "azureml:m:2", "hash1", "spec1"),
         pool_key(ref, "azureml:m:1", "hash2", "spec1"),
         pool_key(ref, "azureml:m:1", "hash1", "spec2"),
+        # an isolated environment (issue 22): another interpreter, another pool
+        pool_key(
+            dataclasses.replace(ref, python="/e/k1/venv/bin/python", env_key="k1"), "azureml:m:1", "hash1", "spec1"
+        ),
+        pool_key(
+            dataclasses.replace(ref, python="/e/k2/venv/bin/python", env_key="k2"), "azureml:m:1", "hash1", "spec1"
+        ),
     ]
     assert key not in changed and len(set(changed)) == len(changed)
 

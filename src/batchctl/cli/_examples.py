@@ -63,6 +63,9 @@ EXAMPLES: dict[str, str] = {
     "environment": "batchctl environment list",
     "environment create": "batchctl environment create -n batch-mlflow-sklearn --image python:3.11-slim "
     "--conda-file deployment-custom/environment/conda.yaml",
+    "environment build": "batchctl environment build -n batch-mlflow-sklearn",
+    "environment builds": "batchctl environment builds",
+    "environment prune": "batchctl environment prune --unused-days 30",
     "environment show": "batchctl environment show -n batch-mlflow-sklearn",
     "environment list": "batchctl environment list",
     "environment delete": "batchctl environment delete -n batch-mlflow-sklearn --version 1 --yes",

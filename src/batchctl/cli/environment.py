@@ -11,7 +11,7 @@ from batchctl.cli._common import SetOpt, command, confirm, workspace
 
 app = typer.Typer(
     no_args_is_help=True,
-    help="Registered environments (image, conda file, build context; versioned). Jobs run in this interpreter.",
+    help="Registered environments (image, conda file, build context; versioned) and their isolated builds.",
 )
 
 ENVIRONMENT_COLUMNS = ("name", "version", "image", "python_version", "created_at")
@@ -59,10 +59,54 @@ def create(
 
 @command(app, "show")
 def show(name: NameReq, version: VersionOpt = None, label_: LabelOpt = None) -> object:
-    """Show an environment version (latest by default)."""
+    """Show an environment version (latest by default), with its builds: key, Python, size, last use, lock file."""
     from batchctl import api
 
-    return api.get_environment(workspace(), name, _label(label_, version))
+    ws = workspace()
+    record = api.get_environment(ws, name, _label(label_, version))
+    return {**record, "builds": api.environment_builds(ws, record["id"])}
+
+
+StrictOpt = Annotated[
+    bool, typer.Option("--env-strict", help="Refuse instead of substituting a Python, relaxing a pin or skipping.")
+]
+ConstraintOpt = Annotated[
+    list[str] | None, typer.Option("--env-constraint", help="A constraint for the resolution, e.g. 'numpy<2'.")
+]
+
+
+@command(app, "build")
+def build(
+    name: NameReq, version: VersionOpt = None, strict: StrictOpt = False, constraint: ConstraintOpt = None
+) -> object:
+    """Build the environment's isolated virtualenv with uv now (jobs would otherwise build it on first use)."""
+    from batchctl import api
+    from batchctl.cli._console import notice
+
+    return api.build_environment(workspace(), name, version, strict, constraint or [], log=notice)
+
+
+BUILD_COLUMNS = ("key", "python", "size_bytes", "last_used", "source")
+
+
+@command(app, "builds", columns=BUILD_COLUMNS)
+def builds() -> object:
+    """List every isolated build under the workspace's envs/ folder (registered environments and model files)."""
+    from batchctl import api
+
+    return api.environment_builds(workspace())
+
+
+@command(app, "prune")
+def prune(
+    unused_days: Annotated[
+        float, typer.Option("--unused-days", help="Remove builds not used for this many days (default 30).")
+    ] = 30,
+) -> object:
+    """Remove isolated builds not used for --unused-days days, and say how much was freed."""
+    from batchctl import api
+
+    return api.prune_environment_builds(workspace(), unused_days)
 
 
 @command(app, "list", columns=ENVIRONMENT_COLUMNS)

@@ -182,6 +182,24 @@ SplitOpt = Annotated[
 KeepColumnsOpt = Annotated[
     str | None, typer.Option("--keep-columns", help="Input columns copied before the predictions, e.g. id,region.")
 ]
+EnvManagerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--env-manager",
+        help="Where workers run: auto (this interpreter when it satisfies the deployment's environment, "
+        "else an isolated one; default), local (this interpreter) or uv (always the isolated environment).",
+    ),
+]
+EnvStrictOpt = Annotated[
+    bool,
+    typer.Option("--env-strict", help="Refuse instead of substituting a Python, relaxing a pin or skipping a package."),
+]
+EnvConstraintOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--env-constraint", help="A constraint for the environment's resolution, e.g. 'numpy<2' (repeatable)."
+    ),
+]
 InvokeFileOpt = Annotated[str | None, typer.Option("--file", "-f", help="Invocation YAML with inputs:/outputs:.")]
 NoWaitOpt = Annotated[bool, typer.Option("--no-wait", help="Hand the job to a detached runner and return at once.")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the plan; score nothing.")]
@@ -272,6 +290,9 @@ def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: st
         split: SplitOpt = None,
         keep_columns: KeepColumnsOpt = None,
         no_server: NoServerOpt = False,
+        env_manager: EnvManagerOpt = None,
+        env_strict: EnvStrictOpt = False,
+        env_constraint: EnvConstraintOpt = None,
     ) -> object:
         """Start a batch scoring job on the endpoint (its default deployment unless -d)."""
         sets, tags = _az_multi_values(ctx, set_, tags)
@@ -295,6 +316,9 @@ def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: st
             split=split,
             keep_columns=keep_columns,
             no_server=no_server,
+            env_manager=env_manager,
+            env_strict=env_strict,
+            env_constraints=env_constraint or [],
         )
 
 
@@ -314,6 +338,9 @@ def create(
     tracking_uri: TrackingUriOpt = None,
     log_predictions: LogPredictionsOpt = False,
     no_server: NoServerOpt = False,
+    env_manager: EnvManagerOpt = None,
+    env_strict: EnvStrictOpt = False,
+    env_constraint: EnvConstraintOpt = None,
 ) -> object:
     """Create a batch scoring job from an invocation file (same fields as `endpoint invoke -f`)."""
     sets, tags = _az_multi_values(ctx, set_, tags)
@@ -327,6 +354,9 @@ def create(
         tracking_uri=tracking_uri,
         log_predictions=log_predictions,
         no_server=no_server,
+        env_manager=env_manager,
+        env_strict=env_strict,
+        env_constraints=env_constraint or [],
     )
 
 
@@ -468,6 +498,9 @@ def resume(
         typer.Option("--output-path", help="Publish to this folder instead (its results file appeared meanwhile)."),
     ] = None,
     no_wait: NoWaitOpt = False,
+    env_manager: EnvManagerOpt = None,
+    env_strict: EnvStrictOpt = False,
+    env_constraint: EnvConstraintOpt = None,
 ) -> object:
     """Continue a Failed or Canceled job (or one whose driver died): only the mini-batches without a
     committed result are scored, and the results go to the job's own output (or to --output-path)."""
@@ -476,7 +509,14 @@ def resume(
     ws = workspace()
     sets = _az_set_values(ctx, set_) or []
     record = api.resume_job(
-        ws, name, overrides=sets, use_current_deployment=use_current_deployment, output_path=output_path
+        ws,
+        name,
+        overrides=sets,
+        use_current_deployment=use_current_deployment,
+        output_path=output_path,
+        env_manager=env_manager,
+        env_strict=env_strict,
+        env_constraints=env_constraint or [],
     )
     if no_wait:
         return api.start_job_detached(ws, record["name"])

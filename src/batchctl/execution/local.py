@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import multiprocessing
 import os
 import pickle
@@ -12,6 +13,7 @@ import sys
 import threading
 import types
 from collections.abc import Iterator
+from multiprocessing import popen_spawn_posix
 from multiprocessing.connection import wait as mp_wait
 from typing import Any
 
@@ -35,6 +37,58 @@ def _without_main_module() -> Iterator[None]:
         finally:
             if saved is not None:
                 sys.modules["__main__"] = saved
+
+
+class _EnvPopen(popen_spawn_posix.Popen):
+    """multiprocessing's spawn, with another interpreter (an isolated environment's) and that interpreter's
+    own sys.path instead of the parent's: the child starts with `-I` (no PYTHONPATH, no user site) and
+    `prepare()` then sets sys.path to the environment's paths plus batchctl's package alone."""
+
+    def _launch(self, process_obj: Any) -> None:
+        from multiprocessing import resource_tracker, spawn, util
+        from multiprocessing.context import reduction, set_spawning_popen
+
+        tracker_fd = resource_tracker.getfd()
+        self._fds.append(tracker_fd)
+        prep_data = spawn.get_preparation_data(process_obj._name)
+        prep_data["sys_path"] = list(process_obj.env_sys_path)
+        fp = io.BytesIO()
+        set_spawning_popen(self)
+        try:
+            reduction.dump(prep_data, fp)
+            reduction.dump(process_obj, fp)
+        finally:
+            set_spawning_popen(None)
+        parent_r = child_w = child_r = parent_w = None
+        try:
+            parent_r, child_w = os.pipe()
+            child_r, parent_w = os.pipe()
+            prog = (
+                "from multiprocessing.spawn import spawn_main; "
+                f"spawn_main(tracker_fd={tracker_fd}, pipe_handle={child_r})"
+            )
+            cmd = [process_obj.env_python, "-I", "-c", prog, "--multiprocessing-fork"]
+            self._fds.extend([child_r, child_w])
+            self.pid = util.spawnv_passfds(os.fsencode(process_obj.env_python), cmd, self._fds)
+            self.sentinel = parent_r
+            with open(parent_w, "wb", closefd=False) as f:
+                f.write(fp.getbuffer())
+        finally:
+            self.finalizer = util.Finalize(self, util.close_fds, [fd for fd in (parent_r, parent_w) if fd is not None])
+            for fd in (child_r, child_w):
+                if fd is not None:
+                    os.close(fd)
+
+
+class EnvProcess(multiprocessing.get_context("spawn").Process):  # type: ignore[misc,name-defined]
+    """A spawned worker that runs in an isolated environment's interpreter."""
+
+    env_python: str = ""
+    env_sys_path: tuple[str, ...] = ()
+
+    @staticmethod
+    def _Popen(process_obj: Any) -> Any:  # noqa: N802 - multiprocessing's name
+        return _EnvPopen(process_obj)
 
 
 class LocalHandle:
@@ -105,12 +159,17 @@ class LocalBackend:
         from batchctl.execution.worker import local_worker_main
 
         parent, child = self.ctx.Pipe(duplex=True)
-        process = self.ctx.Process(
+        ref = ref or self.ref
+        kind = EnvProcess if ref.python else self.ctx.Process
+        process = kind(
             target=local_worker_main,
-            args=(child, ref or self.ref, slot, self.stdout_path(slot), self.parts_dir, os.getpid()),
+            args=(child, ref, slot, self.stdout_path(slot), self.parts_dir, os.getpid()),
             name=f"batchctl-worker-{slot}",
             daemon=True,
         )
+        if ref.python:  # an isolated environment (batchctl.envs): its interpreter, its packages
+            process.env_python = ref.python
+            process.env_sys_path = ref.python_path
         with _without_main_module():
             process.start()
         child.close()

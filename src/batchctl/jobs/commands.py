@@ -278,6 +278,9 @@ def resume_job(
     overrides: Iterable[str] = (),
     use_current_deployment: bool = False,
     output_path: str | None = None,
+    env_manager: str | None = None,
+    env_strict: bool = False,
+    env_constraints: list[str] | None = None,
 ) -> dict[str, Any]:
     """Queue a Failed or Canceled job (or one whose driver died) again, under the same name: its runner
     scores only the mini-batches without a committed result and publishes to the job's own output."""
@@ -332,6 +335,10 @@ def resume_job(
         deployment = get_deployment(ws, record.deployment_name, record.endpoint_name)
         snapshot, _ = snapshot_deployment(ws, deployment)
         changes.update(deployment_snapshot=snapshot, model=deployment["model"])
+    if record.environment is not None and (env_manager or env_strict or env_constraints):
+        from batchctl.jobs.environment import override
+
+        changes["environment"] = override(record.environment, env_manager, env_strict, env_constraints or [])
     notes = [_current_compute(ws, record, changes)]
     if output_path is not None:
         notes.append(_new_output(ws, record, output_path, changes))

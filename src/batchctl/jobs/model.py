@@ -232,7 +232,7 @@ class JobPlan(_Model):
 
 
 # keys added after 0.1.0 that a record leaves out while they are unset (and counts.rows while 0)
-_UNSET_OMITTED = ("tracking", "lineage", "published", "compute_connect_timeout", "publishing")
+_UNSET_OMITTED = ("tracking", "lineage", "published", "compute_connect_timeout", "publishing", "environment")
 
 ERROR_KEYS = ("type", "message", "frame", "summary")
 
@@ -306,6 +306,8 @@ class JobRecord(_Model):
     history: list[dict[str, Any]] = Field(default_factory=list)  # how each earlier attempt ended
     tracking: dict[str, Any] | None = None  # {uri, log_predictions, run_id, experiment_id, url} (batchctl.tracking)
     lineage: dict[str, Any] | None = None  # the lineage manifest (batchctl.tracking.lineage)
+    # the deployment's environment (batchctl.jobs.environment): asked at submit, what was used once running
+    environment: dict[str, Any] | None = None
 
     @field_validator("error", mode="before")
     @classmethod

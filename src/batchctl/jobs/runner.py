@@ -10,6 +10,7 @@ holds the file's hash (`publishing`, written just before the publish), and the l
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from batchctl import secrets, storage
 from batchctl.errors import (
     BatchctlError,
+    EnvironmentBuildError,
     InvalidStateError,
     JobCanceledError,
     JobFailedError,
@@ -30,6 +32,7 @@ from batchctl.errors import (
 )
 from batchctl.execution.base import InitFailedError, RunSettings, supervise
 from batchctl.execution.splitting import FileLedger, plan_units, range_key
+from batchctl.jobs import environment as job_env
 from batchctl.jobs import records
 from batchctl.jobs.journal import JobJournal, ProgressFn
 from batchctl.jobs.logs import JobLogs
@@ -184,6 +187,15 @@ def _run(
             storage.refuse_existing(record.output_file_location.location())
         ref = scorer_ref(record, bi_output, environ)
         _note_changed_model(record, tracked.lineage, logs)
+        # the deployment's environment, ready before any worker starts (a failed build fails the job here)
+        built, env_record = job_env.prepare(ws, record.environment, record.compute_type, logs.master)
+        if env_record is not None:
+            record = records.update(folder, environment=env_record)
+            tracked.environment(env_record)
+        if built is not None:
+            ref = dataclasses.replace(
+                ref, python=built.python, python_path=job_env.worker_path(ws, built), env_key=built.key
+            )
         if record.compute_type == "ray":
             logs.master(f"connecting to the Ray cluster at '{record.compute_address or 'local'}'")
         backend = make_backend(record, ref, folder, pools, tracked.lineage)
@@ -241,6 +253,9 @@ def _run(
         else:
             logs.user_error(exc.message)
         logs.master(f"job failed: {exc.message}")
+    except EnvironmentBuildError as exc:  # before any worker started: its hint names the build log
+        error = {"message": exc.message, "exit_code": exc.exit_code, "hint": exc.hint}
+        logs.master(f"job failed: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""))
     except BatchctlError as exc:
         error = job_error(exc.message, exit_code=exc.exit_code)
         if isinstance(exc, OutputExistsError):  # its hint ("choose another --output-path") is invoke's

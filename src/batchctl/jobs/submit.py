@@ -12,6 +12,7 @@ from typing import Any
 from batchctl import storage
 from batchctl.errors import OutputExistsError, SpecError
 from batchctl.fsutil import atomic_write_json
+from batchctl.jobs import environment as job_env
 from batchctl.jobs import records
 from batchctl.jobs.model import DeploymentSnapshot, JobCounts, JobPlan, JobRecord, JobSettings, JobState, LocationRecord
 from batchctl.notices import notify
@@ -45,6 +46,9 @@ class JobRequest:
     log_predictions: bool = False
     # a rerun pins the first job's model version and code snapshot, whatever the deployment uses now
     pinned: tuple[str, DeploymentSnapshot] | None = None
+    env_manager: str | None = None  # --env-manager auto|local|uv (else the deployment's, settings.json, auto)
+    env_strict: bool = False
+    env_constraints: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -94,6 +98,9 @@ def build_request(
     log_predictions: bool = False,
     split: str | None = None,
     keep_columns: str | None = None,
+    env_manager: str | None = None,
+    env_strict: bool = False,
+    env_constraints: Iterable[str] = (),
 ) -> JobRequest:
     """The command line's words (flags, `--set` strings, an invocation file) as one typed request.
     Precedence: flags > `--set` > the invocation file > the deployment."""
@@ -162,6 +169,9 @@ def build_request(
         overrides=merged,
         tags={**file_tags, **parse_tags(tags)},
         description=description,
+        env_manager=env_manager,
+        env_strict=env_strict,
+        env_constraints=list(env_constraints),
     )
 
 
@@ -247,6 +257,16 @@ def queue(ws: Workspace, request: JobRequest, dry_run: bool = False) -> dict[str
         model_id = deployment["model"]
         snapshot, model = snapshot_deployment(ws, deployment)
     tracking_uri = resolve_tracking_uri(ws, request.tracking_uri)
+    environment = job_env.plan(
+        ws,
+        deployment,
+        snapshot.model_path,
+        snapshot.model_type,
+        bool(snapshot.code_dir),
+        request.env_manager,
+        request.env_strict,
+        request.env_constraints,
+    )
     record = JobRecord(
         name=name,
         display_name=name,
@@ -276,8 +296,10 @@ def queue(ws: Workspace, request: JobRequest, dry_run: bool = False) -> dict[str
         description=request.description,
         deployment_snapshot=snapshot,
         tracking={"uri": tracking_uri, "log_predictions": request.log_predictions} if tracking_uri else None,
+        environment=environment,
     )
-    _warn_requirements(model)
+    if environment is None:
+        _warn_requirements(model)
     if dry_run:
         return {
             "dry_run": True,
@@ -295,6 +317,7 @@ def queue(ws: Workspace, request: JobRequest, dry_run: bool = False) -> dict[str
             "settings": settings.model_dump(mode="json"),
             "tags": record.tags,
             "tracking_uri": tracking_uri,
+            "environment": environment,
         }
     plan = JobPlan(
         root_url=io.listing.root.url,

@@ -1,7 +1,7 @@
 """Registered environments (Azure's environment assets): immutable versions; the conda file and a local
-build context copied into the workspace like models. Each record keeps what a later step needs to run
-the environment in its own cached virtualenv: the conda file's sha256 and the pip requirements it
-lists. Jobs still run in the current interpreter."""
+build context copied into the workspace like models. Each record keeps the conda file's sha256 and the
+pip requirements it lists; `deployment_env_spec` turns a deployment's environment into the spec that
+`batchctl.envs` builds (docs/environments.md)."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ from batchctl.urls import is_url
 from batchctl.workspace import Workspace, content_hash, copy_into
 
 if TYPE_CHECKING:
+    from batchctl.envs.spec import EnvSpec
     from batchctl.specs.assets import EnvironmentSpec
 
 SECTION = "environments"
@@ -270,3 +271,33 @@ def resolve_environment_ref(ref: str, state: dict[str, Any]) -> dict[str, Any] |
         )
         return None
     return get_versioned(state, SECTION, name, version)
+
+
+def deployment_env_spec(ws: Workspace, deployment: dict[str, Any], model_path: str, model_type: str) -> EnvSpec | None:
+    """Where a deployment's environment comes from (docs/environments.md): a registered environment's or an
+    inline conda file; else, for an MLflow model, the model's own files (python_env.yaml + requirements.txt,
+    else conda.yaml); else None: the current interpreter, as before."""
+    from batchctl.envs import spec as env_spec
+
+    env = deployment.get("environment")
+    if isinstance(env, str):
+        body = env[len("azureml:") :]
+        name, version = split_ref(body) if not body.startswith("//") else (body, None)
+        record = None
+        if name in ws.store.read()[SECTION]:
+            record = get_versioned(ws.store.read(), SECTION, name, version or LATEST)
+        if record is not None and record.get("conda_file"):
+            return env_spec.from_conda_file(Path(record["conda_file"]), f"environment {record['id']}")
+        if record is not None:
+            notify(
+                f"environment {record['id']} has no conda file (an image only: its Docker layers are not "
+                "reproduced here); its deployment runs in the current interpreter"
+                + (" or in the model's own environment" if model_type == "mlflow_model" else "")
+            )
+        # an environment this workspace does not hold (Azure's curated ones): the model's files, if any
+    elif isinstance(env, dict) and env.get("conda_file"):
+        label = env.get("name") or "inline"
+        return env_spec.from_conda_file(Path(env["conda_file"]), f"inline environment ({label}) {env['conda_file']}")
+    if model_type == "mlflow_model":
+        return env_spec.from_mlflow_model(Path(model_path))
+    return None

@@ -24,6 +24,11 @@ class ScorerRef:
     output_format: str = "csv"  # csv | parquet | jsonl: how the no-code scorer writes its rows
     keep_columns: tuple[str, ...] = ()  # input columns copied before the predictions
     masked: tuple[str, ...] = ()  # resolved `${env:NAME}` values: the worker masks them in its output
+    # an isolated environment (batchctl.envs): the interpreter a local worker starts with and its whole
+    # sys.path (the environment's own, plus batchctl's package alone); None: this interpreter
+    python: str | None = None
+    python_path: tuple[str, ...] = ()
+    env_key: str | None = None  # part of a warm pool's key through the ref
 
 
 @dataclass

@@ -92,6 +92,9 @@ class JobProperties(_Body):
     outputFileName: str | None = None
     retrySettings: RetrySettings | None = None
     compute: ComputeSettings | None = None
+    # batchctl's: where the workers run (`--env-manager`, `--env-strict`; docs/environments.md)
+    envManager: Literal["auto", "local", "uv"] | None = None
+    envStrict: bool | None = None
 
 
 class InvokeBody(_Body):
@@ -205,6 +208,8 @@ def submit_options(
         "experiment_name": props.properties.get("experimentName"),
         "mini_batch_size": props.miniBatchSize,
         "instance_count": props.compute.instanceCount if props.compute else None,
+        "env_manager": props.envManager,
+        "env_strict": bool(props.envStrict),
     }
     if "score" in props.OutputData:
         options["output_path"] = azure_uri(props.OutputData["score"].Uri)

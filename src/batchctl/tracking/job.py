@@ -93,6 +93,19 @@ class TrackedJob:
 
         return both
 
+    def environment(self, env: dict[str, Any]) -> None:
+        """The environment the workers ran in: into the manifest (with its lock file's sha256, which
+        `job verify` checks) and, at the end, the MLflow run's params and tags (from the final record)."""
+        if self.lineage is None:
+            return
+        self.lineage["environment"]["isolated"] = {
+            "used": env.get("used"),
+            "key": env.get("key") if env.get("used") == "isolated" else None,
+            "lock_file": env.get("lock_file") if env.get("used") == "isolated" else None,
+            "lock_sha256": env.get("lock_sha256") if env.get("used") == "isolated" else None,
+            "substitutions": (env.get("skipped") or []) + (env.get("substitutions") or []),
+        }
+
     def published(self, digest: str, size: int) -> None:
         if self.lineage is not None:
             self.lineage["output"].update(sha256=digest, bytes=size)

@@ -28,7 +28,7 @@ LINEAGE_VERSION = 1
 LISTING_FILE = "input_listing.json"
 PACKAGES = ("batchctl", "mlflow", "scikit-learn", "pandas")
 # `job verify` exit codes (README "Exit codes")
-RESULTS_DIFFER, MODEL_DIFFERS, BOTH_DIFFER = 10, 11, 12
+RESULTS_DIFFER, MODEL_DIFFERS, BOTH_DIFFER, ENVIRONMENT_DIFFERS = 10, 11, 12, 14
 
 
 class LineageMismatchError(BatchctlError):
@@ -214,7 +214,17 @@ def verify(record: dict[str, Any]) -> dict[str, Any]:
     if model["actual"] is None:
         model["error"] = "the model files no longer exist in the workspace"
     model["match"] = model["actual"] == model["expected"]
+    env = verify_environment(lineage)
     report.update(results=results, model=model, ok=bool(results["match"] and model["match"]))
+    if env is not None:
+        report["environment"] = env
+    if report["ok"] and env is not None and env["match"] is False:
+        report["ok"] = False
+        error = LineageMismatchError(
+            f"job '{name}': the environment's lock file differs from the lineage manifest", ENVIRONMENT_DIFFERS
+        )
+        error.record = report  # type: ignore[attr-defined]
+        raise error
     if report["ok"]:
         return report
     code = (
@@ -226,3 +236,20 @@ def verify(record: dict[str, Any]) -> dict[str, Any]:
     error = LineageMismatchError(f"job '{name}': {what[code]} from the lineage manifest", code)
     error.record = report  # type: ignore[attr-defined]
     raise error
+
+
+def verify_environment(lineage: dict[str, Any]) -> dict[str, Any] | None:
+    """The isolated environment's lock file against the manifest's sha256 (None: the job ran in batchctl's
+    interpreter). A build removed since (`environment prune`) cannot be checked: match is None, said so."""
+    isolated = (lineage.get("environment") or {}).get("isolated") or {}
+    expected = isolated.get("lock_sha256")
+    if not expected:
+        return None
+    out: dict[str, Any] = {"key": isolated.get("key"), "lock_file": isolated.get("lock_file"), "expected": expected}
+    try:
+        out["actual"] = hashlib.sha256(Path(isolated["lock_file"]).read_bytes()).hexdigest()
+    except (OSError, KeyError, TypeError):
+        out.update(actual=None, match=None, note="the build is gone (pruned?); its lock file cannot be checked")
+        return out
+    out["match"] = out["actual"] == expected
+    return out

@@ -80,6 +80,26 @@ def run_url(uri: str, experiment_id: str, run_id: str) -> str | None:
     return None
 
 
+def environment_params(env: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """(params, tags) saying where the job's workers ran and every substitution made (batchctl.envs)."""
+    changes = [*(env.get("skipped") or []), *(env.get("substitutions") or [])]
+    lines = "; ".join(
+        f"skipped {c['requested']}" if c["kind"] == "skipped" else f"{c['requested']} -> {c['used']}" for c in changes
+    )
+    params = {
+        "env_manager": str(env.get("manager")),
+        "env_used": str(env.get("used")),
+        "env_key": str(env.get("key")),
+        "env_python": str(env.get("python") or env.get("python_requested")),
+        "env_lock_sha256": str(env.get("lock_sha256")),
+    }
+    tags = {
+        "batchctl.environment": str(env.get("source")),
+        "batchctl.env_substitutions": (lines or "none")[:5000],
+    }
+    return params, tags
+
+
 def run_params(settings: dict[str, Any]) -> dict[str, str]:
     flat = {**settings, **(settings.get("retry_settings") or {})}
     return {k: str(flat.get(k)) for k in PARAMS}
@@ -208,9 +228,23 @@ class RunLogger:
         if "final" not in self._done:
             self.metrics(metrics_of(record.get("counts") or {}, record.get("duration_seconds") or 0.0), end_ms)
             self._done.add("final")
+        if "environment" not in self._done and record.get("environment"):
+            self.call("log the environment", lambda: self._environment(record))
+            self._done.add("environment")
         self.call("log the artifacts", lambda: self._artifacts(record, folder))
         status = RUN_STATUS.get(str(record.get("status")), "FAILED")
         self.call("end the run", lambda: self._mlflow().set_terminated(self.run_id, status=status, end_time=end_ms))
+
+    def _environment(self, record: dict[str, Any]) -> None:
+        from mlflow.entities import Param, RunTag
+
+        params, tags = environment_params(record["environment"])
+        client = self._mlflow()
+        client.log_batch(
+            self.run_id,
+            params=[Param(k, v) for k, v in params.items()],
+            tags=[RunTag(k, v) for k, v in tags.items()],
+        )
 
     def _artifacts(self, record: dict[str, Any], folder: Path) -> None:
         client = self._mlflow()

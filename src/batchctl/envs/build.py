@@ -1,0 +1,528 @@
+"""Building an environment with uv: once per key, under `<workspace>/envs/<key>`.
+
+- a temporary folder `envs/.tmp-<key>-<random>`, renamed to the key only once the environment is whole
+  (installed, smoke-imported, locked), so a killed build never leaves anything a job could use;
+- one file lock per key (`envs/.locks/<key>.lock`): four jobs needing the same new environment cause one
+  build; the others wait and reuse it. The lock holder removes the temporary folders a killed build left;
+- `requirements.lock` (`uv pip freeze`) and `build.log` are kept in the environment's folder; the log of a
+  failed build is kept under `envs/.logs/`;
+- uv's cache stays where uv keeps it (`UV_CACHE_DIR`); it hardlinks from it when the cache and the
+  workspace share a filesystem, and copies otherwise (set `UV_LINK_MODE=copy` to silence its warning).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from batchctl.envs.index import index_settings
+from batchctl.envs.spec import Change, EnvSpec, requirement_name
+from batchctl.errors import EnvironmentBuildError, MissingDependencyError
+
+META = "batchctl-env.json"
+LOCK_FILE = "requirements.lock"
+BUILD_LOG = "build.log"
+LAST_USED = ".last-used"
+MIN_PYTHON = (3, 11)  # batchctl's worker code runs inside the environment
+ENV_PLACEHOLDER = "{ENV}"
+Log = Callable[[str], None]
+
+
+@dataclass
+class BuiltEnv:
+    """A ready environment: what a worker starts with, and what the job records."""
+
+    key: str
+    path: str
+    python: str  # the interpreter a worker starts with
+    python_version: str
+    sys_path: list[str]
+    lock_file: str
+    lock_sha256: str
+    changes: list[Change] = field(default_factory=list)
+    built: bool = False  # this call built it (False: reused)
+    seconds: float = 0.0
+    build_log: str | None = None
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "path": self.path,
+            "python": self.python_version,
+            "lock_file": self.lock_file,
+            "lock_sha256": self.lock_sha256,
+            "built": self.built,
+            "build_seconds": round(self.seconds, 3),
+            "build_log": self.build_log,
+            "substitutions": [c.as_dict() for c in self.changes],
+        }
+
+
+def uv_binary() -> str:
+    """The uv that ships with the `uv` package (a dependency of batchctl): nothing is downloaded at run time."""
+    explicit = os.environ.get("BATCHCTL_UV")
+    if explicit:
+        return explicit
+    try:
+        from uv import find_uv_bin
+
+        return find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        found = shutil.which("uv")
+        if found:
+            return found
+    raise MissingDependencyError("uv is not installed; isolated environments are built with it", "pip install uv")
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load(root: Path, key: str) -> BuiltEnv | None:
+    """The environment built for `key`, or None. Only a renamed (complete) folder counts."""
+    folder = root / key
+    try:
+        meta = json.loads((folder / META).read_text())
+    except (OSError, ValueError):
+        return None
+    lock = folder / LOCK_FILE
+    return BuiltEnv(
+        key=key,
+        path=str(folder),
+        python=str(folder / "venv" / "bin" / "python"),
+        python_version=meta["python_version"],
+        sys_path=[p.replace(ENV_PLACEHOLDER, str(folder)) for p in meta["sys_path"]],
+        lock_file=str(lock),
+        lock_sha256=meta["lock_sha256"],
+        changes=[Change(**c) for c in meta.get("changes", [])],
+        build_log=str(folder / BUILD_LOG),
+    )
+
+
+def touch(root: Path, key: str) -> None:
+    with contextlib.suppress(OSError):
+        (root / key / LAST_USED).write_text(str(time.time()))
+
+
+def ensure(root: Path, spec: EnvSpec, strict: bool = False, log: Log | None = None) -> BuiltEnv:
+    """The environment for `spec`: reused when built, else built now under the key's lock."""
+    say = log or (lambda _line: None)
+    key = spec.key
+    ready = load(root, key)
+    if ready is None:
+        from filelock import FileLock, Timeout
+
+        locks = root / ".locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        timeout = float(os.environ.get("BATCHCTL_ENV_BUILD_TIMEOUT") or 3600)
+        try:
+            with FileLock(str(locks / f"{key}.lock"), timeout=timeout):
+                ready = load(root, key)
+                if ready is None:
+                    ready = _build(root, spec, strict, say)
+        except Timeout:
+            raise EnvironmentBuildError(
+                f"environment {key[:12]}: another build held its lock for more than {timeout:.0f} s",
+                f"wait for it, or remove {locks / (key + '.lock')} if no batchctl process is building",
+            ) from None
+    touch(root, key)
+    return ready
+
+
+def _run(cmd: list[str], env: dict[str, str], logfile: Any, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+    logfile.write("$ " + " ".join(cmd) + "\n")
+    logfile.flush()
+    started = time.monotonic()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    logfile.write(proc.stdout + proc.stderr + f"[exit {proc.returncode}, {time.monotonic() - started:.2f}s]\n")
+    logfile.flush()
+    return proc
+
+
+def uv_environ() -> dict[str, str]:
+    env = dict(os.environ)
+    # no interpreter download unless the user allowed one (machines that reach only package registries)
+    env.setdefault("UV_PYTHON_DOWNLOADS", "never")
+    env.pop("VIRTUAL_ENV", None)
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def host_python() -> tuple[str, str]:
+    return getattr(sys, "_base_executable", None) or sys.executable, platform.python_version()
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", text)[:3])
+
+
+def choose_python(
+    requested: str | None, strict: bool, env: dict[str, str], logfile: Any
+) -> tuple[str, str, Change | None]:
+    """(interpreter, its version, the substitution made or None). The requested major.minor when uv finds
+    it here; else the nearest available: batchctl's own interpreter (its worker needs 3.11+)."""
+    exe, version = host_python()
+    if not requested or _version_tuple(requested)[:2] == _version_tuple(version)[:2]:
+        return exe, version, None
+    wanted = _version_tuple(requested)
+    if wanted[:2] < MIN_PYTHON:
+        reason = f"batchctl's worker needs Python {'.'.join(map(str, MIN_PYTHON))} or newer"
+    else:
+        proc = _run([uv_binary(), "python", "find", ".".join(map(str, wanted[:2]))], env, logfile, 60)
+        found = proc.stdout.strip().splitlines()[-1] if proc.returncode == 0 and proc.stdout.strip() else None
+        if found:
+            check = _run([found, "-c", "import platform; print(platform.python_version())"], env, logfile, 60)
+            if check.returncode == 0:
+                return found, check.stdout.strip(), None
+        reason = f"no Python {'.'.join(map(str, wanted[:2]))} interpreter here (and none downloaded)"
+    if strict:
+        raise EnvironmentBuildError(
+            f"the environment asks for Python {requested}: {reason}",
+            f"without --env-strict it would use Python {version}",
+        )
+    return exe, version, Change("python", f"python {requested}", f"python {version}", reason)
+
+
+def _exact_pin(req: str) -> tuple[str, str] | None:
+    from packaging.requirements import Requirement
+
+    parsed = Requirement(req)
+    specs = list(parsed.specifier)
+    if len(specs) == 1 and specs[0].operator == "==" and "*" not in specs[0].version and not parsed.url:
+        return requirement_name(req), specs[0].version
+    return None
+
+
+def _would_install(out: str, name: str) -> str | None:
+    for line in out.splitlines():
+        m = re.match(r"\s*\+\s*([A-Za-z0-9_.\-]+)==(\S+)", line)
+        if m and requirement_name(m.group(1)) == name:
+            return m.group(2)
+    return None
+
+
+def _relax(
+    reqs: list[str], python: str, base: list[str], strict: bool, env: dict[str, str], logfile: Any, version: str
+) -> tuple[list[str], list[Change]]:
+    """Exact pins with no installable release here (no wheel for this interpreter): each relaxed to the
+    newest release of the same major.minor that installs, never across minor versions."""
+    pins = [(r, p) for r in reqs if (p := _exact_pin(r)) is not None]
+    if not pins:
+        return reqs, []
+    check = [uv_binary(), "pip", "install", "--dry-run", "--no-deps", "--no-build", "--python", python, *base]
+    if _run(check + [r for r, _ in pins], env, logfile).returncode == 0:
+        return reqs, []
+    out, changes = list(reqs), []
+    for req, (name, pinned) in pins:
+        if _run(check + [req], env, logfile).returncode == 0:
+            continue
+        parts = _version_tuple(pinned)
+        if len(parts) < 2:
+            continue
+        series = f"{name}=={parts[0]}.{parts[1]}.*"
+        probe = _run(check + [series], env, logfile)
+        chosen = _would_install(probe.stdout + probe.stderr, name) if probe.returncode == 0 else None
+        if chosen is None:
+            continue  # nothing of that series installs either: the install says why
+        out[out.index(req)] = f"{name}=={chosen}"
+        changes.append(
+            Change("relaxed", req, f"{name}=={chosen}", f"no installable {name} {pinned} for Python {version}")
+        )
+    if strict and changes:
+        raise EnvironmentBuildError(
+            "--env-strict: the environment would need " + "; ".join(c.line() for c in changes),
+            "drop --env-strict to accept these substitutions, or pin releases that install here",
+        )
+    return out, changes
+
+
+ERA_SLACK_DAYS = 60  # the releases that followed a pin (wheels for a new Python come weeks later)
+
+
+def index_url(args: list[str], env: dict[str, str]) -> str | None:
+    """The index whose upload dates set the era (None with --no-index)."""
+    if "--no-index" in args or env.get("UV_NO_INDEX"):
+        return None
+    if "--index-url" in args:
+        return args[args.index("--index-url") + 1]
+    return env.get("UV_DEFAULT_INDEX") or env.get("UV_INDEX_URL") or "https://pypi.org/simple"
+
+
+def upload_time(index: str, name: str, version: str, logfile: Any) -> float | None:
+    """When `name==version` was uploaded (PEP 691 JSON + PEP 700 upload-time: PyPI and mirrors that serve
+    them); None when the index does not say."""
+    import datetime
+    import urllib.request
+
+    from packaging.utils import parse_sdist_filename, parse_wheel_filename
+    from packaging.version import Version
+
+    url = f"{index.rstrip('/')}/{name}/"
+    request = urllib.request.Request(url, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310 - the user's index
+            data = json.loads(response.read())
+    except Exception as exc:  # any failure: no era from this index
+        logfile.write(f"upload dates: {url}: {type(exc).__name__}: {exc}\n")
+        return None
+    wanted, times = Version(version), []
+    for item in data.get("files") or []:
+        filename, stamp = item.get("filename", ""), item.get("upload-time")
+        try:
+            got = parse_wheel_filename(filename)[1] if filename.endswith(".whl") else parse_sdist_filename(filename)[1]
+        except Exception:  # a file name packaging cannot read
+            continue
+        if got == wanted and stamp:
+            times.append(datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp())
+    return min(times) if times else None
+
+
+def era(reqs: list[str], args: list[str], env: dict[str, str], logfile: Any) -> list[str]:
+    """uv options that resolve the unpinned packages from the era of the pinned ones: --exclude-newer at the
+    newest pinned release's upload (plus 60 days), so an old scikit-learn comes with the numpy and pandas of
+    its time, not today's. batchctl's worker packages too: a today's pyarrow needs today's numpy."""
+    import datetime
+
+    index = index_url(args, env)
+    pins = [p for r in reqs if (p := _exact_pin(r)) is not None]
+    if index is None or not pins or os.environ.get("BATCHCTL_ENV_ERA", "1") == "0":
+        return []
+    times = [upload_time(index, name, version, logfile) for name, version in pins]
+    if any(t is None for t in times):
+        return []
+    newest = max(t for t in times if t is not None) + ERA_SLACK_DAYS * 86400
+    if newest > time.time() - 7 * 86400:  # recent pins: nothing to hold back
+        return []
+    stamp = datetime.datetime.fromtimestamp(newest, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return ["--exclude-newer", stamp]
+
+
+_NO_WHEELS = re.compile(r"(?<![\w.\-])([A-Za-z][A-Za-z0-9_.\-]*)(?:[<>=!~]=?[^\s,]*)? has no usable wheels")
+
+
+def _era_install(
+    install: list[str], held: list[str], wanted: list[str], env: dict[str, str], logfile: Any, lifted: list[str]
+) -> subprocess.CompletedProcess[str]:
+    """In the era, wheels only (old sdists rarely build on a newer Python). A package with no wheel for this
+    Python in the era (MarkupSafe had none for 3.11 until 2023) is let out of it, one round at a time."""
+    import datetime
+
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    proc = _run([*install, *held, "--no-build", *wanted], env, logfile)
+    for _ in range(8):
+        if proc.returncode == 0:
+            break
+        names = {requirement_name(m) for m in _NO_WHEELS.findall(proc.stderr)} - set(lifted)
+        if not names:
+            break
+        lifted += sorted(names)
+        logfile.write(f"no wheel for this Python in the era: {', '.join(sorted(names))}; taken from today\n")
+        extra = [a for n in lifted for a in ("--exclude-newer-package", f"{n}={now}")]
+        proc = _run([*install, *held, *extra, "--no-build", *wanted], env, logfile)
+    return proc
+
+
+_SMOKE = r"""
+import importlib, importlib.metadata as md, json, sys
+failures = []
+for name in json.loads(sys.argv[1]):
+    try:
+        dist = md.distribution(name)
+    except md.PackageNotFoundError:
+        failures.append([name, None, "not installed"])
+        continue
+    tops = (dist.read_text("top_level.txt") or "").split()
+    if not tops:  # no top_level.txt (meson-python, hatchling...): packages with an __init__, top modules
+        seen = set()
+        for f in dist.files or []:
+            parts = f.parts
+            if len(parts) == 2 and parts[1] == "__init__.py":
+                seen.add(parts[0])
+            elif len(parts) == 1 and f.suffix in (".py", ".so"):
+                seen.add(parts[0].split(".")[0])
+        tops = sorted(seen)
+    tops = [m for m in tops if m.isidentifier() and not m.startswith("_") and m not in ("test", "tests", "docs")]
+    # a distribution that also ships helper packages (mlflow-skinny's pylint_plugins): its namesake only
+    dist_name = name.lower().replace("_", "-")
+    namesakes = [m for m in tops if m.lower().replace("_", "-") in dist_name]
+    for mod in namesakes or tops:
+        try:
+            importlib.import_module(mod)
+        except BaseException as exc:
+            failures.append([name, mod, (type(exc).__name__ + ": " + str(exc)).splitlines()[0][:300]])
+print(json.dumps(failures))
+"""
+
+
+def smoke(python: str, names: list[str], env: dict[str, str], logfile: Any) -> list[list[Any]]:
+    """Import each requirement's top-level modules inside the environment: [[dist, module, error], ...]."""
+    proc = _run([python, "-I", "-c", _SMOKE, json.dumps(names)], env, logfile, 600)
+    try:
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return [[",".join(names), None, (proc.stderr.strip().splitlines() or ["the import check crashed"])[-1]]]
+
+
+def first_cause(text: str) -> str:
+    """uv's first cause, one line."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for prefix in ("Caused by:", "cause:", "╰─▶", "error:"):
+        for i, line in enumerate(lines):
+            if line.startswith(prefix):
+                rest = line[len(prefix) :].strip()
+                if not rest and i + 1 < len(lines):
+                    rest = lines[i + 1]
+                return rest
+    return lines[-1] if lines else "uv failed"
+
+
+def _culprit(cause: str, reqs: list[str]) -> str:
+    for req in reqs:
+        if requirement_name(req) in cause.lower().replace("_", "-"):
+            return req
+    return ", ".join(reqs) if len(reqs) <= 3 else f"{len(reqs)} requirements"
+
+
+def _build(root: Path, spec: EnvSpec, strict: bool, say: Log) -> BuiltEnv:
+    key = spec.key
+    started = time.monotonic()
+    for stale in root.glob(f".tmp-{key}-*"):  # a killed build's leftovers: only the lock holder gets here
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = root / f".tmp-{key}-{os.urandom(4).hex()}"
+    tmp.mkdir(parents=True)
+    log_path = tmp / BUILD_LOG
+    say(f"environment {key[:12]}: building ({spec.source}) with uv into {root}")
+    env = uv_environ()
+    settings = index_settings()
+    env.update(settings.env)
+    try:
+        with open(log_path, "w") as logfile:
+            logfile.write(json.dumps(spec.describe(), indent=1) + "\n")
+            for note in settings.notes:
+                logfile.write(note + "\n")
+            exe, version, python_change = choose_python(spec.python, strict, env, logfile)
+            changes = [c for c in (python_change,) if c is not None]
+            proc = _run([uv_binary(), "venv", "--relocatable", "--python", exe, str(tmp / "venv")], env, logfile)
+            if proc.returncode != 0:
+                raise EnvironmentBuildError(f"environment {key[:12]}: uv venv failed: {first_cause(proc.stderr)}")
+            py = str(tmp / "venv" / "bin" / "python")
+            base = list(settings.args)
+            if spec.constraints:
+                (tmp / "constraints.txt").write_text("\n".join(spec.constraints) + "\n")
+                base += ["--constraint", str(tmp / "constraints.txt")]
+            reqs, relaxed = _relax(list(spec.requirements), py, base, strict, env, logfile, version)
+            changes += relaxed
+            wanted = reqs + list(spec.worker)
+            if wanted:
+                held = era(reqs, base, env, logfile)
+                if held and "setuptools" not in {requirement_name(r) for r in wanted}:
+                    # old releases import pkg_resources, which conda's and pip's environments always had
+                    wanted.append("setuptools")
+                install = [uv_binary(), "pip", "install", "--python", py, *base]
+                lifted: list[str] = []
+                proc = _era_install(install, held, wanted, env, logfile, lifted) if held else None
+                if proc is None or proc.returncode != 0:
+                    proc = _run([*install, *held, *wanted], env, logfile)
+                if proc.returncode != 0 and held:  # the era excludes something asked for: resolve from today
+                    logfile.write("resolving again without --exclude-newer\n")
+                    held = []
+                    wanted = reqs + list(spec.worker)
+                    proc = _run([*install, *wanted], env, logfile)
+                if held:
+                    reason = "the era of the pinned releases" + (
+                        f" ({', '.join(lifted)} from today: no wheel for this Python then)" if lifted else ""
+                    )
+                    changes.append(Change("era", "unpinned packages", f"as of {held[1][:10]}", reason))
+                if proc.returncode != 0:
+                    cause = first_cause(proc.stderr)
+                    raise EnvironmentBuildError(
+                        f"environment {key[:12]}: cannot install {_culprit(cause, wanted)}: {cause}",
+                        "check the requirement and your package index (PIP_INDEX_URL, PIP_FIND_LINKS); "
+                        f"full log: {_keep_log(root, key, log_path)}",
+                    )
+            names = sorted({requirement_name(r) for r in wanted})
+            failures = smoke(py, names, env, logfile) if names else []
+            if failures:
+                dist, module, error = failures[0]
+                raise EnvironmentBuildError(
+                    f"environment {key[:12]}: {dist} installs but import {module or dist} fails: {error}",
+                    "pin the other packages of its era with --env-constraint (for example 'numpy<2'); "
+                    f"full log: {_keep_log(root, key, log_path)}",
+                )
+            proc = _run([uv_binary(), "pip", "freeze", "--python", py], env, logfile)
+            lock = proc.stdout if proc.returncode == 0 else ""
+            (tmp / LOCK_FILE).write_text(lock)
+            paths = _run([py, "-I", "-c", "import json, sys; print(json.dumps(sys.path))"], env, logfile)
+            sys_path = [p.replace(str(tmp), ENV_PLACEHOLDER) for p in json.loads(paths.stdout)]
+            sys_path = [p for p in sys_path if p]
+        meta = {
+            "key": key,
+            "spec": spec.describe(),
+            "canonical": spec.canonical(),
+            "python_version": version,
+            "python_base": exe,
+            "sys_path": sys_path,
+            "lock_sha256": hashlib.sha256(lock.encode()).hexdigest(),
+            "changes": [c.as_dict() for c in changes],
+            "created_at": time.time(),
+            "build_seconds": round(time.monotonic() - started, 3),
+        }
+        # the venv sits one level down so that the folder's own files (log, lock, meta) are beside it
+        (tmp / META).write_text(json.dumps(meta, indent=1))
+        os.rename(tmp, root / key)
+    except subprocess.TimeoutExpired as exc:
+        raise EnvironmentBuildError(
+            f"environment {key[:12]}: {exc.cmd[1] if len(exc.cmd) > 1 else 'uv'} timed out after {exc.timeout:.0f} s",
+            f"full log: {_keep_log(root, key, log_path)}",
+        ) from None
+    except EnvironmentBuildError as exc:
+        if exc.hint is None or "full log" not in exc.hint:
+            kept = _keep_log(root, key, log_path)
+            exc.hint = (exc.hint + "; " if exc.hint else "") + f"full log: {kept}"
+        raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    built = load(root, key)
+    assert built is not None
+    built.built = True
+    built.seconds = time.monotonic() - started
+    say(f"environment {key[:12]}: built in {built.seconds:.1f}s (Python {version})")
+    return built
+
+
+def _keep_log(root: Path, key: str, log_path: Path) -> str:
+    logs = root / ".logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    target = logs / f"{key[:12]}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
+    with contextlib.suppress(OSError):
+        shutil.copyfile(log_path, target)
+    return str(target)
+
+
+def worker_shim(root: Path) -> str:
+    """A folder holding only a link to batchctl's own package: on a worker's sys.path it makes batchctl's
+    worker code importable without exposing anything else installed beside batchctl."""
+    import batchctl
+
+    package = Path(batchctl.__file__).resolve().parent
+    shim = root / ".batchctl" / hashlib.sha256(str(package).encode()).hexdigest()[:16]
+    link = shim / "batchctl"
+    if not link.exists():
+        shim.mkdir(parents=True, exist_ok=True)
+        tmp = shim / f".batchctl-{os.urandom(4).hex()}"
+        os.symlink(package, tmp)
+        os.replace(tmp, link)
+    return str(shim)

@@ -1,0 +1,237 @@
+"""A job's environment: chosen at submit (what the deployment names, with `--env-manager`, `--env-strict`
+and `--env-constraint`), then made ready by the runner before any worker starts.
+
+The manager: `--env-manager` > the deployment's `batchctl.env_manager` property > `env_manager` in the
+workspace's settings.json > `auto`. `local` scores in this interpreter; `uv` always in the isolated
+environment; `auto` in this interpreter when it already satisfies every requirement, else isolated."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from batchctl.envs import build as env_build
+from batchctl.envs.manage import check_manager, unsatisfied
+from batchctl.envs.spec import Change, EnvSpec
+from batchctl.errors import EnvironmentBuildError, SpecError
+from batchctl.notices import notify
+from batchctl.workspace import Workspace
+
+MANAGER_PROPERTY = "batchctl.env_manager"
+STRICT_PROPERTY = "batchctl.env_strict"
+CONSTRAINTS_PROPERTY = "batchctl.env_constraints"
+SETTINGS_FILE = "settings.json"
+
+
+def envs_root(ws: Workspace) -> Path:
+    return ws.root / "envs"
+
+
+def workspace_manager(ws: Workspace) -> str | None:
+    path = ws.root / SETTINGS_FILE
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"{path}: cannot read: {exc}") from None
+    value = data.get("env_manager") if isinstance(data, dict) else None
+    return check_manager(value, f"{path}: env_manager") if value is not None else None
+
+
+def split_constraints(text: str | None) -> list[str]:
+    return [c.strip() for c in (text or "").replace(";", ",").split(",") if c.strip()]
+
+
+def plan(
+    ws: Workspace,
+    deployment: dict[str, Any],
+    model_path: str,
+    model_type: str,
+    scripted: bool,
+    manager: str | None = None,
+    strict: bool = False,
+    constraints: Iterable[str] = (),
+) -> dict[str, Any] | None:
+    """What the job's record says about its environment (None: the deployment names none, and a custom
+    deployment then runs in this interpreter as it always did)."""
+    from batchctl.resources.environments import deployment_env_spec
+
+    props = deployment.get("properties") or {}
+    if manager is not None:
+        check_manager(manager, "--env-manager")
+    elif props.get(MANAGER_PROPERTY):
+        manager = check_manager(str(props[MANAGER_PROPERTY]), f"deployment property {MANAGER_PROPERTY}")
+    else:
+        manager = workspace_manager(ws) or "auto"
+    strict = strict or str(props.get(STRICT_PROPERTY, "")).lower() in ("1", "true", "yes")
+    cons = list(constraints) + split_constraints(props.get(CONSTRAINTS_PROPERTY))
+    spec = deployment_env_spec(ws, deployment, model_path, model_type)
+    if spec is None:
+        return None
+    spec = spec.with_worker("script" if scripted else "mlflow", tuple(cons))
+    if strict and spec.skipped and manager != "local":
+        raise EnvironmentBuildError(
+            "--env-strict: the environment would need " + "; ".join(c.line() for c in spec.skipped),
+            "drop --env-strict to skip them, or list the packages under pip: in the conda file",
+        )
+    return {
+        "manager": manager,
+        "strict": strict,
+        **spec.describe(),
+        "skipped": [c.as_dict() for c in spec.skipped],
+        "key": spec.key,
+    }
+
+
+def spec_of(env: dict[str, Any]) -> EnvSpec:
+    return EnvSpec(
+        source=env["source"],
+        python=env.get("python_requested"),
+        requirements=tuple(env.get("requirements") or ()),
+        worker=tuple(env.get("worker_packages") or ()),
+        constraints=tuple(env.get("constraints") or ()),
+        skipped=tuple(Change(**c) for c in env.get("skipped") or ()),
+    )
+
+
+def prepare(
+    ws: Workspace, env: dict[str, Any] | None, compute_type: str, log: Callable[[str], None]
+) -> tuple[env_build.BuiltEnv | None, dict[str, Any] | None]:
+    """(the isolated environment to start workers in, or None for this interpreter; the record's
+    `environment` with what was used). Builds at most once per key; raises EnvironmentBuildError."""
+    if env is None:
+        return None, None
+    spec = spec_of(env)
+    out = dict(env)
+    for change in spec.skipped:
+        log(f"environment: {change.line()}")
+    if env["manager"] == "local":
+        out["used"] = "local"
+        log("environment: --env-manager local: scoring in batchctl's interpreter")
+        return None, out
+    if env["manager"] == "auto":
+        missing = unsatisfied(spec.requirements)
+        if not missing:
+            out["used"] = "local"
+            log(f"environment: this interpreter satisfies every requirement of {spec.source}; no build")
+            return None, out
+        out["unsatisfied"] = missing
+        log(f"environment: this interpreter lacks {', '.join(missing[:5])}: an isolated environment is used")
+    if compute_type == "ray":
+        raise EnvironmentBuildError(
+            "Ray workers cannot start in an isolated environment yet (ray would have to be installed inside it); "
+            f"this job needs one for {spec.source}",
+            "use --env-manager local to score in batchctl's interpreter, or a local compute",
+        )
+    built = env_build.ensure(envs_root(ws), spec, bool(env.get("strict")), log)
+    substituted = [c for c in built.changes if c.kind != "era"]
+    if env.get("strict") and substituted:  # built earlier without --env-strict: its substitutions stand
+        raise EnvironmentBuildError(
+            "--env-strict: the environment would need " + "; ".join(c.line() for c in substituted),
+            "drop --env-strict to accept these substitutions, or pin releases that install here",
+        )
+    log(
+        f"environment {built.key[:12]}: {'built' if built.built else 'reused'} {built.path}; "
+        f"build log {built.build_log}"
+    )
+    for change in built.changes:
+        log(f"environment: {change.line()}")
+        notify(f"environment {built.key[:12]}: {change.line()}")
+    out.update(used="isolated", **built.record())
+    return built, out
+
+
+def worker_path(ws: Workspace, built: env_build.BuiltEnv) -> tuple[str, ...]:
+    """The sys.path of a worker in `built`: batchctl's package alone, then the environment's own paths."""
+    return (env_build.worker_shim(envs_root(ws)), *built.sys_path)
+
+
+def override(env: dict[str, Any], manager: str | None, strict: bool, constraints: list[str]) -> dict[str, Any]:
+    """A resumed job's environment with `job resume --env-manager/--env-strict/--env-constraint` laid over
+    it (new constraints make a new key). What the last attempt used is cleared."""
+    out = {
+        k: v
+        for k, v in env.items()
+        if k
+        in (
+            "manager",
+            "strict",
+            "source",
+            "python_requested",
+            "requirements",
+            "worker_packages",
+            "constraints",
+            "skipped",
+            "key",
+        )
+    }
+    if manager is not None:
+        out["manager"] = check_manager(manager, "--env-manager")
+    if strict:
+        out["strict"] = True
+    if constraints:
+        spec = spec_of(out).with_worker_constraints(tuple(constraints))
+        out.update(constraints=list(spec.constraints), key=spec.key)
+    return out
+
+
+def build_registered(
+    ws: Workspace, name: str, version: str | None, strict: bool, constraints: Iterable[str], log: Callable[[str], None]
+) -> list[dict[str, Any]]:
+    """`environment build`: build a registered environment ahead of time, as Azure builds the image at
+    deployment time, once for each kind of deployment that uses it (a scoring script, or the built-in MLflow
+    scorer, which adds its own packages); for a scoring script when none uses it yet."""
+    from batchctl.envs import spec as env_spec
+    from batchctl.resources.environments import get_environment
+
+    record = get_environment(ws, name, version)
+    if not record.get("conda_file"):
+        raise SpecError(f"environment {record['id']} has no conda file: there is nothing to build here")
+    base = env_spec.from_conda_file(Path(record["conda_file"]), f"environment {record['id']}")
+    if strict and base.skipped:
+        raise EnvironmentBuildError(
+            "--env-strict: the environment would need " + "; ".join(c.line() for c in base.skipped),
+            "drop --env-strict to skip them, or list the packages under pip: in the conda file",
+        )
+    kinds = sorted(
+        {
+            "script" if (d.get("code_configuration") or {}).get("code") else "mlflow"
+            for d in ws.store.read()["deployments"].values()
+            if d.get("environment") == record["id"]
+        }
+    ) or ["script"]
+    out = []
+    for kind in kinds:
+        spec = base.with_worker(kind, tuple(constraints))
+        built = env_build.ensure(envs_root(ws), spec, strict, log)
+        substituted = [c for c in built.changes if c.kind != "era"]
+        if strict and substituted:
+            raise EnvironmentBuildError(
+                "--env-strict: the environment would need " + "; ".join(c.line() for c in substituted),
+                "drop --env-strict to accept these substitutions, or pin releases that install here",
+            )
+        out.append(
+            {"environment": record["id"], "for": kind, "skipped": [c.as_dict() for c in base.skipped], **built.record()}
+        )
+    return out
+
+
+def builds_of(ws: Workspace, env_id: str | None = None) -> list[dict[str, Any]]:
+    """The builds kept under `<workspace>/envs/` (only those made from `env_id` when given)."""
+    from batchctl.envs.manage import list_builds
+
+    builds = list_builds(envs_root(ws))
+    if env_id is not None:
+        builds = [b for b in builds if b["source"] == f"environment {env_id}"]
+    return builds
+
+
+def prune_builds(ws: Workspace, unused_days: float) -> dict[str, Any]:
+    from batchctl.envs.manage import prune
+
+    if unused_days < 0:
+        raise SpecError("--unused-days: must be 0 or more")
+    return prune(envs_root(ws), unused_days)
