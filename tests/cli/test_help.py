@@ -68,3 +68,30 @@ def test_a_flag_and_an_option_that_takes_values(cli):
     assert re.search(r"^  --no-wait +Hand the job", text, re.MULTILINE), text
     assert re.search(r"^  --set KEY=VALUE +Override a field", text, re.MULTILINE), text
     assert re.search(r"^  -n, --name <str> +Endpoint name\.", text, re.MULTILINE), text
+
+
+EXAMPLE_DIR = README.parent / "examples" / "endpoints" / "batch"
+MADE_BY_THE_TOUR = {
+    "./model": "python train_model.py",  # trained first, in the tour's first block
+    "blobds.yml": "cat > blobds.yml <<",  # written by the README's Azure Blob block
+    "job.yml": "# job.yml: batchctl job create -f job.yml",  # the README's invocation file, shown whole
+}
+
+
+@pytest.mark.parametrize(("path", "node"), ALL, ids=[" ".join(p) or "batchctl" for p, _ in ALL])
+def test_every_file_an_example_names_is_in_the_bundled_example(path, node):
+    """The examples are run from examples/endpoints/batch, as the tour is: a file one names is there (or
+    made by the tour), so `--help`'s example works when pasted. (The data asset's YAML moved out of
+    data/ and `data create`'s example still named data/heart-unlabeled.yml.)"""
+    from batchctl.cli._examples import EXAMPLES
+
+    words = shlex.split(EXAMPLES[" ".join(path)])
+    for option, value in zip(words, words[1:], strict=False):
+        if option not in ("-f", "--file", "--path", "-p", "--conda-file"):
+            continue
+        if path[:1] == ("component",):  # refused whatever the file says (exit 3)
+            continue
+        if value in MADE_BY_THE_TOUR:
+            assert MADE_BY_THE_TOUR[value] in README.read_text(), value
+            continue
+        assert (EXAMPLE_DIR / value).exists(), f"{' '.join(words)}: {value} is not in {EXAMPLE_DIR}"

@@ -169,3 +169,25 @@ def test_an_output_the_credentials_cannot_write_fails_before_any_scoring(
     proc = heart.invoke("--input", "azureml://datastores/blobds/paths/in", "--output-path", out)
     assert proc.returncode == 0, proc.stderr
     assert sorted(azurite.fs().ls(f"{container}/out", detail=False)) == [f"{container}/out/predictions.csv"]
+
+    # `job resume --output-path` checks the new folder as invoke does: the read-only SAS is refused before
+    # the job is reopened (issue 29, item 9's way out must not be a way past item 8's probe)
+    data = tmp_path / "local-in"
+    data.mkdir()
+    (data / "a.csv").write_bytes(csv_files(1)["part0/f00.csv"])
+    (data / "b.csv").write_text("x,y\n1,2\n")  # not the model's columns: one failed item
+    proc = heart.invoke("--input", str(data), "--set", "error_threshold=0")
+    assert proc.returncode == 1, proc.stderr
+    job = json.loads(proc.stdout)["name"]
+    before = heart.ok("job", "show", "-n", job)
+    proc = heart.run("job", "resume", "-n", job, "--output-path", f"{out}-2", env=sas_env)
+    assert (proc.returncode, proc.stderr.splitlines()[:1]) == (
+        9,
+        [
+            f"Error: cannot write to output {azurite.blob_endpoint}/{container}/out-2: the SAS token allows "
+            "sp=rl (no create or write)"
+        ],
+    ), proc.stderr
+    after = heart.ok("job", "show", "-n", job)
+    assert after == before  # still Failed, same output, same history
+    assert not azurite.fs().exists(f"{container}/out-2")

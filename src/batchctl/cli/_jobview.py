@@ -23,6 +23,7 @@ STATUS_STYLE = {
 }
 LABEL = 9  # the width of a summary line's label column: "results  "
 ERROR_CHARS = 150  # the first error's text in a summary: at most two lines at 80 columns
+SHOW_ERROR_CHARS = 300  # job show's first error: a schema error quotes the data (`job errors` has it whole)
 REASON_CHARS = 70  # the job's own reason in a summary: one line
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
 SHORT_NAME = 32
@@ -79,13 +80,37 @@ def _typed(message: str, kind: Any, frame: Any) -> str:
 
 
 def _error_text(text: str, limit: int) -> str:
-    """The first error in at most `limit` characters, keeping its `(file:line)` at the end."""
+    """The first error in at most `limit` characters: its head and its tail (MLflow's schema errors dump
+    the data first and give the cause last: "... Model is missing inputs ['thal']."), keeping its
+    `(file:line)` at the end."""
     text = " ".join(text.split())
     if len(text) <= limit:
         return text
     frame = re.search(r" \([^()]+:\d+\)$", text)
     tail = frame.group(0) if frame else ""
-    return text[: limit - len(tail) - 1] + "…" + tail
+    body = text[: len(text) - len(tail)]
+    room = limit - len(tail) - 3  # " … "
+    head = room // 2
+    return f"{body[:head].rstrip()} … {body[len(body) - (room - head) :].lstrip()}{tail}"
+
+
+def next_steps(record: dict[str, Any]) -> tuple[str | None, list[str]]:
+    """For a job that did not complete: (what to do first, when the job's cause says it: the record's
+    `error.hint`, e.g. start the Ray cluster or move the file that appeared at the output; the commands to
+    type next). Resume keeps the job's --keep-columns, so a job that failed on them points to a rerun, as
+    the CLI's Hint line does (cli/job.outcome_error)."""
+    name = record["name"]
+    error = record.get("error") if isinstance(record.get("error"), dict) else {}
+    hint = error.get("hint") or None
+    commands = []
+    if record.get("status") == "Failed" and (record.get("counts") or {}).get("items_failed"):
+        commands.append(f"batchctl job errors -n {name}")
+    texts = f"{error.get('message') or ''} {error.get('first_item_error') or ''}"
+    if "--keep-columns:" in texts:
+        commands.append(f"batchctl job rerun -n {name} --set keep_columns=<columns>")
+    elif not (hint and "batchctl job resume" in hint):  # a hint naming resume already says how
+        commands.append(f"batchctl job resume -n {name}")
+    return hint, commands
 
 
 def _plural(count: int, word: str, plural: str | None = None) -> str:
@@ -158,11 +183,11 @@ def summary_lines(record: Any) -> list[Line] | None:
     if error and status != "Canceled":
         lines.append(_row("error", _error_text(error, ERROR_CHARS), "red"))
     lines.append(_row("results", "none published; what was scored is kept for resume"))
-    if status == "Failed" and counts.get("items_failed"):
-        lines.append(_row("next", cmd.format("errors")))
-        lines.append(_row("", cmd.format("resume")))
-    else:
-        lines.append(_row("next", cmd.format("resume")))
+    hint, commands = next_steps(record)
+    if hint:
+        lines.append(_row("hint", " ".join(hint.split())))  # whole: it names commands
+    for i, command in enumerate(commands):
+        lines.append(_row("" if i else "next", command))
     return lines
 
 
@@ -344,11 +369,16 @@ def show_lines(record: dict[str, Any], deployment: dict[str, Any] | None) -> lis
         if reason:
             lines.append(_field("reason", " ".join(reason.split())))
         if error:
-            lines.append(_field("error", " ".join(error.split()), "red" if status != "Completed" else None))
-        if counts.get("items_failed"):
-            lines.append(_field("details", f"batchctl job errors -n {name}"))
+            style = "red" if status != "Completed" else None
+            lines.append(_field("error", _error_text(error, SHOW_ERROR_CHARS), style))
         if status in ("Failed", "Canceled"):
-            lines.append(_field("continue", f"batchctl job resume -n {name}"))
+            hint, commands = next_steps(record)
+            if hint:
+                lines.append(_field("hint", " ".join(hint.split())))
+            for command in commands:
+                lines.append(_field("details" if " job errors " in command else "continue", command))
+        elif counts.get("items_failed"):
+            lines.append(_field("details", f"batchctl job errors -n {name}"))
 
     lines += [[], _heading("Tracking and environment")]
     tracking = record.get("tracking") or {}

@@ -169,10 +169,17 @@ def confine(options: dict[str, Any], roots: list[str], labels: tuple[str, str] =
 
 def excerpt(message: str, limit: int = MAX_ERROR_CHARS) -> str:
     """A message cut to `limit` characters for a page or a REST body: a schema error can quote the input's
-    rows, and the whole text stays in the job's logs."""
+    rows, and the whole text stays in the job's logs. Its head and its tail are kept: MLflow's schema error
+    dumps the data first and gives the cause last ("Error: Model is missing inputs ['thal']."), and a
+    summary ends in its `(file:line)`."""
     if len(message) <= limit:
         return message
-    return f"{message[:limit].rstrip()} ... [{len(message) - limit} more characters in the job's logs]"
+    head = limit * 2 // 5
+    tail = limit - head
+    return (
+        f"{message[:head].rstrip()} ... [{len(message) - limit} more characters in the job's logs] ... "
+        f"{message[len(message) - tail :].lstrip()}"
+    )
 
 
 def bounded_error(error: Any) -> Any:

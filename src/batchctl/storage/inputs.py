@@ -183,7 +183,9 @@ def local_columns(path: str) -> list[str] | None:
             import csv
 
             with open(path, encoding="utf-8-sig", newline="") as handle:
-                return next(csv.reader(handle), [])
+                # the header is the first line that is not blank, as pandas finds it (execution/splitting.py's
+                # header_end): blank lines before it are skipped
+                return next((row for row in csv.reader(handle) if any(c.strip(" \t\r") for c in row)), [])
         if suffix in (".parquet", ".pqt"):
             import pyarrow.parquet as pq
 

@@ -4,11 +4,12 @@ that fits 10 rows of 80 columns whatever the message's length, the job's short n
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import pytest
 
-from batchctl.cli._jobview import first_error, short_name, summary_lines
+from batchctl.cli._jobview import first_error, short_name, show_lines, summary_lines
 
 NAME = "8225ae42-73ab-4a0b-a214-42ac8f12f2ec"
 
@@ -99,7 +100,50 @@ def test_a_message_of_any_length_keeps_the_summary_within_10_rows():
     out = rows(summary_lines(record("Completed", long)))
     assert screen_rows(out) <= 10, out
     error = next(line for line in out if line.startswith("error"))
-    assert error.endswith("… (batch_driver.py:24)") and len(error) <= 160
+    assert re.fullmatch(r"error    ValueError: x+ … x+ \(batch_driver\.py:24\)", error) and len(error) <= 160
+
+
+def test_a_long_first_error_keeps_its_cause_at_the_end():
+    # MLflow's schema error: the data first, the cause last
+    message = "Failed to enforce schema of data ' age sex cp " + "35 1 2 146 256 " * 200
+    message += "' with schema '['age': long]'. Error: Model is missing inputs ['thal']."
+    error = {"type": "MlflowException", "message": message, "frame": None}
+    for status in ("Completed", "Failed"):
+        out = rows(summary_lines(record(status, error)))
+        line = next(line for line in out if line.startswith("error"))
+        assert line.startswith("error    MlflowException: Failed to enforce schema of data")
+        assert line.endswith("Error: Model is missing inputs ['thal'].") and " … " in line, line
+        assert len(line) <= 160
+    shown = rows(show_lines({**record("Failed", error), "endpoint_name": "e", "deployment_name": "d"}, None))
+    line = next(line for line in shown if line.strip().startswith("error"))
+    assert line.endswith("Model is missing inputs ['thal'].") and len(line) <= 320, line
+
+
+def test_a_failed_job_gives_its_own_hint_and_never_a_resume_that_cannot_work():
+    # the output appeared while the job ran (issue 29): a plain resume is refused while the file is there
+    hint = f"move that file away and run `batchctl job resume -n {NAME}`, or publish to another folder with "
+    hint += f"`batchctl job resume -n {NAME} --output-path <folder>`"
+    error = {"type": "OutputExistsError", "message": "output exists", "frame": None, "exit_code": 5, "hint": hint}
+    out = rows(summary_lines(record("Failed", error, items_failed=0)))
+    assert f"hint     {hint}" in out
+    assert not any(line.startswith("next") for line in out), out  # the hint says how to resume
+    assert screen_rows(out) <= 10, out
+    # a Ray cluster that cannot be reached: start it first, then resume
+    hint = "start it (`ray start --head --port=6379` on 127.0.0.1) or point the compute at the cluster's address"
+    error = {"type": "BatchctlError", "message": "cannot reach the Ray cluster", "frame": None, "hint": hint}
+    out = rows(summary_lines(record("Failed", error, items_failed=0)))
+    assert out[-2:] == [f"hint     {hint}", f"next     batchctl job resume -n {NAME}"]
+    # resume keeps the job's --keep-columns: a job that failed on them needs a rerun (issue 28 item 10)
+    first = "KeyError: --keep-columns: 'id' is not a column of b.csv"
+    error = {"type": None, "message": "error_threshold exceeded", "frame": None, "first_item_error": first}
+    out = rows(summary_lines(record("Failed", error)))
+    assert out[-2:] == [
+        f"next     batchctl job errors -n {NAME}",
+        f"         batchctl job rerun -n {NAME} --set keep_columns=<columns>",
+    ]
+    shown = rows(show_lines({**record("Failed", error), "endpoint_name": "e", "deployment_name": "d"}, None))
+    assert f"  continue      batchctl job rerun -n {NAME} --set keep_columns=<columns>" in shown
+    assert not any("job resume" in line for line in shown), shown
 
 
 def test_a_completed_job_with_failed_items_points_to_its_errors():

@@ -40,3 +40,25 @@ def test_a_link_out_of_the_folder_is_refused(tmp_path: Path) -> None:
     assert caught.value.message == (
         f"input 'out.csv' is a symbolic link that points outside the input folder ({tmp_path / 'secret.csv'})"
     )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"id,region\n1,north\n",
+        b"\n\nid,region\n1,north\n",  # blank lines before the header: pandas skips them
+        b"\r\n  \t\r\n\r\nid,region\r\n1,north\r\n",  # blank lines of spaces, tabs and CRLF
+        b"\xef\xbb\xbf\nid,region\n1,north\n",  # a BOM, then a blank line
+    ],
+    ids=["plain", "blank-lines", "blank-crlf-spaces", "bom-blank"],
+)
+def test_local_columns_finds_the_header_as_pandas_does(tmp_path: Path, text: bytes) -> None:
+    """--keep-columns is checked against these columns before a job starts: a CSV with blank lines before
+    its header (which scores, as pandas reads it) must give its header, not an empty first line."""
+    import pandas as pd
+
+    from batchctl.storage.inputs import local_columns
+
+    path = tmp_path / "a.csv"
+    path.write_bytes(text)
+    assert local_columns(str(path)) == ["id", "region"] == list(pd.read_csv(path).columns)
