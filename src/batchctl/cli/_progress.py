@@ -105,7 +105,7 @@ class ProgressRenderer:
                 self.bar.update(
                     self.task,
                     completed=done,
-                    items=f"{ok} ok, {bad} failed items",
+                    items=f"{_count(ok, 'item', 'items')} ok, {bad} failed",
                     rate=f"{(ok + bad) / elapsed:.1f} files/s",
                 )
             if kind == "finished":
