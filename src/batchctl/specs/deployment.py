@@ -195,7 +195,10 @@ class DeploymentSpec(StrictModel):
             # legacy shape: run settings at the top level
             if "instance_count" in data and "resources" in data:
                 raise ValueError("Can't set instance_count when resources is provided.")
-            settings = dict(data.get("settings") or {})
+            settings = data.get("settings") or {}
+            if not isinstance(settings, dict):  # a scalar `settings:` beside top-level run settings
+                raise ValueError("settings: Input should be a valid dictionary")
+            settings = dict(settings)
             for key in flat:
                 settings[key] = data.pop(key)
             data["settings"] = settings

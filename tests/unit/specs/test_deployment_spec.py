@@ -274,3 +274,11 @@ def test_error_names_the_file(reject):
     assert reject("deployment", {**TYPED, "color": 1}, file="deployment.yml") == (
         "deployment.yml: color: unknown field (not part of the schema)"
     )
+
+
+def test_legacy_flat_shape_with_a_scalar_settings_is_one_line(reject):
+    # found by tests/hardening/test_spec_fuzz.py: `settings: true` beside top-level run settings crashed
+    data = {k: v for k, v in TYPED.items() if k != "type"}
+    assert reject("deployment", {**data, "settings": True, "retry_settings": {}}) == (
+        "spec.yml: settings: Input should be a valid dictionary"
+    )
