@@ -173,7 +173,16 @@ class RunLogger:
 
             for name in ("mlflow", "alembic"):  # "Creating initial MLflow database tables..." is not ours to say
                 logging.getLogger(name).setLevel(logging.WARNING)
-            self._client = MlflowClient(tracking_uri=self.uri)
+            client = MlflowClient(tracking_uri=self.uri)
+            if self.uri.startswith("sqlite:///"):
+                # the first use of a new sqlite store creates its tables: two jobs' agents doing it at once
+                # fail with "table ... already exists", so the first call runs under a lock beside the file
+                from filelock import FileLock
+
+                db = Path(self.uri[len("sqlite:///") :]).absolute()
+                with FileLock(f"{db}.batchctl-init.lock", timeout=max(30.0, self.timeout)):
+                    client.get_experiment_by_name("Default")
+            self._client = client
         return self._client
 
     def _experiment(self, client: Any, name: str) -> str:
