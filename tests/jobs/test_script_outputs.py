@@ -71,6 +71,16 @@ def _volatile(record: dict[str, Any]) -> dict[str, str]:
         out[environment["python"]] = "<python>"
     for package, version in (environment.get("packages") or {}).items():
         out[str(version)] = f"<{package}>"
+    # the environment (issue 22): its requirements are the model's pins, recorded with the versions of
+    # the machine that saved it, and its key hashes them
+    env = record.get("environment") or {}
+    for requirement in env.get("requirements") or []:
+        name, pinned, version = str(requirement).partition("==")
+        if pinned:
+            out[f"{name}=={version}"] = f"{name}==<{name}>"
+    for key in (env.get("key"), (env.get("isolated") or {}).get("key")):
+        if key:
+            out[key] = "<environment.key>"
     for part in ("model", "input", "output"):
         for key in ("sha256", "listing_sha256"):
             value = (lineage.get(part) or {}).get(key)
@@ -92,6 +102,8 @@ def normalize(raw: bytes, home: Path, records: list[dict[str, Any]]) -> bytes:
             text = re.sub(rf"(?<![\w.]){re.escape(value)}(?![\w])", placeholder, text)
     # a table pads each cell to its column: the padding after a value that was replaced followed its length
     text = re.sub(r"(?<=\S) +│", " │", text)
+    # and a border is as wide as its widest cell, whose length follows the values replaced
+    text = re.sub(r"─+", "─", text)
     return text.encode()
 
 
