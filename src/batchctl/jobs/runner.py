@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from batchctl import secrets, storage
 from batchctl.errors import BatchctlError, InvalidStateError, JobCanceledError, JobFailedError, redact
 from batchctl.execution.base import InitFailedError, RunSettings, supervise
-from batchctl.execution.splitting import FileLedger, plan_units, range_key
+from batchctl.execution.splitting import FileLedger, cheap_to_predict, plan_units, range_key
 from batchctl.jobs import records
 from batchctl.jobs.journal import JobJournal, ProgressFn
 from batchctl.jobs.logs import JobLogs
@@ -102,7 +102,9 @@ def run_job(
     try:
         # big CSV/Parquet files become row ranges (the no-code scorer only: scripts keep Azure's file contract)
         mbs, workers = settings.mini_batch_size, settings.workers
-        units = plan_units(plan.root, plan.files, mbs, workers, settings.split, not snapshot_script(record))
+        # a model that is cheap to predict is not worth a second worker's start, unless workers are warm
+        cheap = pools is None and cheap_to_predict(record.deployment_snapshot.model_path)
+        units = plan_units(plan.root, plan.files, mbs, workers, settings.split, not snapshot_script(record), cheap)
         ledger = FileLedger(units)
         batches = units.units
         journal.counts.mini_batches = len(batches)
