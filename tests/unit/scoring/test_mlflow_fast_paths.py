@@ -61,8 +61,10 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def scorer(model_dir: Path, row_wise: bool) -> MlflowScorer:
-    ref = ScorerRef("mlflow", str(model_dir.parent), str(model_dir), None, None, "append_row", "/tmp", "info")
+def scorer(model_dir: Path, row_wise: bool, **options) -> MlflowScorer:
+    ref = ScorerRef(
+        "mlflow", str(model_dir.parent), str(model_dir), None, None, "append_row", "/tmp", "info", **options
+    )
     s = MlflowScorer(ref)
     s.init()
     assert s.row_wise  # a scikit-learn flavor
@@ -207,3 +209,30 @@ def test_100_tiny_files_are_read_and_predicted_in_one_call_each(model_dir: Path,
     assert calls == {"read_csv": 1, "predict": 1}
     assert outcome.data == scorer(model_dir, row_wise=False).score(files, names).data
     assert (outcome.succeeded, outcome.failed, outcome.rows) == (100, 0, 100)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"keep_columns": ("thal", "age")},
+        {"output_format": "jsonl"},
+        {"output_format": "parquet", "keep_columns": ("chol",)},
+    ],
+    ids=["csv-kept", "jsonl", "parquet-kept"],
+)
+@pytest.mark.parametrize("bad", [False, True], ids=["all-good", "one-fails-in-predict"])
+def test_tiny_files_with_kept_columns_and_other_formats_give_the_bytes_of_file_by_file(
+    model_dir: Path, tmp_path: Path, options, bad: bool
+) -> None:
+    """Each file's rows are cut from the joined read only when a kept column needs them: the same bytes,
+    whether the joint predict succeeds or falls back to file by file."""
+    files = _one_row_files(tmp_path, 30)
+    if bad:
+        files[4] = write(tmp_path, "t004.csv", "age,chol,thal\n50,,fixed\n")
+    names = [os.path.basename(f) for f in files]
+    fast = scorer(model_dir, row_wise=True, **options).score(files, names)
+    slow = scorer(model_dir, row_wise=False, **options).score(files, names)
+    assert fast.data == slow.data and fast.data
+    expected = (29, 1, 29) if bad else (30, 0, 30)
+    assert (fast.succeeded, fast.failed, fast.rows) == (slow.succeeded, slow.failed, slow.rows) == expected
+    assert fast.item_errors == slow.item_errors
