@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -46,8 +47,8 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def build_data(root: Path) -> dict[str, Path]:
-    """1M-row CSV + Parquet, 10M-row CSV (cached: a stamp file holds the parameters)."""
+def build_data(root: Path, ten: bool = True) -> dict[str, Path]:
+    """1M-row CSV + Parquet, 10M-row CSV unless `ten` is False (cached: a stamp file holds the parameters)."""
     root.mkdir(parents=True, exist_ok=True)
     paths = {
         "csv1m": root / "m1" / "big.csv",
@@ -55,7 +56,9 @@ def build_data(root: Path) -> dict[str, Path]:
         "csv10m": root / "m10" / "big.csv",
     }
     stamp = root / "stamp.json"
-    params = {"rows": 1_000_000, "times": 10, "seed": 15, "row_group": ROW_GROUP, "features": FEATURES}
+    params = {"rows": 1_000_000, "times": 10 if ten else 0, "seed": 15, "row_group": ROW_GROUP, "features": FEATURES}
+    if not ten:
+        del paths["csv10m"]
     if stamp.is_file() and json.loads(stamp.read_text()) == params and all(p.is_file() for p in paths.values()):
         return paths
     import numpy as np
@@ -66,6 +69,7 @@ def build_data(root: Path) -> dict[str, Path]:
     for p in paths.values():
         shutil.rmtree(p.parent, ignore_errors=True)
         p.parent.mkdir(parents=True)
+    shutil.rmtree(root / "m10", ignore_errors=True)
     rng = np.random.default_rng(params["seed"])
     frame = pd.DataFrame(rng.normal(size=(params["rows"], len(FEATURES))), columns=FEATURES)
     frame.to_csv(paths["csv1m"], index=False, float_format="%.6f")
@@ -73,6 +77,9 @@ def build_data(root: Path) -> dict[str, Path]:
     pq.write_table(
         __import__("pyarrow").Table.from_pandas(same, preserve_index=False), paths["pq1m"], row_group_size=ROW_GROUP
     )
+    if not ten:
+        stamp.write_text(json.dumps(params))
+        return paths
     log("generating the 10M-row CSV (the 1M rows, ten times)")
     with open(paths["csv1m"], "rb") as src:
         header = src.readline()
@@ -154,24 +161,27 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--big-reps", type=int, default=2)
     parser.add_argument("--data", default="/tmp/batchctl-bigfiles")
-    parser.add_argument("--skip-10m", action="store_true")
+    parser.add_argument("--skip-10m", action="store_true", help="neither generate nor run the 10M-row CSV")
+    parser.add_argument("--models", default="lr,rf", help="comma-separated: lr, rf (default both)")
+    parser.add_argument("--serialization", choices=base.SERIALIZATIONS, default="cloudpickle")
     args = parser.parse_args()
     base.WORK.mkdir(exist_ok=True)
-    models = base.build_models(base.WORK / "models")
-    data = build_data(Path(args.data))
+    models = base.build_models(base.WORK / "models", args.serialization)
+    data = build_data(Path(args.data), ten=not args.skip_10m)
+    log(f"models saved with {args.serialization}; load average {os.getloadavg()[0]:.2f}")
     work = Path(args.data) / "runs"
     cases = []
-    for model in ("lr", "rf"):
+    for model in args.models.split(","):
         cases += [
             (f"{model} csv auto", "batchctl", model, data["csv1m"], 1_000_000, "auto"),
             (f"{model} parquet auto", "batchctl", model, data["pq1m"], 1_000_000, "auto"),
             (f"{model} csv never", "batchctl", model, data["csv1m"], 1_000_000, "never"),
             (f"{model} mlflow predict", "mlflow", model, data["csv1m"], 1_000_000, ""),
         ]
-    big = [("lr csv10m auto", "batchctl", "lr", data["csv10m"], 10_000_000, "auto")]
+    big = [] if args.skip_10m else [("lr csv10m auto", "batchctl", "lr", data["csv10m"], 10_000_000, "auto")]
     records: dict[str, list[dict]] = {}
     for rep in range(args.reps):
-        for label, kind, model, path, rows, split in cases + (big if not args.skip_10m and rep < args.big_reps else []):
+        for label, kind, model, path, rows, split in cases + (big if rep < args.big_reps else []):
             rec = run_once(kind, models[model], path, work, rows, split)
             log(f"rep {rep + 1}: {label}: {rec}")
             records.setdefault(label, []).append(rec)
@@ -207,6 +217,7 @@ def main() -> None:
             round(med("lr csv10m auto", "peak_worker_mb") / med("lr csv auto", "peak_worker_mb"), 2),
             2.0,
         )
+    print(f"models saved with {args.serialization}; load average at the end {os.getloadavg()[0]:.2f}")
     print(f"{'case':<28} {'median s':>9} {'peak worker MB':>15} {'ranges':>7}  runs")
     for r in rows_out:
         median = f"{r['median_s']:.2f}" if r["median_s"] is not None else "FAILED"

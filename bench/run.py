@@ -120,11 +120,18 @@ def build_dataset(root: Path, name: str, files: int, rows: int, seed: int, parqu
     return paths
 
 
-def build_models(root: Path) -> dict[str, Path]:
-    """LogisticRegression and RandomForest(100 trees, depth 12), saved by mlflow with a signature."""
+SERIALIZATIONS = ("cloudpickle", "skops")
+
+
+def build_models(root: Path, serialization: str = "cloudpickle") -> dict[str, Path]:
+    """LogisticRegression and RandomForest(100 trees, depth 12), saved by mlflow with a signature, in
+    cloudpickle or skops format (mlflow 3's default; the forest's tree type is recorded as trusted, which
+    skops asks for)."""
+    if serialization != "cloudpickle":
+        root = root / serialization
     paths = {"lr": root / "lr", "rf": root / "rf"}
     stamp = root / "models.json"
-    params = {"train_rows": 50000, "seed": 0, "format": "cloudpickle", "features": FEATURES}
+    params = {"train_rows": 50000, "seed": 0, "format": serialization, "features": FEATURES}
     if _stamp_ok(stamp, params) and all((p / "MLmodel").is_file() for p in paths.values()):
         return paths
     log("training and saving the models (once)")
@@ -149,7 +156,8 @@ def build_models(root: Path) -> dict[str, Path]:
             model.set_params(n_jobs=None)  # score single-threaded, like every worker here
         shutil.rmtree(paths[key], ignore_errors=True)
         sig = infer_signature(X.head(100), model.predict(X.head(100)))
-        mlflow.sklearn.save_model(model, str(paths[key]), signature=sig, serialization_format="cloudpickle")
+        extra = {"skops_trusted_types": ["sklearn.tree._tree.Tree"]} if serialization == "skops" and key == "rf" else {}
+        mlflow.sklearn.save_model(model, str(paths[key]), signature=sig, serialization_format=serialization, **extra)
     stamp.write_text(json.dumps(params))
     return paths
 
@@ -727,7 +735,8 @@ def report(result: dict, markdown: bool) -> str:
     parts.append(
         f"{title}Machine: {m['cores']} cores ({m['cpu']}), {m['memory_gb']:.0f} GB, Python {m['python']}, "
         f"load average {m['loadavg_start'][0]:.2f} at start, {result['loadavg_end'][0]:.2f} at end; "
-        f"{result['rounds']} alternated round(s), mode {result['mode']}; "
+        f"{result['rounds']} alternated round(s), mode {result['mode']}, models saved with "
+        f"{result.get('serialization', 'cloudpickle')}; "
         f"Pool start method {m['pool_start_method']}; versions "
         + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v)
         + "."
@@ -844,6 +853,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=1800, help="seconds before one run counts as failed")
     ap.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
     ap.add_argument("--keep", action="store_true", help="keep every run's outputs (default: logs only)")
+    ap.add_argument(
+        "--serialization",
+        choices=SERIALIZATIONS,
+        default="cloudpickle",
+        help="how the models are saved (default cloudpickle; skops is mlflow 3's default)",
+    )
     args = ap.parse_args(argv)
 
     mode = "quick" if args.quick else "full"
@@ -862,7 +877,7 @@ def main(argv: list[str] | None = None) -> int:
 
     root = WORK / mode
     t_build = time.perf_counter()
-    models = build_models(WORK / "models")
+    models = build_models(WORK / "models", args.serialization)
     need = {"base"} if "base" in scales else set()
     need |= {"10x"} if "10x" in scales else set()
     need |= {"tiny", "tiny-ref"} if "tiny" in scales else set()
@@ -923,6 +938,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "timestamp": stamp,
         "mode": mode,
+        "serialization": args.serialization,
         "rounds": rounds,
         "scales": scales,
         "datasets": {k: {"files": v[0], "rows_per_file": v[1]} for k, v in sizes.items() if k in need},

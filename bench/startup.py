@@ -1,5 +1,8 @@
 """Start-up time of `batchctl endpoint list` against a minimal two-command typer app (target: <= 1.15x).
 
+`batchctl endpoint list` runs in a workspace with 50 endpoints registered (`--endpoints N`; issue 26's
+case), through the console script, and prints them as JSON (stdout is not a terminal).
+
 The baseline is `bench/typer_floor.py endpoint list`: one group with two commands (`list`, `show`) and a
 root option, so it pays what any typer CLI pays (typer converts the app to click and coerces options with
 pydantic). `python -c "import typer, pydantic, yaml"` and `batchctl --help` are printed for reference.
@@ -68,18 +71,20 @@ def main(argv: list[str] | None = None) -> int:
         help="also count the instructions of one run of `batchctl endpoint list` and of the baseline under valgrind "
         "(slow: about a minute; load-independent, for a shared machine)",
     )
+    parser.add_argument("--endpoints", type=int, default=50, help="endpoints registered (default 50)")
     args = parser.parse_args(argv)
     runs = max(7, args.runs)
     with tempfile.TemporaryDirectory(prefix="batchctl-bench-") as tmp:
         env = {**os.environ, "BATCHCTL_HOME": str(Path(tmp) / "ws"), "NO_COLOR": "1"}
         env.pop("PYTHONPROFILEIMPORTTIME", None)
         env.pop("PYTHONDONTWRITEBYTECODE", None)  # an installed package has its bytecode
-        subprocess.run(
-            [*_batchctl(), "endpoint", "create", "-n", "bench-ep"],
-            env=env,
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        for i in range(max(1, args.endpoints)):
+            subprocess.run(
+                [*_batchctl(), "endpoint", "create", "-n", f"bench-ep-{i:02d}"],
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
         commands = {  # the first is the baseline
             "typer_floor.py endpoint list": [sys.executable, str(FLOOR), "endpoint", "list"],
             "batchctl endpoint list": [*_batchctl(), "endpoint", "list"],
@@ -103,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     width = max(len(name) for name in commands)
     print(
         f"{'command':<{width}}  {'wall med':>9}  {'wall min':>9}  {'ratio':>6}  {'cpu med':>8}  {'cpu min':>8}  "
-        f"{'ratio':>6}   ({runs} runs each, alternated)"
+        f"{'ratio':>6}   ({runs} runs each, alternated; {max(1, args.endpoints)} endpoints registered)"
     )
     for name in commands:
         wall_med, cpu_med = statistics.median(samples[name]), statistics.median(cpu[name])

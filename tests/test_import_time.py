@@ -55,3 +55,52 @@ def test_help_through_the_real_entry_point():
     assert "Usage: batchctl" in result.stdout
     for group in ("endpoint", "deployment", "model", "data", "datastore", "compute"):
         assert f" {group} " in result.stdout
+
+
+def _modules_after(code: str, env: dict[str, str] | None = None) -> list[str]:
+    result = subprocess.run(
+        [sys.executable, "-c", code + "\nprint(json.dumps(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_endpoint_list_through_main_does_not_import_importlib_metadata(tmp_path):
+    """pydantic's plugin loader imports importlib.metadata (a few % of the start-up) even with plugins
+    disabled; the CLI puts a stand-in first."""
+    probe = (
+        "import json, sys\n"
+        "from batchctl.cli import main\n"
+        f"sys.argv = ['batchctl', '--workspace', {str(tmp_path)!r}, 'endpoint', 'list']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+    )
+    loaded = _modules_after(probe)
+    assert "typer" in loaded and "pydantic" in loaded
+    assert "importlib.metadata" not in loaded
+
+
+def test_the_stand_in_hands_over_to_pydantics_loader_once_plugins_are_enabled():
+    """With plugins enabled again, the stand-in imports the real loader, which answers from then on."""
+    import os
+
+    probe = (
+        "import json, os, sys\n"
+        "from batchctl.cli import _defer_pydantic_plugin_loader\n"
+        "os.environ['PYDANTIC_DISABLE_PLUGINS'] = '1'\n"
+        "_defer_pydantic_plugin_loader()\n"
+        "from pydantic import TypeAdapter\n"
+        "assert TypeAdapter(int).validate_python('3') == 3\n"
+        "assert 'importlib.metadata' not in sys.modules\n"
+        "del os.environ['PYDANTIC_DISABLE_PLUGINS']\n"
+        "from pydantic.plugin._loader import get_plugins\n"
+        "found = list(get_plugins())\n"
+        "import pydantic.plugin._loader as real\n"
+        "assert real.__file__ and real._plugins is not None, 'the real loader ran'\n"
+        "assert TypeAdapter(int).validate_python('4') == 4\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    loaded = _modules_after(probe, env)
+    assert "importlib.metadata" in loaded

@@ -9,7 +9,6 @@ Each range then becomes a unit of work scheduled like a mini-batch.
 from __future__ import annotations
 
 import dataclasses
-import mmap
 import os
 from dataclasses import dataclass, field
 
@@ -27,6 +26,11 @@ SIZE_LOOKUPS = 64  # remote inputs with more files are sized by one listing, not
 CSV_EXT = (".csv",)
 PARQUET_EXT = (".parquet", ".pqt")
 SPLIT_POLICIES = ("auto", "always", "never")
+# A model whose files total less than this (linear models, small pipelines) predicts in about the time its
+# rows take to parse: cutting a file then only spreads the parsing, and every extra range's worker must
+# first start (imports and model load, 1.5-3 s of CPU). Auto then cuts only files above the memory bound.
+CHEAP_MODEL_BYTES = 1 << 20
+MODEL_SIZE_LOOKUPS = 1000  # a model folder with more files than this is not sized (and counts as costly)
 
 
 @dataclass
@@ -47,13 +51,20 @@ class UnitPlan:
 
 
 def plan_units(
-    root: Location, files: list[str], mini_batch_size: int, workers: int, policy: str, enabled: bool
+    root: Location,
+    files: list[str],
+    mini_batch_size: int,
+    workers: int,
+    policy: str,
+    enabled: bool,
+    cheap_predict: bool = False,
 ) -> UnitPlan:
     """Mini-batches as before, except that each file chosen for splitting becomes its ranges. Files keep
-    their order, so the results come out in the same order as an unsplit run."""
+    their order, so the results come out in the same order as an unsplit run. `cheap_predict` (see
+    `cheap_to_predict`): auto cuts only the files that one worker could not hold."""
     if not enabled or policy == "never":
         return UnitPlan(plan_batches(files, mini_batch_size))
-    chosen, notes = _choose(root, files, workers, policy)
+    chosen, notes = _choose(root, files, workers, policy, cheap_predict)
     plan = UnitPlan([], notes=notes)
     pending: list[str] = []
     for rel in files:
@@ -95,8 +106,27 @@ def _sizes(root: Location, files: list[str]) -> dict[str, int]:
     }
 
 
+def cheap_to_predict(model_path: str | None) -> bool:
+    """True for a local model folder (or file) whose files total under CHEAP_MODEL_BYTES."""
+    if not model_path:
+        return False
+    try:
+        if os.path.isfile(model_path):
+            return os.path.getsize(model_path) < CHEAP_MODEL_BYTES
+        total, seen = 0, 0
+        for folder, _, names in os.walk(model_path):
+            for name in names:
+                seen += 1
+                total += os.path.getsize(os.path.join(folder, name))
+                if total >= CHEAP_MODEL_BYTES or seen > MODEL_SIZE_LOOKUPS:
+                    return False
+        return seen > 0
+    except OSError:  # unknown: the model counts as costly, so auto cuts as it always did
+        return False
+
+
 def _choose(
-    root: Location, files: list[str], workers: int, policy: str
+    root: Location, files: list[str], workers: int, policy: str, cheap_predict: bool = False
 ) -> tuple[dict[str, list[FileRange]], list[str]]:
     candidates = [rel for rel in files if _tabular(rel)]
     if not candidates:
@@ -110,7 +140,12 @@ def _choose(
     notes: list[str] = []
     for rel in candidates:
         size = sizes.get(rel, 0)
-        if policy == "auto" and not _worth_it(size, mean, len(files), workers):
+        if policy == "auto" and not _worth_it(size, mean, len(files), workers, cheap_predict):
+            if cheap_predict and _worth_it(size, mean, len(files), workers):
+                notes.append(
+                    f"split: {rel} ({size} bytes) scored whole: the model is small (cheap to predict), so a "
+                    "second worker's start would cost more than the parsing it shares (--split always cuts it)"
+                )
             continue
         try:
             ranges, why_not = _cut(root, rel, size, workers)
@@ -124,13 +159,16 @@ def _choose(
     return chosen, notes
 
 
-def _worth_it(size: int, mean: float, n_files: int, workers: int) -> bool:
+def _worth_it(size: int, mean: float, n_files: int, workers: int, cheap_predict: bool = False) -> bool:
     """Auto: cut a big file when that shortens the job (fewer files than workers, or a file far above the
-    mean, which would leave the other workers idle), or when it is so big that one range bounds memory."""
+    mean, which would leave the other workers idle), or when it is so big that one range bounds memory.
+    For a model that is cheap to predict, only the latter."""
     if size < AUTO_MIN_BYTES:
         return False
     if size > 4 * RANGE_MAX_BYTES:
         return True
+    if cheap_predict:
+        return False
     return workers > 1 and (n_files < workers or size > FAR_ABOVE_MEAN * mean)
 
 
@@ -159,17 +197,18 @@ def _cut_csv(root: Location, rel: str, size: int, workers: int) -> tuple[list[Fi
     if b'"' in header:
         return [], "its header has quote characters"
     data_start = len(header)
-    if root.is_local:
-        path = os.path.join(root.url, rel)
-        if _has_quote(path, data_start):
-            return [], "it has quote characters: quoted fields may hold line breaks, so it cannot be cut by bytes"
-    elif b'"' in head[data_start:]:
+    if not root.is_local and b'"' in head[data_start:]:
         return [], "it has quote characters: quoted fields may hold line breaks, so it cannot be cut by bytes"
     count = range_count(size - data_start, workers)
     step = -(-(size - data_start) // count)
     bounds = [min(size, data_start + i * step) for i in range(count + 1)]
     bounds[-1] = size
-    first_rows = _first_rows(os.path.join(root.url, rel), bounds) if root.is_local else [None] * count
+    first_rows: list[int | None] = [None] * count
+    if root.is_local:  # one pass over the file: its quote characters and each range's first row
+        scanned = _scan(os.path.join(root.url, rel), data_start, bounds)
+        if scanned is None:
+            return [], "it has quote characters: quoted fields may hold line breaks, so it cannot be cut by bytes"
+        first_rows = list(scanned)
     return [
         FileRange(rel, "csv", i, count, bounds[i], bounds[i + 1], header, first_rows[i]) for i in range(count)
     ], None
@@ -189,25 +228,36 @@ def header_end(head: bytes) -> int:
         pos = end + 1
 
 
-def _has_quote(path: str, start: int) -> bool:
+SCAN_BLOCK = 8 << 20  # bytes read at a time by the planning scan
+
+
+def _scan(path: str, data_start: int, bounds: list[int]) -> list[int] | None:
+    """Each range's first row number, counted from the line starts before it, or None when the data holds
+    a quote character; one sequential pass in blocks (the page cache makes it cheap), stopping at the
+    first quote. The row numbers are a hint: blank lines, which pandas skips, make them wrong, and the
+    publisher then renumbers from the rows each range reported."""
+    # lines that start in [bounds[i], bounds[i+1]) = newlines in [bounds[i]-1, bounds[i+1]-1)
+    cuts = [b - 1 for b in bounds[1:-1]]  # a range's first row = the newlines before its cut
+    out: list[int] = [0]
+    rows = 0
+    pos = data_start - 1  # the header's newline: the first data row starts right after it
+    buf = bytearray(SCAN_BLOCK)
     with open(path, "rb") as handle:
-        if os.fstat(handle.fileno()).st_size <= start:
-            return False
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view:
-            return view.find(b'"', start) >= 0
-
-
-def _first_rows(path: str, bounds: list[int]) -> list[int | None]:
-    """Each range's first row number, counted from the line starts before it (a hint: blank lines, which
-    pandas skips, make it wrong, and the publisher then renumbers from the rows each range reported)."""
-    out: list[int | None] = []
-    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view:
-        rows = 0
-        for i in range(len(bounds) - 1):
-            out.append(rows)
-            # lines that start in [bounds[i], bounds[i+1]) = newlines in [bounds[i]-1, bounds[i+1]-1)
-            lo, hi = bounds[i] - 1, bounds[i + 1] - 1
-            rows += view[lo:hi].count(b"\n") if hi > lo else 0
+        handle.seek(pos)
+        while got := handle.readinto(buf):
+            if buf.find(b'"', 0, got) >= 0:
+                return None
+            start = 0
+            while cuts and cuts[0] < pos + got:
+                cut = cuts.pop(0) - pos
+                rows += buf.count(b"\n", start, cut)
+                out.append(rows)
+                start = cut
+            rows += buf.count(b"\n", start, got)
+            pos += got
+    while cuts:  # cuts past the end of the data (an empty file's ranges)
+        cuts.pop(0)
+        out.append(rows)
     return out
 
 

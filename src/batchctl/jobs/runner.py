@@ -31,7 +31,7 @@ from batchctl.errors import (
     redact,
 )
 from batchctl.execution.base import InitFailedError, RunSettings, supervise
-from batchctl.execution.splitting import FileLedger, plan_units, range_key
+from batchctl.execution.splitting import FileLedger, cheap_to_predict, plan_units, range_key
 from batchctl.jobs import environment as job_env
 from batchctl.jobs import records
 from batchctl.jobs.journal import JobJournal, ProgressFn
@@ -158,7 +158,9 @@ def _run(
     try:
         # big CSV/Parquet files become row ranges (the no-code scorer only: scripts keep Azure's file contract)
         mbs, workers = settings.mini_batch_size, settings.workers
-        units = plan_units(plan.root, plan.files, mbs, workers, settings.split, not snapshot_script(record))
+        # a model that is cheap to predict is not worth a second worker's start, unless workers are warm
+        cheap = pools is None and cheap_to_predict(record.deployment_snapshot.model_path)
+        units = plan_units(plan.root, plan.files, mbs, workers, settings.split, not snapshot_script(record), cheap)
         ledger = FileLedger(units)
         batches = units.units
         journal.counts.mini_batches = len(batches)

@@ -2,11 +2,12 @@
 
 `import mlflow.pyfunc` is about half of a worker's start-up (~1.5-2 s of CPU on the 2-core machine, for
 tracking, GenAI and gateway modules a batch worker never calls). For the sklearn flavor, pyfunc does three
-things: unpickle `model.pkl` (pickle or cloudpickle), check the input against the signature, and call the
-estimator's `predict_fn`. This module does the same where that is provably pyfunc's behaviour, and hands
+things: deserialize the model file (`model.pkl` with pickle or cloudpickle, or `model.skops` with
+`skops.io.load` and the trusted types the MLmodel records), check the input against the signature, and
+call the estimator's `predict_fn`. This module does the same where that is provably pyfunc's behaviour, and hands
 everything else to mlflow:
 
-* eligible models only (`load`): the sklearn flavor in the pickle or cloudpickle format, no code paths,
+* eligible models only (`load`): the sklearn flavor in the pickle, cloudpickle or skops format, no code paths,
   no model config, no params schema, no type-hint signature, and a signature (if any) whose inputs are
   named, required, and of a type whose check mlflow skips when the column already has it (double, float,
   long, integer, string);
@@ -16,8 +17,14 @@ everything else to mlflow:
   column) goes to the real pyfunc model, loaded then, so its conversions and its error messages are
   mlflow's own.
 
+A skops model is loaded as `mlflow.sklearn._load_model_from_local_file` loads it:
+`skops.io.load(path, trusted=<the flavor's skops_trusted_types>)`. A file holding a type outside skops'
+defaults and that list is refused with skops' own `UntrustedTypesFoundException`, the very exception
+(type and message) that `mlflow.pyfunc.load_model` raises, so the worker's start fails as it would
+through mlflow. Any other failure to load hands the model to mlflow, which fails with its own message.
+
 `BATCHCTL_MLFLOW_PYFUNC=1` turns this off (every model through mlflow.pyfunc); so does
-`MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false`, which mlflow then enforces itself.
+`MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false`, which mlflow then enforces itself (for skops files too).
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ PASS_THROUGH = ("double", "float", "long", "integer", "string")
 STRING = "string"
 PREDICT_FNS = ("predict", "predict_proba", "predict_log_proba", "predict_joint_log_proba", "score")
 OFF = "BATCHCTL_MLFLOW_PYFUNC"
+FORMATS = ("pickle", "cloudpickle", "skops")
 
 
 class DirectSklearn:
@@ -98,8 +106,8 @@ def _schema(signature: dict[str, Any]) -> list[tuple[str, str]] | None | bool:
 
 
 def load(model_dir: str) -> DirectSklearn | None:
-    """The model, when pyfunc would do nothing but unpickle a scikit-learn estimator and call it; None
-    (mlflow loads it) otherwise."""
+    """The model, when pyfunc would do nothing but deserialize a scikit-learn estimator and call it; None
+    (mlflow loads it) otherwise. Raises skops' UntrustedTypesFoundException as mlflow would."""
     if os.environ.get(OFF, "").strip().lower() in ("1", "true", "yes"):
         return None
     if os.environ.get("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true").strip().lower() not in ("true", "1"):
@@ -121,7 +129,7 @@ def load(model_dir: str) -> DirectSklearn | None:
             or pyfunc.get("model_config")
             or predict_fn not in PREDICT_FNS
             or not sk
-            or fmt not in ("pickle", "cloudpickle")
+            or fmt not in FORMATS
             or sk.get("code")
             or conf.get("is_signature_from_type_hint")
             or conf.get("type_hint_from_example")
@@ -134,20 +142,45 @@ def load(model_dir: str) -> DirectSklearn | None:
         path = os.path.join(model_dir, pyfunc["model_path"])
         if not os.path.isfile(path):
             return None
+        trusted = sk.get("skops_trusted_types")
+        if trusted is not None and not (isinstance(trusted, list) and all(isinstance(t, str) for t in trusted)):
+            return None
     except Exception:  # anything unexpected in the metadata: mlflow reads it
         return None
+    estimator = _load_skops(path, trusted) if fmt == "skops" else _unpickle(path, fmt)
+    if estimator is None:
+        return None
+    if not hasattr(estimator, predict_fn):
+        return None  # mlflow says what is missing
+    return DirectSklearn(model_dir, estimator, predict_fn, schema or None)
+
+
+def _load_skops(path: str, trusted: list[str] | None) -> Any:
+    """`skops.io.load` with the model's recorded trusted types, as mlflow calls it; skops' refusal of an
+    untrusted type propagates (mlflow raises the same exception); None on any other failure."""
+    try:
+        import skops.io
+        from skops.io.exceptions import UntrustedTypesFoundException
+    except Exception:  # skops missing or broken: mlflow says so
+        return None
+    try:
+        return skops.io.load(path, trusted=trusted)
+    except UntrustedTypesFoundException:
+        raise
+    except Exception:  # mlflow loads it again and fails with its own message
+        return None
+
+
+def _unpickle(path: str, fmt: str) -> Any:
     try:
         with open(path, "rb") as handle:
             if fmt == "cloudpickle":
                 import cloudpickle
 
-                estimator = cloudpickle.load(handle)
+                return cloudpickle.load(handle)
             else:
                 import pickle
 
-                estimator = pickle.load(handle)
+                return pickle.load(handle)
     except Exception:  # mlflow loads it again and fails with its own message
         return None
-    if not hasattr(estimator, predict_fn):
-        return None  # mlflow says what is missing
-    return DirectSklearn(model_dir, estimator, predict_fn, schema or None)

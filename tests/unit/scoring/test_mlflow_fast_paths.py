@@ -61,8 +61,10 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def scorer(model_dir: Path, row_wise: bool) -> MlflowScorer:
-    ref = ScorerRef("mlflow", str(model_dir.parent), str(model_dir), None, None, "append_row", "/tmp", "info")
+def scorer(model_dir: Path, row_wise: bool, **options) -> MlflowScorer:
+    ref = ScorerRef(
+        "mlflow", str(model_dir.parent), str(model_dir), None, None, "append_row", "/tmp", "info", **options
+    )
     s = MlflowScorer(ref)
     s.init()
     assert s.row_wise  # a scikit-learn flavor
@@ -140,3 +142,97 @@ def test_direct_formatting_equals_pandas_to_csv(predictions: object, name: str) 
     table = _results_table(predictions, name)
     assert fast == table.to_csv(header=False, index=False, lineterminator="\n")
     assert rows == len(table)
+
+
+def _one_row_files(folder: Path, count: int, seed: int = 5) -> list[str]:
+    rng = np.random.default_rng(seed)
+    files = []
+    for i in range(count):
+        age, chol, thal = int(rng.integers(30, 80)), round(float(rng.normal(240, 40)), 3), ["normal", "fixed"][i % 2]
+        files.append(write(folder, f"t{i:03d}.csv", f"age,chol,thal\n{age},{chol},{thal}\n"))
+    return files
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        ("age,chol,thal\nabc,1.0,fixed\n", ("ValueError", "could not convert string to float: 'abc'")),
+        # reads fine (a missing value) and fails in predict: the joint call fails, then file by file
+        ("age,chol,thal\n50,,fixed\n", ("ValueError", "Input X contains NaN")),
+    ],
+    ids=["unreadable", "unpredictable"],
+)
+def test_one_bad_file_among_100_tiny_ones_fails_alone(model_dir: Path, tmp_path: Path, bad: str, reason) -> None:
+    """100 one-row files scored in one call give the bytes of 100 separate calls; the bad file is the one
+    failed item, with its own reason, and every other file's row is there, numbered 0 in its file."""
+    files = _one_row_files(tmp_path, 100)
+    files[57] = write(tmp_path, "t057.csv", bad)
+    names = [os.path.basename(f) for f in files]
+    fast = scorer(model_dir, row_wise=True).score(files, names)
+    slow = scorer(model_dir, row_wise=False).score(files, names)
+    assert fast.data == slow.data
+    assert (fast.succeeded, fast.failed, fast.rows) == (99, 1, 99)
+    assert [e.item for e in fast.item_errors] == ["t057.csv"]
+    assert fast.item_errors[0].info.type == reason[0]
+    assert fast.item_errors[0].info.message.startswith(reason[1])
+    assert fast.item_errors == slow.item_errors
+    lines = fast.data.decode().splitlines()
+    assert len(lines) == 99
+    assert [line.split(",")[-1] for line in lines] == [n for n in names if n != "t057.csv"]
+    assert all(line.startswith("0,") for line in lines)
+
+
+def test_100_tiny_files_are_read_and_predicted_in_one_call_each(model_dir: Path, tmp_path: Path) -> None:
+    """The point of it: one read_csv and one predict for the mini-batch, with the bytes of file by file."""
+    import pandas
+
+    files = _one_row_files(tmp_path, 100)
+    names = [os.path.basename(f) for f in files]
+    fast = scorer(model_dir, row_wise=True)
+    calls = {"read_csv": 0, "predict": 0}
+    real_read, real_predict = pandas.read_csv, fast.model.predict
+
+    def counting_read(*args, **kwargs):
+        calls["read_csv"] += 1
+        return real_read(*args, **kwargs)
+
+    def counting_predict(frame):
+        calls["predict"] += 1
+        return real_predict(frame)
+
+    fast.model.predict = counting_predict
+    try:
+        pandas.read_csv = counting_read
+        outcome = fast.score(files, names)
+    finally:
+        pandas.read_csv = real_read
+    assert calls == {"read_csv": 1, "predict": 1}
+    assert outcome.data == scorer(model_dir, row_wise=False).score(files, names).data
+    assert (outcome.succeeded, outcome.failed, outcome.rows) == (100, 0, 100)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"keep_columns": ("thal", "age")},
+        {"output_format": "jsonl"},
+        {"output_format": "parquet", "keep_columns": ("chol",)},
+    ],
+    ids=["csv-kept", "jsonl", "parquet-kept"],
+)
+@pytest.mark.parametrize("bad", [False, True], ids=["all-good", "one-fails-in-predict"])
+def test_tiny_files_with_kept_columns_and_other_formats_give_the_bytes_of_file_by_file(
+    model_dir: Path, tmp_path: Path, options, bad: bool
+) -> None:
+    """Each file's rows are cut from the joined read only when a kept column needs them: the same bytes,
+    whether the joint predict succeeds or falls back to file by file."""
+    files = _one_row_files(tmp_path, 30)
+    if bad:
+        files[4] = write(tmp_path, "t004.csv", "age,chol,thal\n50,,fixed\n")
+    names = [os.path.basename(f) for f in files]
+    fast = scorer(model_dir, row_wise=True, **options).score(files, names)
+    slow = scorer(model_dir, row_wise=False, **options).score(files, names)
+    assert fast.data == slow.data and fast.data
+    expected = (29, 1, 29) if bad else (30, 0, 30)
+    assert (fast.succeeded, fast.failed, fast.rows) == (slow.succeeded, slow.failed, slow.rows) == expected
+    assert fast.item_errors == slow.item_errors

@@ -208,3 +208,58 @@ def test_json_lines_keep_types_exactly() -> None:
     rows = [json.loads(line) for line in text.splitlines()]
     assert rows[0] == {"row": 0, "x": 0.1 + 0.2, "ok": True, "s": 'a "q"\nb', "u": "日本"}
     assert rows[1]["x"] is None and rows[1]["s"] is None
+
+
+@pytest.mark.parametrize("block", [1, 3, 16, 1 << 20])
+def test_the_planning_scan_counts_rows_and_finds_quotes_across_its_blocks(tmp_path: Path, monkeypatch, block) -> None:
+    """One pass in blocks: each range's first row is the newlines before it, whatever the block size; a
+    quote anywhere after the header (here in the last line) refuses the cut."""
+    from batchctl.execution import splitting
+
+    monkeypatch.setattr(splitting, "SCAN_BLOCK", block)
+    _csv(tmp_path / "b.csv", 60)
+    root = Location(str(tmp_path), "file")
+    plan = plan_units(root, ["b.csv"], 2, 2, "always", True)
+    ranges = [plan.ranges[u] for u in plan.split_files["b.csv"]]
+    assert len(ranges) == 4
+    data = (tmp_path / "b.csv").read_bytes()
+    for r in ranges:
+        assert r.first_row == data[7 : r.start - 1].count(b"\n")
+    (tmp_path / "q.csv").write_bytes(data + b'60,"x"\n')
+    plan = plan_units(root, ["q.csv"], 2, 2, "always", True)
+    assert plan.ranges == {}
+    assert any("q.csv scored whole" in n and "quote" in n for n in plan.notes)
+
+
+def test_auto_leaves_a_file_whole_when_the_model_is_cheap_to_predict(tmp_path: Path, monkeypatch) -> None:
+    """A small model: a second worker's start costs more than the parsing it would share, so auto cuts
+    only files above the memory bound; a costly model's file is cut as before; `always` still cuts."""
+    from batchctl.execution import splitting
+
+    monkeypatch.setattr(splitting, "AUTO_MIN_BYTES", 1000)
+    monkeypatch.setattr(splitting, "RANGE_MAX_BYTES", 4000)  # the memory bound: files above 16,000 bytes
+    _csv(tmp_path / "mid.csv", 1000)  # about 9,000 bytes: fewer files than workers, below the bound
+    _csv(tmp_path / "big.csv", 3000)  # about 30,000 bytes: above it
+    root = Location(str(tmp_path), "file")
+    costly = plan_units(root, ["mid.csv"], 2, 2, "auto", True)
+    assert len(costly.split_files["mid.csv"]) == 4
+    cheap = plan_units(root, ["mid.csv"], 2, 2, "auto", True, cheap_predict=True)
+    assert cheap.ranges == {} and cheap.units == [["mid.csv"]]
+    assert any("mid.csv" in n and "scored whole" in n and "cheap to predict" in n for n in cheap.notes)
+    assert plan_units(root, ["mid.csv"], 2, 2, "always", True, cheap_predict=True).split_files["mid.csv"]
+    assert plan_units(root, ["big.csv"], 2, 2, "auto", True, cheap_predict=True).split_files["big.csv"]
+
+
+def test_a_model_is_cheap_to_predict_when_its_files_are_small(tmp_path: Path) -> None:
+    from batchctl.execution.splitting import CHEAP_MODEL_BYTES, cheap_to_predict
+    from testkit import train_heart_model
+
+    small = train_heart_model(tmp_path / "heart")  # a real mlflow model: a pipeline of a few KB
+    assert cheap_to_predict(str(small))
+    big = tmp_path / "big"
+    big.mkdir()
+    (big / "MLmodel").write_text("flavors: {}\n")
+    (big / "model.pkl").write_bytes(b"\0" * CHEAP_MODEL_BYTES)
+    assert not cheap_to_predict(str(big))
+    assert not cheap_to_predict(str(tmp_path / "missing"))
+    assert not cheap_to_predict(None)

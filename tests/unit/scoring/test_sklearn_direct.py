@@ -35,7 +35,8 @@ def _frame(n: int = 200, seed: int = 0) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Real models saved with mlflow: eligible ones (numeric, with strings, no signature, pickle format,
-    predict_proba) and ineligible ones (a boolean column, code paths, the skops format)."""
+    predict_proba, skops with and without recorded trusted types) and ineligible ones (a boolean column,
+    code paths)."""
     import mlflow.sklearn
     from mlflow.models import infer_signature
     from sklearn.ensemble import RandomForestClassifier
@@ -60,12 +61,32 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     save("rf-proba", rf, signature=infer_signature(num, rf.predict_proba(num)), pyfunc_predict_fn="predict_proba")
     save("no-signature", lr)
     save("skops", lr, signature=infer_signature(num, lr.predict(num)), serialization_format="skops")
+    save("skops-pipeline", train_skops_pipeline(num, y), signature=infer_signature(num, y), **SKOPS_TRUSTING)
+    save(  # skops trusts no tree: mlflow needs it recorded
+        "skops-rf-proba",
+        rf,
+        pyfunc_predict_fn="predict_proba",
+        serialization_format="skops",
+        skops_trusted_types=["sklearn.tree._tree.Tree"],
+    )
     flagged = num.assign(flag=num.age > 50)
     save("boolean", LogisticRegression().fit(flagged, y), signature=infer_signature(flagged, y))
     code = root / "helper.py"
     code.write_text("X = 1\n")
     save("code-paths", lr, signature=infer_signature(num, lr.predict(num)), code_paths=[str(code)])
     return paths
+
+
+# numpy.round is outside skops' default trusted types: the model loads only with it recorded in MLmodel
+SKOPS_TRUSTING = {"serialization_format": "skops", "skops_trusted_types": ["numpy.round"]}
+
+
+def train_skops_pipeline(num: pd.DataFrame, y: pd.Series):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    return make_pipeline(FunctionTransformer(np.round), LogisticRegression()).fit(num, y)
 
 
 def pyfunc(path: Path):
@@ -80,7 +101,9 @@ def same(a, b) -> None:
     assert a.tobytes() == b.tobytes()  # bit for bit, not approximately
 
 
-@pytest.mark.parametrize("key", ["pipeline", "lr-pickle", "rf-proba", "no-signature"])
+@pytest.mark.parametrize(
+    "key", ["pipeline", "lr-pickle", "rf-proba", "no-signature", "skops", "skops-pipeline", "skops-rf-proba"]
+)
 def test_eligible_models_predict_bit_for_bit_what_pyfunc_predicts(models, key):
     direct = sklearn_direct.load(str(models[key]))
     assert direct is not None
@@ -91,9 +114,49 @@ def test_eligible_models_predict_bit_for_bit_what_pyfunc_predicts(models, key):
     assert direct.pyfunc is None  # scored without mlflow
 
 
-@pytest.mark.parametrize("key", ["boolean", "code-paths", "skops"])
+@pytest.mark.parametrize("key", ["boolean", "code-paths"])
 def test_ineligible_models_are_left_to_mlflow(models, key):
     assert sklearn_direct.load(str(models[key])) is None
+
+
+def _untrust(model: Path, target: Path, trusted: object) -> Path:
+    """A copy of a skops model whose MLmodel records other trusted types (`...` drops the key)."""
+    import shutil
+
+    import yaml
+
+    shutil.copytree(model, target)
+    conf = yaml.safe_load((target / "MLmodel").read_text())
+    if trusted is ...:
+        del conf["flavors"]["sklearn"]["skops_trusted_types"]
+    else:
+        conf["flavors"]["sklearn"]["skops_trusted_types"] = trusted
+    (target / "MLmodel").write_text(yaml.safe_dump(conf))
+    return target
+
+
+@pytest.mark.parametrize("trusted", [..., [], ["numpy.floor"]], ids=["no-list", "empty-list", "other-type"])
+def test_a_skops_model_with_an_untrusted_type_is_refused_as_mlflow_refuses_it(models, tmp_path, trusted):
+    """Without numpy.round among the recorded trusted types, skops refuses the file: the same exception,
+    type and message, as mlflow.pyfunc.load_model raises; nothing is loaded."""
+    from skops.io.exceptions import UntrustedTypesFoundException
+
+    model = _untrust(models["skops-pipeline"], tmp_path / "m", trusted)
+    with pytest.raises(UntrustedTypesFoundException) as ours:
+        sklearn_direct.load(str(model))
+    with pytest.raises(UntrustedTypesFoundException) as theirs:
+        pyfunc(model)
+    assert str(ours.value) == str(theirs.value)
+    assert "numpy.round" in str(ours.value)
+
+
+def test_a_skops_model_is_left_to_mlflow_when_skops_cannot_read_the_file(models, tmp_path):
+    import shutil
+
+    model = tmp_path / "m"
+    shutil.copytree(models["skops"], model)
+    (model / "model.skops").write_bytes(b"not a zip file")
+    assert sklearn_direct.load(str(model)) is None
 
 
 def test_the_switch_and_mlflows_pickle_gate_turn_it_off(models, monkeypatch):
@@ -102,6 +165,7 @@ def test_the_switch_and_mlflows_pickle_gate_turn_it_off(models, monkeypatch):
     monkeypatch.delenv("BATCHCTL_MLFLOW_PYFUNC")
     monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
     assert sklearn_direct.load(str(models["lr-pickle"])) is None
+    assert sklearn_direct.load(str(models["skops"])) is None  # mlflow gates skops files too
 
 
 FRAMES = {
@@ -147,18 +211,23 @@ def test_a_missing_column_fails_with_mlflows_own_message(models):
     assert "chol" in str(ours.value)
 
 
-@pytest.mark.parametrize("switch", ["", "1"], ids=["direct", "BATCHCTL_MLFLOW_PYFUNC=1"])
-def test_a_worker_scores_an_eligible_model_without_importing_mlflow(models, tmp_path, switch):
+@pytest.mark.parametrize(
+    ("key", "switch"),
+    [("pipeline", ""), ("pipeline", "1"), ("skops-pipeline", "")],
+    ids=["direct", "BATCHCTL_MLFLOW_PYFUNC=1", "skops"],
+)
+def test_a_worker_scores_an_eligible_model_without_importing_mlflow(models, tmp_path, key, switch):
     """The point of it: the scorer's init and a whole file's scoring leave mlflow unimported, unless
     BATCHCTL_MLFLOW_PYFUNC=1 (which a deployment's environment_variables can also set) asks for pyfunc."""
     data = tmp_path / "in.csv"
-    _frame(50).to_csv(data, index=False)
+    frame = _frame(50)
+    (frame if key == "pipeline" else frame[["age", "chol"]]).to_csv(data, index=False)
     code = textwrap.dedent(
         f"""
         import sys
         from batchctl.scoring.base import ScorerRef
         from batchctl.scoring.mlflow_model import MlflowScorer
-        s = MlflowScorer(ScorerRef("mlflow", {str(models["pipeline"].parent)!r}, {str(models["pipeline"])!r},
+        s = MlflowScorer(ScorerRef("mlflow", {str(models[key].parent)!r}, {str(models[key])!r},
                                    None, None, "append_row", {str(tmp_path)!r}, "info"))
         s.init()
         out = s.score([{str(data)!r}], ["in.csv"])
