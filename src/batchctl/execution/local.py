@@ -126,7 +126,7 @@ class LocalBackend:
         for h in live:
             waitables[h.conn] = h
             waitables[h.process.sentinel] = h
-        ready = mp_wait(list(waitables), timeout)
+        ready: list[Any] = mp_wait(list(waitables), timeout)  # connections and sentinels (ints)
         out: list[tuple[LocalHandle, tuple[Any, ...]]] = []
         seen_conn = set()
         for obj in ready:

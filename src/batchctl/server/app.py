@@ -9,6 +9,7 @@ deployment or job, 409 a conflict (an output that exists, a job name taken), 503
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import sys
@@ -27,17 +28,11 @@ from batchctl import __version__, api, notices
 from batchctl.errors import (
     BatchctlError,
     ConflictError,
-    MissingDependencyError,
     NotFoundError,
-    RegistryCorruptError,
-    RegistryLockedError,
-    SpecError,
-    StorageError,
-    StorageUnavailableError,
 )
 from batchctl.execution.pool import WarmPools
 from batchctl.server import rest
-from batchctl.server.auth import AuthError, WorkspaceKey, load_key, verify
+from batchctl.server.auth import WorkspaceKey, load_key, verify
 from batchctl.server.queue import JobQueue, QueueClosedError
 from batchctl.workspace import Workspace
 
@@ -78,21 +73,6 @@ def default_max_jobs() -> int:
 
 # ------------------------------------------------------------------------------------------- errors
 
-_STATUS: list[tuple[type[BaseException], int, str]] = [
-    (AuthError, 401, "Unauthorized"),
-    (rest.ForbiddenPathError, 403, "Forbidden"),
-    (rest.BadRequestError, 400, "BadRequest"),
-    (QueueClosedError, 503, "ServiceUnavailable"),
-    (NotFoundError, 404, "NotFound"),
-    (ConflictError, 409, "Conflict"),
-    (SpecError, 400, "BadRequest"),
-    (StorageUnavailableError, 503, "StorageUnavailable"),
-    (StorageError, 400, "UserError"),
-    (RegistryLockedError, 503, "ServiceUnavailable"),
-    (RegistryCorruptError, 500, "InternalServerError"),
-    (MissingDependencyError, 500, "InternalServerError"),
-]
-
 
 def error_response(status: int, code: str, message: str, hint: str | None = None) -> JSONResponse:
     body: dict[str, Any] = {"error": {"code": code, "message": message}}
@@ -105,10 +85,7 @@ def error_response(status: int, code: str, message: str, hint: str | None = None
 def _batchctl_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, BatchctlError)
     message = rest.excerpt(exc.message)  # a message can quote input data; the logs keep the whole text
-    for kind, status, code in _STATUS:
-        if isinstance(exc, kind):
-            return error_response(status, code, message, exc.hint)
-    return error_response(400, "UserError", message, exc.hint)
+    return error_response(exc.http_status, exc.http_code, message, exc.hint)
 
 
 def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -302,7 +279,12 @@ def _housekeeping(state: ServerState) -> None:
             except BatchctlError:
                 continue
             if any(tag != current for tag in tags):
-                state.pools.drop(lambda o, t, owner=owner, current=current: o == owner and t != current)
+                state.pools.drop(functools.partial(_stale, owner, current))
+
+
+def _stale(owner: str, current: str | None, pool_owner: str, tag: str | None) -> bool:
+    """A warm pool of `owner` whose tag is no longer the deployment's current spec hash."""
+    return pool_owner == owner and tag != current
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -25,6 +25,8 @@ class QueueClosedError(BatchctlError):
     """The server is shutting down and takes no new job (HTTP 503)."""
 
     exit_code = 5
+    http_status = 503
+    http_code = "ServiceUnavailable"
 
 
 class JobQueue:

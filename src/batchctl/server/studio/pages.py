@@ -254,12 +254,13 @@ def mount(app: FastAPI, state: ServerState) -> Sessions:
                 sent = json.loads(body)
             except ValueError:
                 sent = None
-            target = studio_page(sent.get("page")) if isinstance(sent, dict) else None
-            if target is None:
+            asked = studio_page(sent.get("page")) if isinstance(sent, dict) else None
+            if asked is None:
                 return JSONResponse(
                     {"error": {"code": "BadRequest", "message": 'send {"page": "/studio/..."}, a Studio page'}},
                     status_code=400,
                 )
+            target = asked
         return JSONResponse({"url": f"{state.url}/studio/login?token={sessions.issue_login(target)}"})
 
     # ------------------------------------------------------------------------------------ endpoints
@@ -513,9 +514,10 @@ def mount(app: FastAPI, state: ServerState) -> Sessions:
             set_default = endpoint_spec is not None or values.get("set_default") == "on"
             api.create_deployment(ws, str(folder / "deployment.yml"), set_default=set_default)
         except BatchctlError as exc:
-            if created_endpoint:  # lose nothing, leave nothing half made: the new endpoint goes again
+            # lose nothing, leave nothing half made: the new endpoint goes again
+            if created_endpoint and endpoint_spec is not None:
                 with contextlib.suppress(BatchctlError):
-                    api.delete_endpoint(ws, endpoint_spec["name"])  # type: ignore[index]
+                    api.delete_endpoint(ws, endpoint_spec["name"])
             fail(exc.message)
             return page(request, "wizard.html", status=_status(exc), title=title, fixed_endpoint=fixed,
                         errors=errors, error=error, nav="endpoints", **wizard_context(values))  # fmt: skip
@@ -678,10 +680,5 @@ def mount(app: FastAPI, state: ServerState) -> Sessions:
 
 
 def _status(exc: BatchctlError) -> int:
-    from batchctl.errors import ConflictError
-
-    if isinstance(exc, NotFoundError):
-        return 404
-    if isinstance(exc, ConflictError):
-        return 409
-    return 400
+    """The page's status: the same mapping as the REST API's (`BatchctlError.http_status`)."""
+    return exc.http_status
