@@ -25,15 +25,12 @@ def _routes(tmp_path: Path) -> list[tuple[str, str]]:
     """(method, path with its parameters filled in) for every route of the app `batchctl serve` runs."""
     from fastapi.routing import APIRoute
 
-    from batchctl.execution.pool import WarmPools
-    from batchctl.server.app import ServerSettings, ServerState, create_app
-    from batchctl.server.auth import load_key
-    from batchctl.server.queue import JobQueue
+    from batchctl.server.app import create_app
+    from batchctl.server.state import ServerSettings, build_state
     from batchctl.workspace import Workspace
 
     ws = Workspace(tmp_path / "routes-ws")
-    pools = WarmPools(0, scratch=str(tmp_path / "pools"))
-    state = ServerState(ws, ServerSettings(), load_key(ws), "http://127.0.0.1:1", JobQueue(ws, 1, pools), pools)
+    state = build_state(ws, ServerSettings(idle_timeout=0), "http://127.0.0.1:1")
     out = []
     pending = list(create_app(state).routes)
     while pending:

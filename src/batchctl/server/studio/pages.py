@@ -32,7 +32,7 @@ from batchctl.server.studio import files, forms
 from batchctl.server.studio.session import COOKIE, HOME, Session, Sessions, studio_page
 
 if TYPE_CHECKING:
-    from batchctl.server.app import ServerState
+    from batchctl.server.state import ServerState
 
 HERE = Path(__file__).parent
 TERMINAL = ("Completed", "Failed", "Canceled")
@@ -209,16 +209,6 @@ def mount(app: FastAPI, state: ServerState) -> Sessions:
     app.add_exception_handler(LoginNeeded, on_login_needed)
     app.add_exception_handler(CsrfError, on_csrf)
     app.mount("/studio/static", StaticFiles(directory=str(HERE / "static")), name="studio-static")
-
-    def enqueue(name: str) -> None:
-        from batchctl.server.queue import QueueClosedError
-
-        try:
-            state.queue.enqueue(name)
-        except QueueClosedError:
-            with contextlib.suppress(BatchctlError):
-                api.cancel_job(ws, name)
-            raise
 
     def not_found(request: Request, message: str) -> HTMLResponse:
         return page(request, "error.html", status=404, title="Not found", message=message)
@@ -558,8 +548,7 @@ def mount(app: FastAPI, state: ServerState) -> Sessions:
                 # whatever the form says the input is, its resolved URI and the output go through the same
                 # confinement as a REST job's
                 rest.confine(options, rest.allowed_roots(ws, state.settings.allow_paths))
-                if not state.queue.stats()["accepting"]:
-                    raise BatchctlError("the server is shutting down and accepts no new job")
+                state.queue.check_accepting()
                 job = api.submit_job(ws, **options)
             except OutputExistsError as exc:
                 errors["output_path"] = exc.message
@@ -574,7 +563,7 @@ def mount(app: FastAPI, state: ServerState) -> Sessions:
                 else:
                     error = exc.message
             else:
-                enqueue(job["name"])
+                state.queue.submit(job["name"])
                 return RedirectResponse(f"/studio/jobs/{quote(job['name'], safe='')}", status_code=303)
         return page(request, "job_new.html", status=400, title="Create job", errors=errors, error=error,
                     nav="endpoints", **context)  # fmt: skip
@@ -673,7 +662,7 @@ def mount(app: FastAPI, state: ServerState) -> Sessions:
             record = api.resume_job(ws, name)
         except BatchctlError as exc:
             return page(request, "error.html", status=_status(exc), title="Resume", message=exc.message)
-        enqueue(record["name"])
+        state.queue.submit(record["name"])
         return RedirectResponse(f"/studio/jobs/{quote(record['name'], safe='')}", status_code=303)
 
     return sessions
