@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from studio_helpers import CHROMIUM, CHROMIUM_ARGS, ExampleWorkspace, StudioServer
+from studio_helpers import CHROMIUM, CHROMIUM_ARGS, ExampleWorkspace, InProcessStudio, StudioServer
 
 from testkit import train_heart_model
 
@@ -28,6 +28,14 @@ def server(example: ExampleWorkspace) -> Iterator[StudioServer]:
     started = StudioServer(example)
     yield started
     started.kill()
+
+
+@pytest.fixture
+def studio(example: ExampleWorkspace) -> Iterator[InProcessStudio]:
+    """The server's app in this process (no `batchctl serve`): for route, session and CSRF tests."""
+    app = InProcessStudio(example)
+    yield app
+    app.close()
 
 
 @pytest.fixture(scope="session")
