@@ -11,12 +11,12 @@ import stat
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from support.waiting import wait_for  # noqa: F401 - re-exported for the tests that import it from here
 
 
 def tree(root: Path) -> dict[str, str]:
@@ -75,17 +75,6 @@ def batchctl_proc(*args: str, env: dict[str, str] | None = None) -> subprocess.P
         text=True,
         env={**os.environ, **(env or {})},
     )
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
 
 
 def alive(pid: int) -> bool:

@@ -9,13 +9,13 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from support.waiting import wait_for  # noqa: F401 - re-exported for the tests that import it from here
 from testkit import model_requirements
 
 # The heart data: a numeric int column, a float column and two string columns. `cp` holds digits
@@ -344,17 +344,6 @@ def mlenv(cli: Any, tmp_path: Path, heart_model: Path) -> Env:
 
 
 # ------------------------------------------------------------------------------ processes
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
 
 
 def alive(pid: int) -> bool:

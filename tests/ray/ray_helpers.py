@@ -10,9 +10,10 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from support.waiting import wait_for  # noqa: F401 - re-exported for the tests that import it from here
 
 
 def heart_frame(n: int, seed: int) -> Any:
@@ -180,17 +181,6 @@ class Pair:
     def stdout(self, job: str) -> str:
         folder = self.job_dir(job) / "logs" / "user" / "stdout"
         return "".join(p.read_text() for p in sorted(folder.glob("worker-*.txt")))
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
 
 
 # A helper process: starts a local instance, prints its GCS address, stops it when stdin closes.

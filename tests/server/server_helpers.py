@@ -10,11 +10,12 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from support.waiting import wait_for  # noqa: F401 - re-exported for the tests that import it from here
 
 PY = sys.executable
 STARTUP_SECONDS = 90
@@ -217,17 +218,6 @@ def wait_job(client: Any, name: str, timeout: float = 180, states: tuple[str, ..
             return job
         if time.monotonic() > deadline:
             raise AssertionError(f"job {name} still {status} after {timeout}s")
-        time.sleep(0.05)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
         time.sleep(0.05)
 
 
