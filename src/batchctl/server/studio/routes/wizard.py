@@ -65,12 +65,13 @@ def wizard(
 def wizard_post(
     request: Request, form: dict[str, str] = Depends(form_of), state: ServerState = Depends(server_state)
 ) -> Response:
-    ws = state.ws
     import yaml
 
     from batchctl.specs.deployment import DeploymentSpec
     from batchctl.specs.endpoint import EndpointSpec
     from batchctl.specs.load import validate_data
+
+    ws = state.ws
 
     values = {
         **WIZARD_DEFAULTS,
@@ -136,7 +137,23 @@ def wizard_post(
     if form.get("action") == "review":
         return page(request, "review.html", title="Review", yaml_text=yaml_text, values=values,
                     fixed_endpoint=fixed, nav="endpoints")  # fmt: skip
-    # Create: the same YAML the Review showed, through the api as `endpoint create -f` / `deployment create -f`
+    try:
+        _create(
+            ws, yaml_text, endpoint_spec, set_default=endpoint_spec is not None or values.get("set_default") == "on"
+        )
+    except BatchctlError as exc:
+        fail(exc.message)
+        return page(request, "wizard.html", status=_status(exc), title=title, fixed_endpoint=fixed,
+                    errors=errors, error=error, nav="endpoints", **wizard_context(ws, values))  # fmt: skip
+    target = quote(deployment_spec["endpoint_name"], safe="")
+    return RedirectResponse(f"/studio/endpoints/{target}", status_code=303)
+
+
+def _create(
+    ws: Workspace, yaml_text: dict[str, str | None], endpoint_spec: dict[str, Any] | None, *, set_default: bool
+) -> None:
+    """Create: the same YAML the Review showed, through the api as `endpoint create -f` / `deployment create
+    -f`. Lose nothing, leave nothing half made: when the deployment fails, the endpoint made for it goes again."""
     folder = Path(tempfile.mkdtemp(prefix="batchctl-studio-"))
     created_endpoint = False
     try:
@@ -144,18 +161,12 @@ def wizard_post(
             (folder / "endpoint.yml").write_text(yaml_text["endpoint"] or "")
             api.create_endpoint(ws, file=str(folder / "endpoint.yml"))
             created_endpoint = True
-        (folder / "deployment.yml").write_text(yaml_text["deployment"])
-        set_default = endpoint_spec is not None or values.get("set_default") == "on"
+        (folder / "deployment.yml").write_text(yaml_text["deployment"] or "")
         api.create_deployment(ws, str(folder / "deployment.yml"), set_default=set_default)
-    except BatchctlError as exc:
-        # lose nothing, leave nothing half made: the new endpoint goes again
+    except BatchctlError:
         if created_endpoint and endpoint_spec is not None:
             with contextlib.suppress(BatchctlError):
                 api.delete_endpoint(ws, endpoint_spec["name"])
-        fail(exc.message)
-        return page(request, "wizard.html", status=_status(exc), title=title, fixed_endpoint=fixed,
-                    errors=errors, error=error, nav="endpoints", **wizard_context(ws, values))  # fmt: skip
+        raise
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    target = quote(deployment_spec["endpoint_name"], safe="")
-    return RedirectResponse(f"/studio/endpoints/{target}", status_code=303)
