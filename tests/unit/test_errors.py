@@ -68,9 +68,9 @@ def test_job_verify_error_carries_its_code_and_report() -> None:
 )
 def test_one_error_to_http_mapping(error: BatchctlError, status: int, code: str) -> None:
     from batchctl.server.app import _batchctl_error
-    from batchctl.server.studio.pages import _status
+    from batchctl.server.studio.pages import error_status
 
     assert (error.http_status, error.http_code) == (status, code)
     response = _batchctl_error(None, error)  # type: ignore[arg-type]  # the handler does not read the request
     assert response.status_code == status and f'"code":"{code}"'.encode() in response.body
-    assert _status(error) == status
+    assert error_status(error) == status

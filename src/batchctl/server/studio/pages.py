@@ -107,7 +107,7 @@ def _progress(job: dict[str, Any]) -> dict[str, Any]:
     return {"done": done, "ok": ok, "failed": done - ok, "text": text}
 
 
-def _job_row(job: dict[str, Any]) -> dict[str, Any]:
+def job_row(job: dict[str, Any]) -> dict[str, Any]:
     counts = job.get("counts") or {}
     bar = _progress(job)
     return {
@@ -211,6 +211,6 @@ def not_found(request: Request, message: str) -> HTMLResponse:
     return page(request, "error.html", status=404, title="Not found", message=message)
 
 
-def _status(exc: BatchctlError) -> int:
+def error_status(exc: BatchctlError) -> int:
     """The page's status: the same mapping as the REST API's (`BatchctlError.http_status`)."""
     return exc.http_status

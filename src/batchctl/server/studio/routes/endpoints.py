@@ -12,9 +12,9 @@ from batchctl import api
 from batchctl.errors import BatchctlError, NotFoundError
 from batchctl.server.state import ServerState, server_state
 from batchctl.server.studio.pages import (
-    _job_row,
-    _status,
+    error_status,
     form_of,
+    job_row,
     not_found,
     page,
     session_of,
@@ -76,7 +76,7 @@ def endpoint(
         context = endpoint_context(ws, name)
     except NotFoundError as exc:
         return not_found(request, exc.message)
-    runs = [_job_row(j) for j in api.list_jobs(ws, context["ep"]["name"])] if tab == "runs" else []
+    runs = [job_row(j) for j in api.list_jobs(ws, context["ep"]["name"])] if tab == "runs" else []
     return page(
         request, "endpoint.html", title=name, tab="runs" if tab == "runs" else "details", runs=runs,
         nav="endpoints", error=None, **context,
@@ -89,7 +89,7 @@ def endpoint_runs(
 ) -> dict[str, Any]:
     ws = state.ws
     record = api.get_endpoint(ws, name)
-    return {"value": [_job_row(j) for j in api.list_jobs(ws, record["name"])]}
+    return {"value": [job_row(j) for j in api.list_jobs(ws, record["name"])]}
 
 
 @router.post("/studio/endpoints/{name}/default", include_in_schema=False)
@@ -101,7 +101,7 @@ def update_default(
         api.set_default_deployment(ws, name, form.get("deployment", ""))
     except BatchctlError as exc:
         context = endpoint_context(ws, name)
-        return page(request, "endpoint.html", status=_status(exc), title=name, tab="details", runs=[],
+        return page(request, "endpoint.html", status=error_status(exc), title=name, tab="details", runs=[],
                     nav="endpoints", error=exc.message, **context)  # fmt: skip
     return RedirectResponse(f"/studio/endpoints/{quote(name, safe='')}", status_code=303)
 
@@ -163,7 +163,7 @@ def delete_deployment(
     except BatchctlError as exc:
         context = endpoint_context(ws, ep)
         dep = api.get_deployment(ws, name, ep)
-        return page(request, "deployment.html", status=_status(exc), title=name, dep=dep, nav="endpoints",
+        return page(request, "deployment.html", status=error_status(exc), title=name, dep=dep, nav="endpoints",
                     error=exc.message, **context)  # fmt: skip
     return RedirectResponse(f"/studio/endpoints/{quote(ep, safe='')}", status_code=303)
 
@@ -210,7 +210,7 @@ def jobs(
         shown = api.list_jobs(ws, endpoint or None, status=status or None) if status or endpoint else every
     except BatchctlError as exc:
         shown, error = [], exc.message
-    rows = [_job_row(j) for j in shown]
+    rows = [job_row(j) for j in shown]
     known = {e["name"] for e in api.list_endpoints(ws)}
     names = sorted(known | {j.get("endpoint_name") or "" for j in every} - {""})
     return page(

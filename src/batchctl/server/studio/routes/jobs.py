@@ -22,9 +22,9 @@ from batchctl.server.studio import files, forms
 from batchctl.server.studio.pages import (
     MAX_LOG_BYTES,
     TERMINAL,
-    _job_row,
-    _status,
+    error_status,
     form_of,
+    job_row,
     not_found,
     page,
     session_of,
@@ -126,7 +126,7 @@ def job(
         return not_found(request, exc.message)
     log_dir = Path(record.get("log_dir") or "")
     return page(
-        request, "job.html", title=name, job=record, row=_job_row(record), tree=files.tree(log_dir),
+        request, "job.html", title=name, job=record, row=job_row(record), tree=files.tree(log_dir),
         groups=job_errors(ws, name), can_resume=True, terminal=TERMINAL, nav="jobs",
         viewing=None, text=None, error=None,
     )  # fmt: skip
@@ -138,7 +138,7 @@ def job_status(
 ) -> dict[str, Any]:
     ws = state.ws
     record = shown_job(ws, name)
-    return {**_job_row(record), "counts": record.get("counts") or {}, "error": record.get("error")}
+    return {**job_row(record), "counts": record.get("counts") or {}, "error": record.get("error")}
 
 
 @router.get("/studio/jobs/{name}/logs/{path:path}", include_in_schema=False)
@@ -165,7 +165,7 @@ def job_log(
     if request.query_params.get("raw"):
         return Response(text, media_type="text/plain; charset=utf-8", headers={"X-Content-Type-Options": "nosniff"})
     return page(
-        request, "job.html", title=name, job=record, row=_job_row(record), tree=files.tree(log_dir),
+        request, "job.html", title=name, job=record, row=job_row(record), tree=files.tree(log_dir),
         groups=job_errors(ws, name), can_resume=True, terminal=TERMINAL, nav="jobs",
         viewing=target.relative_to(Path(os.path.realpath(log_dir))).as_posix(), text=text,
         truncated=size > MAX_LOG_BYTES, error=None,
@@ -185,7 +185,7 @@ def job_download(
         shutil.rmtree(folder, ignore_errors=True)
         if isinstance(exc, NotFoundError):
             return not_found(request, exc.message)
-        return page(request, "error.html", status=_status(exc), title="Download", message=exc.message)
+        return page(request, "error.html", status=error_status(exc), title="Download", message=exc.message)
     if not result["files"]:
         shutil.rmtree(folder, ignore_errors=True)
         return not_found(request, f"job '{name}' wrote no results file")
@@ -208,7 +208,7 @@ def job_cancel(
     except NotFoundError as exc:
         return not_found(request, exc.message)
     except BatchctlError as exc:
-        return page(request, "error.html", status=_status(exc), title="Cancel", message=exc.message)
+        return page(request, "error.html", status=error_status(exc), title="Cancel", message=exc.message)
     return RedirectResponse(f"/studio/jobs/{quote(name, safe='')}", status_code=303)
 
 
@@ -220,6 +220,6 @@ def job_resume(
     try:
         record = api.resume_job(ws, name)
     except BatchctlError as exc:
-        return page(request, "error.html", status=_status(exc), title="Resume", message=exc.message)
+        return page(request, "error.html", status=error_status(exc), title="Resume", message=exc.message)
     state.queue.submit(record["name"])
     return RedirectResponse(f"/studio/jobs/{quote(record['name'], safe='')}", status_code=303)

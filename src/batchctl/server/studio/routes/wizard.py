@@ -19,7 +19,7 @@ from batchctl.server.state import ServerState, server_state
 from batchctl.server.studio import forms
 from batchctl.server.studio.pages import (
     WIZARD_DEFAULTS,
-    _status,
+    error_status,
     form_of,
     page,
     session_of,
@@ -143,7 +143,7 @@ def wizard_post(
         )
     except BatchctlError as exc:
         fail(exc.message)
-        return page(request, "wizard.html", status=_status(exc), title=title, fixed_endpoint=fixed,
+        return page(request, "wizard.html", status=error_status(exc), title=title, fixed_endpoint=fixed,
                     errors=errors, error=error, nav="endpoints", **wizard_context(ws, values))  # fmt: skip
     target = quote(deployment_spec["endpoint_name"], safe="")
     return RedirectResponse(f"/studio/endpoints/{target}", status_code=303)
