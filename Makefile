@@ -38,11 +38,13 @@ chromium:
 # `make test PYTEST_WORKERS=` runs serially.
 PYTEST_WORKERS ?= -n 2 --dist loadgroup
 
+# --durations=25: the slowest tests are named at the end of every run
 test: $(STAMP) chromium
 	$(VENV)/bin/ruff check src tests bench examples
 	$(VENV)/bin/ruff format --check src tests bench examples
 	$(VENV)/bin/lint-imports --no-cache
-	$(PY) -m pytest $(PYTEST_WORKERS)
+	$(VENV)/bin/mypy src
+	$(PY) -m pytest $(PYTEST_WORKERS) --durations=25
 
 test-fast: $(STAMP)
 	$(PY) -m pytest $(PYTEST_WORKERS) -m "not slow"
@@ -51,6 +53,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench examples
 	$(VENV)/bin/ruff format --check src tests bench examples
 	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/mypy src
 
 BENCH_STAMP := $(VENV)/.bench-installed
 

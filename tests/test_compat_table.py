@@ -10,15 +10,12 @@ examples pass to `az ml` (tallied from Azure/azureml-examples `cli/endpoints/bat
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import os
 import re
 import shlex
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -121,19 +118,10 @@ def public_folder(tmp_path: Path) -> Iterator[str]:
     for i in range(2):
         (root / "heart" / f"part{i}.csv").write_text("age,chol,thal\n61,250,normal\n45,180,fixed\n")
 
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
+    from support.http import serve_folder
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/heart/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serve_folder(root) as url:
+        yield f"{url}/heart/"
 
 
 def _write(path: Path, data: Any) -> None:

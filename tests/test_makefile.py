@@ -50,3 +50,14 @@ def test_the_examples_extra_is_what_the_demo_imports_beyond_the_core() -> None:
 def test_ci_runs_make_test() -> None:
     script = (ROOT / ".ci" / "run").read_text()
     assert [line for line in script.splitlines() if line.startswith("make ")] == ["make test"]
+
+
+@pytest.mark.parametrize("target", ["lint", "test"])
+def test_lint_and_test_run_mypy(target: str, tmp_path: Path) -> None:
+    lines = dry_run(target, tmp_path)
+    assert f"{tmp_path / 'venv'}/bin/mypy src" in lines
+
+
+def test_make_test_names_the_slowest_tests(tmp_path: Path) -> None:
+    pytest_line = [line for line in dry_run("test", tmp_path) if " -m pytest " in line]
+    assert len(pytest_line) == 1 and "--durations=25" in pytest_line[0].split()

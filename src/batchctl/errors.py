@@ -6,7 +6,7 @@ import contextlib
 import re
 import threading
 from collections.abc import Iterable, Iterator
-from typing import ClassVar
+from typing import Any, ClassVar
 
 _SECRET_PATTERNS = [
     (re.compile(r"(AccountKey=)[^;\s'\"]+", re.IGNORECASE), r"\1***"),
@@ -89,15 +89,32 @@ def redact(text: str) -> str:
 
 
 class BatchctlError(Exception):
-    """Base of every error batchctl reports to a user: a one-line message and an optional hint."""
+    """Base of every error batchctl reports to a user: a one-line message and an optional hint.
 
-    exit_code: ClassVar[int] = 1
+    Each class carries a stable exit code (README: "Exit codes"); `exit_code=` gives one instance another
+    (a failed job's own code, `job verify`'s 10-12). `record`: what a command prints before the error line
+    (the failed job, the verify report), or None. `http_status` and `http_code`: how the server answers
+    it (the REST body's `error.code`, the Studio page's status): the one error -> HTTP mapping."""
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    exit_code: int = 1
+    http_status: ClassVar[int] = 400
+    http_code: ClassVar[str] = "UserError"
+
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        exit_code: int | None = None,
+        record: dict[str, Any] | None = None,
+    ) -> None:
         message = redact(" ".join(str(message).split()))
         super().__init__(message)
         self.message = message
         self.hint = redact(hint) if hint else None
+        if exit_code is not None:
+            self.exit_code = exit_code
+        self.record = record
 
 
 class JobFailedError(BatchctlError):
@@ -108,16 +125,22 @@ class SpecError(BatchctlError):
     """A spec, a name or an argument is invalid."""
 
     exit_code = 3
+    http_status = 400
+    http_code = "BadRequest"
 
 
 class NotFoundError(BatchctlError):
     exit_code = 4
+    http_status = 404
+    http_code = "NotFound"
 
 
 class ConflictError(BatchctlError):
     """The object exists already, or the operation conflicts with the current state."""
 
     exit_code = 5
+    http_status = 409
+    http_code = "Conflict"
 
 
 class InvalidStateError(ConflictError):
@@ -130,14 +153,20 @@ class OutputExistsError(ConflictError):
 
 class MissingDependencyError(BatchctlError):
     exit_code = 6
+    http_status = 500
+    http_code = "InternalServerError"
 
 
 class RegistryLockedError(BatchctlError):
     exit_code = 7
+    http_status = 503
+    http_code = "ServiceUnavailable"
 
 
 class RegistryCorruptError(BatchctlError):
     exit_code = 8
+    http_status = 500
+    http_code = "InternalServerError"
 
 
 class StorageError(BatchctlError):
@@ -149,6 +178,9 @@ class StorageError(BatchctlError):
 class StorageUnavailableError(StorageError):
     """The store did not answer (connection refused, timeout): transient, so a mini-batch attempt that
     meets it fails as a whole and is retried, rather than counting its files as failed items."""
+
+    http_status = 503
+    http_code = "StorageUnavailable"
 
 
 class EnvironmentBuildError(BatchctlError):

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from testkit import train_heart_model
+from support.models import cached_heart_model
 
 
 def load_root_helper(name: str) -> Any:
@@ -34,9 +34,9 @@ def run_batchctl() -> Any:
 
 
 @pytest.fixture(scope="session")
-def mlflow_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A saved MLflow model folder (MLmodel + model.pkl), shared by the whole session: read-only."""
-    return train_heart_model(tmp_path_factory.mktemp("mlflow-model") / "model")
+def mlflow_model(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved MLflow model folder (MLmodel + model.pkl), trained once per machine: read-only."""
+    return cached_heart_model(pytestconfig, tmp_path_factory)
 
 
 @pytest.fixture

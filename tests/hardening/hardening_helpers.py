@@ -10,13 +10,13 @@ import signal
 import stat
 import subprocess
 import sys
-import textwrap
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from support.scripts import script_text
+from support.waiting import wait_for  # noqa: F401 - re-exported for the tests that import it from here
 
 
 def tree(root: Path) -> dict[str, str]:
@@ -77,17 +77,6 @@ def batchctl_proc(*args: str, env: dict[str, str] | None = None) -> subprocess.P
     )
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
-
-
 def alive(pid: int) -> bool:
     import psutil
 
@@ -110,49 +99,7 @@ def read_job(home: Path, name: str) -> dict[str, Any]:
 
 # A scoring script driven by its input files (one command per file), as tests/jobs does it. State that must
 # survive a worker (PIDs, "only once" marks) lives in $STATE_DIR.
-SCRIPT = textwrap.dedent(
-    """
-    import ctypes
-    import os
-    import signal
-    import time
-
-    STATE = os.environ.get("STATE_DIR", ".")
-
-
-    def _mark(kind, name):
-        path = os.path.join(STATE, kind, name)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            return False
-        os.close(fd)
-        return True
-
-
-    def init():
-        _mark("pids", str(os.getpid()))
-
-
-    def run(mini_batch):
-        rows = []
-        for path in mini_batch:
-            name = os.path.basename(path)
-            with open(path) as handle:
-                cmd = handle.read().strip()
-            if cmd == "sleep":
-                time.sleep(600)
-            elif cmd == "segv":
-                ctypes.string_at(0)
-            elif cmd == "segvonce" and _mark("segv", name):
-                ctypes.string_at(0)
-            elif cmd == "marker":
-                open(os.path.join(STATE, "ran-" + name), "w").close()
-            rows.append(f"{name},{cmd}")
-        return rows
-    """
-)
+SCRIPT = script_text("fault_score")
 
 
 def write_inputs(folder: Path, commands: dict[str, str]) -> Path:

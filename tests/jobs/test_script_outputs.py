@@ -232,10 +232,10 @@ def test_script_outputs_are_byte_for_byte_what_they_were(fixed_home, mlflow_mode
 
 
 @pytest.fixture(scope="module")
-def mlflow_model_for_outputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from testkit import train_heart_model
+def mlflow_model_for_outputs(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from support.models import cached_heart_model
 
-    return train_heart_model(tmp_path_factory.mktemp("outputs-model") / "model")
+    return cached_heart_model(pytestconfig, tmp_path_factory)
 
 
 if __name__ == "__main__":  # capture: python tests/jobs/test_script_outputs.py FOLDER (from the repository root)

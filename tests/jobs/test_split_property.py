@@ -92,14 +92,16 @@ def _unsigned_copy(model: Path, target: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def scorers(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, tuple[str, ...], bool], Any]:
+def scorers(
+    pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
+) -> dict[tuple[str, tuple[str, ...], bool], Any]:
     """(format, kept columns, signed) -> an initialised scorer. The unsigned model keeps `age` (one of its
     inputs, which it reads inferred) and `id`: both come back as text from a second read."""
     from batchctl.scoring.base import ScorerRef
     from batchctl.scoring.mlflow_model import MlflowScorer
-    from testkit import train_heart_model
+    from support.models import cached_heart_model
 
-    model = train_heart_model(tmp_path_factory.mktemp("model") / "model")
+    model = cached_heart_model(pytestconfig, tmp_path_factory)
     unsigned = _unsigned_copy(model, tmp_path_factory.mktemp("unsigned") / "model")
     cases = [(fmt, keep, True) for fmt in FORMATS for keep in KEEPS]
     cases += [(fmt, ("age", "id"), False) for fmt in FORMATS]

@@ -10,9 +10,11 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from support.scripts import script_text
+from support.waiting import wait_for  # noqa: F401 - re-exported for the tests that import it from here
 
 
 def heart_frame(n: int, seed: int) -> Any:
@@ -31,61 +33,7 @@ def heart_frame(n: int, seed: int) -> Any:
 
 # Each input file holds one command. State that must survive an actor lives in $STATE_DIR; every file
 # run() reaches leaves $STATE_DIR/ran-<name>.
-SCRIPT = textwrap.dedent(
-    """
-    import os
-    import time
-
-    import pandas as pd
-
-    STATE = os.environ["STATE_DIR"]
-
-
-    def _once(kind, name):
-        try:
-            fd = os.open(os.path.join(STATE, f"{kind}-{name}"), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            return False
-        os.close(fd)
-        return True
-
-
-    def init():
-        global WEIGHT
-        root = os.environ["AZUREML_MODEL_DIR"]
-        found = [os.path.join(d, n) for d, _, names in os.walk(root) for n in names if n == "weight.txt"]
-        with open(found[0]) as handle:
-            WEIGHT = float(handle.read())
-        open(os.path.join(STATE, f"pid-{os.getpid()}"), "w").close()
-        output = os.environ["AZUREML_BI_OUTPUT_PATH"]
-        print(f"init weight={WEIGHT} model_dir={root} output_dir={output}", flush=True)
-
-
-    def run(mini_batch):
-        rows = []
-        for path in mini_batch:
-            name = os.path.basename(path)
-            open(os.path.join(STATE, f"ran-{name}"), "w").close()
-            print(f"reading {path}", flush=True)
-            with open(path) as handle:
-                cmd, _, arg = handle.read().strip().partition(" ")
-            if cmd == "skip":  # no row: one failed item
-                continue
-            if cmd == "write":  # summary_only: a file of its own in AZUREML_BI_OUTPUT_PATH
-                with open(os.path.join(os.environ["AZUREML_BI_OUTPUT_PATH"], name + ".out"), "w") as out:
-                    out.write(f"{name}: {arg} x {WEIGHT}\\n")
-            if cmd == "exitonce" and _once("exit", name):
-                os._exit(3)
-            if cmd == "hangonce" and _once("hang", name):
-                time.sleep(300)
-            if cmd == "sleep":
-                time.sleep(float(arg))
-            score = WEIGHT * (len(arg) + 0.1)
-            rows.append({"file": name, "cmd": cmd, "note": f'says "{arg}", ok', "score": score})
-        print(f"scored {len(rows)} files", flush=True)
-        return pd.DataFrame(rows)
-    """
-)
+SCRIPT = script_text("ray_score")
 
 
 def write_inputs(folder: Path, commands: dict[str, str]) -> Path:
@@ -180,17 +128,6 @@ class Pair:
     def stdout(self, job: str) -> str:
         folder = self.job_dir(job) / "logs" / "user" / "stdout"
         return "".join(p.read_text() for p in sorted(folder.glob("worker-*.txt")))
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
 
 
 # A helper process: starts a local instance, prints its GCS address, stops it when stdin closes.

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from server_helpers import Server, Workspace
 
-from testkit import train_heart_model
+from support.models import cached_heart_model
 
 
 @pytest.fixture(scope="session")
-def heart_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return train_heart_model(tmp_path_factory.mktemp("server-model") / "model")
+def heart_model(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return cached_heart_model(pytestconfig, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

@@ -8,13 +8,14 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from support.scripts import script_text
+from support.waiting import wait_for  # noqa: F401 - re-exported for the tests that import it from here
 
 PY = sys.executable
 STARTUP_SECONDS = 90
@@ -44,40 +45,7 @@ def heart_folder(folder: Path, files: int = 3, rows: int = 6, seed: int = 0) -> 
 
 
 # A scoring script for lifecycle tests: init() records its pid; each input file says what to do.
-SCRIPT = textwrap.dedent(
-    """
-    import os
-    import time
-
-    def init():
-        global OUT
-        OUT = os.environ["AZUREML_BI_OUTPUT_PATH"]  # kept from init(), as Azure's examples do
-        folder = os.path.join(os.environ["STATE_DIR"], "inits")
-        os.makedirs(folder, exist_ok=True)
-        open(os.path.join(folder, str(os.getpid())), "w").close()
-
-    def run(mini_batch):
-        rows = []
-        for path in mini_batch:
-            text = open(path).read().strip()
-            cmd, _, arg = text.partition(" ")
-            if cmd == "sleep":
-                time.sleep(float(arg))
-            elif cmd == "raise":
-                raise ValueError("cannot score " + os.path.basename(path))
-            elif cmd == "dieonce":
-                marker = os.path.join(os.environ["STATE_DIR"], "died-" + os.path.basename(path))
-                if not os.path.exists(marker):
-                    open(marker, "w").close()
-                    os._exit(3)
-            name = os.path.basename(path)
-            with open(os.path.join(OUT, name + ".out"), "w") as handle:
-                handle.write(text.upper() + "\\n")
-            print(f"scored {name}", flush=True)
-            rows.append(f"{name} {text}")
-        return rows
-    """
-)
+SCRIPT = script_text("lifecycle_score")
 
 
 class Workspace:
@@ -217,17 +185,6 @@ def wait_job(client: Any, name: str, timeout: float = 180, states: tuple[str, ..
             return job
         if time.monotonic() > deadline:
             raise AssertionError(f"job {name} still {status} after {timeout}s")
-        time.sleep(0.05)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
         time.sleep(0.05)
 
 

@@ -63,16 +63,11 @@ def app(workspace: Workspace) -> Iterator[InProcess]:
         warnings.simplefilter("ignore")
         from starlette.testclient import TestClient
 
-    from batchctl.execution.pool import WarmPools
-    from batchctl.server.app import ServerSettings, ServerState, create_app
-    from batchctl.server.auth import load_key
-    from batchctl.server.queue import JobQueue
+    from batchctl.server.app import create_app
+    from batchctl.server.state import ServerSettings, build_state
 
-    pools = WarmPools(0, scratch=str(workspace.tmp / "pools"))
-    settings = ServerSettings(allow_paths=[str(workspace.allowed)], shutdown_timeout=5)
-    state = ServerState(
-        workspace.ws, settings, load_key(workspace.ws), "http://testserver", JobQueue(workspace.ws, 1, pools), pools
-    )
+    settings = ServerSettings(allow_paths=[str(workspace.allowed)], shutdown_timeout=5, idle_timeout=0)
+    state = build_state(workspace.ws, settings, "http://testserver")
     with TestClient(create_app(state), base_url="http://testserver") as client:
         yield InProcess(workspace, client, state)
 

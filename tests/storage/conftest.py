@@ -9,12 +9,14 @@ from typing import Any
 
 import pytest
 import yaml
-from storage_helpers import ENDPOINT, Batchctl, train_model
+from storage_helpers import ENDPOINT, Batchctl
+
+from support.models import cached_heart_model
 
 
 @pytest.fixture(scope="session")
-def storage_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return train_model(tmp_path_factory.mktemp("storage-model") / "model")
+def storage_model(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return cached_heart_model(pytestconfig, tmp_path_factory, rows=60, seed=1)  # storage_helpers.train_model's
 
 
 @pytest.fixture

@@ -6,12 +6,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from support.waiting import wait_for  # noqa: F401 - re-exported for the tests that import it from here
 from testkit import train_heart_model
 
 ENDPOINT = "heart"
@@ -130,13 +130,3 @@ def deploy_slow_script(bctl: Batchctl, tmp_path: Path, sleep: float, **settings:
     dep = tmp_path / "dep.yml"
     dep.write_text(yaml.safe_dump(spec))
     bctl.ok("deployment", "create", "-f", str(dep), "--set-default")
-
-
-def wait_for(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")

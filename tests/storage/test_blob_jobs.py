@@ -126,28 +126,15 @@ def test_repointed_workspaceblobstore_receives_default_outputs(
 @pytest.fixture
 def http_server(tmp_path: Path) -> Any:
     """A tiny http.server on 127.0.0.1 serving a folder of CSV files (stopped at the end of the test)."""
-    import functools
-    import http.server
-    import threading
+    from support.http import serve_folder
 
     root = tmp_path / "www"
     for rel, data in csv_files(3).items():
         (root / "data" / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / "data" / rel).write_bytes(data)
 
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serve_folder(root) as url:
+        yield url
 
 
 def test_public_http_file_and_listed_folder(heart: Any, http_server: str, tmp_path: Path) -> None:

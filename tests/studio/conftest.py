@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from studio_helpers import CHROMIUM, CHROMIUM_ARGS, ExampleWorkspace, StudioServer
+from studio_helpers import CHROMIUM, CHROMIUM_ARGS, ExampleWorkspace, InProcessStudio, StudioServer
 
-from testkit import train_heart_model
+from support.models import cached_heart_model
 
 
 @pytest.fixture(scope="session")
-def heart_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return train_heart_model(tmp_path_factory.mktemp("studio-model") / "model")
+def heart_model(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return cached_heart_model(pytestconfig, tmp_path_factory)
 
 
 @pytest.fixture
@@ -28,6 +28,14 @@ def server(example: ExampleWorkspace) -> Iterator[StudioServer]:
     started = StudioServer(example)
     yield started
     started.kill()
+
+
+@pytest.fixture
+def studio(example: ExampleWorkspace) -> Iterator[InProcessStudio]:
+    """The server's app in this process (no `batchctl serve`): for route, session and CSRF tests."""
+    app = InProcessStudio(example)
+    yield app
+    app.close()
 
 
 @pytest.fixture(scope="session")

@@ -142,3 +142,44 @@ def check_page(page: Any, shot: str | None = None) -> None:
     if shot:
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / f"{shot}.png"))
+
+
+class InProcessStudio:
+    """The app `batchctl serve` runs, in this process (starlette's TestClient over httpx: no socket, no
+    subprocess), built as `serve` builds it (`build_state`, `create_app`) and with the same attributes as
+    StudioServer: `url`, `login_url`, `session_client()`; `client()` is an anonymous one. For the tests of
+    routes, sessions, CSRF and escaping; the browser, lifecycle and signal tests keep a real server."""
+
+    def __init__(self, ws: ExampleWorkspace) -> None:
+        import warnings
+
+        with warnings.catch_warnings():  # starlette asks for `httpx2` instead of httpx; both do the same here
+            warnings.simplefilter("ignore")
+            from starlette.testclient import TestClient
+
+        from batchctl.server.app import create_app
+        from batchctl.server.state import ServerSettings, build_state
+
+        self.url = "http://testserver"
+        self.state = build_state(ws.ws, ServerSettings(idle_timeout=0, shutdown_timeout=5), self.url)
+        self.app = create_app(self.state)
+        self._client_class = TestClient
+        self._lifespan = TestClient(self.app, base_url=self.url)
+        self._lifespan.__enter__()  # the app's start-up: the queue's runner threads, the server file
+        self.login_url = f"{self.url}/studio/login?token={self.app.state.studio.issue_login()}"
+
+    def client(self) -> Any:
+        """An httpx client without credentials that, like httpx's default, does not follow redirects."""
+        return self._client_class(self.app, base_url=self.url, follow_redirects=False)
+
+    @contextlib.contextmanager
+    def session_client(self) -> Iterator[Any]:
+        """A client holding a Studio session (it redeems a new one-time login URL)."""
+        with self.client() as client:
+            token = self.app.state.studio.issue_login()
+            response = client.get(f"/studio/login?token={token}")
+            assert response.status_code == 303 and response.headers["location"] == "/studio/"
+            yield client
+
+    def close(self) -> None:
+        self._lifespan.__exit__(None, None, None)

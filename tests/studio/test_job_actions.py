@@ -9,7 +9,7 @@ import json
 import re
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from studio_helpers import StudioServer, csrf_of
 from batchctl import api
 from batchctl.jobs.runner import CANCEL_MARKER
 from batchctl.workspace import Workspace
+from support.waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -127,17 +128,6 @@ def servers() -> Iterator[list[StudioServer]]:
         server.kill()
 
 
-def wait_for(predicate: Callable[[], Any], what: str, timeout: float = JOB_SECONDS) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.2)
-
-
 def submit(client: httpx.Client) -> str:
     """Create job on the endpoint's page (dataset `items`, latest version); returns the job's name."""
     form = client.get(f"/studio/endpoints/{ENDPOINT}/jobs/new")
@@ -162,6 +152,7 @@ def submit(client: httpx.Client) -> str:
 def ended(ws: Workspace, name: str) -> dict[str, Any]:
     return wait_for(
         lambda: (job := api.get_job(ws, name))["status"] in ("Completed", "Failed", "Canceled") and job,
+        JOB_SECONDS,
         f"job {name} to end",
     )
 
@@ -313,7 +304,7 @@ def test_resume_continues_a_failed_job_under_its_name(tmp_path: Path, servers: l
             assert row["status"] in ("Queued", "Running", "Completed"), row
             return row if row["status"] == "Completed" else None
 
-        row = wait_for(completed, f"resumed job {name} to complete")
+        row = wait_for(completed, JOB_SECONDS, f"resumed job {name} to complete")
         assert row["name"] == name and row["failed"] == 0
         job = api.get_job(workspace.ws, name)
         assert job["status"] == "Completed" and job["attempts"] == 2, job
@@ -341,7 +332,7 @@ def test_cancel_stops_a_running_job_and_publishes_nothing(tmp_path: Path, server
     try:
         with server.session_client() as client:
             name = submit(client)
-            wait_for(lambda: reached.is_dir() and any(reached.iterdir()), "run() to block on the gate")
+            wait_for(lambda: reached.is_dir() and any(reached.iterdir()), JOB_SECONDS, "run() to block on the gate")
             worker = int(next(reached.iterdir()).name)
             assert api.get_job(workspace.ws, name)["status"] == "Running"
             page = client.get(f"/studio/jobs/{name}").text
@@ -364,6 +355,7 @@ def test_cancel_stops_a_running_job_and_publishes_nothing(tmp_path: Path, server
             assert canceled.status_code == 303 and canceled.headers["location"] == f"/studio/jobs/{name}"
             job = wait_for(
                 lambda: (j := api.get_job(workspace.ws, name))["status"] != "Running" and j,
+                JOB_SECONDS,
                 f"job {name} to stop",
             )
             assert job["status"] == "Canceled", job
@@ -375,7 +367,7 @@ def test_cancel_stops_a_running_job_and_publishes_nothing(tmp_path: Path, server
         # nothing published, and the blocked worker was stopped
         assert not workspace.output_file(name).exists()
         assert job["counts"]["items_succeeded"] <= 1  # a-ok.txt at most, never published
-        wait_for(lambda: not _alive(worker), f"worker {worker} to stop", timeout=60)
+        wait_for(lambda: not _alive(worker), 60, f"worker {worker} to stop")
     finally:
         (workspace.state / "gate").touch()  # never leave a worker blocked, whatever happened
 

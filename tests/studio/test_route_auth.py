@@ -6,14 +6,9 @@ form POST without its CSRF token (403)."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
-import httpx
-import pytest
-from studio_helpers import ExampleWorkspace, StudioServer
-
-pytestmark = pytest.mark.slow
+from studio_helpers import InProcessStudio
 
 # the only routes reachable without credentials: they are how a session is obtained
 LOGIN_ROUTES = {("GET", "/studio/login"), ("GET", "/studio/login-needed")}
@@ -21,21 +16,13 @@ LOGIN_ROUTES = {("GET", "/studio/login"), ("GET", "/studio/login-needed")}
 BEARER_STUDIO_ROUTES = {("POST", "/studio/login-url")}
 
 
-def _routes(tmp_path: Path) -> list[tuple[str, str]]:
-    """(method, path with its parameters filled in) for every route of the app `batchctl serve` runs."""
+def _routes(app: Any) -> list[tuple[str, str]]:
+    """(method, path with its parameters filled in) for every route of `app` (built as `batchctl serve`
+    builds it: `build_state`, `create_app`)."""
     from fastapi.routing import APIRoute
 
-    from batchctl.execution.pool import WarmPools
-    from batchctl.server.app import ServerSettings, ServerState, create_app
-    from batchctl.server.auth import load_key
-    from batchctl.server.queue import JobQueue
-    from batchctl.workspace import Workspace
-
-    ws = Workspace(tmp_path / "routes-ws")
-    pools = WarmPools(0, scratch=str(tmp_path / "pools"))
-    state = ServerState(ws, ServerSettings(), load_key(ws), "http://127.0.0.1:1", JobQueue(ws, 1, pools), pools)
     out = []
-    pending = list(create_app(state).routes)
+    pending = list(app.routes)
     while pending:
         route = pending.pop(0)
         # an included router (FastAPI wraps it; its routes are those of `original_router`) or a mount
@@ -50,15 +37,13 @@ def _routes(tmp_path: Path) -> list[tuple[str, str]]:
     return out
 
 
-def test_every_route_refuses_a_request_without_credentials(
-    server: StudioServer, example: ExampleWorkspace, tmp_path: Path
-) -> None:
-    routes = _routes(tmp_path)
+def test_every_route_refuses_a_request_without_credentials(studio: InProcessStudio) -> None:
+    routes = _routes(studio.app)
     # the enumeration reaches both halves of the server
     assert ("POST", "/endpoints/heart/jobs") in routes and ("POST", "/studio/jobs/heart/cancel") in routes
     assert ("GET", "/studio/jobs") in routes and ("GET", "/studio/data") in routes  # the Jobs and Data pages
     checked: dict[str, int] = {"rest": 0, "page": 0, "post": 0}
-    with httpx.Client(base_url=server.url, timeout=30) as anon:
+    with studio.client() as anon:
         for method, path in routes:
             if (method, path) in LOGIN_ROUTES:
                 continue
@@ -78,16 +63,14 @@ def test_every_route_refuses_a_request_without_credentials(
     assert all(checked.values()), checked
 
 
-def test_every_studio_form_post_refuses_a_missing_or_wrong_csrf_token(
-    server: StudioServer, example: ExampleWorkspace, tmp_path: Path
-) -> None:
+def test_every_studio_form_post_refuses_a_missing_or_wrong_csrf_token(studio: InProcessStudio) -> None:
     posts = [
         path
-        for method, path in _routes(tmp_path)
+        for method, path in _routes(studio.app)
         if method == "POST" and path.startswith("/studio") and (method, path) not in BEARER_STUDIO_ROUTES
     ]
     assert "/studio/create" in posts and "/studio/jobs/heart/resume" in posts
-    with server.session_client() as client:
+    with studio.session_client() as client:
         for path in posts:
             for data in ({}, {"csrf": ""}, {"csrf": "not-the-token"}):
                 refused: Any = client.post(path, data=data)

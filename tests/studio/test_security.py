@@ -1,5 +1,5 @@
-"""Studio security against a real `batchctl serve`: sessions from the one-time login URL only, CSRF on
-every form POST, log views confined to the job's folder, user text escaped."""
+"""Studio security: sessions from the one-time login URL only, CSRF on every form POST, user text escaped
+(in process, the app `batchctl serve` builds), log views confined to the job's folder (a real server)."""
 
 from __future__ import annotations
 
@@ -7,22 +7,19 @@ import http.client
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
-from studio_helpers import ExampleWorkspace, StudioServer, csrf_of
+from studio_helpers import ExampleWorkspace, InProcessStudio, StudioServer, csrf_of
 
 from batchctl import api
-
-pytestmark = pytest.mark.slow
 
 
 def _endpoint(example: ExampleWorkspace, description: str = "d") -> None:
     api.create_endpoint(example.ws, name="heart", description=description)
 
 
-def test_pages_need_a_session_from_the_one_time_login(server: StudioServer, example: ExampleWorkspace) -> None:
+def test_pages_need_a_session_from_the_one_time_login(studio: InProcessStudio, example: ExampleWorkspace) -> None:
     _endpoint(example)
-    with httpx.Client(base_url=server.url, timeout=30) as anon:
+    with studio.client() as anon:
         page = anon.get("/studio/endpoints/heart")
         assert page.status_code == 303 and page.headers["location"] == "/studio/login-needed"
         told = anon.get("/studio/login-needed")
@@ -36,23 +33,23 @@ def test_pages_need_a_session_from_the_one_time_login(server: StudioServer, exam
         assert anon.get("/health").status_code == 401
     assert api.get_endpoint(example.ws, "heart")["name"] == "heart"
 
-    path = server.login_url.replace(server.url, "")
-    with httpx.Client(base_url=server.url, timeout=30) as first:
+    path = studio.login_url.replace(studio.url, "")
+    with studio.client() as first:
         granted = first.get(path)
         assert granted.status_code == 303 and granted.headers["location"] == "/studio/"
         cookie = granted.headers["set-cookie"].lower()
         assert "httponly" in cookie and "samesite=strict" in cookie and "path=/studio" in cookie
         assert first.get("/studio/endpoints").status_code == 200
-    with httpx.Client(base_url=server.url, timeout=30) as second:
+    with studio.client() as second:
         again = second.get(path)  # single use
         assert again.status_code == 303 and again.headers["location"].startswith("/studio/login-needed")
         assert second.get("/studio/endpoints").status_code == 303
         assert second.get("/studio/login?token=made-up").headers["location"].startswith("/studio/login-needed")
 
 
-def test_a_form_post_without_the_csrf_token_is_refused(server: StudioServer, example: ExampleWorkspace) -> None:
+def test_a_form_post_without_the_csrf_token_is_refused(studio: InProcessStudio, example: ExampleWorkspace) -> None:
     _endpoint(example)
-    with server.session_client() as client:
+    with studio.session_client() as client:
         csrf = csrf_of(client.get("/studio/endpoints/heart/delete").text)
         for data in ({}, {"csrf": ""}, {"csrf": csrf[:-1] + ("A" if csrf[-1] != "A" else "B")}):
             refused = client.post("/studio/endpoints/heart/delete", data=data)
@@ -63,6 +60,7 @@ def test_a_form_post_without_the_csrf_token_is_refused(server: StudioServer, exa
     assert api.list_endpoints(example.ws) == []
 
 
+@pytest.mark.slow  # a real server: http.client sends the path as written, which an in-process client would not
 def test_log_views_cannot_leave_the_jobs_log_folder(
     server: StudioServer, example: ExampleWorkspace, tmp_path: Path
 ) -> None:
@@ -104,9 +102,9 @@ def test_log_views_cannot_leave_the_jobs_log_folder(
         assert "TOP SECRET" not in body and '"endpoint_name"' not in body and "root:" not in body, attempt
 
 
-def test_user_text_is_escaped(server: StudioServer, example: ExampleWorkspace) -> None:
+def test_user_text_is_escaped(studio: InProcessStudio, example: ExampleWorkspace) -> None:
     _endpoint(example, description='<script>alert("x")</script><img src=x onerror=alert(1)>')
-    with server.session_client() as client:
+    with studio.session_client() as client:
         for path in ("/studio/endpoints", "/studio/endpoints/heart", "/studio/endpoints/heart/delete"):
             html = client.get(path).text
             assert "<script>alert" not in html and "<img src=x" not in html, path

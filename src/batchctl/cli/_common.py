@@ -9,7 +9,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 
@@ -110,6 +110,14 @@ def report(exc: BaseException, summarized: bool = False) -> int:
     return code
 
 
+class AlreadySummarized(Exception):
+    """`error`, raised after a job summary on the terminal already gave it (see `report`)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class _UsageError(Exception):
     """A bad option value found before the command runs: exit 2, as click's own usage errors."""
 
@@ -164,19 +172,22 @@ def command(
             except typer.Exit:
                 raise
             except (Exception, KeyboardInterrupt) as exc:
-                record = getattr(exc, "record", None)
-                summarized = bool(getattr(exc, "summarized", False))
+                from batchctl.errors import BatchctlError
+
+                summarized = isinstance(exc, AlreadySummarized)
+                error = exc.error if isinstance(exc, AlreadySummarized) else exc
+                record = error.record if isinstance(error, BatchctlError) else None
                 if render and record is not None:
                     summarized = show(record, None)
-                code = report(exc, summarized)
+                code = report(error, summarized)
                 raise typer.Exit(code) from None
             finally:
                 notices.set_sink(previous_sink)
 
-        wrapper.__signature__ = sig.replace(  # type: ignore[attr-defined]
-            parameters=[p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + extra
-        )
-        wrapper.__annotations__ = {p.name: p.annotation for p in wrapper.__signature__.parameters.values()}
+        signature = sig.replace(parameters=[p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + extra)
+        # typer reads the command's options from `__signature__`, which functools' wrapper type does not declare
+        cast(Any, wrapper).__signature__ = signature
+        wrapper.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
         group.command(name, **kwargs)(wrapper)
         return fn
 

@@ -136,7 +136,7 @@ def _table(data: Any, columns: Sequence[str] | None) -> None:
     from rich.table import Table
 
     # values are data, never rich markup or emoji codes (a model `azureml:heart:1` must not print as a heart)
-    plain = {"no_color": "NO_COLOR" in os.environ, "soft_wrap": False, "markup": False, "emoji": False}
+    plain: dict[str, Any] = {"no_color": "NO_COLOR" in os.environ, "soft_wrap": False, "markup": False, "emoji": False}
     console = Console(**plain)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         # piped into a file or another program: rich's fixed 80 columns would cut every value; use what fits

@@ -100,7 +100,7 @@ def next_steps(record: dict[str, Any]) -> tuple[str | None, list[str]]:
     type next). Resume keeps the job's --keep-columns, so a job that failed on them points to a rerun, as
     the CLI's Hint line does (cli/job.outcome_error)."""
     name = record["name"]
-    error = record.get("error") if isinstance(record.get("error"), dict) else {}
+    error: dict[str, Any] = record["error"] if isinstance(record.get("error"), dict) else {}
     hint = error.get("hint") or None
     commands = []
     if record.get("status") == "Failed" and (record.get("counts") or {}).get("items_failed"):

@@ -3,7 +3,7 @@ The command exists so that `az ml component create` gets that answer, not "No su
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -15,7 +15,7 @@ app = typer.Typer(
 )
 
 # `az ml component create` takes -f, --name, --version, --set ...: every option is accepted, then refused
-ANY_OPTIONS = {"context_settings": {"allow_extra_args": True, "ignore_unknown_options": True}}
+ANY_OPTIONS: dict[str, Any] = {"context_settings": {"allow_extra_args": True, "ignore_unknown_options": True}}
 
 
 @command(app, "create", **ANY_OPTIONS)

@@ -3,14 +3,17 @@
 import signal
 import sys
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import typer.core
 
 from batchctl.cli import _complete as complete
-from batchctl.cli._common import SetOpt, command, for_a_person, workspace
+from batchctl.cli._common import AlreadySummarized, SetOpt, command, for_a_person, workspace
 from batchctl.cli._web import WebOpt, job_page, open_page
+
+if TYPE_CHECKING:
+    from batchctl.errors import BatchctlError
 
 app = typer.Typer(no_args_is_help=True, help="Batch scoring jobs.")
 
@@ -124,20 +127,23 @@ def final_outcome(final: dict[str, Any]) -> Any:
 
     if final["status"] == "Completed":
         return final
-    error = outcome_error(final)
-    error.record = final  # type: ignore[attr-defined]
-    raise error
+    raise outcome_error(final, show=True)
 
 
-def outcome_error(record: dict[str, Any]) -> Exception:
+def outcome_error(record: dict[str, Any], *, show: bool = False) -> "BatchctlError":
     """The error a command ends with for a job that did not complete: 130 when it was canceled, the code
-    of its cause when it has one (5: its output appeared meanwhile, 9: storage...), else 1."""
+    of its cause when it has one (5: its output appeared meanwhile, 9: storage...), else 1. `show`: the
+    command prints the job's record before the error line."""
     from batchctl.errors import BatchctlError, JobCanceledError
 
     name = record["name"]
     resume = f"batchctl job resume -n {name}"
     if record["status"] == "Canceled":
-        return JobCanceledError(f"job {name} was canceled; nothing was published", f"continue it with `{resume}`")
+        return JobCanceledError(
+            f"job {name} was canceled; nothing was published",
+            f"continue it with `{resume}`",
+            record=record if show else None,
+        )
     error_info = record.get("error") or {}
     message = error_info.get("message") or record["status"]
     first = error_info.get("first_item_error")
@@ -152,12 +158,12 @@ def outcome_error(record: dict[str, Any]) -> Exception:
         hint = f"{see}{then}"
     elif "batchctl job resume" not in hint:
         hint = f"{hint}; then `{resume}`"
-    error = BatchctlError(
+    return BatchctlError(
         f"job {name} failed: {message}" + (f"; first error: {first}" if first and first not in message else ""),
         hint,
+        exit_code=int(error_info.get("exit_code") or 1),
+        record=record if show else None,
     )
-    error.exit_code = int(error_info.get("exit_code") or 1)  # type: ignore[misc]
-    return error
 
 
 InputOpt = Annotated[
@@ -231,7 +237,7 @@ def _az_set_values(ctx: typer.Context, set_: list[str] | None) -> list[str] | No
 
 
 # az-style `--set k=v k2=v2`: click would refuse the extra tokens; accept them and hand them to --set
-AZ_SET = {"context_settings": {"allow_extra_args": True}}
+AZ_SET: dict[str, Any] = {"context_settings": {"allow_extra_args": True}}
 
 TagsOpt = Annotated[
     list[str] | None,
@@ -599,7 +605,8 @@ def stream(name: NameReq) -> object:
     if record["status"] == "Completed":
         return None
     error = outcome_error(record)
-    error.summarized = summarized  # type: ignore[attr-defined]
+    if summarized:
+        raise AlreadySummarized(error)
     raise error
 
 

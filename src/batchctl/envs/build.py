@@ -432,8 +432,10 @@ def _build(root: Path, spec: EnvSpec, strict: bool, say: Log) -> BuiltEnv:
                     wanted.append("setuptools")
                 install = [uv_binary(), "pip", "install", "--python", py, *base]
                 lifted: list[str] = []
-                proc = _era_install(install, held, wanted, env, logfile, lifted) if held else None
-                if proc is None or proc.returncode != 0:
+                tried = _era_install(install, held, wanted, env, logfile, lifted) if held else None
+                if tried is not None and tried.returncode == 0:
+                    proc = tried
+                else:
                     proc = _run([*install, *held, *wanted], env, logfile)
                 if proc.returncode != 0 and held:  # the era excludes something asked for: resolve from today
                     logfile.write("resolving again without --exclude-newer\n")

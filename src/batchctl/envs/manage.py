@@ -73,7 +73,7 @@ def _iso(stamp: float) -> str:
 
 def list_builds(root: Path, keys: set[str] | None = None) -> list[dict[str, Any]]:
     """Every complete build (optionally only `keys`): key, Python, size, last use, lock file, source."""
-    out = []
+    out: list[dict[str, Any]] = []
     if not root.is_dir():
         return out
     for folder in sorted(root.iterdir()):

@@ -148,6 +148,9 @@ def supervise(
                 f"error_threshold exceeded: {totals.failed} failed items > error_threshold {settings.error_threshold}"
             )
 
+    # a worker's message can come from a slot already replaced, and a dead worker may have held no batch
+    slot: _Slot | None
+    batch: int | None
     finished = False
     try:
         if not todo:

@@ -39,16 +39,24 @@ def _without_main_module() -> Iterator[None]:
                 sys.modules["__main__"] = saved
 
 
+def _close_fds(*fds: int) -> None:  # multiprocessing.util.close_fds, which typeshed does not declare
+    for fd in fds:
+        os.close(fd)
+
+
 class _EnvPopen(popen_spawn_posix.Popen):
     """multiprocessing's spawn, with another interpreter (an isolated environment's) and that interpreter's
     own sys.path instead of the parent's: the child starts with `-I` (no PYTHONPATH, no user site) and
     `prepare()` then sets sys.path to the environment's paths plus batchctl's package alone."""
 
-    def _launch(self, process_obj: Any) -> None:
-        from multiprocessing import resource_tracker, spawn, util
-        from multiprocessing.context import reduction, set_spawning_popen
+    _fds: list[int]  # set by multiprocessing's Popen.__init__ (typeshed does not declare it)
 
-        tracker_fd = resource_tracker.getfd()
+    def _launch(self, process_obj: Any) -> None:
+        from multiprocessing import reduction, resource_tracker, spawn, util
+        from multiprocessing.context import set_spawning_popen
+
+        tracker_fd = resource_tracker.getfd()  # getfd() starts the tracker first: never None here
+        assert tracker_fd is not None
         self._fds.append(tracker_fd)
         prep_data = spawn.get_preparation_data(process_obj._name)
         prep_data["sys_path"] = list(process_obj.env_sys_path)
@@ -74,13 +82,14 @@ class _EnvPopen(popen_spawn_posix.Popen):
             with open(parent_w, "wb", closefd=False) as f:
                 f.write(fp.getbuffer())
         finally:
-            self.finalizer = util.Finalize(self, util.close_fds, [fd for fd in (parent_r, parent_w) if fd is not None])
+            self.finalizer = util.Finalize(self, _close_fds, [fd for fd in (parent_r, parent_w) if fd is not None])
             for fd in (child_r, child_w):
                 if fd is not None:
                     os.close(fd)
 
 
-class EnvProcess(multiprocessing.get_context("spawn").Process):  # type: ignore[misc,name-defined]
+# the spawn context's Process class is chosen at run time, so mypy cannot check it as a base class
+class EnvProcess(multiprocessing.get_context("spawn").Process):  # type: ignore[misc]
     """A spawned worker that runs in an isolated environment's interpreter."""
 
     env_python: str = ""
@@ -160,16 +169,14 @@ class LocalBackend:
 
         parent, child = self.ctx.Pipe(duplex=True)
         ref = ref or self.ref
-        kind = EnvProcess if ref.python else self.ctx.Process
-        process = kind(
-            target=local_worker_main,
-            args=(child, ref, slot, self.stdout_path(slot), self.parts_dir, os.getpid()),
-            name=f"batchctl-worker-{slot}",
-            daemon=True,
-        )
+        args = (child, ref, slot, self.stdout_path(slot), self.parts_dir, os.getpid())
+        process: Any
         if ref.python:  # an isolated environment (batchctl.envs): its interpreter, its packages
+            process = EnvProcess(target=local_worker_main, args=args, name=f"batchctl-worker-{slot}", daemon=True)
             process.env_python = ref.python
             process.env_sys_path = ref.python_path
+        else:
+            process = self.ctx.Process(target=local_worker_main, args=args, name=f"batchctl-worker-{slot}", daemon=True)
         with _without_main_module():
             process.start()
         child.close()
@@ -185,7 +192,7 @@ class LocalBackend:
         for h in live:
             waitables[h.conn] = h
             waitables[h.process.sentinel] = h
-        ready = mp_wait(list(waitables), timeout)
+        ready: list[Any] = mp_wait(list(waitables), timeout)  # connections and sentinels (ints)
         out: list[tuple[LocalHandle, tuple[Any, ...]]] = []
         seen_conn = set()
         for obj in ready:

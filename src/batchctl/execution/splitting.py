@@ -273,7 +273,8 @@ def _cut_parquet(root: Location, rel: str, size: int, workers: int) -> tuple[lis
     rows = [meta.row_group(i).num_rows for i in range(groups)]
     weights = [max(1, meta.row_group(i).total_byte_size) for i in range(groups)]
     total = sum(weights)
-    ranges, start, acc, first = [], 0, 0, 0
+    ranges: list[tuple[int, int]] = []
+    start, acc, first = 0, 0, 0
     for i in range(groups):
         acc += weights[i]
         last = i == groups - 1

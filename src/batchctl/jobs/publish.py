@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from batchctl.errors import BatchctlError
 
@@ -55,17 +55,17 @@ def write_results(target: str, parts: list[tuple[str, int]], output_format: str)
         os.fsync(out.fileno())
 
 
-def _renumber(src: object, out: object, shift: int, prefix: bytes) -> None:
+def _renumber(src: BinaryIO, out: BinaryIO, shift: int, prefix: bytes) -> None:
     """Lines `<prefix><row>,...`: add `shift` to each row number, the rest of the line untouched."""
     skip = len(prefix)
     lines = []
-    for line in src:  # type: ignore[attr-defined]
+    for line in src:
         comma = line.index(b",", skip)
         lines.append(b"%b%d%b" % (prefix, int(line[skip:comma]) + shift, line[comma:]))
         if len(lines) >= 65536:
-            out.write(b"".join(lines))  # type: ignore[attr-defined]
+            out.write(b"".join(lines))
             lines.clear()
-    out.write(b"".join(lines))  # type: ignore[attr-defined]
+    out.write(b"".join(lines))
 
 
 def _write_parquet(target: str, parts: list[tuple[str, int]]) -> None:

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchctl import storage
 from batchctl.errors import OutputExistsError, SpecError
@@ -24,6 +24,9 @@ from batchctl.specs import load as spec_load
 from batchctl.specs.job import InvocationSpec, RunOverrides
 from batchctl.tracking.tracker import resolve_tracking_uri
 from batchctl.workspace import Workspace, now
+
+if TYPE_CHECKING:
+    from batchctl.storage.inputs import InputListing
 
 
 @dataclass
@@ -53,7 +56,7 @@ class JobRequest:
 
 @dataclass
 class ResolvedIO:
-    listing: storage.InputListing
+    listing: InputListing
     files: list[str]
     input_description: str
     output_value: str

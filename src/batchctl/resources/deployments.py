@@ -152,7 +152,7 @@ def _save_deployment(
             stamp(record, previous)
             state["deployments"][key] = record
         else:
-            record = dict(previous)  # type: ignore[arg-type]
+            record = dict(previous)
         current_default = endpoint["defaults"].get("deployment_name")
         if (
             set_default

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, Literal
 
 # mlflow signature column types -> the dtype a CSV column is read with (Azure's driver does the same)
 SIGNATURE_DTYPES = {
@@ -90,7 +90,7 @@ class DirectSklearn:
         return self.pyfunc.predict(frame)
 
 
-def _schema(signature: dict[str, Any]) -> list[tuple[str, str]] | None | bool:
+def _schema(signature: dict[str, Any]) -> list[tuple[str, str]] | None | Literal[False]:
     """[(name, dtype)] from the signature's inputs, None without inputs, False if not eligible."""
     if not signature.get("inputs"):
         return None

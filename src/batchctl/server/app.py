@@ -9,66 +9,34 @@ deployment or job, 409 a conflict (an output that exists, a job name taken), 503
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from batchctl import __version__, api, notices
 from batchctl.errors import (
     BatchctlError,
     ConflictError,
-    MissingDependencyError,
     NotFoundError,
-    RegistryCorruptError,
-    RegistryLockedError,
-    SpecError,
-    StorageError,
-    StorageUnavailableError,
 )
-from batchctl.execution.pool import WarmPools
 from batchctl.server import rest
-from batchctl.server.auth import AuthError, WorkspaceKey, load_key, verify
-from batchctl.server.queue import JobQueue, QueueClosedError
+from batchctl.server.routes import API_ROUTERS
+from batchctl.server.state import ServerSettings, ServerState, build_state
 from batchctl.workspace import Workspace
+
+__all__ = ["ServerSettings", "ServerState", "build_state", "create_app", "serve"]
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 HOUSEKEEPING_SECONDS = 5.0
-
-
-@dataclass
-class ServerSettings:
-    host: str = "127.0.0.1"
-    port: int = 8765
-    allow_paths: list[str] = field(default_factory=list)
-    max_jobs: int = 1
-    idle_timeout: float = 600.0
-    shutdown_timeout: float = 30.0
-    ssl_keyfile: str | None = None
-    ssl_certfile: str | None = None
-    log_level: str = "warning"
-
-
-@dataclass
-class ServerState:
-    ws: Workspace
-    settings: ServerSettings
-    key: WorkspaceKey
-    url: str
-    queue: JobQueue
-    pools: WarmPools
-    hurry: Callable[[], bool] = lambda: False
-    stopped: threading.Event = field(default_factory=threading.Event)
-    shutdown_report: dict[str, Any] = field(default_factory=dict)
 
 
 def default_max_jobs() -> int:
@@ -77,21 +45,6 @@ def default_max_jobs() -> int:
 
 
 # ------------------------------------------------------------------------------------------- errors
-
-_STATUS: list[tuple[type[BaseException], int, str]] = [
-    (AuthError, 401, "Unauthorized"),
-    (rest.ForbiddenPathError, 403, "Forbidden"),
-    (rest.BadRequestError, 400, "BadRequest"),
-    (QueueClosedError, 503, "ServiceUnavailable"),
-    (NotFoundError, 404, "NotFound"),
-    (ConflictError, 409, "Conflict"),
-    (SpecError, 400, "BadRequest"),
-    (StorageUnavailableError, 503, "StorageUnavailable"),
-    (StorageError, 400, "UserError"),
-    (RegistryLockedError, 503, "ServiceUnavailable"),
-    (RegistryCorruptError, 500, "InternalServerError"),
-    (MissingDependencyError, 500, "InternalServerError"),
-]
 
 
 def error_response(status: int, code: str, message: str, hint: str | None = None) -> JSONResponse:
@@ -105,10 +58,7 @@ def error_response(status: int, code: str, message: str, hint: str | None = None
 def _batchctl_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, BatchctlError)
     message = rest.excerpt(exc.message)  # a message can quote input data; the logs keep the whole text
-    for kind, status, code in _STATUS:
-        if isinstance(exc, kind):
-            return error_response(status, code, message, exc.hint)
-    return error_response(400, "UserError", message, exc.hint)
+    return error_response(exc.http_status, exc.http_code, message, exc.hint)
 
 
 def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -132,13 +82,6 @@ def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 
 # ------------------------------------------------------------------------------------------- the app
-
-
-class StartBody(BaseModel):
-    runner_pid: int | None = None
-    # the caller's values of the `${env:NAME}` variables the job's deployment refers to (the CLI's
-    # hand-over): the job reads them instead of the server's environment; kept in memory only
-    environment: dict[str, str] | None = None
 
 
 def create_app(state: ServerState) -> FastAPI:
@@ -170,91 +113,8 @@ def create_app(state: ServerState) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
 
-    def require_token(authorization: str | None = Header(None)) -> dict[str, Any]:
-        return verify(state.key, authorization)
-
-    router = APIRouter(dependencies=[Depends(require_token)])
-    ws = state.ws
-
-    @router.get("/health", tags=["server"])
-    def health() -> dict[str, Any]:
-        """The server is up: its workspace, queue and warm pools."""
-        return {
-            "status": "ok",
-            "version": __version__,
-            "workspace": str(ws.root),
-            "workspace_id": state.key.workspace_id,
-            "pid": os.getpid(),
-            "url": state.url,
-            "queue": state.queue.stats(),
-            "pools": state.pools.stats(),
-        }
-
-    @router.get("/openapi.json", tags=["server"], include_in_schema=False)
-    def openapi() -> dict[str, Any]:
-        return app.openapi()
-
-    @router.post("/endpoints/{endpoint}/jobs", tags=["jobs"])
-    def invoke(
-        endpoint: str,
-        body: rest.InvokeBody,
-        azureml_model_deployment: str | None = Header(None, alias="azureml-model-deployment"),
-    ) -> dict[str, Any]:
-        """Start a batch scoring job (Azure's invocation API; the header picks a deployment)."""
-        if not state.queue.stats()["accepting"]:
-            raise QueueClosedError("the server is shutting down and accepts no new job")
-        record = api.get_endpoint(ws, endpoint)  # 404 before anything else
-        roots = rest.allowed_roots(ws, state.settings.allow_paths)
-        options = rest.submit_options(ws, record["name"], azureml_model_deployment or None, body, roots)
-        job = api.submit_job(ws, **options)
-        _enqueue(job["name"])
-        return rest.job_resource(api.get_job(ws, job["name"]), state.url)
-
-    @router.get("/endpoints/{endpoint}/jobs", tags=["jobs"])
-    def list_endpoint_jobs(endpoint: str) -> dict[str, Any]:
-        """The endpoint's jobs, oldest first."""
-        record = api.get_endpoint(ws, endpoint)
-        return {"value": [rest.job_resource(j, state.url) for j in api.list_jobs(ws, record["name"])]}
-
-    @router.get("/endpoints/{endpoint}/jobs/{name}", tags=["jobs"])
-    def get_endpoint_job(endpoint: str, name: str) -> dict[str, Any]:
-        """One of the endpoint's jobs (`{scoring_uri}/{job}`, as Azure polls it)."""
-        record = api.get_endpoint(ws, endpoint)
-        job = api.get_job(ws, name)
-        if job["endpoint_name"] != record["name"]:
-            raise NotFoundError(f"job '{name}' not found in endpoint '{record['name']}'")
-        return rest.job_resource(job, state.url)
-
-    @router.get("/jobs/{name}", tags=["jobs"])
-    def get_job(name: str) -> dict[str, Any]:
-        """A job: `properties.status` is Queued, Running, Completed, Failed or Canceled."""
-        return rest.job_resource(api.get_job(ws, name), state.url)
-
-    @router.post("/jobs/{name}/cancel", tags=["jobs"])
-    def cancel_job(name: str) -> dict[str, Any]:
-        """Cancel a job: a queued one never starts; a running one stops its workers and publishes nothing."""
-        api.get_job(ws, name)
-        state.queue.withdraw(name)
-        return rest.job_resource(api.cancel_job(ws, name), state.url)
-
-    @router.post("/jobs/{name}/start", tags=["batchctl"])
-    def start_job(name: str, body: StartBody) -> dict[str, Any]:
-        """batchctl's own: run a Queued job that the CLI submitted (`endpoint invoke` with a server running)."""
-        if not state.queue.stats()["accepting"]:
-            raise QueueClosedError("the server is shutting down and accepts no new job")
-        api.adopt_job(ws, name, body.runner_pid)
-        _enqueue(name, body.environment)
-        return rest.job_resource(api.get_job(ws, name), state.url)
-
-    def _enqueue(name: str, environ: dict[str, str] | None = None) -> None:
-        try:
-            state.queue.enqueue(name, environ)
-        except QueueClosedError:
-            with contextlib.suppress(BatchctlError):
-                api.cancel_job(ws, name)
-            raise
-
-    app.include_router(router)
+    for router in API_ROUTERS:
+        app.include_router(router)
     from batchctl.server import studio
 
     studio.mount(app, state)  # the Studio pages under /studio/ (session login, not bearer tokens)
@@ -302,7 +162,12 @@ def _housekeeping(state: ServerState) -> None:
             except BatchctlError:
                 continue
             if any(tag != current for tag in tags):
-                state.pools.drop(lambda o, t, owner=owner, current=current: o == owner and t != current)
+                state.pools.drop(functools.partial(_stale, owner, current))
+
+
+def _stale(owner: str, current: str | None, pool_owner: str, tag: str | None) -> bool:
+    """A warm pool of `owner` whose tag is no longer the deployment's current spec hash."""
+    return pool_owner == owner and tag != current
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -392,8 +257,6 @@ def _serve(
             f"listening on {settings.host}, not loopback: anyone who can reach this port and holds a token "
             "can start jobs; use --ssl-keyfile/--ssl-certfile on a network"
         )
-    key = load_key(ws)
-    ws.root.mkdir(parents=True, exist_ok=True)
     sock = _bind(settings.host, settings.port)
     port = sock.getsockname()[1]
     scheme = "https" if settings.ssl_certfile else "http"
@@ -401,8 +264,7 @@ def _serve(
     if ":" in shown and not shown.startswith("["):
         shown = f"[{shown}]"
     url = f"{scheme}://{shown}:{port}"
-    pools = WarmPools(settings.idle_timeout, scratch=str(ws.root / "server" / f"pools-{os.getpid()}"))
-    state = ServerState(ws, settings, key, url, JobQueue(ws, settings.max_jobs, pools), pools)
+    state = build_state(ws, settings, url)
     app = create_app(state)
     config = uvicorn.Config(
         app,

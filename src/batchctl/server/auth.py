@@ -36,6 +36,8 @@ class AuthError(BatchctlError):
     """A request without a valid token (HTTP 401)."""
 
     exit_code = 3
+    http_status = 401
+    http_code = "Unauthorized"
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,8 @@ class QueueClosedError(BatchctlError):
     """The server is shutting down and takes no new job (HTTP 503)."""
 
     exit_code = 5
+    http_status = 503
+    http_code = "ServiceUnavailable"
 
 
 class JobQueue:
@@ -59,6 +61,22 @@ class JobQueue:
                 self._environ[name] = dict(environ)
             self._pending.append(name)
             self._cond.notify()
+
+    def check_accepting(self) -> None:
+        """Raise QueueClosedError once the server is shutting down: checked before a job is submitted."""
+        with self._cond:
+            if self._closing:
+                raise QueueClosedError("the server is shutting down and accepts no new job")
+
+    def submit(self, name: str, environ: dict[str, str] | None = None) -> None:
+        """Enqueue a job just submitted, or cancel it and re-raise when the server started shutting down in
+        between: a job never stays Queued with no runner left to run it."""
+        try:
+            self.enqueue(name, environ)
+        except QueueClosedError:
+            with contextlib.suppress(BatchctlError):
+                api.cancel_job(self.ws, name)
+            raise
 
     def withdraw(self, name: str) -> bool:
         """Take a job that has not started off the queue; False when it is running or unknown."""

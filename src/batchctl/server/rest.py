@@ -38,12 +38,16 @@ class BadRequestError(BatchctlError):
     """The request body is not what the API takes (HTTP 400)."""
 
     exit_code = 3
+    http_status = 400
+    http_code = "BadRequest"
 
 
 class ForbiddenPathError(BatchctlError):
     """A local path outside the server's allowed roots (HTTP 403)."""
 
     exit_code = 3
+    http_status = 403
+    http_code = "Forbidden"
 
 
 class _Body(BaseModel):

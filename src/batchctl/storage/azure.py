@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 # 15 s / 18 s / 24 s back-offs (measured: 85 s for a closed port). Transient errors still get 3 retries.
 CONNECT_TIMEOUT = 10  # seconds to open a TCP connection
 READ_TIMEOUT = 120  # seconds without bytes on an open connection
-_RETRY = {
+_RETRY: dict[str, Any] = {
     "initial_backoff": 1,
     "increment_base": 2,
     "retry_total": 3,
@@ -141,6 +141,8 @@ def _blob_service_client(kind: str, url: str | None, credential: Any) -> Any:
     }
     if kind == "connection_string":
         return BlobServiceClient.from_connection_string(credential, **common)
+    if url is None:  # the SDK's own refusal of a missing URL, which the caller reports
+        raise ValueError("no account URL")
     return BlobServiceClient(account_url=url, credential=credential, **common)
 
 
@@ -177,7 +179,7 @@ def _azure_fs(addr: AzureAddress) -> Any:
         what = "AZURE_STORAGE_CONNECTION_STRING" if kind == "connection_string" else f"the account URL {url}"
         raise StorageError(f"cannot use {what}: {_reason(exc)}") from None
 
-    class _BlobFileSystem(adlfs.AzureBlobFileSystem):  # type: ignore[misc]
+    class _BlobFileSystem(adlfs.AzureBlobFileSystem):
         def do_connect(self) -> None:
             self.service_client = client
 

@@ -16,7 +16,7 @@ import json
 import os
 import platform
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from batchctl import storage
 from batchctl.errors import BatchctlError, InvalidStateError, NotFoundError, redact
@@ -34,11 +34,7 @@ RESULTS_DIFFER, MODEL_DIFFERS, BOTH_DIFFER, ENVIRONMENT_DIFFERS = 10, 11, 12, 14
 class LineageMismatchError(BatchctlError):
     """`job verify` found a difference: its exit code says which part (10 results, 11 model, 12 both)."""
 
-    exit_code: ClassVar[int] = RESULTS_DIFFER
-
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.exit_code = code  # type: ignore[misc]
+    exit_code = RESULTS_DIFFER
 
 
 def package_versions() -> dict[str, str | None]:
@@ -220,11 +216,11 @@ def verify(record: dict[str, Any]) -> dict[str, Any]:
         report["environment"] = env
     if report["ok"] and env is not None and env["match"] is False:
         report["ok"] = False
-        error = LineageMismatchError(
-            f"job '{name}': the environment's lock file differs from the lineage manifest", ENVIRONMENT_DIFFERS
+        raise LineageMismatchError(
+            f"job '{name}': the environment's lock file differs from the lineage manifest",
+            exit_code=ENVIRONMENT_DIFFERS,
+            record=report,
         )
-        error.record = report  # type: ignore[attr-defined]
-        raise error
     if report["ok"]:
         return report
     code = (
@@ -233,9 +229,7 @@ def verify(record: dict[str, Any]) -> dict[str, Any]:
         else (RESULTS_DIFFER if not results["match"] else MODEL_DIFFERS)
     )
     what = {BOTH_DIFFER: "results and model differ", RESULTS_DIFFER: "results differ", MODEL_DIFFERS: "model differs"}
-    error = LineageMismatchError(f"job '{name}': {what[code]} from the lineage manifest", code)
-    error.record = report  # type: ignore[attr-defined]
-    raise error
+    raise LineageMismatchError(f"job '{name}': {what[code]} from the lineage manifest", exit_code=code, record=report)
 
 
 def verify_environment(lineage: dict[str, Any]) -> dict[str, Any] | None:

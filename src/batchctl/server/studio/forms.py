@@ -138,12 +138,13 @@ def field_of(message: str, fields: dict[str, dict[str, str]] | dict[str, str]) -
     """The form field a CLI error message is about: `source: field.path: rule` for spec errors, or a
     message that starts with the option's name."""
     source, _, rest = message.partition(": ")
-    table = fields.get(source) if isinstance(fields.get(source), dict) else None
+    found = fields.get(source)
+    table = found if isinstance(found, dict) else None
     if table is not None:
         path = rest.partition(": ")[0]
         while path:
             if path in table:
-                return table[path]  # type: ignore[return-value]
+                return table[path]
             path = path.rpartition(".")[0]
         return None
     flat = {k: v for k, v in fields.items() if isinstance(v, str)}
