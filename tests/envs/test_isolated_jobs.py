@@ -147,7 +147,7 @@ def test_an_unresolvable_requirement_fails_the_job_before_any_worker_starts(worl
     assert error and "cannot install bcprobe==9.9.9" in error[0], result.stderr
     hint = [ln for ln in lines if ln.startswith("Hint:")]
     assert hint and "full log: " in hint[0]
-    log = Path(hint[0].split("full log: ")[1].strip())
+    log = Path(hint[0].split("full log: ")[1].split("; then ")[0].strip())  # then: the resume command
     assert "bcprobe==9.9.9" in log.read_text()
     record = read_job(world.home, "bad1")
     assert record["status"] == "Failed" and record["error"]["exit_code"] == 13
@@ -217,7 +217,8 @@ def test_ray_refuses_a_job_that_needs_an_isolated_environment(world):
         "Error: job r1 failed: Ray workers cannot start in an isolated environment yet (ray would have to be "
         "installed inside it); this job needs one for inline environment (inline) "
         f"{world.tmp / 'onray.conda.yml'}",
-        "Hint: use --env-manager local to score in batchctl's interpreter, or a local compute",
+        "Hint: use --env-manager local to score in batchctl's interpreter, or a local compute; then "
+        "`batchctl job resume -n r1`",
     ]
 
 
