@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import json
 import os
 import shutil
 import uuid
@@ -16,6 +17,22 @@ from batchctl.registry.store import RegistryStore
 from batchctl.settings import workspace_path
 
 _SKIP = {"__pycache__", ".git", ".ipynb_checkpoints", ".DS_Store"}
+
+SETTINGS_FILE = "settings.json"  # the workspace's own defaults: tracking_uri, env_manager
+
+
+def workspace_setting(ws: Workspace, key: str) -> object:
+    """One value of `<workspace>/settings.json`: None when the file or the key is missing."""
+    path = ws.root / SETTINGS_FILE
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"{path}: not a JSON object ({exc})") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: not a JSON object")
+    return data.get(key)
 
 
 def now() -> str:

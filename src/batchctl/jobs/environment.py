@@ -7,7 +7,6 @@ environment; `auto` in this interpreter when it already satisfies every requirem
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,11 @@ from batchctl.envs.manage import check_manager, unsatisfied
 from batchctl.envs.spec import Change, EnvSpec
 from batchctl.errors import EnvironmentBuildError, SpecError
 from batchctl.notices import notify
-from batchctl.workspace import Workspace
+from batchctl.workspace import SETTINGS_FILE, Workspace, workspace_setting
 
 MANAGER_PROPERTY = "batchctl.env_manager"
 STRICT_PROPERTY = "batchctl.env_strict"
 CONSTRAINTS_PROPERTY = "batchctl.env_constraints"
-SETTINGS_FILE = "settings.json"
 
 
 def envs_root(ws: Workspace) -> Path:
@@ -30,15 +28,8 @@ def envs_root(ws: Workspace) -> Path:
 
 
 def workspace_manager(ws: Workspace) -> str | None:
-    path = ws.root / SETTINGS_FILE
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise SpecError(f"{path}: cannot read: {exc}") from None
-    value = data.get("env_manager") if isinstance(data, dict) else None
-    return check_manager(value, f"{path}: env_manager") if value is not None else None
+    value = workspace_setting(ws, "env_manager")
+    return check_manager(str(value), f"{ws.root / SETTINGS_FILE}: env_manager") if value is not None else None
 
 
 def split_constraints(text: str | None) -> list[str]:

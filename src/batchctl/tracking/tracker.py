@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from batchctl.errors import SpecError, redact
-from batchctl.workspace import Workspace
+from batchctl.workspace import SETTINGS_FILE, Workspace, workspace_setting
 
-SETTINGS_FILE = "settings.json"
 PROGRESS_SECONDS = 2.0
 # Azure's states -> MLflow's run statuses
 RUN_STATUS = {"Completed": "FINISHED", "Failed": "FAILED", "Canceled": "KILLED"}
@@ -50,18 +49,9 @@ def _env_number(name: str, default: float) -> float:
 
 
 def workspace_tracking_uri(ws: Workspace) -> str | None:
-    path = ws.root / SETTINGS_FILE
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise SpecError(f"{path}: not a JSON object ({exc})") from None
-    if not isinstance(data, dict):
-        raise SpecError(f"{path}: not a JSON object")
-    uri = data.get("tracking_uri")
+    uri = workspace_setting(ws, "tracking_uri")
     if uri is not None and not isinstance(uri, str):
-        raise SpecError(f"{path}: tracking_uri must be a string")
+        raise SpecError(f"{ws.root / SETTINGS_FILE}: tracking_uri must be a string")
     return uri or None
 
 
