@@ -159,7 +159,7 @@ def _defer_pydantic_plugin_loader() -> None:
             del sys.modules[_LOADER]
         return importlib.import_module(_LOADER).get_plugins()
 
-    stand_in.get_plugins = get_plugins  # type: ignore[attr-defined]
+    stand_in.__dict__["get_plugins"] = get_plugins  # a module object: its namespace is its __dict__
     sys.modules[_LOADER] = stand_in
 
 
