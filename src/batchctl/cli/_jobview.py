@@ -278,12 +278,8 @@ def _heading(text: str) -> Line:
     return [(text, "bold underline")]
 
 
-def show_lines(record: dict[str, Any], deployment: dict[str, Any] | None) -> list[Line]:
-    """`job show` in a terminal: the record in sections. `deployment` is the job's deployment as it is
-    now (None when it no longer exists)."""
-    name, status = record["name"], str(record["status"])
-    counts = record.get("counts") or {}
-    now = dt.datetime.now(dt.UTC)
+def _identity_lines(record: dict[str, Any]) -> list[Line]:
+    name = record["name"]
     lines: list[Line] = [[("Job ", "bold"), (name, "bold")]]
     lines.append(_field("endpoint", f"{record.get('endpoint_name')} / deployment {record.get('deployment_name')}"))
     lines.append(_field("model", str(record.get("model"))))
@@ -302,7 +298,12 @@ def show_lines(record: dict[str, Any], deployment: dict[str, Any] | None) -> lis
         lines.append(_field("description", str(record["description"])))
     if record.get("rerun_of"):
         lines.append(_field("rerun of", str(record["rerun_of"])))
+    return lines
 
+
+def _status_lines(record: dict[str, Any], now: dt.datetime) -> list[Line]:
+    status = str(record["status"])
+    lines: list[Line] = []
     lines += [[], _heading("Status and timing")]
     state = [(status, STATUS_STYLE.get(status))]
     if (record.get("attempts") or 1) > 1:
@@ -318,7 +319,11 @@ def show_lines(record: dict[str, Any], deployment: dict[str, Any] | None) -> lis
     runner = record.get("runner") or {}
     if status in ("Queued", "Running") and runner.get("pid"):
         lines.append(_field("runner", f"pid {runner['pid']} on {runner.get('host', '?')}"))
+    return lines
 
+
+def _count_lines(counts: dict[str, Any]) -> list[Line]:
+    lines: list[Line] = []
     lines += [[], _heading("Counts")]
     lines.append(_field("items", _items(counts)))
     lines.append(
@@ -332,7 +337,11 @@ def show_lines(record: dict[str, Any], deployment: dict[str, Any] | None) -> lis
         lines.append(
             _field("retries", f"{counts.get('retries', 0)}, worker restarts {counts.get('worker_restarts', 0)}")
         )
+    return lines
 
+
+def _setting_lines(record: dict[str, Any], deployment: dict[str, Any] | None, now: dt.datetime) -> list[Line]:
+    lines: list[Line] = []
     if deployment is None:
         lines += [[], _heading("Settings")]
         lines.append([(f"  deployment {record.get('deployment_name')} no longer exists; the job ran with:", None)])
@@ -349,7 +358,12 @@ def show_lines(record: dict[str, Any], deployment: dict[str, Any] | None) -> lis
             lines.append([(f"  {key}: ", "bold"), (mine, None), (f"   (deployment: {theirs})", None)])
         if (_time(deployment.get("updated_at")) or now) > (_time(record.get("created_at")) or now):
             lines.append([("  the deployment was updated after this job was created", "yellow")])
+    return lines
 
+
+def _io_lines(record: dict[str, Any]) -> list[Line]:
+    status = str(record["status"])
+    lines: list[Line] = []
     lines += [[], _heading("Input and output")]
     source = (record.get("inputs") or {}).get("input_data") or {}
     if source:
@@ -362,7 +376,13 @@ def show_lines(record: dict[str, Any], deployment: dict[str, Any] | None) -> lis
         lines.append(_field("results", str(record["output_file"]) + ("" if published else "  (not published)")))
     if record.get("log_dir"):
         lines.append(_field("logs", str(record["log_dir"])))
+    return lines
 
+
+def _error_lines(record: dict[str, Any]) -> list[Line]:
+    name, status = record["name"], str(record["status"])
+    counts = record.get("counts") or {}
+    lines: list[Line] = []
     error, reason = first_error(record) if status != "Canceled" else (None, None)
     if error or reason:
         lines += [[], _heading("First error")]
@@ -379,7 +399,12 @@ def show_lines(record: dict[str, Any], deployment: dict[str, Any] | None) -> lis
                 lines.append(_field("details" if " job errors " in command else "continue", command))
         elif counts.get("items_failed"):
             lines.append(_field("details", f"batchctl job errors -n {name}"))
+    return lines
 
+
+def _tracking_lines(record: dict[str, Any]) -> list[Line]:
+    name = record["name"]
+    lines: list[Line] = []
     lines += [[], _heading("Tracking and environment")]
     tracking = record.get("tracking") or {}
     if tracking.get("uri"):
@@ -408,3 +433,18 @@ def show_lines(record: dict[str, Any], deployment: dict[str, Any] | None) -> lis
     if lineage:
         lines.append(_field("lineage", f"batchctl job show -n {name} --query lineage"))
     return lines
+
+
+def show_lines(record: dict[str, Any], deployment: dict[str, Any] | None) -> list[Line]:
+    """`job show` in a terminal: the record in sections. `deployment` is the job's deployment as it is
+    now (None when it no longer exists)."""
+    now = dt.datetime.now(dt.UTC)
+    return [
+        *_identity_lines(record),
+        *_status_lines(record, now),
+        *_count_lines(record.get("counts") or {}),
+        *_setting_lines(record, deployment, now),
+        *_io_lines(record),
+        *_error_lines(record),
+        *_tracking_lines(record),
+    ]
