@@ -13,8 +13,9 @@ from typing import Any
 
 from batchctl import storage
 from batchctl.errors import BatchctlError, ConflictError, InvalidStateError, NotFoundError, SpecError
+from batchctl.jobs import plan as plan_io
 from batchctl.jobs import records
-from batchctl.jobs.model import JobPlan, JobRecord, JobState
+from batchctl.jobs.model import JobRecord, JobState
 from batchctl.jobs.runner import CANCEL_MARKER
 from batchctl.jobs.submit import JobRequest, queue, snapshot_deployment, split_sets
 from batchctl.specs import load as spec_load
@@ -148,8 +149,10 @@ def download_job(
     return {"name": name, "output_name": "score", "download_path": str(dest), "files": copied}
 
 
-def _done_files(folder: Path, plan: JobPlan, mini_batch_size: int) -> set[str]:
-    """The files job `folder` scored: from batches.jsonl, less the failed items it recorded."""
+def _done_files(folder: Path, mini_batch_size: int) -> set[str]:
+    """The files job `folder` scored: from batches.jsonl (each mini-batch names its plan entries; those
+    of earlier versions are found by their index), less the failed items it recorded."""
+    plan_files = list(plan_io.files(folder))
     failed_in_batch: dict[int, set[str]] = {}
     failed_log = folder / "failed_items.jsonl"
     if failed_log.is_file():
@@ -168,8 +171,11 @@ def _done_files(folder: Path, plan: JobPlan, mini_batch_size: int) -> set[str]:
             if not line.strip():
                 continue
             entry = json.loads(line)
-            start = entry["batch"] * mini_batch_size
-            files = set(plan.files[start : start + mini_batch_size])
+            if "first" in entry:
+                files = set(plan_files[entry["first"] : entry["first"] + entry["files"]])
+            else:
+                start = entry["batch"] * mini_batch_size
+                files = set(plan_files[start : start + mini_batch_size])
             if not entry["ok"]:
                 continue
             known = failed_in_batch.get(entry["batch"], set())
@@ -215,14 +221,14 @@ def rerun_failed(
             f"continue the job with `batchctl job resume -n {name}` (fix the input or --set first)",
         )
     folder = records.job_dir(ws, name)
-    plan = JobPlan.model_validate_json((folder / "plan.json").read_bytes())
-    done = _done_files(folder, plan, record.settings.mini_batch_size)
-    failed = [f for f in plan.files if f not in done]
+    plan = plan_io.read_header(folder)
+    done = _done_files(folder, record.settings.mini_batch_size)
+    failed = [f for f in plan_io.files(folder) if f not in done]
     if not failed:
         raise ConflictError(f"job '{name}' has no failed items to rerun")
     root = plan.root_url
     if plan.input_type == "uri_file":  # the plan's root is the file's folder: rerun the file itself
-        root = plan.root.join(plan.files[0]).url
+        root = plan.root.join(failed[0]).url
     request = JobRequest(
         endpoint=record.endpoint_name,
         deployment=record.deployment_name,
@@ -395,8 +401,9 @@ def rerun_whole(
     for what, path in (("model", snapshot.model_path), ("code snapshot", snapshot.code_dir)):
         if path is not None and not Path(path).exists():
             raise NotFoundError(f"the {what} job '{name}' ran with ({path}) no longer exists in the workspace")
-    plan = JobPlan.model_validate_json((folder / "plan.json").read_bytes())
-    root = plan.root_url if plan.input_type == "uri_folder" else plan.root.join(plan.files[0]).url
+    plan = plan_io.read_header(folder)
+    first_file = next(plan_io.files(folder), "")
+    root = plan.root_url if plan.input_type == "uri_folder" else plan.root.join(first_file).url
     request = JobRequest(
         endpoint=record.endpoint_name,
         deployment=record.deployment_name,
@@ -413,11 +420,10 @@ def rerun_whole(
         log_predictions=bool((record.tracking or {}).get("log_predictions")),
         pinned=(record.model, snapshot),
     )
-    listing_file = folder / lineage_mod.LISTING_FILE
-    if listing_file.is_file():
-        before = json.loads(listing_file.read_text())
-        _basis, after = lineage_mod.listing_entries(plan.root, _current_files(plan))
-        changes = lineage_mod.listing_changes(before["entries"], after)
+    before = _listing_before(folder)
+    if before is not None:
+        after = _current_entries(plan, first_file)
+        changes = lineage_mod.listing_changes(before, after)
         if any(changes.values()):
             shown = "; ".join(
                 f"{kind}: {', '.join(files[:5])}{f' and {len(files) - 5} more' if len(files) > 5 else ''}"
@@ -431,13 +437,26 @@ def rerun_whole(
     return new
 
 
-def _current_files(plan: JobPlan) -> list[str]:
-    from batchctl.storage import list_inputs
+def _listing_before(folder: Path) -> list[list[Any]] | None:
+    """The listing job `folder` scored: its plan's entries (sizes and stamps), or the input_listing.json
+    of a job run by an earlier version; None when neither knows the stamps."""
+    from batchctl.tracking import lineage as lineage_mod
+
+    legacy = folder / lineage_mod.LISTING_FILE
+    if legacy.is_file():
+        return json.loads(legacy.read_text())["entries"]
+    if plan_io.read_header(folder).legacy:
+        return None
+    return [list(entry) for entry in plan_io.iter_entries(folder)]
+
+
+def _current_entries(plan: plan_io.PlanHeader, first_file: str) -> list[list[Any]]:
+    """The input's listing now ([path, size, stamp] entries); empty when it is gone."""
+    from batchctl.storage import open_listing
 
     try:
-        return list_inputs(
-            plan.root if plan.input_type == "uri_folder" else plan.root.join(plan.files[0]), plan.input_type
-        ).files
+        loc = plan.root if plan.input_type == "uri_folder" else plan.root.join(first_file)
+        return [list(entry) for entry in open_listing(loc, plan.input_type).entries]
     except BatchctlError:
         return []
 

@@ -190,6 +190,7 @@ class JobCounts(_Model):
     retries: int = 0
     worker_restarts: int = 0
     rows: int = 0  # rows written by the succeeded mini-batches
+    listing: bool = False  # the input is still being listed: `files` and `mini_batches` are "at least"
 
 
 class LocationRecord(_Model):
@@ -218,7 +219,7 @@ class DeploymentSnapshot(_Model):
 
 
 class JobPlan(_Model):
-    """plan.json: the input root and its sorted files, listed once at submit."""
+    """plan.json as versions before 0.3 wrote it (one document); jobs/plan.py reads it and plan.jsonl."""
 
     root_url: str
     root_protocol: str
@@ -283,6 +284,8 @@ class JobRecord(_Model):
                 data.pop(key, None)
         if not data["counts"].get("rows"):
             data["counts"].pop("rows", None)
+        if not data["counts"].get("listing"):
+            data["counts"].pop("listing", None)
         return data
 
     def public(self) -> dict[str, Any]:

@@ -43,6 +43,9 @@ class ResultStore:
     def part_path(self, commit: Commit) -> str | None:
         return str(self.root / commit.part) if commit.part else None
 
+    def part_of(self, batch: int) -> str:
+        return str(self.root / f"{batch:08d}.part")
+
     def commit(
         self, job: str, batch: int, files: list[str], attempt: int, counts: tuple[int, int, int], part: str | None
     ) -> Commit:
@@ -56,6 +59,22 @@ class ResultStore:
         record = Commit(batch, fingerprint(job, batch, files), attempt, succeeded, failed, rows, name)
         atomic_write_json(self._record(batch), asdict(record))
         return record
+
+    def load_all(self) -> dict[int, Commit]:
+        """Every readable commit whose part file is present (the plan checks the fingerprints as it is
+        read, jobs/feed.py)."""
+        out: dict[int, Commit] = {}
+        if not self.root.is_dir():
+            return out
+        for path in sorted(self.root.glob("*.json")):
+            try:
+                commit = Commit(**json.loads(path.read_text()))
+            except (OSError, ValueError, TypeError):
+                continue
+            if commit.part and not (self.root / commit.part).is_file():
+                continue
+            out[commit.batch] = commit
+        return out
 
     def load(self, job: str, batches: list[list[str]]) -> dict[int, Commit]:
         """The valid commits: fingerprint matching this job's mini-batch and its part file present."""

@@ -1,6 +1,7 @@
 """run_job(): the one writer of a job's state while it runs.
 
-plan.json (the sorted input files) -> mini-batches -> executor -> per-mini-batch parts -> one results
+plan.jsonl (the sorted input files, still growing while a big input is listed) -> mini-batches (jobs/feed.py,
+planned a chunk at a time) -> executor -> per-mini-batch parts -> one results
 file published create-only -> Completed. Any failure leaves nothing at the final name.
 """
 
@@ -17,11 +18,13 @@ from typing import TYPE_CHECKING, Any
 from batchctl import secrets, storage
 from batchctl.errors import BatchctlError, InvalidStateError, JobCanceledError, JobFailedError, redact
 from batchctl.execution.base import InitFailedError, RunSettings, supervise
-from batchctl.execution.splitting import FileLedger, plan_units, range_key
+from batchctl.execution.splitting import FileLedger
+from batchctl.jobs import plan as plan_io
 from batchctl.jobs import records
+from batchctl.jobs.feed import FeedSettings, UnitFeed
 from batchctl.jobs.journal import JobJournal, ProgressFn
 from batchctl.jobs.logs import JobLogs
-from batchctl.jobs.model import JobPlan, JobProgress, JobRecord, JobState
+from batchctl.jobs.model import JobProgress, JobRecord, JobState
 from batchctl.jobs.publish import ordered_parts, write_results
 from batchctl.scoring.base import ScorerRef
 from batchctl.tracking.job import TrackedJob
@@ -89,63 +92,58 @@ def run_job(
     except InvalidStateError:  # canceled or reconciled while Queued: never run a terminal job
         current = records.read(folder)
         raise BatchctlError(f"job '{name}' is {current.status if current else 'gone'}, not Queued") from None
-    plan = JobPlan.model_validate_json((folder / "plan.json").read_bytes())
     settings = record.settings
     parts = folder / "parts"
     bi_output = folder / "output"
     parts.mkdir(exist_ok=True)
     bi_output.mkdir(exist_ok=True)
-    tracked = TrackedJob(record.dump(), plan.root, plan.input_type, plan.files, folder, logs.master, TRACKING_AGENT)
+    header = plan_io.read_header(folder)
+    tracked = TrackedJob(record.dump(), header.root, header.input_type, folder, logs.master, TRACKING_AGENT)
     journal = JobJournal(folder, name, [], record.counts, logs, tracked.progress_fn(on_progress))
     status, error = JobState.FAILED, None
     started = time.monotonic()
+    feed: UnitFeed | None = None
     try:
         # big CSV/Parquet files become row ranges (the no-code scorer only: scripts keep Azure's file contract)
         mbs, workers = settings.mini_batch_size, settings.workers
-        units = plan_units(plan.root, plan.files, mbs, workers, settings.split, not snapshot_script(record))
-        ledger = FileLedger(units)
-        batches = units.units
-        journal.counts.mini_batches = len(batches)
-        for note in units.notes:
-            logs.master(note)
-        # a range's commit is kept only with its whole file: the ledger settles a split file from all its ranges
-        journal.batches = [
-            [range_key(units.ranges[i])] if i in units.ranges else unit for i, unit in enumerate(batches)
-        ]
-        committed = journal.results.load(name, journal.batches)
-        pending = journal.resume_from({b: c for b, c in committed.items() if b not in units.ranges})
-        logs.master(
-            f"job {name}: {len(plan.files)} files -> {len(batches)} mini-batches of up to "
-            f"{settings.mini_batch_size}; {settings.workers} workers on {record.compute}"
+        journal.begin_attempt()
+        feed = UnitFeed(
+            folder,
+            name,
+            FeedSettings(mbs, workers, settings.split, not snapshot_script(record)),
+            journal.results.load_all(),
+            journal.keep,
+            journal.results.discard,
+            logs.master,
         )
-        if len(pending) < len(batches):
-            logs.master(
-                f"attempt {record.attempts}: {len(batches) - len(pending)} mini-batches committed by an earlier "
-                f"attempt are kept; {len(pending)} to score"
-            )
+        journal.batches, journal.ranges = feed, feed.ranges
+        ledger = feed.ledger
         if (folder / CANCEL_MARKER).exists():
             raise JobCanceledError("job canceled")
         if record.output_file_location is not None:
             storage.refuse_existing(record.output_file_location.location())
+        feed.start()
         ref = scorer_ref(record, bi_output)
-        backend = make_backend(record, ref, folder, pools)
         run_settings = RunSettings(
             workers=settings.workers,
             max_retries=settings.retry_settings.max_retries,
             timeout=settings.retry_settings.timeout,
             error_threshold=settings.error_threshold,
         )
+        stream = _StreamedFeed(feed, journal, logs, name, record)
+        backend = make_backend(record, ref, folder, pools)
         supervise(
             backend,
-            batches,
-            plan.root,
+            stream,
+            header.root,
             run_settings,
             journal,
             lambda: (folder / CANCEL_MARKER).exists(),
-            pending=pending,
-            ranges=units.ranges,
+            ranges=feed.ranges,
             settle=ledger.settle,
+            feed=stream,
         )
+        _listing_ended(feed, journal, tracked, header, folder)
         journal.flush(force=True)
         if journal.counts.items_succeeded == 0:
             reason = (journal.first_error or {}).get("message")
@@ -179,6 +177,8 @@ def run_job(
         error = {"message": redact(f"unexpected {type(exc).__name__}: {exc}")}
         logs.master(f"job failed: {error['message']}")
     finally:
+        if feed is not None:
+            feed.close()
         journal.close()
         shutil.rmtree(parts, ignore_errors=True)  # attempts that were never committed
         with contextlib.suppress(OSError):
@@ -218,6 +218,83 @@ def run_job(
     if on_progress is not None:
         on_progress(JobProgress(event=None, counts=c, status=final.status))
     return final
+
+
+class _StreamedFeed:
+    """The feed as supervise() sees it, keeping the journal's counts and the job's log in step with the
+    listing: `counts.files` is "at least" while `counts.listing` is set."""
+
+    def __init__(self, feed: UnitFeed, journal: JobJournal, logs: JobLogs, name: str, record: JobRecord) -> None:
+        self.feed, self.journal, self.logs, self.name, self.record = feed, journal, logs, name, record
+        self.said_listing = False
+
+    @property
+    def exhausted(self) -> bool:
+        return self.feed.exhausted
+
+    def __getitem__(self, unit: int) -> list[str]:
+        return self.feed[unit]
+
+    def key(self, unit: int) -> list[str]:
+        return self.feed.key(unit)
+
+    def first_index(self, unit: int) -> int | None:
+        return self.feed.first_index(unit)
+
+    def release(self, unit: int) -> None:
+        self.feed.release(unit)
+
+    def _sync(self) -> None:
+        c, feed = self.journal.counts, self.feed
+        c.files, c.mini_batches = max(feed.listed, feed.planned_files), feed.planned_units
+        c.listing = not feed.exhausted
+
+    def prime(self) -> list[int]:
+        pending = self.feed.prime()
+        self._sync()
+        s, c = self.record.settings, self.journal.counts
+        if self.feed.exhausted:
+            self.logs.master(
+                f"job {self.name}: {c.files} files -> {c.mini_batches} mini-batches of up to "
+                f"{s.mini_batch_size}; {s.workers} workers on {self.record.compute}"
+            )
+        else:
+            self.logs.master(
+                f"job {self.name}: at least {c.files} files, listing goes on while scoring; mini-batches of up "
+                f"to {s.mini_batch_size}; {s.workers} workers on {self.record.compute}"
+            )
+        self._say_kept()
+        return pending
+
+    def _say_kept(self) -> None:
+        if self.feed.exhausted and self.feed.kept:
+            self.logs.master(
+                f"attempt {self.record.attempts}: {self.feed.kept} mini-batches committed by an earlier attempt "
+                f"are kept; {self.feed.planned_units - self.feed.kept} to score"
+            )
+
+    def take(self) -> list[int]:
+        was = self.feed.exhausted
+        pending = self.feed.take()
+        if pending or not was:
+            self._sync()
+        if not was and self.feed.exhausted:
+            c = self.journal.counts
+            self.logs.master(f"listing done: {c.files} files -> {c.mini_batches} mini-batches")
+            self._say_kept()
+        return pending
+
+
+def _listing_ended(feed: UnitFeed, journal: JobJournal, tracked: TrackedJob, header: Any, folder: Path) -> None:
+    """The listing is complete once every unit ran: its hash goes into the lineage."""
+    journal.counts.listing = False
+    digest = feed.listing_hash()
+    if digest is None and header.legacy:  # a plan.json of an earlier version: hash the listing now
+        from batchctl.tracking import lineage as lineage_mod
+
+        _basis, entries = lineage_mod.listing_entries(header.root, list(plan_io.files(folder)))
+        digest = lineage_mod.listing_hash(entries)
+    tracked.listed(journal.counts.files, digest, header.basis)
 
 
 def snapshot_script(record: JobRecord) -> bool:

@@ -15,7 +15,7 @@ private helpers are imported from their module.
 from __future__ import annotations
 
 from batchctl.storage.azure import connection_string_account_url
-from batchctl.storage.inputs import fetch, list_inputs
+from batchctl.storage.inputs import Entry, ListingStream, entries_of, fetch, list_inputs, open_listing, stamp_of
 from batchctl.storage.locations import Location, location, location_from_record, location_record, remote
 from batchctl.storage.outputs import (
     check_output_folder,
@@ -37,15 +37,20 @@ __all__ = [
     "check_remote_path",
     "connection_string_account_url",
     "download",
+    "Entry",
+    "ListingStream",
+    "entries_of",
     "fetch",
     "list_files",
     "list_inputs",
     "location",
     "location_from_record",
     "location_record",
+    "open_listing",
     "prepare_output_folder",
     "publish",
     "refuse_existing",
     "remote",
+    "stamp_of",
     "upload_tree",
 ]

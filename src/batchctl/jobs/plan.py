@@ -1,0 +1,206 @@
+"""plan.jsonl: the job's input listing, written in chunks as it is read, never as one JSON document.
+
+    {"plan": 2, "root_url": ..., "root_protocol": ..., "input_type": ..., "basis": "path,size,mtime_ns"}
+    ["a/1.csv",120,1733212345000000000]          one line per file, in scoring order (sorted by path)
+    ...
+    {"end": 2, "listing_sha256": "..."}          once the listing is complete
+
+An entry line is exactly what the lineage's listing hash covers (`tracking/lineage.py`), so the hash is the
+sha256 of the entry lines. A line is appended whole (a chunk of lines per write); a reader ignores a last
+line without its newline (a runner killed mid-write), and the listing goes on after the last whole entry.
+
+Submit lists up to STREAM_AT files; a longer listing goes on in the job's runner while the first
+mini-batches are scored (jobs/feed.py). Jobs written by earlier versions have plan.json (one document),
+read here as a complete plan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from batchctl.storage import Entry, Location
+
+PLAN_FILE = "plan.jsonl"
+LEGACY_PLAN_FILE = "plan.json"
+PLAN_VERSION = 2
+STREAM_AT = 10_000  # submit lists at most this many files; the runner lists the rest while scoring
+
+
+def entry_line(entry: Entry) -> bytes:
+    return json.dumps(list(entry), separators=(",", ":")).encode() + b"\n"
+
+
+@dataclass(frozen=True)
+class PlanHeader:
+    root_url: str
+    root_protocol: str
+    input_type: str
+    basis: str
+    legacy: bool = False
+
+    @property
+    def root(self) -> Location:
+        return Location(self.root_url, self.root_protocol)
+
+
+def plan_exists(folder: Path) -> bool:
+    return (folder / PLAN_FILE).is_file() or (folder / LEGACY_PLAN_FILE).is_file()
+
+
+def read_header(folder: Path) -> PlanHeader:
+    path = folder / PLAN_FILE
+    if not path.is_file():
+        data = json.loads((folder / LEGACY_PLAN_FILE).read_bytes())
+        return PlanHeader(data["root_url"], data["root_protocol"], data["input_type"], "", legacy=True)
+    with open(path, "rb") as handle:
+        data = json.loads(handle.readline())
+    return PlanHeader(data["root_url"], data["root_protocol"], data["input_type"], data.get("basis", ""))
+
+
+@dataclass
+class PlanState:
+    """What a read of the plan found: entries, whether the listing ended, and its hash."""
+
+    count: int = 0
+    complete: bool = False
+    last: str | None = None
+    listing_sha256: str | None = None
+    valid_bytes: int = 0  # where the whole lines end
+
+
+def _parse(line: bytes) -> Any:
+    return json.loads(line)
+
+
+def iter_entries(folder: Path, state: PlanState | None = None) -> Iterator[Entry]:
+    """The plan's entries in order; `state` (when given) says afterwards whether the listing was complete."""
+    state = state if state is not None else PlanState()
+    path = folder / PLAN_FILE
+    if not path.is_file():
+        data = json.loads((folder / LEGACY_PLAN_FILE).read_bytes())
+        for rel in data["files"]:
+            state.count += 1
+            state.last = rel
+            yield rel, None, None
+        state.complete = True
+        return
+    with open(path, "rb") as handle:
+        header = handle.readline()
+        state.valid_bytes = len(header)
+        for line in handle:
+            if not line.endswith(b"\n"):
+                break  # cut short by a killed writer: the listing goes on from the entry before
+            value = _parse(line)
+            if isinstance(value, dict):
+                state.complete = True
+                state.listing_sha256 = value.get("listing_sha256")
+                state.valid_bytes += len(line)
+                break
+            state.count += 1
+            state.last = value[0]
+            state.valid_bytes += len(line)
+            yield value[0], value[1], value[2]
+
+
+def files(folder: Path) -> Iterator[str]:
+    for rel, _size, _stamp in iter_entries(folder):
+        yield rel
+
+
+def count(folder: Path) -> PlanState:
+    state = PlanState()
+    for _ in iter_entries(folder, state):
+        pass
+    return state
+
+
+class PlanWriter:
+    """Appends entries to plan.jsonl in chunks and keeps the listing hash over them."""
+
+    def __init__(self, folder: Path, header: PlanHeader | None = None) -> None:
+        path = folder / PLAN_FILE
+        self.digest = hashlib.sha256()
+        self.count = 0
+        self.last: str | None = None
+        if header is not None:  # a new plan
+            self.handle: IO[bytes] = open(path, "wb")  # noqa: SIM115
+            head = {
+                "plan": PLAN_VERSION,
+                "root_url": header.root_url,
+                "root_protocol": header.root_protocol,
+                "input_type": header.input_type,
+                "basis": header.basis,
+            }
+            self.handle.write(json.dumps(head).encode() + b"\n")
+            self.handle.flush()
+            return
+        # continuing a listing: hash what is there, drop a half-written last line
+        state = PlanState()
+        for entry in iter_entries(folder, state):
+            self.digest.update(entry_line(entry))
+        self.count, self.last = state.count, state.last
+        self.handle = open(path, "r+b")  # noqa: SIM115
+        self.handle.truncate(state.valid_bytes)
+        self.handle.seek(state.valid_bytes)
+
+    def add(self, entries: Iterable[Entry]) -> None:
+        lines = []
+        for entry in entries:
+            line = entry_line(entry)
+            self.digest.update(line)
+            lines.append(line)
+            self.last = entry[0]
+        self.handle.write(b"".join(lines))
+        self.handle.flush()
+        self.count += len(lines)
+
+    def end(self) -> str:
+        """Mark the listing complete; returns its hash."""
+        digest = self.digest.hexdigest()
+        self.handle.write(json.dumps({"end": PLAN_VERSION, "listing_sha256": digest}).encode() + b"\n")
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        return digest
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+def listing_hash_of(folder: Path) -> str | None:
+    """The listing hash of a complete plan (None while the listing goes on)."""
+    state = count(folder)
+    return state.listing_sha256 if state.complete else None
+
+
+class PlanTail:
+    """Reads a plan's entries while another thread appends them: only whole lines, waiting for more."""
+
+    def __init__(self, folder: Path) -> None:
+        self.handle = open(folder / PLAN_FILE, "rb")  # noqa: SIM115
+        self.handle.readline()
+        self.ended = False
+
+    def read(self, limit: int) -> list[Entry]:
+        """Up to `limit` whole entries that are there now (fewer when the writer is behind)."""
+        out: list[Entry] = []
+        while len(out) < limit and not self.ended:
+            pos = self.handle.tell()
+            line = self.handle.readline()
+            if not line.endswith(b"\n"):
+                self.handle.seek(pos)
+                break
+            value = _parse(line)
+            if isinstance(value, dict):
+                self.ended = True
+                break
+            out.append((value[0], value[1], value[2]))
+        return out
+
+    def close(self) -> None:
+        self.handle.close()
