@@ -8,6 +8,7 @@ registered in the test process, and what is measured here is the driver)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -33,7 +34,7 @@ pytestmark = pytest.mark.slow
 DIRS, PER_DIR = 10_000, 1_000  # 10,000,000 files
 
 
-def _fake_lake_class() -> Any:
+def _fake_lake_class(dirs: int = DIRS, per_dir: int = PER_DIR, delay: float = 0.0) -> Any:
     from fsspec.spec import AbstractFileSystem
 
     class FakeLake(AbstractFileSystem):
@@ -56,12 +57,13 @@ def _fake_lake_class() -> Any:
         def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
             path = self._strip_protocol(path).rstrip("/")
             FakeLake.listed_dirs += 1
+            time.sleep(delay)
             if path == "lake":
-                out = [{"name": f"lake/d{i:05d}", "type": "directory", "size": 0} for i in range(DIRS)]
+                out = [{"name": f"lake/d{i:05d}", "type": "directory", "size": 0} for i in range(dirs)]
             elif path.startswith("lake/d") and path.count("/") == 1:
                 out = [
                     {"name": f"{path}/f{j:03d}.csv", "type": "file", "size": 20, "etag": f'"{path[5:]}{j}"'}
-                    for j in range(PER_DIR)
+                    for j in range(per_dir)
                 ]
             else:
                 raise FileNotFoundError(path)
@@ -104,11 +106,11 @@ class InstantBackend:
                 if backend.first_dispatch_listed is None:
                     backend.first_dispatch_listed = backend.listed()
                     backend.first_dispatch_at = time.monotonic()
+                listed = backend.listed()
                 if backend.dispatched % 50 == 0:
-                    listed = backend.listed()
                     backend.samples.append((listed, backend.proc.memory_info().rss))
-                    if listed >= backend.stop_at:
-                        (backend.folder / runner.CANCEL_MARKER).touch()
+                if listed >= backend.stop_at:
+                    (backend.folder / runner.CANCEL_MARKER).touch()
                 result = BatchResult(batch=task.batch, attempt=task.attempt, ok=True, succeeded=len(task.files))
                 backend.outbox.append((self, ("result", result)))
 
@@ -232,3 +234,32 @@ def test_a_streamed_plan_gives_the_same_bytes_as_a_whole_one(mlenv, tree, tmp_pa
     assert streamed["lineage"]["input"]["files"] == len(NAMES)
     log = (mlenv.job_dir(streamed["name"]) / "logs" / "sys" / "master_role.txt").read_text()
     assert "listing goes on while scoring" in log and f"listing done: {len(NAMES)} files" in log
+
+
+def test_a_job_stopped_mid_listing_resumes_the_listing_where_it_stopped(env, tmp_path, monkeypatch):
+    import fsspec
+
+    from batchctl import storage
+
+    fsspec.register_implementation("fakelake", _fake_lake_class(60, 500, delay=0.02), clobber=True)
+    env.endpoint()
+    env.script(mini_batch_size=500)
+    ws = Workspace.open()
+    job = api.submit_job(ws, endpoint="heart", input="fakelake://lake", output_path=str(tmp_path / "out"))
+    folder = ws.jobs_dir / job["name"]
+    # the first attempt is canceled at its first dispatch, while the listing goes on
+    monkeypatch.setattr(runner, "make_backend", lambda record, ref, folder, pools=None: InstantBackend(folder, 0))
+    first = runner.run_job(ws, job["name"])
+    assert first.status == "Canceled"
+    state = plan_io.count(folder)
+    assert not state.complete and plan_io.STREAM_AT <= state.count < 30_000
+    api.resume_job(ws, job["name"])
+    monkeypatch.setattr(runner, "make_backend", lambda record, ref, folder, pools=None: InstantBackend(folder, 10**9))
+    second = runner.run_job(ws, job["name"])
+    assert second.status == "Completed", second.error
+    assert second.counts.files == second.counts.items_succeeded == 30_000
+    entries = list(plan_io.iter_entries(folder))
+    listed = list(storage.open_listing(storage.location("fakelake://lake"), None).entries)
+    assert entries == [tuple(e) for e in listed]  # every entry once, in order, none lost or repeated
+    digest = hashlib.sha256(b"".join(plan_io.entry_line(e) for e in listed)).hexdigest()
+    assert second.lineage["input"]["listing_sha256"] == digest

@@ -11,7 +11,8 @@ if TYPE_CHECKING:
 
 
 class ProgressRenderer:
-    def __init__(self, total_batches: int, total_items: int, name: str) -> None:
+    def __init__(self, total_batches: int, total_items: int, name: str, listing: bool = False) -> None:
+        """`listing`: the input is still being listed, so the totals are "at least" until it ends."""
         self.total_batches = total_batches
         self.total_items = total_items
         self.name = name
@@ -34,28 +35,37 @@ class ProgressRenderer:
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("mini-batches · {task.fields[items]} · {task.fields[rate]}"),
+                TextColumn("{task.fields[listing]}mini-batches · {task.fields[items]} · {task.fields[rate]}"),
                 TimeElapsedColumn(),
                 TextColumn("ETA"),
                 TimeRemainingColumn(),
                 console=Console(stderr=True),
                 transient=False,
             )
-            self.task = self.bar.add_task(name[:24], total=max(total_batches, 1), items="0 items", rate="")
+            self.task = self.bar.add_task(
+                name[:24], total=max(total_batches, 1), items="0 items", rate="", listing=_at_least(listing)
+            )
             self.bar.start()
         else:
-            sys.stderr.write(f"job {name}: {total_items} files in {total_batches} mini-batches\n")
+            if listing:
+                sys.stderr.write(f"job {name}: at least {total_items} files, listing…\n")
+            else:
+                sys.stderr.write(f"job {name}: {total_items} files in {total_batches} mini-batches\n")
             sys.stderr.flush()
+        self.listing = listing
 
     def __call__(self, progress: JobProgress) -> None:
         counts = progress.counts
         event = progress.event
         kind = event.kind.value if event is not None else "finished"
         done = counts.mini_batches_completed + counts.mini_batches_failed
-        if counts.mini_batches and counts.mini_batches != self.total_batches:  # big files cut into row ranges
-            self.total_batches = counts.mini_batches
+        listing = bool(getattr(counts, "listing", False))
+        if (counts.mini_batches and counts.mini_batches != self.total_batches) or listing != self.listing:
+            # big files cut into row ranges, or a listing that goes on: the total grows
+            self.total_batches = counts.mini_batches or self.total_batches
+            self.listing = listing
             if self.bar is not None:
-                self.bar.update(self.task, total=self.total_batches)
+                self.bar.update(self.task, total=max(self.total_batches, 1), listing=_at_least(listing))
         ok, bad = counts.items_succeeded, counts.items_failed
         elapsed = max(time.monotonic() - self.started, 1e-6)
         if event is not None and kind == "init_running":  # a slow (or hanging) init(): say so, with its deadline
@@ -88,7 +98,11 @@ class ProgressRenderer:
                     f"job {self.name}: {progress.status} - {ok} items succeeded, {bad} failed in {elapsed:.1f}s\n"
                 )
             else:
-                sys.stderr.write(f"  {done}/{self.total_batches} mini-batches, {ok} items ok, {bad} failed\n")
+                total = f"at least {self.total_batches}" if self.listing else str(self.total_batches)
+                sys.stderr.write(
+                    f"  {done}/{total} mini-batches{' (listing…)' if self.listing else ''}, "
+                    f"{ok} items ok, {bad} failed\n"
+                )
         sys.stderr.flush()
 
     def close(self) -> None:
@@ -97,3 +111,7 @@ class ProgressRenderer:
                 self.bar.stop()
             except Exception:  # closing a progress bar must never mask the job's own outcome
                 pass
+
+
+def _at_least(listing: bool) -> str:
+    return "(at least; listing…) " if listing else ""

@@ -80,7 +80,12 @@ def run_foreground(ws: Any, record: dict[str, Any]) -> Any:
     from batchctl import api
     from batchctl.cli._progress import ProgressRenderer
 
-    renderer = ProgressRenderer(record["counts"]["mini_batches"], record["counts"]["files"], record["name"])
+    renderer = ProgressRenderer(
+        record["counts"]["mini_batches"],
+        record["counts"]["files"],
+        record["name"],
+        bool(record["counts"].get("listing")),
+    )
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         final = api.run_job(ws, record["name"], on_progress=renderer)
