@@ -144,6 +144,14 @@ SplitOpt = Annotated[
     str | None,
     typer.Option("--split", help="Cut big CSV/Parquet files into row ranges: auto (default), always or never."),
 ]
+ReuseOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--reuse",
+        help="Reuse the results of earlier jobs of the deployment for unchanged files: stamp (size and "
+        "mtime, or ETag), sha256 (the bytes) or never (the default; also the `batchctl.reuse` property).",
+    ),
+]
 KeepColumnsOpt = Annotated[
     str | None, typer.Option("--keep-columns", help="Input columns copied before the predictions, e.g. id,region.")
 ]
@@ -235,6 +243,7 @@ def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: st
         log_predictions: LogPredictionsOpt = False,
         split: SplitOpt = None,
         keep_columns: KeepColumnsOpt = None,
+        reuse: ReuseOpt = None,
         no_server: NoServerOpt = False,
     ) -> object:
         """Start a batch scoring job on the endpoint (its default deployment unless -d)."""
@@ -258,6 +267,7 @@ def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: st
             dry_run=dry_run,
             split=split,
             keep_columns=keep_columns,
+            reuse=reuse,
             no_server=no_server,
         )
 

@@ -165,6 +165,12 @@ def _done_files(folder: Path, mini_batch_size: int) -> set[str]:
                 else:
                     failed_in_batch.setdefault(entry["batch"], set()).add(item)
     done: set[str] = set()
+    segments = folder / "reuse" / "segments.jsonl"
+    if segments.is_file():  # files whose rows were reused from an earlier job (jobs/reuse.py)
+        for line in segments.read_text(encoding="utf-8").splitlines():
+            seg = json.loads(line)
+            if seg[0] == "h":
+                done.add(seg[1])
     batches_log = folder / "batches.jsonl"
     if batches_log.is_file():
         for line in batches_log.read_text().splitlines():

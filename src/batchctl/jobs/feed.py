@@ -22,6 +22,7 @@ from batchctl import storage
 from batchctl.execution.splitting import FileLedger, UnitPlan, plan_units, range_key
 from batchctl.jobs import plan as plan_io
 from batchctl.jobs.results import Commit, fingerprint
+from batchctl.jobs.reuse import Group, Reuse
 from batchctl.scoring.ranges import FileRange
 
 CHUNK_FILES = 10_000  # files planned at a time (rounded up to a multiple of mini_batch_size)
@@ -105,6 +106,8 @@ class UnitFeed:
         keep: Callable[[int, Commit, int, int], None],
         discard: Callable[[int], None],
         notes: Callable[[str], None],
+        reuse: Reuse | None = None,
+        on_reused: Callable[[int], None] | None = None,
     ) -> None:
         self.folder = folder
         self.job = job
@@ -114,6 +117,8 @@ class UnitFeed:
         self.chunk = chunk_size(settings.mini_batch_size)
         self.committed = committed
         self.keep, self.discard, self.notes = keep, discard, notes
+        self.reuse = reuse
+        self.on_reused = on_reused or (lambda rows: None)
         self.units: dict[int, list[str]] = {}  # in flight: unit -> files
         self.first: dict[int, int] = {}  # in flight: unit -> plan index of its first file
         self.ranges: dict[int, FileRange] = {}
@@ -222,6 +227,29 @@ class UnitFeed:
             self._exhausted = True
         if not entries:
             return []
+        if self.reuse is not None:
+            groups = self.reuse.split(entries)
+        else:
+            groups = [Group(entries, None, [])]
+        pending: list[int] = []
+        index = self.planned_files
+        for group in groups:
+            if group.hits is not None:  # found in an earlier job's results: not scored
+                for entry, sha, cached in zip(group.entries, group.shas, group.hits, strict=True):
+                    assert self.reuse is not None
+                    self.on_reused(self.reuse.hit(entry, sha, cached))
+                index += len(group.entries)
+                continue
+            pending += self._plan_run(group, index)
+            index += len(group.entries)
+        self.planned_files += len(entries)
+        if self.reuse is not None:
+            self.reuse.flush()
+        return pending
+
+    def _plan_run(self, group: Group, index: int) -> list[int]:
+        """Units for consecutive files to score: mini-batches, and the row ranges of big files."""
+        entries = group.entries
         files = [e[0] for e in entries]
         sizes = {e[0]: e[1] for e in entries if e[1] is not None}
         s = self.settings
@@ -236,15 +264,20 @@ class UnitFeed:
         )
         for note in plan.notes:
             self.notes(note)
-        base, index = self.planned_units, self.planned_files
+        base = self.planned_units
         new_ranges = {base + i: rng for i, rng in plan.ranges.items()}
         self.ranges.update(new_ranges)
         self.ledger.extend(new_ranges)
         pending = []
+        pos = 0  # the unit's first file within the run
         for i, unit_files in enumerate(plan.units):
             unit = base + i
             rng = new_ranges.get(unit)
             key = [range_key(rng)] if rng is not None else unit_files
+            counted = 1 if rng is None or rng.index == rng.count - 1 else 0
+            n_files = len(unit_files) if rng is None else counted
+            if self.reuse is not None:
+                self.reuse.unit(unit, n_files, group.shas[pos : pos + n_files] if group.shas else [])
             commit = self.committed.pop(unit, None)
             if (
                 commit is not None
@@ -252,18 +285,16 @@ class UnitFeed:
                 and commit.failed == 0
                 and commit.fingerprint == fingerprint(self.job, unit, key)
             ):
-                self.keep(unit, commit, index, len(unit_files))
+                self.keep(unit, commit, index + pos, len(unit_files))
                 self.kept += 1
             else:
                 if commit is not None:
                     self.discard(unit)
-                self.units[unit], self.first[unit] = unit_files, index
+                self.units[unit], self.first[unit] = unit_files, index + pos
                 self.outstanding_files += len(unit_files)
                 pending.append(unit)
-            if rng is None or rng.index == rng.count - 1:
-                index += len(unit_files)
+            pos += n_files
         self.planned_units += len(plan.units)
-        self.planned_files += len(files)
         return pending
 
     def prime(self) -> list[int]:

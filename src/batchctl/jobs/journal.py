@@ -94,8 +94,15 @@ class JobJournal:
         self.batch_log.truncate(0)
         c = self.counts
         c.mini_batches_completed = c.mini_batches_failed = 0
-        c.items_succeeded = c.rows = 0
+        c.items_succeeded = c.rows = c.items_reused = 0
         c.items_failed = c.retries = c.worker_restarts = 0
+
+    def reused(self, rows: int) -> None:
+        """A file whose rows an earlier job's result holds (jobs/reuse.py): succeeded, not scored."""
+        c = self.counts
+        c.items_succeeded += 1
+        c.items_reused += 1
+        c.rows += rows
 
     def keep(self, batch: int, commit: Commit, first: int, files: int) -> None:
         """A mini-batch an earlier attempt committed with no failed item: counted, not scored again."""
@@ -221,7 +228,13 @@ class JobJournal:
                 part = str(staged)
             files = self.batches.key(batch) if hasattr(self.batches, "key") else self.batches[batch]
             commit = self.results.commit(
-                self.job, batch, files, result.attempt, (result.succeeded, result.failed, result.rows), part
+                self.job,
+                batch,
+                files,
+                result.attempt,
+                (result.succeeded, result.failed, result.rows),
+                part,
+                result.file_rows,
             )
             self.ok_batches[batch] = self.results.part_path(commit)
             self.counts.mini_batches_completed += 1

@@ -12,6 +12,7 @@ import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from batchctl.fsutil import atomic_write_json
 
@@ -31,6 +32,7 @@ class Commit:
     failed: int
     rows: int
     part: str | None  # the rows' file name under results/ (None: the mini-batch gave no rows)
+    file_rows: list[list[Any]] | None = None  # [file, rows] of each succeeded file (jobs/reuse.py)
 
 
 class ResultStore:
@@ -46,8 +48,21 @@ class ResultStore:
     def part_of(self, batch: int) -> str:
         return str(self.root / f"{batch:08d}.part")
 
+    def read(self, batch: int) -> Commit | None:
+        try:
+            return Commit(**json.loads(self._record(batch).read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
     def commit(
-        self, job: str, batch: int, files: list[str], attempt: int, counts: tuple[int, int, int], part: str | None
+        self,
+        job: str,
+        batch: int,
+        files: list[str],
+        attempt: int,
+        counts: tuple[int, int, int],
+        part: str | None,
+        file_rows: list[tuple[str, int]] | None = None,
     ) -> Commit:
         """Move the attempt's part file in, then write the commit record (the record is what counts)."""
         self.root.mkdir(exist_ok=True)
@@ -56,7 +71,16 @@ class ResultStore:
             name = f"{batch:08d}.part"
             os.replace(part, self.root / name)
         succeeded, failed, rows = counts
-        record = Commit(batch, fingerprint(job, batch, files), attempt, succeeded, failed, rows, name)
+        record = Commit(
+            batch,
+            fingerprint(job, batch, files),
+            attempt,
+            succeeded,
+            failed,
+            rows,
+            name,
+            [list(fr) for fr in file_rows] if file_rows is not None else None,
+        )
         atomic_write_json(self._record(batch), asdict(record))
         return record
 

@@ -25,7 +25,9 @@ from batchctl.jobs.feed import FeedSettings, UnitFeed
 from batchctl.jobs.journal import JobJournal, ProgressFn
 from batchctl.jobs.logs import JobLogs
 from batchctl.jobs.model import JobProgress, JobRecord, JobState
-from batchctl.jobs.publish import ordered_parts, write_results
+from batchctl.jobs.publish import RangeShift, ordered_parts, write_results
+from batchctl.jobs.reuse import Reuse
+from batchctl.jobs.reuse import unavailable as reuse_unavailable
 from batchctl.scoring.base import ScorerRef
 from batchctl.tracking.job import TrackedJob
 from batchctl.workspace import Workspace, now
@@ -103,6 +105,7 @@ def run_job(
     status, error = JobState.FAILED, None
     started = time.monotonic()
     feed: UnitFeed | None = None
+    reuse: Reuse | None = None
     try:
         # big CSV/Parquet files become row ranges (the no-code scorer only: scripts keep Azure's file contract)
         mbs, workers = settings.mini_batch_size, settings.workers
@@ -117,6 +120,8 @@ def run_job(
             logs.master,
         )
         journal.batches, journal.ranges = feed, feed.ranges
+        reuse = _reuse_for(ws, folder, record, header, tracked, logs)
+        feed.reuse, feed.on_reused = reuse, journal.reused
         ledger = feed.ledger
         if (folder / CANCEL_MARKER).exists():
             raise JobCanceledError("job canceled")
@@ -151,7 +156,7 @@ def run_job(
                 "There is no succeeded mini batch item returned from run()"
                 + (f"; first error: {reason}" if reason else "")
             )
-        published = _publish(folder, record, journal, logs, bi_output, ledger)
+        published = _publish(folder, record, journal, logs, bi_output, ledger, reuse)
         # said at once: a runner killed from here on leaves a job that reads Completed, not one that
         # reads Failed with its output already published (which no resume could then finish)
         records.update(folder, published=True, counts=journal.counts)
@@ -179,11 +184,15 @@ def run_job(
     finally:
         if feed is not None:
             feed.close()
+        if reuse is not None:
+            reuse.close()
+            if tracked.lineage is not None:
+                tracked.lineage["reuse"] = reuse.lineage()
         journal.close()
         shutil.rmtree(parts, ignore_errors=True)  # attempts that were never committed
         with contextlib.suppress(OSError):
             shutil.rmtree(folder / "staging")
-        if status is JobState.COMPLETED:  # published: the committed results are no longer needed
+        if status is JobState.COMPLETED and reuse is None:  # published: the commits are no longer needed
             journal.results.clear()
             shutil.rmtree(bi_output, ignore_errors=True)
         # otherwise results/ (and the files the script wrote to its output folder) stay for `job resume`
@@ -301,8 +310,31 @@ def snapshot_script(record: JobRecord) -> bool:
     return bool(record.deployment_snapshot.code_dir)
 
 
+def _reuse_for(
+    ws: Workspace, folder: Path, record: JobRecord, header: Any, tracked: TrackedJob, logs: JobLogs
+) -> Reuse | None:
+    """The job's reuse of earlier results, when its settings ask for it and its outputs allow it."""
+    if record.settings.reuse == "never":
+        return None
+    reason = reuse_unavailable(record)
+    if reason is not None:
+        logs.master(f"reuse: every file is scored: {reason}")
+        return None
+    model_sha = (tracked.lineage or {}).get("model", {}).get("sha256")
+    reuse = Reuse(ws.jobs_dir, folder, record, header.root, model_sha)
+    found = f"job {reuse.source}'s results are reused for unchanged files" if reuse.source else "no earlier job matches"
+    logs.master(f"reuse ({record.settings.reuse}): {found}")
+    return reuse
+
+
 def _publish(
-    folder: Path, record: JobRecord, journal: JobJournal, logs: JobLogs, bi_output: Path, ledger: FileLedger
+    folder: Path,
+    record: JobRecord,
+    journal: JobJournal,
+    logs: JobLogs,
+    bi_output: Path,
+    ledger: FileLedger,
+    reuse: Reuse | None = None,
 ) -> tuple[str, int] | None:
     """Publish the results; returns (sha256, bytes) of the results file (None: summary_only)."""
     output_folder = record.output_location.location()
@@ -317,7 +349,11 @@ def _publish(
     staging = folder / "staging"
     staging.mkdir(exist_ok=True)
     results = staging / record.settings.output_file_name
-    write_results(str(results), ordered_parts(journal, ledger), record.settings.output_format)
+    if reuse is not None:
+        parts = reuse.ordered_parts(journal.ok_batches, ledger.failed_units(), RangeShift(journal, ledger))
+    else:
+        parts = ordered_parts(journal, ledger)
+    write_results(str(results), parts, record.settings.output_format)
     with open(results, "rb") as staged:
         for chunk in iter(lambda: staged.read(1 << 20), b""):
             digest.update(chunk)
@@ -326,4 +362,10 @@ def _publish(
     storage.publish(str(results), target)
     size = results.stat().st_size
     logs.master(f"published {target.url} ({size} bytes, sha256 {digest.hexdigest()})")
+    if reuse is not None:
+        try:
+            entries = reuse.write_index(journal.ok_batches, journal.results.read, ledger.ranges, ledger.failed_units())
+            logs.master(f"reuse: {entries} files' results kept for later jobs ({reuse.reused} reused here)")
+        except Exception as exc:  # the index is an optimisation: the job's results are published
+            logs.master(f"reuse: the index could not be written ({type(exc).__name__}: {exc})")
     return digest.hexdigest(), size

@@ -97,6 +97,7 @@ def build_request(
     log_predictions: bool = False,
     split: str | None = None,
     keep_columns: str | None = None,
+    reuse: str | None = None,
 ) -> JobRequest:
     """The command line's words (flags, `--set` strings, an invocation file) as one typed request.
     Precedence: flags > `--set` > the invocation file > the deployment."""
@@ -108,6 +109,7 @@ def build_request(
             "instance_count": instance_count,
             "split": split,
             "keep_columns": keep_columns,
+            "reuse": reuse,
         },
         "options",
     )
