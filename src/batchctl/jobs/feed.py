@@ -136,8 +136,7 @@ class UnitFeed:
             self.listing_sha256: str | None = None
         else:
             self._legacy = None
-            for _ in plan_io.iter_entries(folder, state):
-                pass
+            state = plan_io.scan(folder)
             self.tail = plan_io.PlanTail(folder)
             self.lister = None if state.complete else Lister(folder, self.header, self.wake)
             self.listing_sha256 = state.listing_sha256

@@ -108,6 +108,37 @@ def iter_entries(folder: Path, state: PlanState | None = None) -> Iterator[Entry
             yield value[0], value[1], value[2]
 
 
+def scan(folder: Path, digest: Any = None) -> PlanState:
+    """The plan's state without parsing every entry (a resumed job of millions of files): whole lines
+    counted, the last entry and the end line parsed; `digest` (a hashlib object) gets every entry line."""
+    state = PlanState()
+    path = folder / PLAN_FILE
+    if not path.is_file():
+        for _ in iter_entries(folder, state):
+            pass
+        return state
+    last_entry = b""
+    with open(path, "rb") as handle:
+        state.valid_bytes = len(handle.readline())
+        for line in handle:
+            if not line.endswith(b"\n"):
+                break
+            if line.startswith(b"{"):
+                end = json.loads(line)
+                state.complete = True
+                state.listing_sha256 = end.get("listing_sha256")
+                state.valid_bytes += len(line)
+                break
+            if digest is not None:
+                digest.update(line)
+            state.count += 1
+            state.valid_bytes += len(line)
+            last_entry = line
+    if last_entry:
+        state.last = json.loads(last_entry)[0]
+    return state
+
+
 def files(folder: Path) -> Iterator[str]:
     for rel, _size, _stamp in iter_entries(folder):
         yield rel
@@ -141,9 +172,7 @@ class PlanWriter:
             self.handle.flush()
             return
         # continuing a listing: hash what is there, drop a half-written last line
-        state = PlanState()
-        for entry in iter_entries(folder, state):
-            self.digest.update(entry_line(entry))
+        state = scan(folder, self.digest)
         self.count, self.last = state.count, state.last
         self.handle = open(path, "r+b")  # noqa: SIM115
         self.handle.truncate(state.valid_bytes)
@@ -183,18 +212,18 @@ class PlanTail:
 
     def __init__(self, folder: Path) -> None:
         self.handle = open(folder / PLAN_FILE, "rb")  # noqa: SIM115
-        self.handle.readline()
+        self.pos = len(self.handle.readline())
         self.ended = False
 
     def read(self, limit: int) -> list[Entry]:
         """Up to `limit` whole entries that are there now (fewer when the writer is behind)."""
         out: list[Entry] = []
         while len(out) < limit and not self.ended:
-            pos = self.handle.tell()
             line = self.handle.readline()
             if not line.endswith(b"\n"):
-                self.handle.seek(pos)
+                self.handle.seek(self.pos)  # a line being written: read it whole next time
                 break
+            self.pos += len(line)
             value = _parse(line)
             if isinstance(value, dict):
                 self.ended = True

@@ -236,6 +236,8 @@ class Reuse:
         """Record a reused file in the output order; returns its rows."""
         rel, size, stamp = entry
         src, part, offset, length, rows = cached[4], cached[5], cached[6], cached[7], cached[8]
+        # the rows stay with the sha256 of the bytes they were computed from (a stamp-mode job carries it)
+        sha = sha if sha is not None else cached[3]
         self.segments.write(json.dumps(["h", rel, size, stamp, sha, src, part, offset, length, rows]) + "\n")
         self.reused += 1
         self.reused_from.add(src)
