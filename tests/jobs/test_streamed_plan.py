@@ -263,3 +263,35 @@ def test_a_job_stopped_mid_listing_resumes_the_listing_where_it_stopped(env, tmp
     assert entries == [tuple(e) for e in listed]  # every entry once, in order, none lost or repeated
     digest = hashlib.sha256(b"".join(plan_io.entry_line(e) for e in listed)).hexdigest()
     assert second.lineage["input"]["listing_sha256"] == digest
+
+
+def test_dry_run_counts_a_big_listing_to_its_end(env, tmp_path):
+    import fsspec
+
+    fsspec.register_implementation("fakelake", _fake_lake_class(30, 1000), clobber=True)
+    env.endpoint()
+    env.script(mini_batch_size=500)
+    plan = api.submit_job(
+        Workspace.open(), endpoint="heart", input="fakelake://lake", output_path=str(tmp_path / "o"), dry_run=True
+    )
+    assert plan["files"] == 30_000 and plan["mini_batches"] == 60
+    assert plan["first_files"] == [f"d00000/f{j:03d}.csv" for j in range(5)]
+    assert not (Workspace.open().jobs_dir / plan["name"]).exists()
+
+
+def test_a_listing_error_after_submit_fails_the_job_with_its_reason(env, tmp_path, monkeypatch):
+    data = tmp_path / "in"
+    data.mkdir()
+    for i in range(8):
+        (data / f"f{i}.txt").write_text("ok")
+    (tmp_path / "secret.txt").write_text("ok")
+    (data / "z-link.txt").symlink_to(tmp_path / "secret.txt")  # listed after submit's first 5 files
+    monkeypatch.setattr(plan_io, "STREAM_AT", 5)
+    env.endpoint()
+    env.script(mini_batch_size=2)
+    out = tmp_path / "out"
+    result = env.invoke("heart", "--input", str(data), "--output-path", str(out))
+    job = json.loads(result.stdout)
+    assert job["status"] == "Failed"
+    assert "z-link.txt' is a symbolic link that points outside the input folder" in job["error"]["message"]
+    assert not out.exists() or not any(out.iterdir())  # nothing published

@@ -221,7 +221,7 @@ def queue(ws: Workspace, request: JobRequest, dry_run: bool = False) -> dict[str
     files = [entry[0] for entry in io.head]
     n_files = len(files)
     if dry_run and not io.complete:  # counted to the end, one entry at a time (nothing kept)
-        n_files += sum(1 for _ in io.listing.entries)
+        n_files += 1 + sum(1 for _ in io.listing.entries)  # the entry that showed the listing goes on, the rest
     batches = -(-n_files // settings.mini_batch_size)
     if request.pinned is not None:
         model_id, snapshot = request.pinned
