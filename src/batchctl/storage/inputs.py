@@ -133,46 +133,56 @@ def sort_key(name: str, is_dir: bool, sep: str = "/") -> str:
 
 def _walk_local(loc: Location) -> Iterator[Entry]:
     """Files under a local folder, relative and sorted; hidden entries skipped; symbolic links to folders
-    are not followed (as os.walk does), and a link to a file outside the folder is refused."""
+    are not followed (as os.walk does), and a link to a file outside the folder is refused. A directory
+    is held as its sorted names only (about 70 bytes a name), the rest is read as it is walked."""
     root = os.path.realpath(loc.url)
 
-    def children(folder: str) -> list[tuple[str, os.DirEntry[str], bool]]:
-        items = []
+    def children(folder: str) -> tuple[list[str], set[str]]:
+        """(sorted sibling keys: a folder's ends with the separator, the names that are links to files)."""
+        keys: list[str] = []
+        links: set[str] = set()
         with os.scandir(folder) as entries:
             for entry in entries:
-                if entry.name.startswith("."):
+                name = entry.name
+                if name.startswith("."):
                     continue
                 try:
                     is_dir = entry.is_dir()
                 except OSError:  # a link loop: listed, and the worker fails it as one item with its reason
                     is_dir = False
-                if is_dir and entry.is_symlink():
-                    continue
-                items.append((sort_key(entry.name, is_dir, os.sep), entry, is_dir))
-        items.sort(key=lambda item: item[0])
-        return items
+                if entry.is_symlink():
+                    if is_dir:
+                        continue
+                    links.add(name)
+                keys.append(sort_key(name, is_dir, os.sep))
+        keys.sort()
+        return keys, links
 
-    stack: list[tuple[Iterator[tuple[str, os.DirEntry[str], bool]], str]] = [(iter(children(loc.url)), "")]
+    def level(folder: str, prefix: str) -> tuple[Iterator[str], str, str, set[str]]:
+        keys, links = children(folder)
+        return iter(keys), folder, prefix, links
+
+    stack = [level(loc.url, "")]
     while stack:
-        items, prefix = stack[-1]
-        item = next(items, None)
-        if item is None:
+        keys, folder, prefix, links = stack[-1]
+        key = next(keys, None)
+        if key is None:
             stack.pop()
             continue
-        _key, entry, is_dir = item
-        rel = prefix + entry.name
-        if is_dir:
-            stack.append((iter(children(entry.path)), rel + os.sep))
+        if key.endswith(os.sep):
+            name = key[:-1]
+            stack.append(level(os.path.join(folder, name), prefix + key))
             continue
-        if entry.is_symlink():
-            target = os.path.realpath(entry.path)
+        rel, path = prefix + key, os.path.join(folder, key)
+        if key in links:
+            target = os.path.realpath(path)
             if os.path.commonpath([root, target]) != root:
                 raise StorageError(
                     f"input '{rel}' is a symbolic link that points outside the input folder ({target})",
                     "copy the file into the input folder, or remove the link",
                 )
         try:
-            st = entry.stat()
+            st = os.stat(path)
             yield rel, st.st_size, st.st_mtime_ns
         except OSError:
             yield rel, None, None
@@ -193,7 +203,7 @@ def _walk_remote(loc: Location) -> Iterator[Entry]:
     fs, path = remote(loc)
     base = fs._strip_protocol(path).rstrip("/")
 
-    def children(folder: str) -> list[tuple[str, str, bool, dict[str, Any]]]:
+    def children(folder: str) -> list[tuple[str, int | None, str | None]]:
         try:
             infos = fs.ls(folder, detail=True)
         except FileNotFoundError:
@@ -213,22 +223,25 @@ def _walk_remote(loc: Location) -> Iterator[Entry]:
             if not name or name.startswith(".") or "/" in name:
                 continue
             is_dir = info.get("type") == "directory"
-            items.append((sort_key(name, is_dir), full, is_dir, info))
+            size = info.get("size")
+            # held for the whole directory: the key (name) and what the entry needs, not the store's dict
+            items.append((sort_key(name, is_dir), None if is_dir or size is None else int(size), stamp_of(info)))
         items.sort(key=lambda item: item[0])
         return items
 
-    stack = [iter(children(base))]
+    stack = [(iter(children(base)), base)]
     while stack:
-        item = next(stack[-1], None)
+        level, folder = stack[-1]
+        item = next(level, None)
         if item is None:
             stack.pop()
             continue
-        _key, full, is_dir, info = item
-        if is_dir:
-            stack.append(iter(children(full)))
+        key, size, stamp = item
+        full = f"{folder}/{key.rstrip('/')}"
+        if key.endswith("/"):
+            stack.append((iter(children(full)), full))
             continue
-        size = info.get("size")
-        yield full[len(base) :].lstrip("/"), None if size is None else int(size), stamp_of(info)
+        yield full[len(base) :].lstrip("/"), size, stamp
 
 
 def _list_remote(loc: Location) -> list[str]:
