@@ -131,47 +131,77 @@ def sort_key(name: str, is_dir: bool, sep: str = "/") -> str:
     return name + sep if is_dir else name
 
 
+WINDOW = 10_000  # a directory's names are sorted this many at a time (more in a huge directory, see _window)
+
+
+def _window(total: int) -> int:
+    """How many of a directory's names to hold at once: WINDOW, or a 50th of a huge directory (each
+    window re-reads the directory, so a flat folder of ten million files is read 50 times, holding
+    200,000 names)."""
+    return max(WINDOW, total // 50)
+
+
 def _walk_local(loc: Location) -> Iterator[Entry]:
     """Files under a local folder, relative and sorted; hidden entries skipped; symbolic links to folders
     are not followed (as os.walk does), and a link to a file outside the folder is refused. A directory
-    is held as its sorted names only (about 70 bytes a name), the rest is read as it is walked."""
+    is read in windows of its sorted names (the next window: the smallest names after the last one), so
+    memory holds a bounded number of names whatever the directory's size."""
     root = os.path.realpath(loc.url)
 
-    def children(folder: str) -> tuple[list[str], set[str]]:
-        """(sorted sibling keys: a folder's ends with the separator, the names that are links to files)."""
-        keys: list[str] = []
+    def window(folder: str, after: str | None, size: int | None) -> tuple[list[str], set[str], int]:
+        """(the `size` smallest keys after `after`, sorted; names that are links to files; entries seen).
+        A folder's key ends with the separator."""
+        import heapq
+
         links: set[str] = set()
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                name = entry.name
-                if name.startswith("."):
-                    continue
-                try:
-                    is_dir = entry.is_dir()
-                except OSError:  # a link loop: listed, and the worker fails it as one item with its reason
-                    is_dir = False
-                if entry.is_symlink():
-                    if is_dir:
+        seen = 0
+
+        def keys() -> Iterator[str]:
+            nonlocal seen
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if name.startswith("."):
                         continue
-                    links.add(name)
-                keys.append(sort_key(name, is_dir, os.sep))
-        keys.sort()
-        return keys, links
+                    try:
+                        is_dir = entry.is_dir()
+                    except OSError:  # a link loop: listed, and the worker fails it as one item with its reason
+                        is_dir = False
+                    if entry.is_symlink():
+                        if is_dir:
+                            continue
+                        links.add(name)
+                    key = sort_key(name, is_dir, os.sep)
+                    seen += 1
+                    if after is None or key > after:
+                        yield key
 
-    def level(folder: str, prefix: str) -> tuple[Iterator[str], str, str, set[str]]:
-        keys, links = children(folder)
-        return iter(keys), folder, prefix, links
+        got = sorted(keys()) if size is None else heapq.nsmallest(size, keys())
+        return got, links, seen
 
-    stack = [level(loc.url, "")]
+    def level(folder: str) -> Iterator[tuple[str, set[str]]]:
+        """A directory's keys in order, a window at a time."""
+        keys, links, seen = window(folder, None, WINDOW)
+        size = WINDOW
+        while True:
+            yield from ((key, links) for key in keys)
+            if len(keys) < size:
+                return
+            size = _window(seen)
+            keys, links, seen = window(folder, keys[-1], size)
+
+    stack = [(level(loc.url), loc.url, "")]
     while stack:
-        keys, folder, prefix, links = stack[-1]
-        key = next(keys, None)
-        if key is None:
+        keys, folder, prefix = stack[-1]
+        item = next(keys, None)
+        if item is None:
             stack.pop()
             continue
+        key, links = item
         if key.endswith(os.sep):
             name = key[:-1]
-            stack.append(level(os.path.join(folder, name), prefix + key))
+            path = os.path.join(folder, name)
+            stack.append((level(path), path, prefix + key))
             continue
         rel, path = prefix + key, os.path.join(folder, key)
         if key in links:

@@ -64,7 +64,16 @@ def streamed(root: Path) -> list[str]:
     return [entry[0] for entry in open_listing(location(str(root)), None).entries]
 
 
-def test_ordering_edge_cases_match_a_string_sort_of_the_paths(tmp_path: Path) -> None:
+@pytest.fixture(params=[10_000, 3], ids=["one-window", "windows-of-3"])
+def window(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """A directory is read in windows of its sorted names: with 3, every folder here takes several."""
+    from batchctl.storage import inputs
+
+    monkeypatch.setattr(inputs, "WINDOW", request.param)
+    return int(request.param)
+
+
+def test_ordering_edge_cases_match_a_string_sort_of_the_paths(tmp_path: Path, window: int) -> None:
     build(tmp_path, EDGE_NAMES)
     (tmp_path / "empty" / "nested-empty").mkdir(parents=True)
     (tmp_path / ".hidden").mkdir()
@@ -79,7 +88,7 @@ def test_ordering_edge_cases_match_a_string_sort_of_the_paths(tmp_path: Path) ->
     assert not any("empty" in rel or "hidden" in rel or ".dot" in rel for rel in got)
 
 
-def test_nested_generated_tree_matches(tmp_path: Path) -> None:
+def test_nested_generated_tree_matches(tmp_path: Path, window: int) -> None:
     names = []
     for i in range(12):
         for j in range(7):
@@ -98,7 +107,7 @@ def test_entries_carry_size_and_mtime(tmp_path: Path) -> None:
         assert (size, stamp) == (st.st_size, st.st_mtime_ns)
 
 
-def test_list_inputs_is_the_stream_collected(tmp_path: Path) -> None:
+def test_list_inputs_is_the_stream_collected(tmp_path: Path, window: int) -> None:
     build(tmp_path, EDGE_NAMES)
     assert list_inputs(location(str(tmp_path)), None).files == reference(tmp_path)
 
