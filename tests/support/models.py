@@ -31,16 +31,18 @@ def cached_heart_model(config: pytest.Config, factory: pytest.TempPathFactory, r
     cache = getattr(config, "cache", None)
     if cache is None:
         return testkit.train_heart_model(factory.mktemp("heart-model") / "model", rows=rows, seed=seed)
-    folder = Path(cache.mkdir("batchctl-heart-models")) / _key(rows, seed)
-    if (folder / "MLmodel").is_file():
-        return folder
+    # <cache>/<key>/model: the model folder is named `model`, as a freshly trained one is (tests that
+    # register it see that name copied into the workspace)
+    folder = Path(cache.mkdir("batchctl-heart-models-v2")) / _key(rows, seed)
+    if (folder / "model" / "MLmodel").is_file():
+        return folder / "model"
     # trained beside its final path, then renamed into place: two workers training at once both succeed,
     # and the loser's copy goes; a reader never sees a half-written model
     partial = folder.parent / f".{folder.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-    testkit.train_heart_model(partial, rows=rows, seed=seed)
+    testkit.train_heart_model(partial / "model", rows=rows, seed=seed)
     try:
         partial.rename(folder)
     except OSError:  # another worker put it there first
         shutil.rmtree(partial, ignore_errors=True)
-    assert (folder / "MLmodel").is_file(), folder
-    return folder
+    assert (folder / "model" / "MLmodel").is_file(), folder
+    return folder / "model"

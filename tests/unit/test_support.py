@@ -38,7 +38,8 @@ def test_the_heart_model_is_trained_once_and_then_read_from_the_cache(
     again = cached_heart_model(pytestconfig, tmp_path_factory, rows=40, seed=7)
     assert again == first and (again / "MLmodel").stat().st_mtime_ns == stamp
     assert len(trained) <= 1  # once, or never when an earlier run on this machine trained it
-    assert Path(pytestconfig.cache.mkdir("batchctl-heart-models")) in first.parents
+    assert Path(pytestconfig.cache.mkdir("batchctl-heart-models-v2")) in first.parents
     other = cached_heart_model(pytestconfig, tmp_path_factory, rows=41, seed=7)
     assert other != first  # another training set is another model
-    assert not [p for p in first.parent.iterdir() if p.name.startswith(".")]  # no partial copy left
+    assert not [p for p in first.parent.parent.iterdir() if p.name.startswith(".")]  # no partial copy left
+    assert first.name == "model"  # named as a freshly trained model is: registering it copies that name
