@@ -198,6 +198,65 @@ def test_resume_after_the_input_changed_warns_rescores_changed_files_and_records
     assert "Warning: the input changed since the last attempt (changed: a.csv, c.csv)" in master
 
 
+def test_a_second_resume_compares_with_the_listing_the_first_resume_recorded_in_the_plan(env, tmp_path):
+    """Issue 26 with issue 23: plan.jsonl is the one record of the listing. A resume that finds changed files
+    appends their new entries to the plan (an amendment line); the next resume compares with those, so a
+    file scored again by the first resume is not scored a third time."""
+    from batchctl.jobs import plan as plan_io
+
+    script_deployment(env)
+    data, out = failed_job(env, tmp_path)
+    (data / "a.csv").write_text("sleep 0.01\n")  # changed; c.csv still fails
+    clear_ran(env)
+    again = env.cli("job", "resume", "-n", "j")
+    assert again.exit_code != 0 and env.show("j")["status"] == "Failed"
+    assert "a.csv" in env.ran(), "the changed file was scored again"
+    folder = env.job_dir("j")
+    assert not (folder / "input_listing.json").exists(), "the plan holds the listing: no second file"
+    amended = plan_io.amendments(folder)
+    assert list(amended) == ["a.csv"] and amended["a.csv"][1] == len("sleep 0.01\n")
+    (data / "c.csv").write_text("ok\n")
+    clear_ran(env)
+    result = env.cli("job", "resume", "-n", "j")
+    assert result.exit_code == 0, result.stderr
+    assert "changed: c.csv)" in result.stderr.splitlines()[0], result.stderr
+    assert env.ran() == {"c.csv", "d.csv", "e.csv", "f.csv"}, "a.csv was scored by the last attempt, unchanged since"
+    job = env.show("j")
+    assert (job["status"], job["counts"]["items_succeeded"]) == ("Completed", 6)
+    assert job["lineage"]["input"]["changed_since_last_attempt"] == {"changed": ["c.csv"], "removed": []}
+    assert (out / "predictions.csv").read_bytes() == expected_rows({**SIX, "a.csv": "sleep 0.01"})
+
+
+def test_a_job_of_an_earlier_version_with_plan_json_and_input_listing_json_resumes_after_a_change(env, tmp_path):
+    """A job written before plan.jsonl (plan.json + issue 23's input_listing.json) still resumes: the
+    changed file is scored again, with the same warning, and input_listing.json gets its new entry."""
+    from batchctl.storage import Location
+    from batchctl.tracking.lineage import listing_entries
+
+    script_deployment(env)
+    data, out = failed_job(env, tmp_path)
+    folder = env.job_dir("j")
+    # the job as the earlier version left it: one plan document and the listing beside it
+    header = json.loads((folder / "plan.jsonl").read_bytes().split(b"\n", 1)[0])
+    files = sorted(SIX)
+    plan = {"root_url": header["root_url"], "root_protocol": header["root_protocol"], "input_type": "uri_folder"}
+    (folder / "plan.json").write_text(json.dumps({**plan, "files": files}))
+    (folder / "plan.jsonl").unlink()
+    basis, entries = listing_entries(Location(str(data), "file"), files)
+    (folder / "input_listing.json").write_text(json.dumps({"root": str(data), "basis": basis, "entries": entries}))
+    (data / "b.csv").write_text("sleep 0.01\n")
+    (data / "c.csv").write_text("ok\n")
+    clear_ran(env)
+    result = env.cli("job", "resume", "-n", "j")
+    assert result.exit_code == 0, result.stderr
+    assert "(changed: b.csv, c.csv)" in result.stderr.splitlines()[0], result.stderr
+    assert env.ran() == {"b.csv", "c.csv", "d.csv", "e.csv", "f.csv"}, "a.csv unchanged: its commit is kept"
+    assert (out / "predictions.csv").read_bytes() == expected_rows({**SIX, "b.csv": "sleep 0.01"})
+    kept = json.loads((folder / "input_listing.json").read_text())
+    assert kept["entries"] == listing_entries(Location(str(data), "file"), files)[1]
+    assert not (folder / "plan.jsonl").exists()
+
+
 @pytest.mark.mlflow
 def test_failed_mlflow_job_is_resumed_after_the_bad_file_is_fixed(mlenv, heart_data, tmp_path):
     from .conftest import heart_frame

@@ -35,7 +35,8 @@ def unit_noun(units: int, row_ranges: int) -> str:
 
 
 class ProgressRenderer:
-    def __init__(self, total_batches: int, total_items: int, name: str) -> None:
+    def __init__(self, total_batches: int, total_items: int, name: str, listing: bool = False) -> None:
+        """`listing`: the input is still being listed, so the totals are "at least" until it ends."""
         self.total_batches = total_batches
         self.total_items = total_items
         self.name = name
@@ -60,7 +61,7 @@ class ProgressRenderer:
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("{task.fields[unit]} · {task.fields[items]} · {task.fields[rate]}"),
+                TextColumn("{task.fields[listing]}{task.fields[unit]} · {task.fields[items]} · {task.fields[rate]}"),
                 TimeElapsedColumn(),
                 TextColumn("ETA"),
                 TimeRemainingColumn(),
@@ -70,26 +71,38 @@ class ProgressRenderer:
             from batchctl.cli._jobview import short_name
 
             self.task = self.bar.add_task(
-                short_name(name), total=max(total_batches, 1), items="0 items", rate="", unit=self.unit
+                short_name(name),
+                total=max(total_batches, 1),
+                items="0 items",
+                rate="",
+                unit=self.unit,
+                listing=_at_least(listing),
             )
             self.bar.start()
         # plain lines: the first says what the job is cut into, known once the runner has planned it (big
-        # files become row ranges), so it is written with the first progress report
+        # files become row ranges), so it is written with the first progress report ("at least N files"
+        # while a big input is still being listed)
+        self.listing = listing
 
     def __call__(self, progress: JobProgress) -> None:
         counts = progress.counts
         event = progress.event
         kind = event.kind.value if event is not None else "finished"
         done = counts.mini_batches_completed + counts.mini_batches_failed
-        if counts.mini_batches and counts.mini_batches != self.total_batches:  # big files cut into row ranges
+        listing = bool(getattr(counts, "listing", False))
+        if counts.mini_batches and counts.mini_batches != self.total_batches:  # row ranges, or a listing going on
             self.total_batches = counts.mini_batches
         self.unit = unit_noun(self.total_batches, counts.row_ranges)
+        self.listing = listing
         if self.bar is not None:
-            self.bar.update(self.task, total=max(self.total_batches, 1), unit=self.unit)
+            self.bar.update(self.task, total=max(self.total_batches, 1), unit=self.unit, listing=_at_least(listing))
         elif not self.announced:
             self.announced = True
-            plan = plan_summary(counts.files or self.total_items, self.total_batches, counts.row_ranges)
-            sys.stderr.write(f"job {self.name}: {plan}\n")
+            files = counts.files or self.total_items
+            if listing:
+                sys.stderr.write(f"job {self.name}: at least {files} files, listing…\n")
+            else:
+                sys.stderr.write(f"job {self.name}: {plan_summary(files, self.total_batches, counts.row_ranges)}\n")
         ok, bad = counts.items_succeeded, counts.items_failed
         elapsed = max(time.monotonic() - self.started, 1e-6)
         if event is not None and kind == "init_running":  # a slow (or hanging) init(): say so, with its deadline
@@ -122,8 +135,10 @@ class ProgressRenderer:
                     f"job {self.name}: {progress.status} - {ok} items succeeded, {bad} failed in {elapsed:.1f}s\n"
                 )
             else:
+                total = f"at least {self.total_batches}" if self.listing else str(self.total_batches)
                 sys.stderr.write(
-                    f"  {done}/{self.total_batches} {self.unit}, {_count(ok, 'item', 'items')} ok, {bad} failed\n"
+                    f"  {done}/{total} {self.unit}{' (listing…)' if self.listing else ''}, "
+                    f"{_count(ok, 'item', 'items')} ok, {bad} failed\n"
                 )
         sys.stderr.flush()
 
@@ -133,3 +148,7 @@ class ProgressRenderer:
                 self.bar.stop()
             except Exception:  # closing a progress bar must never mask the job's own outcome
                 pass
+
+
+def _at_least(listing: bool) -> str:
+    return "(at least; listing…) " if listing else ""

@@ -147,7 +147,9 @@ def follow(ws: Any, record: dict[str, Any]) -> dict[str, Any]:
     from batchctl.jobs.model import JobCounts, JobProgress, JobState
 
     name = record["name"]
-    renderer = ProgressRenderer(record["counts"]["mini_batches"], record["counts"]["files"], name)
+    renderer = ProgressRenderer(
+        record["counts"]["mini_batches"], record["counts"]["files"], name, bool(record["counts"].get("listing"))
+    )
     seen: dict[str, Any] = {}
     previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM cancels, as for a job run here
     try:

@@ -112,7 +112,12 @@ def run_foreground(ws: Any, record: dict[str, Any]) -> Any:
     from batchctl import api
     from batchctl.cli._progress import ProgressRenderer
 
-    renderer = ProgressRenderer(record["counts"]["mini_batches"], record["counts"]["files"], record["name"])
+    renderer = ProgressRenderer(
+        record["counts"]["mini_batches"],
+        record["counts"]["files"],
+        record["name"],
+        bool(record["counts"].get("listing")),
+    )
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         final = api.run_job(ws, record["name"], on_progress=renderer)
@@ -184,6 +189,14 @@ InstanceOpt = Annotated[int | None, typer.Option("--instance-count", "-c", help=
 SplitOpt = Annotated[
     str | None,
     typer.Option("--split", help="Cut big CSV/Parquet files into row ranges: auto (default), always or never."),
+]
+ReuseOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--reuse",
+        help="Reuse the results of earlier jobs of the deployment for unchanged files: stamp (size and "
+        "mtime, or ETag), sha256 (the bytes) or never (the default; also the `batchctl.reuse` property).",
+    ),
 ]
 KeepColumnsOpt = Annotated[
     str | None, typer.Option("--keep-columns", help="Input columns copied before the predictions, e.g. id,region.")
@@ -295,6 +308,7 @@ def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: st
         log_predictions: LogPredictionsOpt = False,
         split: SplitOpt = None,
         keep_columns: KeepColumnsOpt = None,
+        reuse: ReuseOpt = None,
         no_server: NoServerOpt = False,
         env_manager: EnvManagerOpt = None,
         env_strict: EnvStrictOpt = False,
@@ -321,6 +335,7 @@ def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: st
             dry_run=dry_run,
             split=split,
             keep_columns=keep_columns,
+            reuse=reuse,
             no_server=no_server,
             env_manager=env_manager,
             env_strict=env_strict,

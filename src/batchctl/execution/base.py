@@ -41,6 +41,21 @@ class Backend(Protocol):
     def shutdown(self) -> None: ...
 
 
+class UnitSource(Protocol):
+    """Units of work that arrive while the job runs (jobs/feed.py)."""
+
+    @property
+    def exhausted(self) -> bool: ...
+
+    def __getitem__(self, unit: int) -> list[str]: ...
+
+    def prime(self) -> list[int]: ...
+
+    def take(self) -> list[int]: ...
+
+    def release(self, unit: int) -> None: ...
+
+
 INIT_REPORT_SECONDS = 10.0  # how often a still-running init() is reported
 # once every mini-batch has ended: how long a worker still starting may take to say how its init() went
 STARTING_GRACE_SECONDS = 2.0
@@ -92,7 +107,7 @@ class Totals:
 
 def supervise(
     backend: Backend,
-    batches: list[list[str]],
+    batches: Any,
     root: Location,
     settings: RunSettings,
     emit: Emit,
@@ -100,20 +115,36 @@ def supervise(
     pending: list[int] | None = None,
     ranges: dict[int, FileRange] | None = None,
     settle: Callable[[BatchResult], BatchResult] | None = None,
+    feed: UnitSource | None = None,
 ) -> Totals:
     """Run every mini-batch (or those in `pending`: a resumed job) to a final outcome; emits FINAL once
     per mini-batch, in completion order.
 
     `ranges`: the units that are a row range of one file (execution/splitting.py); `settle` turns a
-    final result into item counts (a split file is one item), before the totals and the threshold."""
-    ranges = ranges or {}
+    final result into item counts (a split file is one item), before the totals and the threshold.
+
+    `feed`: units that arrive while the job runs (a streamed plan, jobs/feed.py); `batches` and `ranges`
+    are then the feed's, and a unit's files are released once its outcome is final."""
+    ranges = ranges if ranges is not None else {}
     settle = settle or (lambda result: result)
-    todo = list(range(len(batches))) if pending is None else list(pending)
+    if feed is not None:
+        todo = feed.prime()
+    else:
+        todo = list(range(len(batches))) if pending is None else list(pending)
     queue: deque[tuple[int, int]] = deque((i, 1) for i in todo)
     remaining = len(todo)
     totals = Totals()
     slots: dict[int, _Slot] = {}
-    n_workers = max(1, min(settings.workers, len(todo)))
+    more_coming = feed is not None and not feed.exhausted
+    n_workers = settings.workers if more_coming else max(1, min(settings.workers, len(todo)))
+
+    def streaming() -> bool:
+        return feed is not None and not feed.exhausted
+
+    def final(event: BatchEvent, batch: int) -> None:
+        emit(event)
+        if feed is not None:
+            feed.release(batch)
 
     def start(slot_id: int, replacement: bool = False) -> None:
         slots[slot_id] = _Slot(backend.spawn(slot_id), replacement=replacement)
@@ -139,7 +170,7 @@ def supervise(
         )
         result = settle(result)
         totals.failed += result.failed
-        emit(BatchEvent(EventKind.FINAL, slot=slot_id, batch=batch, attempt=attempt, result=result))
+        final(BatchEvent(EventKind.FINAL, slot=slot_id, batch=batch, attempt=attempt, result=result), batch)
         check_threshold()
 
     def check_threshold() -> None:
@@ -153,14 +184,18 @@ def supervise(
     batch: int | None
     finished = False
     try:
-        if not todo:
+        if not todo and not more_coming:
             finished = True
             return totals
         for slot_id in range(n_workers):
             start(slot_id)
-        while remaining > 0:
+        while remaining > 0 or streaming():
             if should_cancel():
                 raise JobCanceledError("job canceled")
+            if feed is not None:
+                arrived = feed.take()
+                queue.extend((i, 1) for i in arrived)
+                remaining += len(arrived)
             for slot_id, slot in slots.items():
                 if slot.state == "idle" and queue:
                     batch, attempt = queue.popleft()
@@ -173,7 +208,7 @@ def supervise(
             now = time.monotonic()
             deadlines = [s.deadline for s in slots.values() if s.state == "busy"]
             deadlines += [s.started + settings.init_deadline() for s in slots.values() if s.state == "starting"]
-            wait_for = max(0.0, min([0.2, *[d - now for d in deadlines]]))
+            wait_for = max(0.0, min([0.05 if streaming() and not queue else 0.2, *[d - now for d in deadlines]]))
             for handle, message in backend.wait([s.handle for s in slots.values()], wait_for):
                 slot_id = handle.slot
                 slot = slots.get(slot_id)
@@ -198,7 +233,7 @@ def supervise(
                     slot.state = "dead"
                     if was_busy and batch is not None:
                         attempt_failed(slot_id, batch, attempt, f"worker exited unexpectedly: {message[1]}")
-                    if remaining > 0:  # no replacement (and no init()) once every mini-batch has ended
+                    if remaining > 0 or streaming():  # no replacement (and no init()) once every mini-batch has ended
                         start(slot_id, replacement=True)
                 elif kind == "result":
                     result: BatchResult = message[1]
@@ -219,7 +254,7 @@ def supervise(
                         event = dataclasses.replace(event, result=result)
                         totals.succeeded += result.succeeded
                         totals.failed += result.failed
-                        emit(event)
+                        final(event, batch)
                         check_threshold()
                     else:
                         emit(event)
@@ -242,7 +277,7 @@ def supervise(
                         f"No progress update in {settings.timeout:g} seconds: the attempt "
                         "timed out and its worker was killed",
                     )
-                    if remaining > 0:
+                    if remaining > 0 or streaming():
                         start(slot_id, replacement=True)
                 elif slot.state == "starting" and now > slot.started + settings.init_deadline():
                     raise InitFailedError(

@@ -57,6 +57,7 @@ class BatchResult:
     pid: int | None = None
     part: str | None = None  # the file a local worker wrote the rows to
     data: bytes = b""  # the rows, when they travel back with the result (Ray)
+    file_rows: list[tuple[str, int]] | None = None  # (file, rows) of each succeeded file (scoring/base.py)
 
 
 @dataclass(frozen=True)

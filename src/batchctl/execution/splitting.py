@@ -58,13 +58,15 @@ def plan_units(
     policy: str,
     enabled: bool,
     cheap_predict: bool = False,
+    sizes: dict[str, int] | None = None,
 ) -> UnitPlan:
     """Mini-batches as before, except that each file chosen for splitting becomes its ranges. Files keep
     their order, so the results come out in the same order as an unsplit run. `cheap_predict` (see
-    `cheap_to_predict`): auto cuts only the files that one worker could not hold."""
+    `cheap_to_predict`): auto cuts only the files that one worker could not hold. `sizes`: the files'
+    sizes when the listing gave them (no lookups then)."""
     if not enabled or policy == "never":
         return UnitPlan(plan_batches(files, mini_batch_size))
-    chosen, notes = _choose(root, files, workers, policy, cheap_predict)
+    chosen, notes = _choose(root, files, workers, policy, cheap_predict, sizes)
     plan = UnitPlan([], notes=notes)
     pending: list[str] = []
     for rel in files:
@@ -126,13 +128,18 @@ def cheap_to_predict(model_path: str | None) -> bool:
 
 
 def _choose(
-    root: Location, files: list[str], workers: int, policy: str, cheap_predict: bool = False
+    root: Location,
+    files: list[str],
+    workers: int,
+    policy: str,
+    cheap_predict: bool = False,
+    known: dict[str, int] | None = None,
 ) -> tuple[dict[str, list[FileRange]], list[str]]:
     candidates = [rel for rel in files if _tabular(rel)]
     if not candidates:
         return {}, []
     try:
-        sizes = _sizes(root, files)
+        sizes = known if known is not None else _sizes(root, files)
     except Exception as exc:  # sizes are an optimisation: a file that cannot be sized is scored whole
         return {}, [f"split: file sizes unavailable ({type(exc).__name__}); no file was cut"]
     mean = sum(sizes.values()) / max(1, len(sizes))
@@ -293,9 +300,15 @@ class FileLedger:
     succeeded, failed (once, with the first reason) as soon as one range fails."""
 
     def __init__(self, plan: UnitPlan) -> None:
-        self.ranges = plan.ranges
+        self.ranges = dict(plan.ranges)
         self.left = {rel: len(units) for rel, units in plan.split_files.items()}
         self.failed: dict[str, ErrorInfo] = {}
+
+    def extend(self, ranges: dict[int, FileRange]) -> None:
+        """More units planned (a streamed plan is planned a chunk at a time)."""
+        self.ranges.update(ranges)
+        for rng in ranges.values():
+            self.left[rng.file] = self.left.get(rng.file, 0) + 1
 
     def settle(self, result: BatchResult) -> BatchResult:
         rng = self.ranges.get(result.batch)

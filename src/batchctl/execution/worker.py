@@ -113,6 +113,7 @@ def run_task(scorer: Any, task: BatchTask, scratch: str) -> BatchResult:
         error=outcome.error,
         error_info=outcome.error_info,
         item_errors=outcome.item_errors,
+        file_rows=outcome.file_rows if task.span is None else None,
         duration=time.monotonic() - started,
         pid=os.getpid(),
     )

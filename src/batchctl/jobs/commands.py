@@ -20,8 +20,9 @@ from batchctl.errors import (
     OutputExistsError,
     SpecError,
 )
+from batchctl.jobs import plan as plan_io
 from batchctl.jobs import records
-from batchctl.jobs.model import JobPlan, JobRecord, JobState, LocationRecord, job_error
+from batchctl.jobs.model import JobRecord, JobState, LocationRecord, job_error
 from batchctl.jobs.runner import CANCEL_MARKER, moved_output_hint
 from batchctl.jobs.submit import JobRequest, queue, snapshot_deployment, split_sets
 from batchctl.specs import load as spec_load
@@ -164,8 +165,10 @@ def download_job(
     return {"name": name, "output_name": "score", "download_path": str(dest), "files": copied}
 
 
-def _done_files(folder: Path, plan: JobPlan, mini_batch_size: int) -> set[str]:
-    """The files job `folder` scored: from batches.jsonl, less the failed items it recorded."""
+def _done_files(folder: Path, mini_batch_size: int) -> set[str]:
+    """The files job `folder` scored: from batches.jsonl (each mini-batch names its plan entries; those
+    of earlier versions are found by their index), less the failed items it recorded."""
+    plan_files = list(plan_io.files(folder))
     failed_in_batch: dict[int, set[str]] = {}
     failed_log = folder / "failed_items.jsonl"
     if failed_log.is_file():
@@ -178,14 +181,23 @@ def _done_files(folder: Path, plan: JobPlan, mini_batch_size: int) -> set[str]:
                 else:
                     failed_in_batch.setdefault(entry["batch"], set()).add(item)
     done: set[str] = set()
+    segments = folder / "reuse" / "segments.jsonl"
+    if segments.is_file():  # files whose rows were reused from an earlier job (jobs/reuse.py)
+        for line in segments.read_text(encoding="utf-8").splitlines():
+            seg = json.loads(line)
+            if seg[0] == "h":
+                done.add(seg[1])
     batches_log = folder / "batches.jsonl"
     if batches_log.is_file():
         for line in batches_log.read_text().splitlines():
             if not line.strip():
                 continue
             entry = json.loads(line)
-            start = entry["batch"] * mini_batch_size
-            files = set(plan.files[start : start + mini_batch_size])
+            if "first" in entry:
+                files = set(plan_files[entry["first"] : entry["first"] + entry["files"]])
+            else:
+                start = entry["batch"] * mini_batch_size
+                files = set(plan_files[start : start + mini_batch_size])
             if not entry["ok"]:
                 continue
             known = failed_in_batch.get(entry["batch"], set())
@@ -231,14 +243,14 @@ def rerun_failed(
             f"continue the job with `batchctl job resume -n {name}` (fix the input or --set first)",
         )
     folder = records.job_dir(ws, name)
-    plan = JobPlan.model_validate_json((folder / "plan.json").read_bytes())
-    done = _done_files(folder, plan, record.settings.mini_batch_size)
-    failed = [f for f in plan.files if f not in done]
+    plan = plan_io.read_header(folder)
+    done = _done_files(folder, record.settings.mini_batch_size)
+    failed = [f for f in plan_io.files(folder) if f not in done]
     if not failed:
         raise ConflictError(f"job '{name}' has no failed items to rerun")
     root = plan.root_url
     if plan.input_type == "uri_file":  # the plan's root is the file's folder: rerun the file itself
-        root = plan.root.join(plan.files[0]).url
+        root = plan.root.join(failed[0]).url
     request = JobRequest(
         endpoint=record.endpoint_name,
         deployment=record.deployment_name,
@@ -347,8 +359,7 @@ def resume_job(
             storage.refuse_existing(record.output_file_location.location())
         except OutputExistsError as exc:
             raise OutputExistsError(exc.message, moved_output_hint(name)) from None
-    plan = JobPlan.model_validate_json((folder / "plan.json").read_bytes())
-    shown = _input_changes(folder, plan)
+    shown = _input_changes(folder)
     if shown:
         from batchctl.notices import notify
 
@@ -496,8 +507,9 @@ def rerun_whole(
     for what, path in (("model", snapshot.model_path), ("code snapshot", snapshot.code_dir)):
         if path is not None and not Path(path).exists():
             raise NotFoundError(f"the {what} job '{name}' ran with ({path}) no longer exists in the workspace")
-    plan = JobPlan.model_validate_json((folder / "plan.json").read_bytes())
-    root = plan.root_url if plan.input_type == "uri_folder" else plan.root.join(plan.files[0]).url
+    plan = plan_io.read_header(folder)
+    first_file = next(plan_io.files(folder), "")
+    root = plan.root_url if plan.input_type == "uri_folder" else plan.root.join(first_file).url
     request = JobRequest(
         endpoint=record.endpoint_name,
         deployment=record.deployment_name,
@@ -514,7 +526,7 @@ def rerun_whole(
         log_predictions=bool((record.tracking or {}).get("log_predictions")),
         pinned=(record.model, snapshot),
     )
-    shown = _input_changes(folder, plan)
+    shown = _input_changes(folder)
     if shown:
         notify(f"the input of job '{name}' changed since it ran ({shown})")
     new = queue(ws, request, dry_run)
@@ -523,34 +535,13 @@ def rerun_whole(
     return new
 
 
-def _input_changes(folder: Path, plan: JobPlan) -> str | None:
-    """What changed in the job's input since its last attempt listed it: "added: a; changed: b", or None."""
-    from batchctl.tracking import lineage as lineage_mod
+def _input_changes(folder: Path) -> str | None:
+    """What changed in the job's input since its last attempt listed it: "added: a; changed: b", or None
+    (jobs/listing.py: the plan's listing, with its amendments, against the input as it is now)."""
+    from batchctl.jobs.listing import changes_since_last_attempt
 
-    listing_file = folder / lineage_mod.LISTING_FILE
-    if not listing_file.is_file():
-        return None
-    before = json.loads(listing_file.read_text())
-    _basis, after = lineage_mod.listing_entries(plan.root, _current_files(plan))
-    changes = lineage_mod.listing_changes(before["entries"], after)
-    if not any(changes.values()):
-        return None
-    return "; ".join(
-        f"{kind}: {', '.join(files[:5])}{f' and {len(files) - 5} more' if len(files) > 5 else ''}"
-        for kind, files in changes.items()
-        if files
-    )
-
-
-def _current_files(plan: JobPlan) -> list[str]:
-    from batchctl.storage import list_inputs
-
-    try:
-        return list_inputs(
-            plan.root if plan.input_type == "uri_folder" else plan.root.join(plan.files[0]), plan.input_type
-        ).files
-    except BatchctlError:
-        return []
+    changes = changes_since_last_attempt(folder)
+    return (changes.shown() or None) if changes is not None else None
 
 
 def verify_job(ws: Workspace, name: str) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +34,40 @@ def _system_failure(error: str | None) -> bool:
     return "timed out" in (error or "") or "exited unexpectedly" in (error or "")
 
 
+class OkUnits:
+    """The committed units and their part files, one byte per unit (a job of millions of files has
+    hundreds of thousands of units): 0 not committed, 1 committed with rows, 2 committed without."""
+
+    def __init__(self, results: ResultStore) -> None:
+        self.results = results
+        self.state = bytearray()
+
+    def __setitem__(self, unit: int, part: str | None) -> None:
+        if unit >= len(self.state):
+            self.state.extend(bytes(unit + 1 - len(self.state)))
+        self.state[unit] = 1 if part else 2
+
+    def __contains__(self, unit: object) -> bool:
+        return isinstance(unit, int) and 0 <= unit < len(self.state) and self.state[unit] != 0
+
+    def __getitem__(self, unit: int) -> str | None:
+        if unit not in self:
+            raise KeyError(unit)
+        return self.results.part_of(unit) if self.state[unit] == 1 else None
+
+    def __iter__(self) -> Iterator[int]:
+        return (unit for unit, state in enumerate(self.state) if state)
+
+    def __len__(self) -> int:
+        return len(self.state) - self.state.count(0)
+
+
 class JobJournal:
     def __init__(
         self,
         folder: Path,
         job: str,
-        batches: list[list[str]],
+        batches: Any,
         counts: JobCounts,
         logs: JobLogs,
         on_progress: ProgressFn | None,
@@ -53,36 +81,57 @@ class JobJournal:
         self.last_write = 0.0
         self.first_error: dict[str, Any] | None = None
         self.results = ResultStore(folder)
-        self.ok_batches: dict[int, str | None] = {}  # committed mini-batch -> its part file (None: no rows)
-        self.batch_rows: dict[int, int] = {}  # mini-batch -> rows it returned (renumbering split files)
+        self.ok_batches = OkUnits(self.results)  # committed mini-batch -> its part file (None: no rows)
+        self.batch_rows: dict[int, int] = {}  # row range unit -> rows it returned (renumbering split files)
+        self.ranges: dict[int, Any] = {}  # the units that are row ranges (the feed's)
         self.failed_log = open(folder / "failed_items.jsonl", "a", encoding="utf-8")  # noqa: SIM115
         self.batch_log = open(folder / "batches.jsonl", "a", encoding="utf-8")  # noqa: SIM115
 
-    def resume_from(self, committed: dict[int, Commit]) -> list[int]:
-        """Keep the committed mini-batches that had no failed item; returns the mini-batches still to score.
-        A mini-batch with failed items is scored again (its input may have been fixed)."""
-        kept = {b: c for b, c in committed.items() if c.failed == 0}
-        for batch in committed:
-            if batch not in kept:
-                self.results.discard(batch)
-        # the logs of a resumed job describe the mini-batches its result holds: the kept ones, then the new
+    def begin_attempt(self) -> None:
+        """The logs of an attempt describe the mini-batches its result holds: those kept from an earlier
+        attempt (`keep`, as the plan is read), then the new ones."""
         self.failed_log.truncate(0)
         self.batch_log.truncate(0)
-        for batch in sorted(kept):
-            commit = kept[batch]
-            self.ok_batches[batch] = self.results.part_path(commit)
-            self.batch_rows[batch] = commit.rows
-            self._log_batch(batch, True, commit.attempt, commit.succeeded, commit.failed)
         c = self.counts
-        c.mini_batches_completed = len(kept)
-        c.mini_batches_failed = 0
-        c.items_succeeded = sum(k.succeeded for k in kept.values())
-        c.rows = sum(k.rows for k in kept.values())
+        c.mini_batches_completed = c.mini_batches_failed = 0
+        c.items_succeeded = c.rows = c.items_reused = 0
         c.items_failed = c.retries = c.worker_restarts = 0
-        return [i for i in range(len(self.batches)) if i not in kept]
 
-    def _log_batch(self, batch: int, ok: bool, attempts: int, succeeded: int, failed: int) -> None:
-        entry = {"batch": batch, "ok": ok, "attempts": attempts, "succeeded": succeeded, "failed": failed}
+    def reused(self, rows: int) -> None:
+        """A file whose rows an earlier job's result holds (jobs/reuse.py): succeeded, not scored."""
+        c = self.counts
+        c.items_succeeded += 1
+        c.items_reused += 1
+        c.rows += rows
+
+    def keep(self, batch: int, commit: Commit, first: int, files: int) -> None:
+        """A mini-batch an earlier attempt committed with no failed item: counted, not scored again."""
+        self.ok_batches[batch] = self.results.part_path(commit)
+        c = self.counts
+        c.mini_batches_completed += 1
+        c.items_succeeded += commit.succeeded
+        c.rows += commit.rows
+        self._log_batch(batch, True, commit.attempt, commit.succeeded, commit.failed, first, files)
+
+    def _log_batch(
+        self,
+        batch: int,
+        ok: bool,
+        attempts: int,
+        succeeded: int,
+        failed: int,
+        first: int | None = None,
+        files: int | None = None,
+    ) -> None:
+        entry: dict[str, Any] = {
+            "batch": batch,
+            "ok": ok,
+            "attempts": attempts,
+            "succeeded": succeeded,
+            "failed": failed,
+        }
+        if first is not None:  # the unit's files in the plan: plan entries first .. first + files - 1
+            entry.update(first=first, files=files)
         self.batch_log.write(json.dumps(entry) + "\n")
         self.batch_log.flush()
 
@@ -174,14 +223,21 @@ class JobJournal:
         if ok:
             part = result.part
             self.counts.rows += result.rows
-            self.batch_rows[batch] = result.rows
+            if batch in self.ranges:
+                self.batch_rows[batch] = result.rows
             if result.data:  # the rows came back with the result (Ray): write them as a local worker would
                 staged = self.folder / "parts" / part_name(batch, result.attempt)
                 staged.write_bytes(result.data)
                 part = str(staged)
-            files = self.batches[batch]
+            files = self.batches.key(batch) if hasattr(self.batches, "key") else self.batches[batch]
             commit = self.results.commit(
-                self.job, batch, files, result.attempt, (result.succeeded, result.failed, result.rows), part
+                self.job,
+                batch,
+                files,
+                result.attempt,
+                (result.succeeded, result.failed, result.rows),
+                part,
+                result.file_rows,
             )
             self.ok_batches[batch] = self.results.part_path(commit)
             self.counts.mini_batches_completed += 1
@@ -226,5 +282,7 @@ class JobJournal:
                     logs.user_error(f"Error processing input file: '{item_error.item}'. Exception: {item_error.reason}")
                 self.set_error(item_error.reason, info=info if info.type else None)
         self.failed_log.flush()
-        self._log_batch(batch, ok, result.attempt, result.succeeded, result.failed)
+        first = self.batches.first_index(batch) if hasattr(self.batches, "first_index") else None
+        n_files = len(self.batches[batch]) if first is not None else None
+        self._log_batch(batch, ok, result.attempt, result.succeeded, result.failed, first, n_files)
         self.flush()

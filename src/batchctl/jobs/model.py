@@ -88,6 +88,9 @@ class JobSettings(_Model):
     logging_level: str
     split: Literal["auto", "always", "never"] = "auto"  # big files as row ranges (no-code MLflow only)
     keep_columns: list[str] = Field(default_factory=list)  # input columns copied before the predictions
+    # reuse the per-file results of earlier jobs when nothing that decides them changed (jobs/reuse.py):
+    # never (Azure's "score everything", the default), stamp (size + mtime / ETag) or sha256 (the bytes)
+    reuse: Literal["never", "stamp", "sha256"] = "never"
 
     @model_serializer(mode="wrap")
     def _without_defaults_of_new_keys(self, handler: Any) -> Any:
@@ -97,6 +100,8 @@ class JobSettings(_Model):
             del data["split"]
         if not data.get("keep_columns", True):
             del data["keep_columns"]
+        if data.get("reuse") == "never":
+            del data["reuse"]
         return data
 
     @property
@@ -136,7 +141,15 @@ class JobSettings(_Model):
         if keep is None and props.get("batchctl.keep_columns"):
             keep = RunOverrides(keep_columns=props["batchctl.keep_columns"]).keep_columns
         _check_outputs(deployment, output_action, output_file_name, keep or [])
+        reuse = overrides.reuse or str(props.get("batchctl.reuse") or "never").lower()
+        if reuse in ("true", "on", "yes"):
+            reuse = "stamp"
+        if reuse in ("false", "off", "no"):
+            reuse = "never"
+        if reuse not in ("never", "stamp", "sha256"):
+            raise SpecError(f"deployment property batchctl.reuse: '{reuse}' is not never, stamp or sha256")
         return cls(
+            reuse=reuse,
             split=split,
             keep_columns=keep or [],
             mini_batch_size=overrides.mini_batch_size or base["mini_batch_size"],
@@ -160,6 +173,7 @@ class JobSettings(_Model):
             output_file_name=self.output_file_name if self.output_action == "append_row" else None,
             split=self.split,
             keep_columns=self.keep_columns or None,
+            reuse=self.reuse if self.reuse != "never" else None,
         )
 
 
@@ -191,6 +205,8 @@ class JobCounts(_Model):
     worker_restarts: int = 0
     rows: int = 0  # rows written by the succeeded mini-batches
     row_ranges: int = 0  # how many of the mini-batches are row ranges of big files (the rest are whole files)
+    listing: bool = False  # the input is still being listed: `files` and `mini_batches` are "at least"
+    items_reused: int = 0  # of items_succeeded: files whose rows came from an earlier job (jobs/reuse.py)
 
 
 class LocationRecord(_Model):
@@ -219,7 +235,7 @@ class DeploymentSnapshot(_Model):
 
 
 class JobPlan(_Model):
-    """plan.json: the input root and its sorted files, listed once at submit."""
+    """plan.json as versions before 0.3 wrote it (one document); jobs/plan.py reads it and plan.jsonl."""
 
     root_url: str
     root_protocol: str
@@ -321,7 +337,8 @@ class JobRecord(_Model):
         for key in _UNSET_OMITTED:  # added after 0.1.0: a record without them is saved as it was
             if data.get(key) is None:
                 data.pop(key, None)
-        for key in ("rows", "row_ranges"):  # added after 0.1.0: saved only when there are some
+        # added after 0.1.0: saved only when there are some
+        for key in ("rows", "row_ranges", "listing", "items_reused"):
             if not data["counts"].get(key):
                 data["counts"].pop(key, None)
         return data

@@ -19,40 +19,66 @@ if TYPE_CHECKING:
     from batchctl.jobs.journal import JobJournal
 
 
-def ordered_parts(journal: JobJournal, ledger: FileLedger) -> list[tuple[str, int]]:
-    """(part file, row number shift) in output order, without the ranges of failed files."""
+class RangeShift:
+    """The row number shift of each unit, visited in unit order: 0, except for the row ranges of a split
+    file, renumbered from the rows its earlier ranges actually held."""
+
+    def __init__(self, journal: JobJournal, ledger: FileLedger) -> None:
+        self.journal, self.ledger = journal, ledger
+        self.rows_before: dict[str, int] = {}
+
+    def __call__(self, unit: int) -> int:
+        rng = self.ledger.range_of(unit)
+        if rng is None:
+            return 0
+        start = self.rows_before.get(rng.file, 0)
+        self.rows_before[rng.file] = start + self.journal.batch_rows.get(unit, 0)
+        return start - (rng.first_row or 0)
+
+
+def ordered_parts(journal: JobJournal, ledger: FileLedger) -> list[tuple[str, int, int, int | None]]:
+    """(part file, row number shift, offset, length) in output order, without the ranges of failed files."""
     skip = ledger.failed_units()
-    rows_before: dict[str, int] = {}
-    out = []
+    shift_of = RangeShift(journal, ledger)
+    out: list[tuple[str, int, int, int | None]] = []
     for unit in sorted(journal.ok_batches):
         if unit in skip:
             continue
-        shift = 0
-        rng = ledger.range_of(unit)
-        if rng is not None:
-            start = rows_before.get(rng.file, 0)
-            shift = start - (rng.first_row or 0)
-            rows_before[rng.file] = start + journal.batch_rows.get(unit, 0)
+        shift = shift_of(unit)
         part = journal.ok_batches[unit]
         if part:
-            out.append((part, shift))
+            out.append((part, shift, 0, None))
     return out
 
 
-def write_results(target: str, parts: list[tuple[str, int]], output_format: str) -> None:
-    """Write the results file at `target` (a staging path) and fsync it."""
+def write_results(target: str, parts: list[tuple[str, int, int, int | None]], output_format: str) -> None:
+    """Write the results file at `target` (a staging path) and fsync it. A part is (file, row shift,
+    offset, length): length None is the whole file; a slice (a reused file's rows) is never shifted."""
     if output_format == "parquet":
-        _write_parquet(target, parts)
+        _write_parquet(target, [(part, shift) for part, shift, _offset, _length in parts])
         return
     with open(target, "wb") as out:
-        for part, shift in parts:
+        for part, shift, offset, length in parts:
             with open(part, "rb") as src:
-                if shift == 0:
+                if length is not None:
+                    src.seek(offset)
+                    _copy_exactly(src, out, length, part)
+                elif shift == 0:
                     shutil.copyfileobj(src, out, 1 << 20)
                 else:
                     _renumber(src, out, shift, b'{"row":' if output_format == "jsonl" else b"")
         out.flush()
         os.fsync(out.fileno())
+
+
+def _copy_exactly(src: BinaryIO, out: BinaryIO, length: int, name: str) -> None:
+    left = length
+    while left > 0:
+        chunk = src.read(min(left, 1 << 20))
+        if not chunk:
+            raise BatchctlError(f"a reused result ({name}) is shorter than its index says; nothing was published")
+        out.write(chunk)
+        left -= len(chunk)
 
 
 def _renumber(src: BinaryIO, out: BinaryIO, shift: int, prefix: bytes) -> None:

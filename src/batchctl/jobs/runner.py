@@ -1,10 +1,11 @@
 """run_job(): the one writer of a job's state while it runs.
 
-plan.json (the sorted input files) -> mini-batches -> executor -> per-mini-batch parts -> one results
-file published create-only -> Completed. Any failure leaves nothing at the final name, except a runner
-killed in the instant between creating the results file and saying so in the record: the record then
-holds the file's hash (`publishing`, written just before the publish), and the liveness check
-(records.reconcile) finishes the job as Completed when the file at the final name has that hash.
+plan.jsonl (the sorted input files, still growing while a big input is listed) -> mini-batches (jobs/feed.py,
+planned a chunk at a time) -> executor -> per-mini-batch parts -> one results file published create-only
+-> Completed. Any failure leaves nothing at the final name, except a runner killed in the instant between
+creating the results file and saying so in the record: the record then holds the file's hash
+(`publishing`, written just before the publish), and the liveness check (records.reconcile) finishes the
+job as Completed when the file at the final name has that hash.
 """
 
 from __future__ import annotations
@@ -31,13 +32,19 @@ from batchctl.errors import (
     redact,
 )
 from batchctl.execution.base import InitFailedError, RunSettings, supervise
-from batchctl.execution.splitting import FileLedger, cheap_to_predict, plan_units, range_key
+from batchctl.execution.splitting import FileLedger, cheap_to_predict
 from batchctl.jobs import environment as job_env
+from batchctl.jobs import listing as job_listing
+from batchctl.jobs import plan as plan_io
 from batchctl.jobs import records
+from batchctl.jobs.feed import FeedSettings, UnitFeed
 from batchctl.jobs.journal import JobJournal, ProgressFn
+from batchctl.jobs.listing import Changes
 from batchctl.jobs.logs import JobLogs
-from batchctl.jobs.model import JobPlan, JobProgress, JobRecord, JobState, job_error
-from batchctl.jobs.publish import ordered_parts, write_results
+from batchctl.jobs.model import JobProgress, JobRecord, JobState, job_error
+from batchctl.jobs.publish import RangeShift, ordered_parts, write_results
+from batchctl.jobs.reuse import Reuse
+from batchctl.jobs.reuse import unavailable as reuse_unavailable
 from batchctl.scoring.base import ScorerRef
 from batchctl.scoring.failures import ErrorInfo
 from batchctl.tracking.job import TrackedJob
@@ -144,45 +151,42 @@ def _run(
     except InvalidStateError:  # canceled or reconciled while Queued: never run a terminal job
         current = records.read(folder)
         raise BatchctlError(f"job '{name}' is {current.status if current else 'gone'}, not Queued") from None
-    plan = JobPlan.model_validate_json((folder / "plan.json").read_bytes())
     settings = record.settings
     parts = folder / "parts"
     bi_output = folder / "output"
     parts.mkdir(exist_ok=True)
     bi_output.mkdir(exist_ok=True)
-    previous_listing = _read_listing(folder) if record.attempts > 1 else None  # before the new one replaces it
-    tracked = TrackedJob(record.dump(), plan.root, plan.input_type, plan.files, folder, logs.master, TRACKING_AGENT)
+    header = plan_io.read_header(folder)
+    tracked = TrackedJob(record.dump(), header.root, header.input_type, folder, logs.master, TRACKING_AGENT)
     journal = JobJournal(folder, name, [], record.counts, logs, tracked.progress_fn(on_progress))
     status, error = JobState.FAILED, None
     started = time.monotonic()
+    feed: UnitFeed | None = None
+    reuse: Reuse | None = None
     try:
         # big CSV/Parquet files become row ranges (the no-code scorer only: scripts keep Azure's file contract)
         mbs, workers = settings.mini_batch_size, settings.workers
+        journal.begin_attempt()
+        changes = _input_changes(folder, record, tracked, logs)
+        amended = plan_io.amendments(folder) if record.attempts > 1 else {}  # the entries as last scored
         # a model that is cheap to predict is not worth a second worker's start, unless workers are warm
         cheap = pools is None and cheap_to_predict(record.deployment_snapshot.model_path)
-        units = plan_units(plan.root, plan.files, mbs, workers, settings.split, not snapshot_script(record), cheap)
-        ledger = FileLedger(units)
-        batches = units.units
-        journal.counts.mini_batches = len(batches)
-        journal.counts.row_ranges = len(units.ranges)
-        for note in units.notes:
-            logs.master(note)
-        # a range's commit is kept only with its whole file: the ledger settles a split file from all its ranges
-        journal.batches = [
-            [range_key(units.ranges[i])] if i in units.ranges else unit for i, unit in enumerate(batches)
-        ]
-        committed = journal.results.load(name, journal.batches)
-        stale = _stale_units(previous_listing, folder, batches, tracked, logs)
-        pending = journal.resume_from({b: c for b, c in committed.items() if b not in units.ranges and b not in stale})
-        logs.master(
-            f"job {name}: {len(plan.files)} files -> {len(batches)} mini-batches of up to "
-            f"{settings.mini_batch_size}; {settings.workers} workers on {record.compute}"
+        feed = UnitFeed(
+            folder,
+            name,
+            FeedSettings(mbs, workers, settings.split, not snapshot_script(record), cheap),
+            journal.results.load_all(),
+            journal.keep,
+            journal.results.discard,
+            logs.master,
+            stale=changes.touched if changes is not None else set(),
+            amended=amended,
         )
-        if len(pending) < len(batches):
-            logs.master(
-                f"attempt {record.attempts}: {len(batches) - len(pending)} mini-batches committed by an earlier "
-                f"attempt are kept; {len(pending)} to score"
-            )
+        journal.batches, journal.ranges = feed, feed.ranges
+        listed_whole = feed.listing_done  # at submit: the lineage has the listing from the start, as before
+        if listed_whole:
+            _record_listing(feed, tracked, header, folder, bool(amended))
+        ledger = feed.ledger
         if (folder / CANCEL_MARKER).exists():
             raise JobCanceledError("job canceled")
         if record.output_file_location is not None:
@@ -198,26 +202,33 @@ def _run(
             ref = dataclasses.replace(
                 ref, python=built.python, python_path=job_env.worker_path(ws, built), env_key=built.key
             )
+        reuse = _reuse_for(ws, folder, record, header, tracked, logs)
+        feed.reuse, feed.on_reused = reuse, journal.reused
+        feed.start()
         if record.compute_type == "ray":
             logs.master(f"connecting to the Ray cluster at '{record.compute_address or 'local'}'")
-        backend = make_backend(record, ref, folder, pools, tracked.lineage)
         run_settings = RunSettings(
             workers=settings.workers,
             max_retries=settings.retry_settings.max_retries,
             timeout=settings.retry_settings.timeout,
             error_threshold=settings.error_threshold,
         )
+        stream = _StreamedFeed(feed, journal, logs, name, record)
+        backend = make_backend(record, ref, folder, pools, tracked.lineage)
         supervise(
             backend,
-            batches,
-            plan.root,
+            stream,
+            header.root,
             run_settings,
             journal,
             lambda: (folder / CANCEL_MARKER).exists(),
-            pending=pending,
-            ranges=units.ranges,
+            ranges=feed.ranges,
             settle=ledger.settle,
+            feed=stream,
         )
+        journal.counts.listing = False
+        if not listed_whole:  # listed while scoring: the lineage gets the listing now that it has ended
+            _record_listing(feed, tracked, header, folder, bool(amended), journal.counts.files)
         journal.flush(force=True)
         if journal.counts.items_succeeded == 0:
             reason = (journal.first_error or {}).get("summary")
@@ -225,7 +236,7 @@ def _run(
                 "There is no succeeded mini batch item returned from run()"
                 + (f"; first error: {reason}" if reason else "")
             )
-        staged = _stage(folder, record, journal, logs, bi_output, ledger)
+        staged = _stage(folder, record, journal, logs, bi_output, ledger, reuse)
         if staged is not None:
             results, target, digest, size = staged
             tracked.published(digest, size)
@@ -237,6 +248,7 @@ def _run(
             )
             storage.publish(str(results), target)
             logs.master(f"published {target.url} ({size} bytes, sha256 {digest})")
+            _write_reuse_index(reuse, journal, ledger, logs)
         else:
             # summary_only: what the script wrote is uploaded; said at once, so that a runner killed from here
             # on leaves a job that reads Completed, not Failed with its output already there
@@ -269,11 +281,17 @@ def _run(
         error = job_error(redact(f"unexpected {type(exc).__name__}: {exc}"))
         logs.master(f"job failed: {error['message']}")
     finally:
+        if feed is not None:
+            feed.close()
+        if reuse is not None:
+            reuse.close()
+            if tracked.lineage is not None:
+                tracked.lineage["reuse"] = reuse.lineage()
         journal.close()
         shutil.rmtree(parts, ignore_errors=True)  # attempts that were never committed
         with contextlib.suppress(OSError):
             shutil.rmtree(folder / "staging")
-        if status is JobState.COMPLETED:  # published: the committed results are no longer needed
+        if status is JobState.COMPLETED and reuse is None:  # published: the commits are no longer needed
             journal.results.clear()
             shutil.rmtree(bi_output, ignore_errors=True)
         # otherwise results/ (and the files the script wrote to its output folder) stay for `job resume`
@@ -319,43 +337,28 @@ def moved_output_hint(name: str) -> str:
     )
 
 
-def _read_listing(folder: Path) -> dict[str, Any] | None:
-    import json
-
-    from batchctl.tracking.lineage import LISTING_FILE
-
-    try:
-        data = json.loads((folder / LISTING_FILE).read_text())
-        return data if isinstance(data, dict) and isinstance(data.get("entries"), list) else None
-    except (OSError, ValueError):
+def _input_changes(folder: Path, record: JobRecord, tracked: TrackedJob, logs: JobLogs) -> Changes | None:
+    """A resumed job: the files that changed (or vanished) since the last attempt listed them. The units
+    holding them are scored again (their commits are not kept), so the results and the lineage's listing
+    describe the same input; the new entries are appended to the plan (jobs/listing.py), and the changes
+    go into the lineage (`input.changed_since_last_attempt`). Added files are left out (the plan is the
+    job's file list)."""
+    if record.attempts < 2:
         return None
-
-
-def _stale_units(
-    previous: dict[str, Any] | None, folder: Path, batches: list[list[str]], tracked: TrackedJob, logs: JobLogs
-) -> set[int]:
-    """A resumed job: the units holding a file that changed (or vanished) since the last attempt listed it.
-    Their committed results are scored again, so the results and the lineage's listing describe the same
-    input. The changes go into the lineage (`input.changed_since_last_attempt`)."""
-    current = _read_listing(folder)
-    if previous is None or current is None or previous.get("basis") != current.get("basis"):
-        return set()
-    old = {e[0]: (e[1], e[2]) for e in previous["entries"]}
-    removed = sorted(e[0] for e in current["entries"] if e[1] is None and old.get(e[0], (None, None))[0] is not None)
-    changed = sorted(e[0] for e in current["entries"] if e[1] is not None and e[0] in old and old[e[0]] != (e[1], e[2]))
-    if not removed and not changed:
-        return set()
-    touched = set(removed) | set(changed)
-    stale = {i for i, files in enumerate(batches) if touched.intersection(files)}
-    shown = "; ".join(f"{kind}: {', '.join(files[:5])}" + (f" and {len(files) - 5} more" if len(files) > 5 else "")
-                      for kind, files in (("changed", changed), ("removed", removed)) if files)  # fmt: skip
+    changes = job_listing.changes_since_last_attempt(folder)
+    if changes is None or not changes.touched:
+        return changes
     logs.master(
-        f"Warning: the input changed since the last attempt ({shown}); the {len(stale)} mini-batches holding "
-        "these files are scored again"
+        f"Warning: the input changed since the last attempt ({changes.shown(('changed', 'removed'))}); the "
+        "mini-batches holding these files are scored again"
     )
     if tracked.lineage is not None:
-        tracked.lineage["input"]["changed_since_last_attempt"] = {"changed": changed, "removed": removed}
-    return stale
+        tracked.lineage["input"]["changed_since_last_attempt"] = {
+            "changed": changes.changed,
+            "removed": changes.removed,
+        }
+    job_listing.record(folder, record.attempts, changes)
+    return changes
 
 
 def _note_changed_model(record: JobRecord, lineage: dict[str, Any] | None, logs: JobLogs) -> None:
@@ -368,12 +371,127 @@ def _note_changed_model(record: JobRecord, lineage: dict[str, Any] | None, logs:
         )
 
 
+class _StreamedFeed:
+    """The feed as supervise() sees it, keeping the journal's counts and the job's log in step with the
+    listing: `counts.files` is "at least" while `counts.listing` is set."""
+
+    def __init__(self, feed: UnitFeed, journal: JobJournal, logs: JobLogs, name: str, record: JobRecord) -> None:
+        self.feed, self.journal, self.logs, self.name, self.record = feed, journal, logs, name, record
+        self.said_listing = False
+
+    @property
+    def exhausted(self) -> bool:
+        return self.feed.exhausted
+
+    def __getitem__(self, unit: int) -> list[str]:
+        return self.feed[unit]
+
+    def key(self, unit: int) -> list[str]:
+        return self.feed.key(unit)
+
+    def first_index(self, unit: int) -> int | None:
+        return self.feed.first_index(unit)
+
+    def release(self, unit: int) -> None:
+        self.feed.release(unit)
+
+    def _sync(self) -> None:
+        c, feed = self.journal.counts, self.feed
+        c.files, c.mini_batches = max(feed.listed, feed.planned_files), feed.planned_units
+        c.row_ranges = len(feed.ranges)
+        c.listing = not feed.exhausted
+
+    def prime(self) -> list[int]:
+        pending = self.feed.prime()
+        self._sync()
+        s, c = self.record.settings, self.journal.counts
+        if self.feed.exhausted:
+            self.logs.master(
+                f"job {self.name}: {c.files} files -> {c.mini_batches} mini-batches of up to "
+                f"{s.mini_batch_size}; {s.workers} workers on {self.record.compute}"
+            )
+        else:
+            self.logs.master(
+                f"job {self.name}: at least {c.files} files, listing goes on while scoring; mini-batches of up "
+                f"to {s.mini_batch_size}; {s.workers} workers on {self.record.compute}"
+            )
+        self._say_kept()
+        return pending
+
+    def _say_kept(self) -> None:
+        if self.feed.exhausted and self.feed.kept:
+            self.logs.master(
+                f"attempt {self.record.attempts}: {self.feed.kept} mini-batches committed by an earlier attempt "
+                f"are kept; {self.feed.planned_units - self.feed.kept} to score"
+            )
+
+    def take(self) -> list[int]:
+        was = self.feed.exhausted
+        pending = self.feed.take()
+        if pending or not was:
+            self._sync()
+        if not was and self.feed.exhausted:
+            c = self.journal.counts
+            self.logs.master(f"listing done: {c.files} files -> {c.mini_batches} mini-batches")
+            self._say_kept()
+        return pending
+
+
+def _record_listing(
+    feed: UnitFeed, tracked: TrackedJob, header: Any, folder: Path, amended: bool, files: int | None = None
+) -> None:
+    """The listing's hash and size into the lineage: the hash of the listing as this attempt found it when
+    a resume amended the plan; a plan.json of an earlier version is hashed now."""
+    digest, basis = (plan_io.listing_sha256(folder) if amended else feed.listing_hash()), header.basis
+    if digest is None and header.legacy:
+        from batchctl.tracking import lineage as lineage_mod
+
+        names = list(plan_io.files(folder))
+        basis, entries = lineage_mod.listing_entries(header.root, names)
+        digest, files = lineage_mod.listing_hash(entries), len(names)
+    tracked.listed(feed.listed if files is None else files, digest, basis)
+
+
 def snapshot_script(record: JobRecord) -> bool:
     return bool(record.deployment_snapshot.code_dir)
 
 
+def _reuse_for(
+    ws: Workspace, folder: Path, record: JobRecord, header: Any, tracked: TrackedJob, logs: JobLogs
+) -> Reuse | None:
+    """The job's reuse of earlier results, when its settings ask for it and its outputs allow it."""
+    if record.settings.reuse == "never":
+        return None
+    reason = reuse_unavailable(record)
+    if reason is not None:
+        logs.master(f"reuse: every file is scored: {reason}")
+        return None
+    model_sha = (tracked.lineage or {}).get("model", {}).get("sha256")
+    reuse = Reuse(ws.jobs_dir, folder, record, header.root, model_sha)
+    found = f"job {reuse.source}'s results are reused for unchanged files" if reuse.source else "no earlier job matches"
+    logs.master(f"reuse ({record.settings.reuse}): {found}")
+    return reuse
+
+
+def _write_reuse_index(reuse: Reuse | None, journal: JobJournal, ledger: FileLedger, logs: JobLogs) -> None:
+    """After the publish: which rows of this job's results later jobs may reuse (jobs/reuse.py)."""
+    if reuse is None:
+        return
+    try:
+        entries = reuse.write_index(journal.ok_batches, journal.results.read, ledger.ranges, ledger.failed_units())
+        logs.master(f"reuse: {entries} files' results kept for later jobs ({reuse.reused} reused here)")
+    except Exception as exc:  # the index is an optimisation: the job's results are published
+        logs.master(f"reuse: the index could not be written ({type(exc).__name__}: {exc})")
+
+
 def _stage(
-    folder: Path, record: JobRecord, journal: JobJournal, logs: JobLogs, bi_output: Path, ledger: FileLedger
+    folder: Path,
+    record: JobRecord,
+    journal: JobJournal,
+    logs: JobLogs,
+    bi_output: Path,
+    ledger: FileLedger,
+    reuse: Reuse | None = None,
 ) -> tuple[Path, storage.Location, str, int] | None:
     """Publish the files the script wrote and stage the results file; returns (staged file, target,
     sha256, bytes), or None for summary_only."""
@@ -389,7 +507,11 @@ def _stage(
     staging = folder / "staging"
     staging.mkdir(exist_ok=True)
     results = staging / record.settings.output_file_name
-    write_results(str(results), ordered_parts(journal, ledger), record.settings.output_format)
+    if reuse is not None:
+        parts = reuse.ordered_parts(journal.ok_batches, ledger.failed_units(), RangeShift(journal, ledger))
+    else:
+        parts = ordered_parts(journal, ledger)
+    write_results(str(results), parts, record.settings.output_format)
     with open(results, "rb") as staged:
         for chunk in iter(lambda: staged.read(1 << 20), b""):
             digest.update(chunk)

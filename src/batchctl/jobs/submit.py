@@ -1,20 +1,22 @@
 """Submitting a job (`endpoint invoke`, `job create`, `job rerun`): resolve the settings, resolve the
-input and output (both checked before any work), then queue the job (job.json + plan.json)."""
+input and output (both checked before any work), then queue the job (job.json + plan.jsonl: the input's listing,
+whole for up to STREAM_AT files, else its first files; the runner lists the rest while scoring)."""
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from batchctl import storage
-from batchctl.errors import OutputExistsError, SpecError
-from batchctl.fsutil import atomic_write_json
+from batchctl.errors import OutputExistsError, SpecError, StorageError
 from batchctl.jobs import environment as job_env
+from batchctl.jobs import plan as plan_io
 from batchctl.jobs import records
-from batchctl.jobs.model import DeploymentSnapshot, JobCounts, JobPlan, JobRecord, JobSettings, JobState, LocationRecord
+from batchctl.jobs.model import DeploymentSnapshot, JobCounts, JobRecord, JobSettings, JobState, LocationRecord
 from batchctl.notices import notify
 from batchctl.resources.computes import get_compute
 from batchctl.resources.deployments import resolve_deployment
@@ -24,9 +26,6 @@ from batchctl.specs import load as spec_load
 from batchctl.specs.job import InvocationSpec, RunOverrides
 from batchctl.tracking.tracker import resolve_tracking_uri
 from batchctl.workspace import Workspace, now
-
-if TYPE_CHECKING:
-    from batchctl.storage.inputs import InputListing
 
 
 @dataclass
@@ -56,8 +55,9 @@ class JobRequest:
 
 @dataclass
 class ResolvedIO:
-    listing: InputListing
-    files: list[str]
+    listing: storage.ListingStream
+    head: list[storage.Entry]  # the first entries (all of them when `complete`)
+    complete: bool  # the whole listing is in `head`; else the runner lists the rest while scoring
     input_description: str
     output_value: str
     output: storage.Location
@@ -104,6 +104,7 @@ def build_request(
     env_manager: str | None = None,
     env_strict: bool = False,
     env_constraints: Iterable[str] = (),
+    reuse: str | None = None,
 ) -> JobRequest:
     """The command line's words (flags, `--set` strings, an invocation file) as one typed request.
     Precedence: flags > `--set` > the invocation file > the deployment."""
@@ -115,6 +116,7 @@ def build_request(
             "instance_count": instance_count,
             "split": split,
             "keep_columns": keep_columns,
+            "reuse": reuse,
         },
         "options",
     )
@@ -202,8 +204,17 @@ def resolve_io(ws: Workspace, request: JobRequest, settings: JobSettings, endpoi
     """The input, listed now (a missing or empty input fails before any work), and the output, whose
     results file must not exist yet."""
     in_loc, in_type, description = resolve_input(ws, request.input, request.input_type)
-    listing = storage.list_inputs(in_loc, in_type)
-    files = sorted(request.files_subset) if request.files_subset is not None else listing.files
+    listing = storage.open_listing(in_loc, in_type)
+    if request.files_subset is not None:
+        head, complete = storage.entries_of(listing.root, sorted(request.files_subset)), True
+    else:
+        # a big input is not listed whole here: the first files show that it has some, and its runner
+        # lists the rest while the first mini-batches are scored
+        head = list(itertools.islice(listing.entries, plan_io.STREAM_AT + 1))
+        complete = len(head) <= plan_io.STREAM_AT
+        del head[plan_io.STREAM_AT :]
+        if not head:
+            raise StorageError(f"input folder '{in_loc.url}' has no files to score")
     output_value = request.output_path or default_output(endpoint, name)
     output = resolve_location(ws, output_value)
     storage.check_output_folder(output)
@@ -215,12 +226,12 @@ def resolve_io(ws: Workspace, request: JobRequest, settings: JobSettings, endpoi
             f"output folder {output.url} is not empty; summary_only jobs need a new or empty folder",
             "choose another --output-path",
         )
-    check_keep_columns(listing, files, settings.keep_columns)
+    check_keep_columns(listing, [entry[0] for entry in head], settings.keep_columns)
     storage.probe_write(output)  # a read-only credential fails now, not after the whole job is scored
-    return ResolvedIO(listing, files, description, output_value, output, results)
+    return ResolvedIO(listing, head, complete, description, output_value, output, results)
 
 
-def check_keep_columns(listing: storage.inputs.InputListing, files: list[str], keep: list[str]) -> None:
+def check_keep_columns(listing: storage.ListingStream, files: list[str], keep: list[str]) -> None:
     """A `--keep-columns` name that is in no local CSV/Parquet input file is a mistake in the option, found
     before the job starts (a file without it would only fail as an item, and `job resume` keeps the job's
     columns). Remote inputs are checked as they are scored."""
@@ -252,7 +263,11 @@ def queue(ws: Workspace, request: JobRequest, dry_run: bool = False) -> dict[str
     endpoint, deployment, compute, settings = resolve_settings(ws, request)
     name = request.job_name or str(uuid.uuid4())
     io = resolve_io(ws, request, settings, endpoint["name"], name)
-    batches = -(-len(io.files) // settings.mini_batch_size)
+    files = [entry[0] for entry in io.head]
+    n_files = len(files)
+    if dry_run and not io.complete:  # counted to the end, one entry at a time (nothing kept)
+        n_files += 1 + sum(1 for _ in io.listing.entries)  # the entry that showed the listing goes on, the rest
+    batches = -(-n_files // settings.mini_batch_size)
     if request.pinned is not None:
         model_id, snapshot = request.pinned
         model = {"type": snapshot.model_type, "path": snapshot.model_path}
@@ -289,7 +304,7 @@ def queue(ws: Workspace, request: JobRequest, dry_run: bool = False) -> dict[str
         output_file=io.results.url if io.results else None,
         output_file_location=LocationRecord.of(io.results) if io.results else None,
         settings=settings,
-        counts=JobCounts(files=len(io.files), mini_batches=batches),
+        counts=JobCounts(files=n_files, mini_batches=batches, listing=not io.complete),
         created_at=now(),
         # the submitting process owns the Queued job until a runner takes it (start_detached / run_job),
         # so a concurrent `job list` never mistakes a fresh job for one whose runner died
@@ -311,8 +326,8 @@ def queue(ws: Workspace, request: JobRequest, dry_run: bool = False) -> dict[str
             "deployment_name": deployment["name"],
             "input": io.input_description,
             "input_type": io.listing.input_type,
-            "files": len(io.files),
-            "first_files": io.files[:5],
+            "files": n_files,
+            "first_files": files[:5],
             "mini_batches": batches,
             "workers": settings.workers,
             "output_path": io.output.url,
@@ -322,15 +337,16 @@ def queue(ws: Workspace, request: JobRequest, dry_run: bool = False) -> dict[str
             "tracking_uri": tracking_uri,
             "environment": environment,
         }
-    plan = JobPlan(
-        root_url=io.listing.root.url,
-        root_protocol=io.listing.root.protocol,
-        input_type=io.listing.input_type,
-        files=io.files,
-    )
+    header = plan_io.PlanHeader(io.listing.root.url, io.listing.root.protocol, io.listing.input_type, io.listing.basis)
     with records.creating_job_dir(ws, name) as folder:
         (folder / "logs").mkdir()
-        atomic_write_json(folder / "plan.json", plan.model_dump(mode="json"))
+        writer = plan_io.PlanWriter(folder, header)
+        try:
+            writer.add(io.head)
+            if io.complete:
+                writer.end()
+        finally:
+            writer.close()
         record.log_dir = str(folder / "logs")
         records.write(folder, record)
     return record.public()

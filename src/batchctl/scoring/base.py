@@ -43,6 +43,9 @@ class Outcome:
     error: str | None = None  # the attempt's failure (a traceback, for a failed run())
     error_info: ErrorInfo | None = None  # the same, as type, message and user-code frame
     item_errors: list[ItemError] = field(default_factory=list)
+    # (file, rows) of each succeeded file, in order, when the rows are per file (the no-code scorer):
+    # what lets a later job reuse one file's rows (jobs/reuse.py)
+    file_rows: list[tuple[str, int]] | None = None
 
 
 class Scorer(Protocol):

@@ -74,7 +74,8 @@ class MlflowScorer:
         raise ValueError(f"File type '{ext or '(none)'}' is not supported. Current accepted filetypes are: {ACCEPTED}")
 
     def score(self, files: list[str], names: list[str]) -> Outcome:
-        outcome = Outcome(ok=True)
+        file_rows: list[tuple[str, int]] = []  # each file's rows in the output (jobs/reuse.py indexes them)
+        outcome = Outcome(ok=True, file_rows=file_rows)
         joined = None
         combined = self._read_small_csvs_at_once(files, names) if self.row_wise and len(files) > 1 else None
         if combined is not None:
@@ -105,6 +106,7 @@ class MlflowScorer:
             chunks.append(chunk)
             outcome.succeeded += 1
             outcome.rows += rows
+            file_rows.append((name, rows))
         outcome.data = render(chunks, self.ref.output_format)
         return outcome
 

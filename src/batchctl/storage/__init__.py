@@ -15,7 +15,16 @@ private helpers are imported from their module.
 from __future__ import annotations
 
 from batchctl.storage.azure import connection_string_account_url
-from batchctl.storage.inputs import fetch, list_inputs, local_columns
+from batchctl.storage.inputs import (
+    Entry,
+    ListingStream,
+    entries_of,
+    fetch,
+    list_inputs,
+    local_columns,
+    open_listing,
+    stamp_of,
+)
 from batchctl.storage.locations import Location, location, location_from_record, location_record, remote
 from batchctl.storage.outputs import (
     check_output_folder,
@@ -38,6 +47,9 @@ __all__ = [
     "check_remote_path",
     "connection_string_account_url",
     "download",
+    "Entry",
+    "ListingStream",
+    "entries_of",
     "fetch",
     "list_files",
     "list_inputs",
@@ -45,10 +57,12 @@ __all__ = [
     "location",
     "location_from_record",
     "location_record",
+    "open_listing",
     "prepare_output_folder",
     "probe_write",
     "publish",
     "refuse_existing",
     "remote",
+    "stamp_of",
     "upload_tree",
 ]

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from batchctl.errors import BatchctlError, StorageError, redact
 from batchctl.storage.azure import _container_exists
@@ -75,64 +77,216 @@ def probe_type(loc: Location) -> str:
     return "uri_file"
 
 
-def list_inputs(loc: Location, input_type: str | None) -> InputListing:
-    """List the files to score: recursive, sorted by path, hidden files skipped."""
+Entry = tuple[str, int | None, Any]  # (path relative to the root, size, stamp: mtime in ns locally, ETag on blob)
+
+
+@dataclass(frozen=True)
+class ListingStream:
+    """A listing being read: its root and type, what its stamps are, and its entries in the order jobs
+    score them (sorted by path, as a plain string sort of the relative paths gives), produced lazily."""
+
+    root: Location
+    input_type: str  # uri_file | uri_folder
+    basis: str  # what an entry's stamp is: "path,size,mtime_ns" locally, "path,size,etag" on a store
+    entries: Iterator[Entry]
+
+
+def open_listing(loc: Location, input_type: str | None) -> ListingStream:
+    """The files to score as a stream: recursive, sorted by path, hidden files skipped. A folder is walked
+    one directory at a time (each directory's entries sorted, then visited in that order), so the first
+    entries come at once and memory holds one directory per level, not the whole listing."""
     actual = probe_type(loc)
     kind = input_type or actual
     if kind == "uri_file" and actual != "uri_file":
         raise StorageError(f"input '{loc.url}' is a folder but --input-type is uri_file")
     if kind == "uri_folder" and actual != "uri_folder":
         raise StorageError(f"input '{loc.url}' is a file but --input-type is uri_folder")
+    basis = "path,size,mtime_ns" if loc.is_local else "path,size,etag"
     if kind == "uri_file":
         parent, name = os.path.split(loc.url) if loc.is_local else loc.url.rstrip("/").rsplit("/", 1)
         root = Location(parent, loc.protocol)
-        return InputListing(root, "uri_file", [name])
-    files = _list_local(loc) if loc.is_local else _list_remote(loc)
+        return ListingStream(root, "uri_file", basis, iter(entries_of(root, [name])))
+    if loc.is_local:
+        walk = _walk_local(loc)
+    elif loc.protocol in ("http", "https"):  # an index page: its links are one flat listing
+        walk = _find_flat(loc)
+    else:
+        walk = _walk_remote(loc)
+    return ListingStream(loc, "uri_folder", basis, walk)
+
+
+def list_inputs(loc: Location, input_type: str | None) -> InputListing:
+    """List the files to score (the whole listing in memory: small inputs and checks)."""
+    stream = open_listing(loc, input_type)
+    files = [entry[0] for entry in stream.entries]
     if not files:
         raise StorageError(f"input folder '{loc.url}' has no files to score")
-    return InputListing(loc, "uri_folder", files)
+    return InputListing(stream.root, stream.input_type, files)
 
 
-def _list_local(loc: Location) -> list[str]:
+def sort_key(name: str, is_dir: bool, sep: str = "/") -> str:
+    """A directory entry's place among its siblings. A directory sorts as its name plus the separator,
+    which makes a walk in this order equal to a string sort of the full relative paths: 'a-b/x' comes
+    before 'a/b' ('-' < '/'), and 'a.csv' before 'a/x' but 'a0.csv' after it."""
+    return name + sep if is_dir else name
+
+
+WINDOW = 10_000  # a directory's names are sorted this many at a time (more in a huge directory, see _window)
+
+
+def _window(total: int) -> int:
+    """How many of a directory's names to hold at once: WINDOW, or a 50th of a huge directory (each
+    window re-reads the directory, so a flat folder of ten million files is read 50 times, holding
+    200,000 names)."""
+    return max(WINDOW, total // 50)
+
+
+def _walk_local(loc: Location) -> Iterator[Entry]:
     """Files under a local folder, relative and sorted; hidden entries skipped; symbolic links to folders
-    are not followed (as os.walk does), and a link to a file outside the folder is refused."""
+    are not followed (as os.walk does), and a link to a file outside the folder is refused. A directory
+    is read in windows of its sorted names (the next window: the smallest names after the last one), so
+    memory holds a bounded number of names whatever the directory's size."""
     root = os.path.realpath(loc.url)
-    out: list[str] = []
-    stack = [(loc.url, "")]
-    while stack:  # os.scandir, not os.walk + relpath + islink: a fifth of the time on 20,000 files
-        folder, prefix = stack.pop()
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                if entry.name.startswith("."):
-                    continue
-                rel = prefix + entry.name
-                try:
-                    is_dir = entry.is_dir()
-                except OSError:  # a link loop: listed, and the worker fails it as one item with its reason
-                    is_dir = False
-                if is_dir:
-                    if not entry.is_symlink():
-                        stack.append((entry.path, rel + os.sep))
-                    continue
-                if entry.is_symlink():
-                    target = os.path.realpath(entry.path)
-                    if os.path.commonpath([root, target]) != root:
-                        raise StorageError(
-                            f"input '{rel}' is a symbolic link that points outside the input folder ({target})",
-                            "copy the file into the input folder, or remove the link",
-                        )
-                out.append(rel)
-    out.sort()
-    return out
+
+    def window(folder: str, after: str | None, size: int | None) -> tuple[list[str], set[str], int]:
+        """(the `size` smallest keys after `after`, sorted; names that are links to files; entries seen).
+        A folder's key ends with the separator."""
+        import heapq
+
+        links: set[str] = set()
+        seen = 0
+
+        def keys() -> Iterator[str]:
+            nonlocal seen
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if name.startswith("."):
+                        continue
+                    try:
+                        is_dir = entry.is_dir()
+                    except OSError:  # a link loop: listed, and the worker fails it as one item with its reason
+                        is_dir = False
+                    if entry.is_symlink():
+                        if is_dir:
+                            continue
+                        links.add(name)
+                    key = sort_key(name, is_dir, os.sep)
+                    seen += 1
+                    if after is None or key > after:
+                        yield key
+
+        got = sorted(keys()) if size is None else heapq.nsmallest(size, keys())
+        return got, links, seen
+
+    def level(folder: str) -> Iterator[tuple[str, set[str]]]:
+        """A directory's keys in order, a window at a time."""
+        keys, links, seen = window(folder, None, WINDOW)
+        size = WINDOW
+        while True:
+            yield from ((key, links) for key in keys)
+            if len(keys) < size:
+                return
+            size = _window(seen)
+            keys, links, seen = window(folder, keys[-1], size)
+
+    stack = [(level(loc.url), loc.url, "")]
+    while stack:
+        keys, folder, prefix = stack[-1]
+        item = next(keys, None)
+        if item is None:
+            stack.pop()
+            continue
+        key, links = item
+        if key.endswith(os.sep):
+            name = key[:-1]
+            path = os.path.join(folder, name)
+            stack.append((level(path), path, prefix + key))
+            continue
+        rel, path = prefix + key, os.path.join(folder, key)
+        if key in links:
+            target = os.path.realpath(path)
+            if os.path.commonpath([root, target]) != root:
+                raise StorageError(
+                    f"input '{rel}' is a symbolic link that points outside the input folder ({target})",
+                    "copy the file into the input folder, or remove the link",
+                )
+        try:
+            st = os.stat(path)
+            yield rel, st.st_size, st.st_mtime_ns
+        except OSError:
+            yield rel, None, None
+
+
+def stamp_of(info: dict[str, Any]) -> str | None:
+    """What says a stored file changed: its ETag (or what the store gives instead)."""
+    for key in ("etag", "ETag", "mtime", "last_modified", "LastModified"):
+        value = info.get(key)
+        if value is not None:
+            return str(value).strip('"')
+    return None
+
+
+def _walk_remote(loc: Location) -> Iterator[Entry]:
+    """A store's folder, one directory listing at a time (the SDK pages through each listing); the
+    filesystem's listing cache is dropped after each directory so that memory stays flat."""
+    fs, path = remote(loc)
+    base = fs._strip_protocol(path).rstrip("/")
+
+    def children(folder: str) -> list[tuple[str, int | None, str | None]]:
+        try:
+            infos = fs.ls(folder, detail=True)
+        except FileNotFoundError:
+            return []
+        except Exception as exc:  # remote listing errors come in many types
+            raise _storage_error("list", loc.url, exc, loc) from exc
+        finally:
+            with contextlib.suppress(Exception):
+                fs.invalidate_cache(folder)
+        items = []
+        for info in infos:
+            full = str(info.get("name", "")).rstrip("/")
+            full = fs._strip_protocol(full) if "://" in full else full
+            if not full.startswith(folder.rstrip("/") + "/"):
+                continue  # the folder itself (a marker blob)
+            name = full[len(folder.rstrip("/")) + 1 :]
+            if not name or name.startswith(".") or "/" in name:
+                continue
+            is_dir = info.get("type") == "directory"
+            size = info.get("size")
+            # held for the whole directory: the key (name) and what the entry needs, not the store's dict
+            items.append((sort_key(name, is_dir), None if is_dir or size is None else int(size), stamp_of(info)))
+        items.sort(key=lambda item: item[0])
+        return items
+
+    stack = [(iter(children(base)), base)]
+    while stack:
+        level, folder = stack[-1]
+        item = next(level, None)
+        if item is None:
+            stack.pop()
+            continue
+        key, size, stamp = item
+        full = f"{folder}/{key.rstrip('/')}"
+        if key.endswith("/"):
+            stack.append((iter(children(full)), full))
+            continue
+        yield full[len(base) :].lstrip("/"), size, stamp
 
 
 def _list_remote(loc: Location) -> list[str]:
+    """A store's folder as one flat listing (an output folder's files), sorted."""
+    return [entry[0] for entry in _find_flat(loc)]
+
+
+def _find_flat(loc: Location) -> Iterator[Entry]:
+    """One flat listing (fsspec's find), sorted: an http index page, or an output folder."""
     fs, path = remote(loc)
     base = fs._strip_protocol(path).rstrip("/")
     try:
         found = fs.find(path, detail=True)
     except FileNotFoundError:
-        return []
+        return
     except Exception as exc:  # remote listing errors come in many types
         raise _storage_error("list", loc.url, exc, loc) from exc
     out = []
@@ -143,8 +297,32 @@ def _list_remote(loc: Location) -> list[str]:
         if "://" in rel:  # an http link that leaves the listed folder
             continue
         if rel and not _hidden(rel):
-            out.append(rel)
-    out.sort()
+            size = info.get("size")
+            out.append((rel, None if size is None else int(size), stamp_of(info)))
+    out.sort(key=lambda entry: entry[0])
+    yield from out
+
+
+def entries_of(root: Location, files: list[str]) -> list[Entry]:
+    """(path, size, stamp) of named files (a rerun's subset, a uri_file input); None, None for a file that
+    is gone."""
+    out: list[Entry] = []
+    if root.is_local:
+        for rel in files:
+            try:
+                st = os.stat(os.path.join(root.url, rel))
+                out.append((rel, st.st_size, st.st_mtime_ns))
+            except OSError:
+                out.append((rel, None, None))
+        return out
+    fs, path = remote(root)
+    for rel in files:
+        try:
+            info = fs.info(f"{path.rstrip('/')}/{rel}")
+            size = info.get("size")
+            out.append((rel, None if size is None else int(size), stamp_of(info)))
+        except Exception:  # gone, or the store went away: the job reports it per item
+            out.append((rel, None, None))
     return out
 
 

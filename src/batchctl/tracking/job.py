@@ -28,7 +28,6 @@ class TrackedJob:
         record: dict[str, Any],
         root: Location,
         input_type: str,
-        files: list[str],
         folder: Path,
         log: Callable[[str], None],
         agent_module: str,
@@ -36,7 +35,7 @@ class TrackedJob:
         self.log = log
         self.lineage: dict[str, Any] | None = None
         try:
-            self.lineage = lineage_mod.build(record, root, input_type, files, folder)
+            self.lineage = lineage_mod.build(record, root, input_type)
         except Exception as exc:  # e.g. the model files are gone: the job reports that itself
             log(f"lineage: the manifest could not be built: {redact(str(exc))[:300]}")
         self.proc: subprocess.Popen[bytes] | None = None
@@ -105,6 +104,11 @@ class TrackedJob:
             "lock_sha256": env.get("lock_sha256") if env.get("used") == "isolated" else None,
             "substitutions": (env.get("skipped") or []) + (env.get("substitutions") or []),
         }
+
+    def listed(self, files: int, listing_sha256: str | None, basis: str) -> None:
+        """The input listing is complete (a big input is listed while it is scored): its hash and size."""
+        if self.lineage is not None:
+            self.lineage["input"].update(files=files, listing_sha256=listing_sha256, listing_basis=basis)
 
     def published(self, digest: str, size: int) -> None:
         if self.lineage is not None:

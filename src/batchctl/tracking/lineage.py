@@ -3,7 +3,8 @@
 - model: its reference, name, version and the sha256 over its files (`workspace.content_hash`: relative
   paths and bytes, the hash the registry keeps for every model version);
 - code: the sha256 of the code snapshot and the scoring script (None for MLflow no-code deployments);
-- input: its URI and a listing hash over (path, size, mtime in ns) locally, (path, size, ETag) on blob;
+- input: its URI and a listing hash over (path, size, mtime in ns) locally, (path, size, ETag) on blob: the
+  sha256 of the entry lines of the job's plan.jsonl (jobs/plan.py), computed as the listing is read;
 - the effective settings; Python and the versions of batchctl, mlflow, scikit-learn and pandas;
 - output: the results file's URI and the sha256 of its bytes (computed while the parts are concatenated).
 
@@ -20,12 +21,11 @@ from typing import Any
 
 from batchctl import storage
 from batchctl.errors import BatchctlError, InvalidStateError, NotFoundError, redact
-from batchctl.fsutil import atomic_write_json
 from batchctl.storage import Location
 from batchctl.workspace import content_hash
 
 LINEAGE_VERSION = 1
-LISTING_FILE = "input_listing.json"
+LISTING_FILE = "input_listing.json"  # written by versions before 0.3 (now the plan holds the listing)
 PACKAGES = ("batchctl", "mlflow", "scikit-learn", "pandas")
 # `job verify` exit codes (README "Exit codes")
 RESULTS_DIFFER, MODEL_DIFFERS, BOTH_DIFFER, ENVIRONMENT_DIFFERS = 10, 11, 12, 14
@@ -54,11 +54,7 @@ def package_versions() -> dict[str, str | None]:
 
 
 def _stamp(info: dict[str, Any]) -> str | None:
-    for key in ("etag", "ETag", "mtime", "last_modified", "LastModified"):
-        value = info.get(key)
-        if value is not None:
-            return str(value).strip('"')
-    return None
+    return storage.stamp_of(info)
 
 
 def listing_entries(root: Location, files: list[str]) -> tuple[str, list[list[Any]]]:
@@ -117,9 +113,11 @@ def _model_parts(ref: str) -> tuple[str, str | None]:
     return bare, None
 
 
-def build(record: dict[str, Any], root: Location, input_type: str, files: list[str], folder: Path) -> dict[str, Any]:
-    """The job's manifest at start (the output hash is filled in once the results are published). The
-    input listing itself is kept beside the record (input_listing.json) for `job rerun` to compare."""
+def build(record: dict[str, Any], root: Location, input_type: str) -> dict[str, Any]:
+    """The job's manifest at start. The input's listing hash and file count are filled in once the listing
+    is complete (a big input is listed while it is scored), the output hash once the results are published.
+    The listing itself is the job's plan (plan.jsonl: one [path, size, stamp] line per file), which
+    `job rerun` compares with the input as it is then."""
     snapshot = record["deployment_snapshot"]
     name, version = _model_parts(record["model"])
     model: dict[str, Any] = {"ref": record["model"], "name": name, "version": version, "type": snapshot["model_type"]}
@@ -131,12 +129,7 @@ def build(record: dict[str, Any], root: Location, input_type: str, files: list[s
             "snapshot": os.path.basename(snapshot["code_dir"]),
             "scoring_script": snapshot.get("scoring_script"),
         }
-    try:
-        basis, entries = listing_entries(root, files)
-        listing: dict[str, Any] = {"listing_sha256": listing_hash(entries), "listing_basis": basis}
-        atomic_write_json(folder / LISTING_FILE, {"root": root.url, "basis": basis, "entries": entries})
-    except Exception as exc:  # the store went away since submit: the job will say so; the manifest notes it
-        listing = {"listing_sha256": None, "listing_error": redact(str(exc).splitlines()[0][:300] if str(exc) else "")}
+    listing: dict[str, Any] = {"listing_sha256": None, "listing_basis": None}
     input_data = (record.get("inputs") or {}).get("input_data") or {}
     return {
         "version": LINEAGE_VERSION,
@@ -149,7 +142,7 @@ def build(record: dict[str, Any], root: Location, input_type: str, files: list[s
             "uri": input_data.get("path"),
             "type": input_type,
             "root": root.url,
-            "files": len(files),
+            "files": record["counts"].get("files"),
             **listing,
         },
         "settings": record["settings"],
