@@ -1,5 +1,6 @@
 """What execution hands a worker (BatchTask), what a worker reports (one BatchResult per attempt at a
-mini-batch) and the BatchEvents the supervise() loop emits to the job's runner. Plain, picklable dataclasses."""
+mini-batch), the messages a backend passes to the Supervisor (WorkerReady, InitFailed, WorkerDied,
+WorkerResult) and the BatchEvents the Supervisor emits to the job's runner. Plain, picklable dataclasses."""
 
 from __future__ import annotations
 
@@ -70,3 +71,39 @@ class BatchEvent:
     reason: str | None = None  # worker_died: how the worker ended
     error: str | None = None  # retry: why the attempt failed
     result: BatchResult | None = None  # final and attempt_failed
+
+
+# What a backend's wait() reports about one worker (execution/base.Supervisor has one method per kind).
+# A local worker sends WorkerReady, InitFailed and WorkerResult through its pipe (execution/worker.py);
+# WorkerDied is the backend's own finding (a process sentinel, a lost Ray actor).
+
+
+@dataclass(frozen=True)
+class WorkerReady:
+    """init() returned: the worker takes tasks."""
+
+    pid: int | None = None
+
+
+@dataclass(frozen=True)
+class InitFailed:
+    """init() raised (or the worker could not be set up): the job fails."""
+
+    details: str  # the traceback or the error's text; its last line is the summary
+
+
+@dataclass(frozen=True)
+class WorkerDied:
+    """The worker's process ended without being asked to."""
+
+    reason: str  # how it ended: "exit code 3", "killed by SIGKILL (out of memory?)"
+
+
+@dataclass(frozen=True)
+class WorkerResult:
+    """One attempt at one mini-batch ended (ok or not)."""
+
+    result: BatchResult
+
+
+WorkerMessage = WorkerReady | InitFailed | WorkerDied | WorkerResult

@@ -18,7 +18,7 @@ from multiprocessing.connection import wait as mp_wait
 from typing import Any
 
 from batchctl.errors import BatchctlError
-from batchctl.execution.events import BatchTask
+from batchctl.execution.events import BatchTask, InitFailed, WorkerDied, WorkerMessage, WorkerReady, WorkerResult
 from batchctl.scoring.base import ScorerRef
 
 # the server starts jobs from several threads: swapping __main__ must not interleave
@@ -184,7 +184,7 @@ class LocalBackend:
         self.handles.append(handle)
         return handle
 
-    def wait(self, handles: list[LocalHandle], timeout: float) -> list[tuple[LocalHandle, tuple[Any, ...]]]:
+    def wait(self, handles: list[LocalHandle], timeout: float) -> list[tuple[LocalHandle, WorkerMessage]]:
         live = [h for h in handles if not h.dead]
         if not live:
             return []
@@ -193,7 +193,7 @@ class LocalBackend:
             waitables[h.conn] = h
             waitables[h.process.sentinel] = h
         ready: list[Any] = mp_wait(list(waitables), timeout)  # connections and sentinels (ints)
-        out: list[tuple[LocalHandle, tuple[Any, ...]]] = []
+        out: list[tuple[LocalHandle, WorkerMessage]] = []
         seen_conn = set()
         for obj in ready:
             h = waitables[obj]
@@ -206,9 +206,9 @@ class LocalBackend:
                         message = h.conn.recv()
                     except (EOFError, OSError):
                         break
-                    if message[0] == "ready":
+                    if isinstance(message, WorkerReady):
                         h.ready = True
-                    elif message[0] == "result":
+                    elif isinstance(message, WorkerResult):
                         h.busy = False
                     out.append((h, message))
         for obj in ready:
@@ -221,8 +221,8 @@ class LocalBackend:
                             out.append((h, h.conn.recv()))
                 h.process.join(1)
                 h.dead = True
-                if not any(m[0] == "init_failed" for hh, m in out if hh is h):
-                    out.append((h, ("died", describe_exit(h.process.exitcode))))
+                if not any(isinstance(m, InitFailed) for hh, m in out if hh is h):
+                    out.append((h, WorkerDied(describe_exit(h.process.exitcode))))
         return out
 
     def shutdown(self) -> None:

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from batchctl.execution.events import WorkerMessage, WorkerReady
 from batchctl.execution.local import LocalBackend, LocalHandle, stop_workers
 from batchctl.scoring.base import ScorerRef
 
@@ -197,7 +198,7 @@ class WarmBackend(LocalBackend):
         super().__init__(ref, logs_dir, parts_dir)
         self.pools = pools
         self.key = key
-        self.pending: list[tuple[LocalHandle, tuple[Any, ...]]] = []
+        self.pending: list[tuple[LocalHandle, WorkerMessage]] = []
         self.peak = 0
 
     def spawn(self, slot: int, ref: ScorerRef | None = None) -> LocalHandle:
@@ -213,11 +214,11 @@ class WarmBackend(LocalBackend):
             handle.backend = self
             self.handles.append(handle)
             if handle.ready:
-                self.pending.append((handle, ("ready", handle.process.pid)))
+                self.pending.append((handle, WorkerReady(handle.process.pid)))
         self.peak = max(self.peak, sum(1 for h in self.handles if not h.dead))
         return handle
 
-    def wait(self, handles: list[LocalHandle], timeout: float) -> list[tuple[LocalHandle, tuple[Any, ...]]]:
+    def wait(self, handles: list[LocalHandle], timeout: float) -> list[tuple[LocalHandle, WorkerMessage]]:
         if self.pending:
             out, self.pending = self.pending, []
             return out + super().wait(handles, 0)

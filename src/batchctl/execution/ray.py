@@ -33,7 +33,15 @@ import traceback
 from typing import Any
 
 from batchctl.errors import BatchctlError, JobFailedError, MissingDependencyError, StorageError
-from batchctl.execution.events import BatchResult, BatchTask
+from batchctl.execution.events import (
+    BatchResult,
+    BatchTask,
+    InitFailed,
+    WorkerDied,
+    WorkerMessage,
+    WorkerReady,
+    WorkerResult,
+)
 from batchctl.notices import notify
 from batchctl.scoring.base import ScorerRef
 
@@ -92,7 +100,10 @@ class RayWorker:
     def locate(self) -> str:
         return machine_id()
 
-    def setup(self, ref: ScorerRef, bundle: bytes | None, credentials: dict[str, str]) -> tuple[Any, ...]:
+    def setup(
+        self, ref: ScorerRef, bundle: bytes | None, credentials: dict[str, str]
+    ) -> tuple[WorkerReady | InitFailed, bytes]:
+        """(how init() went, the worker's prints so far)."""
         from batchctl.execution.worker import new_scorer, prepare_process
 
         try:
@@ -102,8 +113,8 @@ class RayWorker:
             prepare_process(ref)
             self.scorer = new_scorer(ref)
         except BaseException:
-            return ("init_failed", traceback.format_exc(), self._output())
-        return ("ready", os.getpid(), self._output())
+            return InitFailed(traceback.format_exc()), self._output()
+        return WorkerReady(os.getpid()), self._output()
 
     def run(self, task: BatchTask) -> tuple[BatchResult, list[tuple[str, bytes]], bytes]:
         """(result, files written to AZUREML_BI_OUTPUT_PATH, stdout); the rows travel in result.data."""
@@ -306,7 +317,7 @@ class RayBackend:
         self.handles.append(handle)
         return handle
 
-    def wait(self, handles: list[RayHandle], timeout: float) -> list[tuple[RayHandle, tuple[Any, ...]]]:
+    def wait(self, handles: list[RayHandle], timeout: float) -> list[tuple[RayHandle, WorkerMessage]]:
         ray = self.ray
         self.check_cluster()
         live = {ref: h for h in handles if not h.dead for ref in h.pending}
@@ -316,7 +327,7 @@ class RayBackend:
         ready, _ = ray.wait(list(live), num_returns=1, timeout=timeout)
         if ready:
             ready, _ = ray.wait(list(live), num_returns=len(live), timeout=0)
-        out: list[tuple[RayHandle, tuple[Any, ...]]] = []
+        out: list[tuple[RayHandle, WorkerMessage]] = []
         for ref in ready:
             h = live[ref]
             if h.dead or ref not in h.pending:
@@ -327,14 +338,14 @@ class RayBackend:
             except ray.exceptions.RayActorError as exc:  # the actor's process died (or was never created)
                 h.dead = True
                 h.pending.clear()
-                out.append((h, ("died", describe_death(exc))))
+                out.append((h, WorkerDied(describe_death(exc))))
                 continue
             except ray.exceptions.RayError as exc:  # runtime_env setup, an error inside our own actor code
                 h.kill()
                 if kind == "run":
-                    out.append((h, ("died", describe_death(exc))))
+                    out.append((h, WorkerDied(describe_death(exc))))
                 else:
-                    out.append((h, ("init_failed", str(exc))))
+                    out.append((h, InitFailed(str(exc))))
                 continue
             if kind == "locate":
                 h.machine = value
@@ -342,13 +353,14 @@ class RayBackend:
                 bundle = self._bundle_ref() if h.remote else None
                 h.pending[h.actor.setup.remote(self.ref, bundle, self.credentials)] = "setup"
             elif kind == "setup":
-                self._write_stdout(h.slot, value[2])
-                out.append((h, tuple(value[:2])))
+                said, stdout = value
+                self._write_stdout(h.slot, stdout)
+                out.append((h, said))
             else:
                 result, outputs, stdout = value
                 self._write_stdout(h.slot, stdout)
                 self._write_outputs(outputs)
-                out.append((h, ("result", result)))
+                out.append((h, WorkerResult(result)))
         return out
 
     def shutdown(self) -> None:

@@ -17,7 +17,7 @@ import traceback
 from typing import Any
 
 from batchctl.errors import mask_always, mask_bytes, masked_values
-from batchctl.execution.events import BatchResult, BatchTask
+from batchctl.execution.events import BatchResult, BatchTask, InitFailed, WorkerReady, WorkerResult
 from batchctl.scoring.base import Outcome, ScorerRef
 from batchctl.scoring.build import build_scorer
 from batchctl.scoring.failures import ErrorInfo, ItemError, cap
@@ -302,9 +302,9 @@ def local_worker_main(conn: Any, ref: ScorerRef, slot: int, stdout_path: str, pa
         prepare_process(ref)
         scorer = new_scorer(ref)
     except BaseException:
-        conn.send(("init_failed", traceback.format_exc()))
+        conn.send(InitFailed(traceback.format_exc()))
         return
-    conn.send(("ready", os.getpid()))
+    conn.send(WorkerReady(os.getpid()))
     scratch = tempfile.mkdtemp(prefix=f"batchctl-worker{slot}-")
     try:
         while True:
@@ -331,7 +331,7 @@ def local_worker_main(conn: Any, ref: ScorerRef, slot: int, stdout_path: str, pa
                 os.replace(tmp, os.path.join(target, name))
                 result.part = os.path.join(target, name)
             try:
-                conn.send(("result", result))
+                conn.send(WorkerResult(result))
             except (BrokenPipeError, OSError):
                 break
     finally:
