@@ -55,7 +55,8 @@ class Backend(Protocol):
 class UnitSource(Protocol):
     """Units of work that arrive while the job runs (jobs/feed.py)."""
 
-    exhausted: bool
+    @property
+    def exhausted(self) -> bool: ...
 
     def __getitem__(self, unit: int) -> list[str]: ...
 
