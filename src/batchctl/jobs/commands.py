@@ -22,8 +22,9 @@ from batchctl.errors import (
 )
 from batchctl.jobs import records
 from batchctl.jobs.model import JobPlan, JobRecord, JobState, LocationRecord, job_error
+from batchctl.jobs.request import JobRequest, split_sets
 from batchctl.jobs.runner import CANCEL_MARKER, moved_output_hint
-from batchctl.jobs.submit import JobRequest, queue, snapshot_deployment, split_sets
+from batchctl.jobs.submit import queue, snapshot_deployment
 from batchctl.specs import load as spec_load
 from batchctl.specs.job import RunOverrides
 from batchctl.workspace import Workspace

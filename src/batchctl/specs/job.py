@@ -39,6 +39,7 @@ class RunOverrides(StrictModel):
     # batchctl's own (Azure has no field for them; documented in README "Big files and output formats")
     split: Literal["auto", "always", "never"] | None = None
     keep_columns: list[str] | None = None
+    reuse: Literal["never", "stamp", "sha256"] | None = None  # incremental re-scoring (jobs/reuse.py)
 
     @field_validator("keep_columns", mode="before")
     @classmethod
