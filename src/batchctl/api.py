@@ -211,6 +211,7 @@ def submit_job(ws: Workspace, request: JobRequest, *, dry_run: bool = False) -> 
     `JobRequest.from_words(...)` (flags > `--set` > invocation file > deployment)."""
     from batchctl.jobs import submit
 
+    request.check()
     return submit.queue(ws, request, dry_run)
 
 

@@ -97,8 +97,7 @@ def check_keep_columns(listing: storage.inputs.InputListing, files: list[str], k
 
 
 def queue(ws: Workspace, request: JobRequest, dry_run: bool = False) -> dict[str, Any]:
-    """Check everything, then write the Queued job (or return the plan, with dry_run)."""
-    request.check()
+    """Check everything against the workspace, then write the Queued job (or return the plan, with dry_run)."""
     endpoint, deployment, compute, settings = resolve_settings(ws, request)
     name = request.job_name or str(uuid.uuid4())
     io = resolve_io(ws, request, settings, endpoint["name"], name)
@@ -137,7 +136,7 @@ def queue(ws: Workspace, request: JobRequest, dry_run: bool = False) -> dict[str
     if environment is None:
         _warn_requirements(model)
     if dry_run:
-        return dry_run_plan(record, io)
+        return _dry_run_plan(record, io)
     return _write(ws, record, io)
 
 
@@ -166,7 +165,7 @@ def _record_fields(
     }
 
 
-def dry_run_plan(record: JobRecord, io: ResolvedIO) -> dict[str, Any]:
+def _dry_run_plan(record: JobRecord, io: ResolvedIO) -> dict[str, Any]:
     """What `--dry-run` prints: the job that would be queued, with its first files."""
     return {
         "dry_run": True,
