@@ -104,7 +104,6 @@ class JobRequest:
         request = cls(
             **words,
             overrides=overrides,
-            tags={**file_tags, **parse_tags(tags)},
             description=description,
             tracking_uri=tracking_uri,
             log_predictions=log_predictions,
@@ -113,6 +112,7 @@ class JobRequest:
             env_constraints=list(env_constraints),
         )
         request.check()
+        request.tags = {**file_tags, **parse_tags(tags)}  # read last, as before the request was typed
         return request
 
 

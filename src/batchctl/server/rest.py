@@ -237,7 +237,8 @@ NOT_IN_BODY = ("split", "keep_columns", "reuse")
 
 def run_overrides(props: JobProperties) -> RunOverrides:
     """The body's per-job settings, typed (checked as `endpoint invoke` checks its flags and `--set`)."""
-    retry = props.retrySettings
+    given = props.retrySettings
+    retry = {"max_retries": given.maxRetries, "timeout": given.timeout} if given else {}
     return typed_overrides(
         {
             "mini_batch_size": props.miniBatchSize,
@@ -246,7 +247,7 @@ def run_overrides(props: JobProperties) -> RunOverrides:
         {
             "error_threshold": props.errorThreshold,
             "output_file_name": props.outputFileName,
-            "retry_settings": {"max_retries": retry.maxRetries, "timeout": retry.timeout} if retry else None,
+            "retry_settings": {k: v for k, v in retry.items() if v is not None} or None,
         },
     )
 
