@@ -16,8 +16,9 @@ Resources (create is create-or-overwrite; the same spec again is a no-op):
 - datastores: create_datastore, get_datastore, list_datastores, delete_datastore
 - computes: create_compute, get_compute, list_computes, delete_compute
 
-Jobs: submit_job, run_job, start_job_detached, get_job, list_jobs, cancel_job, download_job,
-rerun_job, rerun_whole_job, verify_job, read_job_log, adopt_job (a running server takes a Queued job over).
+Jobs: submit_job (takes a typed JobRequest; its per-job settings are a RunOverrides, both exported here),
+run_job, start_job_detached, get_job, list_jobs, cancel_job, download_job, rerun_job, rerun_whole_job,
+verify_job, read_job_log, adopt_job (a running server takes a Queued job over).
 
 Server: server_info (the workspace's running `batchctl serve`, or None). get_endpoint and
 list_endpoints give `scoring_uri`/`openapi_uri` on that server (or on the URL `serve` would use, saying so).
@@ -53,6 +54,9 @@ _RESOURCE_VERBS = {
         "list_environments",
     ),
     "batchctl.resources.models": ("create_model", "get_model", "list_models"),
+    # not verbs: the typed request that submit_job takes, and its per-job settings
+    "batchctl.jobs.request": ("JobRequest",),
+    "batchctl.specs.job": ("RunOverrides",),
 }
 _MODULE_OF = {verb: module for module, verbs in _RESOURCE_VERBS.items() for verb in verbs}
 
@@ -90,8 +94,12 @@ if TYPE_CHECKING:
 if TYPE_CHECKING:
     from batchctl.execution.pool import WarmPools
     from batchctl.jobs.model import JobProgress
+    from batchctl.jobs.request import JobRequest
+    from batchctl.specs.job import RunOverrides
 
 __all__ = [
+    "JobRequest",
+    "RunOverrides",
     "Workspace",
     "adopt_job",
     "cancel_job",
@@ -196,18 +204,15 @@ def server_info(ws: Workspace) -> dict[str, Any] | None:
     return serverinfo.read(ws)
 
 
-def submit_job(ws: Workspace, *, dry_run: bool = False, **options: Any) -> dict[str, Any]:
-    """Check an invocation and write a Queued job; with dry_run, return the plan instead. Input and
-    output are checked before anything is written.
-
-    options (all optional, as `endpoint invoke` takes them): endpoint, deployment, input, input_type,
-    output_path, job_name, experiment_name, mini_batch_size, instance_count, overrides (`key=value`
-    strings, as `--set`), file (an invocation YAML), tags (`key=value` strings, over the file's tags),
-    tracking_uri, log_predictions, env_manager (auto|local|uv), env_strict, env_constraints. Precedence:
-    flags > overrides > file > deployment."""
+def submit_job(ws: Workspace, request: JobRequest, *, dry_run: bool = False) -> dict[str, Any]:
+    """Check a typed request and write a Queued job; with dry_run, return the plan instead. Input and
+    output are checked before anything is written. Build the request with `JobRequest(endpoint=...,
+    input=..., overrides=RunOverrides(...))`, or from the command line's words with
+    `JobRequest.from_words(...)` (flags > `--set` > invocation file > deployment)."""
     from batchctl.jobs import submit
 
-    return submit.queue(ws, submit.build_request(**options), dry_run)
+    request.check()
+    return submit.queue(ws, request, dry_run)
 
 
 def run_job(

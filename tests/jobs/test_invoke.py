@@ -106,7 +106,9 @@ def test_output_created_between_submit_and_run_is_refused_by_the_runner(env, dat
     env.script()
     out = tmp_path / "out"
     ws = Workspace.open(None)
-    record = api.submit_job(ws, endpoint="heart", input=str(data), output_path=str(out), job_name="race")
+    record = api.submit_job(
+        ws, api.JobRequest(endpoint="heart", input=str(data), output_path=str(out), job_name="race")
+    )
     out.mkdir()
     (out / "predictions.csv").write_text("theirs\n")
     final = api.run_job(ws, record["name"])

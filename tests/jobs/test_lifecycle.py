@@ -169,7 +169,7 @@ def test_a_queued_job_reads_queued_while_its_submitter_lives_and_failed_after(en
     env.script()
     data = write_inputs(tmp_path / "in", {"a.txt": "ok"})
     ws = Workspace.open(None)
-    api.submit_job(ws, endpoint="heart", input=str(data), job_name="mine")
+    api.submit_job(ws, api.JobRequest(endpoint="heart", input=str(data), job_name="mine"))
     assert api.get_job(ws, "mine")["status"] == "Queued"
     assert [j["status"] for j in api.list_jobs(ws)] == ["Queued"]
     final = api.run_job(ws, "mine")
@@ -177,7 +177,7 @@ def test_a_queued_job_reads_queued_while_its_submitter_lives_and_failed_after(en
     # a submitter that exits without running its job leaves it Failed, not Queued forever
     code = (
         "import sys; from batchctl import api; from batchctl.workspace import Workspace; "
-        "api.submit_job(Workspace.open(None), endpoint='heart', input=sys.argv[1], job_name='orphan')"
+        "api.submit_job(Workspace.open(None), api.JobRequest(endpoint='heart', input=sys.argv[1], job_name='orphan'))"
     )
     subprocess.run([sys.executable, "-c", code, str(data)], check=True, timeout=60)
     job = api.get_job(ws, "orphan")

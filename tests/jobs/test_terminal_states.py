@@ -27,7 +27,7 @@ def test_a_current_record_in_a_terminal_state_refuses_every_change(env: Any, tmp
     env.script()
     ws = Workspace(env.home)
     data = write_inputs(tmp_path / "in", {"a.txt": "ok"})
-    job = api.submit_job(ws, endpoint="heart", deployment="custom", input=str(data))
+    job = api.submit_job(ws, api.JobRequest(endpoint="heart", deployment="custom", input=str(data)))
     folder = records.job_dir(ws, job["name"])
     if final is not JobState.CANCELED:
         records.update(folder, JobState.RUNNING, runner=records.runner_identity())

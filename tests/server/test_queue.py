@@ -13,7 +13,7 @@ from batchctl.server.queue import JobQueue, QueueClosedError
 
 def test_a_closed_queue_refuses_and_cancels_the_job_it_was_handed(workspace: Workspace) -> None:
     data = heart_folder(workspace.tmp / "data", files=1)
-    job = api.submit_job(workspace.ws, endpoint="heart", input=str(data))
+    job = api.submit_job(workspace.ws, api.JobRequest(endpoint="heart", input=str(data)))
     assert api.get_job(workspace.ws, job["name"])["status"] == "Queued"
     queue = JobQueue(workspace.ws, 1, None)
     queue.check_accepting()  # open: no error

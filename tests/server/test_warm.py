@@ -20,7 +20,9 @@ pytestmark = pytest.mark.slow
 
 
 def run(ws: Any, data: Path, out: Path, deployment: str, pools: WarmPools | None) -> dict[str, Any]:
-    record = api.submit_job(ws.ws, endpoint="heart", deployment=deployment, input=str(data), output_path=str(out))
+    record = api.submit_job(
+        ws.ws, api.JobRequest(endpoint="heart", deployment=deployment, input=str(data), output_path=str(out))
+    )
     return api.run_job(ws.ws, record["name"], pools=pools)
 
 

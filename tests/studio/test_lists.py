@@ -65,8 +65,8 @@ class Site:
         for i in range(2):
             (bad / f"bad-{i}.csv").write_text("foo,bar\n1,2\n")
         self.completed = self.run(endpoint="other", input="azureml:heart-unlabeled:1")
-        self.failed = self.run(endpoint="heart", input=str(bad), overrides=["error_threshold=0"])
-        self.canceled = api.submit_job(ws, endpoint="heart", input="azureml:heart-unlabeled:2")["name"]
+        self.failed = self.run(endpoint="heart", input=str(bad), overrides=api.RunOverrides(error_threshold=0))
+        self.canceled = api.submit_job(ws, api.JobRequest(endpoint="heart", input="azureml:heart-unlabeled:2"))["name"]
         assert api.cancel_job(ws, self.canceled)["status"] == "Canceled"
         assert api.get_job(ws, self.completed)["status"] == "Completed"
         failed = api.get_job(ws, self.failed)
@@ -74,7 +74,7 @@ class Site:
         assert failed["counts"]["items_failed"] > 0, failed["counts"]
 
     def run(self, **options: Any) -> str:
-        name = api.submit_job(self.ws, **options)["name"]
+        name = api.submit_job(self.ws, api.JobRequest(**options))["name"]
         api.run_job(self.ws, name)
         time.sleep(0.01)  # distinct creation times
         return name

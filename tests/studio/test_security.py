@@ -68,7 +68,7 @@ def test_log_views_cannot_leave_the_jobs_log_folder(
     deployment = tmp_path / "d.yml"
     deployment.write_text("name: blue\nendpoint_name: heart\nmodel: azureml:heart-classifier:1\n")
     api.create_deployment(example.ws, str(deployment))
-    job = api.submit_job(example.ws, endpoint="heart", input="azureml:heart-unlabeled:1")
+    job = api.submit_job(example.ws, api.JobRequest(endpoint="heart", input="azureml:heart-unlabeled:1"))
     log_dir = example.root / "jobs" / job["name"] / "logs"
     (log_dir / "sys").mkdir(parents=True, exist_ok=True)
     (log_dir / "sys" / "master_role.txt").write_text("the driver log\n")

@@ -3,6 +3,7 @@
 import signal
 import sys
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -14,6 +15,7 @@ from batchctl.cli._web import WebOpt, job_page, open_page
 
 if TYPE_CHECKING:
     from batchctl.errors import BatchctlError
+    from batchctl.jobs.request import JobRequest
 
 app = typer.Typer(no_args_is_help=True, help="Batch scoring jobs.")
 
@@ -72,21 +74,14 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def invoke_job(
-    *,
-    no_wait: bool = False,
-    dry_run: bool = False,
-    no_server: bool = False,
-    set_: list[str] | None = None,
-    **options: Any,
-) -> Any:
-    """Submit a job (options as api.submit_job takes them), then run it here, hand it to a runner, or
-    to the workspace's running server (cli/_server_client.py) unless no_server."""
+def invoke_job(request: "JobRequest", *, no_wait: bool = False, dry_run: bool = False, no_server: bool = False) -> Any:
+    """Submit a job, then run it here, hand it to a runner, or to the workspace's running server
+    (cli/_server_client.py) unless no_server."""
     from batchctl import api
     from batchctl.cli import _server_client
 
     ws = workspace()
-    record = api.submit_job(ws, dry_run=dry_run, overrides=set_ or [], **options)
+    record = api.submit_job(ws, request, dry_run=dry_run)
     if dry_run:
         return record
     if not (no_server or _server_client.disabled_by_env()):
@@ -106,6 +101,36 @@ def invoke_job(
     if no_wait:
         return api.start_job_detached(ws, record["name"])
     return run_foreground(ws, record)
+
+
+# The job settings (specs/job.RunOverrides fields) that `endpoint invoke` has a flag of their own for, each
+# the name of the command's parameter; every setting can also be given as `--set FIELD=VALUE`.
+SETTING_FLAGS = ("mini_batch_size", "instance_count", "split", "keep_columns", "reuse")
+
+
+def job_request(params: Mapping[str, Any], sets: list[str] | None, tags: list[str] | None) -> "JobRequest":
+    """The words of `endpoint invoke` or `job create` (their parsed parameters, by name: click's
+    `ctx.params`) as one typed request; the one place the command line becomes a JobRequest."""
+    from batchctl import api
+
+    return api.JobRequest.from_words(
+        endpoint=params.get("endpoint"),
+        deployment=params.get("deployment_name"),
+        input=params.get("input"),
+        input_type=params.get("input_type"),
+        output_path=params.get("output_path"),
+        job_name=params.get("job_name"),
+        experiment_name=params.get("experiment_name"),
+        settings={name: params[name] for name in SETTING_FLAGS if name in params},
+        sets=sets or [],
+        file=params.get("file"),
+        tags=tags or [],
+        tracking_uri=params.get("tracking_uri"),
+        log_predictions=bool(params.get("log_predictions")),
+        env_manager=params.get("env_manager"),
+        env_strict=bool(params.get("env_strict")),
+        env_constraints=params.get("env_constraint") or [],
+    )
 
 
 def run_foreground(ws: Any, record: dict[str, Any]) -> Any:
@@ -315,32 +340,10 @@ def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: st
         env_constraint: EnvConstraintOpt = None,
     ) -> object:
         """Start a batch scoring job on the endpoint (its default deployment unless -d)."""
+        # the parameters reach the request by name (job_request): a setting's flag is its Opt, its parameter
+        # here and its name in SETTING_FLAGS
         sets, tags = _az_multi_values(ctx, set_, tags)
-        return invoke_job(
-            tags=tags or [],
-            tracking_uri=tracking_uri,
-            log_predictions=log_predictions,
-            endpoint=endpoint,
-            deployment=deployment_name,
-            input=input,
-            input_type=input_type,
-            output_path=output_path,
-            job_name=job_name,
-            experiment_name=experiment_name,
-            mini_batch_size=mini_batch_size,
-            instance_count=instance_count,
-            set_=sets,
-            file=file,
-            no_wait=no_wait,
-            dry_run=dry_run,
-            split=split,
-            keep_columns=keep_columns,
-            reuse=reuse,
-            no_server=no_server,
-            env_manager=env_manager,
-            env_strict=env_strict,
-            env_constraints=env_constraint or [],
-        )
+        return invoke_job(job_request(ctx.params, sets, tags), no_wait=no_wait, dry_run=dry_run, no_server=no_server)
 
 
 register_invoke(app, ("--endpoint", "--endpoint-name", "-e"))
@@ -365,20 +368,8 @@ def create(
 ) -> object:
     """Create a batch scoring job from an invocation file (same fields as `endpoint invoke -f`)."""
     sets, tags = _az_multi_values(ctx, set_, tags)
-    return invoke_job(
-        job_name=name,
-        set_=sets,
-        file=file,
-        no_wait=no_wait,
-        dry_run=dry_run,
-        tags=tags or [],
-        tracking_uri=tracking_uri,
-        log_predictions=log_predictions,
-        no_server=no_server,
-        env_manager=env_manager,
-        env_strict=env_strict,
-        env_constraints=env_constraint or [],
-    )
+    request = job_request({**ctx.params, "job_name": name}, sets, tags)
+    return invoke_job(request, no_wait=no_wait, dry_run=dry_run, no_server=no_server)
 
 
 ParentJobOpt = Annotated[
@@ -430,7 +421,7 @@ def list_(
 ) -> object:
     """List jobs, newest first."""
     from batchctl import api
-    from batchctl.jobs.submit import parse_tags
+    from batchctl.jobs.request import parse_tags
 
     if parent_job_name is not None:
         return no_child_jobs(parent_job_name)

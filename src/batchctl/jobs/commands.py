@@ -22,9 +22,10 @@ from batchctl.errors import (
 )
 from batchctl.jobs import plan as plan_io
 from batchctl.jobs import records
-from batchctl.jobs.model import JobRecord, JobState, LocationRecord, job_error
+from batchctl.jobs.model import JobRecord, JobSettings, JobState, LocationRecord, job_error
+from batchctl.jobs.request import JobRequest, split_sets
 from batchctl.jobs.runner import CANCEL_MARKER, moved_output_hint
-from batchctl.jobs.submit import JobRequest, queue, snapshot_deployment, split_sets
+from batchctl.jobs.submit import queue, snapshot_deployment
 from batchctl.specs import load as spec_load
 from batchctl.specs.job import RunOverrides
 from batchctl.workspace import Workspace
@@ -298,51 +299,11 @@ def resume_job(
     scores only the mini-batches without a committed result and publishes to the job's own output."""
     from batchctl.resources.deployments import get_deployment
 
-    sets, io_sets = split_sets(overrides)
-    if io_sets:
-        raise SpecError("--set: inputs.* and outputs.* cannot change on resume: the job keeps its input and output")
-    changed = sets.model_dump(exclude_none=True)
-    for key in changed:
-        if key not in RESUMABLE_SETTINGS:
-            reason = {
-                "mini_batch_size": "the committed results are per mini-batch, so the partition must stay",
-                "output_file_name": "the job publishes to its own output",
-            }.get(key, "it is not a per-job setting")
-            raise SpecError(
-                f"--set: {key} cannot change on resume: {reason}",
-                f"start a new job instead (`batchctl job rerun -n {name}` or `batchctl endpoint invoke`)",
-            )
+    sets = _resume_overrides(name, overrides)
     folder = records.job_dir(ws, name)
     record = records.load(ws, name)
-    if not record.status.terminal:
-        raise InvalidStateError(f"job '{name}' is {record.status}; wait for it to end (or cancel it) first")
-    if record.status is JobState.COMPLETED:
-        failed = record.counts.items_failed
-        raise InvalidStateError(
-            f"job '{name}' is Completed: it has nothing left to score, so it cannot be resumed",
-            f"score its failed {'item' if failed == 1 else 'items'} again, into a new output, with "
-            f"`batchctl job rerun -n {name} --failed-only`"
-            if failed
-            else f"score its input again, into a new output, with `batchctl job rerun -n {name}`",
-        )
-    record.status.reopen()  # refuses any other state that cannot be continued before anything is changed
-    settings = record.settings
-    if changed:
-        merged = sets.over(settings.as_overrides())
-        instances = merged.instance_count or settings.instance_count
-        workers = instances * settings.max_concurrency_per_instance
-        if record.compute_max_workers:
-            workers = min(workers, record.compute_max_workers)
-        retry = merged.retry_settings.model_dump(exclude_none=True) if merged.retry_settings else {}
-        settings = settings.model_copy(
-            update={
-                "error_threshold": merged.error_threshold,
-                "instance_count": instances,
-                "workers": workers,
-                "retry_settings": settings.retry_settings.model_copy(update=retry),
-            }
-        )
-    changes: dict[str, Any] = {"settings": settings, "runner": records.runner_identity()}
+    _check_resumable(name, record)
+    changes: dict[str, Any] = {"settings": _resumed_settings(record, sets), "runner": records.runner_identity()}
     if use_current_deployment:
         deployment = get_deployment(ws, record.deployment_name, record.endpoint_name)
         snapshot, _ = snapshot_deployment(ws, deployment)
@@ -371,6 +332,61 @@ def resume_job(
         )
     (folder / CANCEL_MARKER).unlink(missing_ok=True)
     return records.reopen(folder, "; ".join(n for n in notes if n) or None, **changes).public()
+
+
+def _resume_overrides(name: str, overrides: Iterable[str]) -> RunOverrides:
+    """`job resume --set`: only RESUMABLE_SETTINGS may change (and never the input or the output)."""
+    sets, io_sets = split_sets(overrides)
+    if io_sets:
+        raise SpecError("--set: inputs.* and outputs.* cannot change on resume: the job keeps its input and output")
+    for key in sets.model_dump(exclude_none=True):
+        if key not in RESUMABLE_SETTINGS:
+            reason = {
+                "mini_batch_size": "the committed results are per mini-batch, so the partition must stay",
+                "output_file_name": "the job publishes to its own output",
+            }.get(key, "it is not a per-job setting")
+            raise SpecError(
+                f"--set: {key} cannot change on resume: {reason}",
+                f"start a new job instead (`batchctl job rerun -n {name}` or `batchctl endpoint invoke`)",
+            )
+    return sets
+
+
+def _check_resumable(name: str, record: JobRecord) -> None:
+    """Only an ended job that did not complete can be continued; refused before anything is changed."""
+    if not record.status.terminal:
+        raise InvalidStateError(f"job '{name}' is {record.status}; wait for it to end (or cancel it) first")
+    if record.status is JobState.COMPLETED:
+        failed = record.counts.items_failed
+        raise InvalidStateError(
+            f"job '{name}' is Completed: it has nothing left to score, so it cannot be resumed",
+            f"score its failed {'item' if failed == 1 else 'items'} again, into a new output, with "
+            f"`batchctl job rerun -n {name} --failed-only`"
+            if failed
+            else f"score its input again, into a new output, with `batchctl job rerun -n {name}`",
+        )
+    record.status.reopen()  # refuses any other state that cannot be continued
+
+
+def _resumed_settings(record: JobRecord, sets: RunOverrides) -> JobSettings:
+    """The job's settings with the resumable `--set` overrides laid over them."""
+    settings = record.settings
+    if not sets.model_dump(exclude_none=True):
+        return settings
+    merged = sets.over(settings.as_overrides())
+    instances = merged.instance_count or settings.instance_count
+    workers = instances * settings.max_concurrency_per_instance
+    if record.compute_max_workers:
+        workers = min(workers, record.compute_max_workers)
+    retry = merged.retry_settings.model_dump(exclude_none=True) if merged.retry_settings else {}
+    return settings.model_copy(
+        update={
+            "error_threshold": merged.error_threshold,
+            "instance_count": instances,
+            "workers": workers,
+            "retry_settings": settings.retry_settings.model_copy(update=retry),
+        }
+    )
 
 
 def _new_output(ws: Workspace, record: JobRecord, output_path: str, changes: dict[str, Any]) -> str:

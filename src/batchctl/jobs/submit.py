@@ -1,13 +1,13 @@
-"""Submitting a job (`endpoint invoke`, `job create`, `job rerun`): resolve the settings, resolve the
-input and output (both checked before any work), then queue the job (job.json + plan.jsonl: the input's listing,
-whole for up to STREAM_AT files, else its first files; the runner lists the rest while scoring)."""
+"""Submitting a job (`endpoint invoke`, `job create`, `job rerun`, REST, the Studio): a typed request
+(jobs/request.JobRequest) is checked, its settings resolved, its input and output resolved (both checked
+before any work), then the job is queued (job.json + plan.jsonl: the input's listing, whole for up to
+STREAM_AT files, else its first files; the runner lists the rest while scoring)."""
 
 from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,40 +17,14 @@ from batchctl.jobs import environment as job_env
 from batchctl.jobs import plan as plan_io
 from batchctl.jobs import records
 from batchctl.jobs.model import DeploymentSnapshot, JobCounts, JobRecord, JobSettings, JobState, LocationRecord
+from batchctl.jobs.request import JobRequest
 from batchctl.notices import notify
 from batchctl.resources.computes import get_compute
 from batchctl.resources.deployments import resolve_deployment
 from batchctl.resources.locations import default_output, resolve_input, resolve_location
 from batchctl.resources.models import resolve_model_ref
-from batchctl.specs import load as spec_load
-from batchctl.specs.job import InvocationSpec, RunOverrides
 from batchctl.tracking.tracker import resolve_tracking_uri
 from batchctl.workspace import Workspace, now
-
-
-@dataclass
-class JobRequest:
-    """A job as a front end asks for it, typed: every field is still unchecked against the workspace."""
-
-    endpoint: str
-    input: str
-    deployment: str | None = None
-    input_type: str | None = None
-    output_path: str | None = None
-    job_name: str | None = None
-    experiment_name: str | None = None
-    overrides: RunOverrides = field(default_factory=RunOverrides)
-    tags: dict[str, str] = field(default_factory=dict)
-    description: str | None = None
-    files_subset: list[str] | None = None  # rerun: only these files of the input folder
-    rerun_of: str | None = None
-    tracking_uri: str | None = None  # --tracking-uri (else MLFLOW_TRACKING_URI, else the workspace's settings.json)
-    log_predictions: bool = False
-    # a rerun pins the first job's model version and code snapshot, whatever the deployment uses now
-    pinned: tuple[str, DeploymentSnapshot] | None = None
-    env_manager: str | None = None  # --env-manager auto|local|uv (else the deployment's, settings.json, auto)
-    env_strict: bool = False
-    env_constraints: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -62,133 +36,6 @@ class ResolvedIO:
     output_value: str
     output: storage.Location
     results: storage.Location | None  # the results file (None for summary_only)
-
-
-def split_sets(overrides: Iterable[str]) -> tuple[RunOverrides, dict[str, str]]:
-    """--set for invoke: run overrides plus Azure's inputs.<n>.path/type and outputs.score.path."""
-    data: dict[str, Any] = {}
-    io_sets: dict[str, str] = {}
-    plain = []
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SpecError(f"--set: '{item}' must look like key=value")
-        key = key.strip()
-        parts = key.split(".")
-        if parts[0] in ("inputs", "outputs") and len(parts) == 3 and parts[2] in ("path", "type"):
-            io_sets[key] = value
-        else:
-            plain.append(f"{key}={value}")
-    spec_load.apply_overrides(data, plain)
-    return spec_load.validate_data(RunOverrides, data, "--set"), io_sets
-
-
-def build_request(
-    *,
-    endpoint: str | None = None,
-    deployment: str | None = None,
-    input: str | None = None,
-    input_type: str | None = None,
-    output_path: str | None = None,
-    job_name: str | None = None,
-    experiment_name: str | None = None,
-    mini_batch_size: int | None = None,
-    instance_count: int | None = None,
-    overrides: Iterable[str] = (),
-    file: str | None = None,
-    tags: Iterable[str] = (),
-    tracking_uri: str | None = None,
-    log_predictions: bool = False,
-    split: str | None = None,
-    keep_columns: str | None = None,
-    env_manager: str | None = None,
-    env_strict: bool = False,
-    env_constraints: Iterable[str] = (),
-    reuse: str | None = None,
-) -> JobRequest:
-    """The command line's words (flags, `--set` strings, an invocation file) as one typed request.
-    Precedence: flags > `--set` > the invocation file > the deployment."""
-    set_overrides, io_sets = split_sets(overrides)
-    flags = spec_load.validate_data(
-        RunOverrides,
-        {
-            "mini_batch_size": mini_batch_size,
-            "instance_count": instance_count,
-            "split": split,
-            "keep_columns": keep_columns,
-            "reuse": reuse,
-        },
-        "options",
-    )
-    merged = flags.over(set_overrides)
-    file_tags: dict[str, str] = {}
-    description = None
-    if file is not None:
-        inv = spec_load.load_spec("job", InvocationSpec, file)
-        endpoint = endpoint or inv.endpoint
-        deployment = deployment or inv.deployment
-        job_name = job_name or inv.name
-        experiment_name = experiment_name or inv.experiment_name
-        merged = merged.over(inv.overrides())
-        file_tags, description = dict(inv.tags), inv.description
-        if inv.inputs and input is None:
-            (only,) = inv.inputs.values()
-            input, input_type = only.path, input_type or only.type
-        if "score" in inv.outputs and inv.outputs["score"].path and output_path is None:
-            output_path = inv.outputs["score"].path
-    for key, value in io_sets.items():
-        section, _, leaf = key.split(".")
-        if section == "inputs":
-            if leaf == "path":
-                input = value
-            else:
-                input_type = value
-        elif leaf == "path":
-            output_path = value
-    if not endpoint:
-        # `job create -f` has no endpoint option (its -n is the job's name): the file names the endpoint
-        if file is not None:
-            raise SpecError(
-                f"{Path(file).name}: no endpoint to invoke: add `endpoint: <endpoint-name>` to the file",
-                f"or name it on the command line: `batchctl endpoint invoke -n <endpoint-name> -f {file}`",
-            )
-        raise SpecError("no endpoint to invoke", "name it: `batchctl endpoint invoke -n <endpoint-name>`")
-    if input_type not in (None, "uri_file", "uri_folder"):
-        raise SpecError(f"--input-type: '{input_type}' is not supported; use uri_file or uri_folder")
-    if input is None:
-        raise SpecError("--input is required (a file, folder, URL, datastore path or azureml:<data>@latest)")
-    if job_name is not None:
-        spec_load.validate_name("job", job_name)
-    if experiment_name is not None:
-        spec_load.validate_name("job", experiment_name)
-    return JobRequest(
-        tracking_uri=tracking_uri,
-        log_predictions=log_predictions,
-        endpoint=endpoint,
-        deployment=deployment,
-        input=input,
-        input_type=input_type,
-        output_path=output_path,
-        job_name=job_name,
-        experiment_name=experiment_name,
-        overrides=merged,
-        tags={**file_tags, **parse_tags(tags)},
-        description=description,
-        env_manager=env_manager,
-        env_strict=env_strict,
-        env_constraints=list(env_constraints),
-    )
-
-
-def parse_tags(pairs: Iterable[str], option: str = "--tags") -> dict[str, str]:
-    """`k=v` strings as a dict (a value may hold `=`; the key may not be empty)."""
-    out: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise SpecError(f"{option}: '{pair}' must look like key=value")
-        out[key.strip()] = value
-    return out
 
 
 def resolve_settings(
@@ -259,15 +106,13 @@ def check_keep_columns(listing: storage.ListingStream, files: list[str], keep: l
 
 
 def queue(ws: Workspace, request: JobRequest, dry_run: bool = False) -> dict[str, Any]:
-    """Check everything, then write the Queued job (or return the plan, with dry_run)."""
+    """Check everything against the workspace, then write the Queued job (or return the plan, with dry_run)."""
     endpoint, deployment, compute, settings = resolve_settings(ws, request)
     name = request.job_name or str(uuid.uuid4())
     io = resolve_io(ws, request, settings, endpoint["name"], name)
-    files = [entry[0] for entry in io.head]
-    n_files = len(files)
+    n_files = len(io.head)
     if dry_run and not io.complete:  # counted to the end, one entry at a time (nothing kept)
         n_files += 1 + sum(1 for _ in io.listing.entries)  # the entry that showed the listing goes on, the rest
-    batches = -(-n_files // settings.mini_batch_size)
     if request.pinned is not None:
         model_id, snapshot = request.pinned
         model = {"type": snapshot.model_type, "path": snapshot.model_path}
@@ -286,32 +131,16 @@ def queue(ws: Workspace, request: JobRequest, dry_run: bool = False) -> dict[str
         request.env_constraints,
     )
     record = JobRecord(
+        **_record_fields(request, endpoint, deployment, compute, io),
         name=name,
         display_name=name,
-        experiment_name=request.experiment_name or endpoint["name"],
-        status=JobState.QUEUED,
-        endpoint_name=endpoint["name"],
-        deployment_name=deployment["name"],
         model=model_id,
-        compute=deployment["compute"],
-        compute_type=compute["type"] if compute["type"] != "amlcompute" else "local",
-        compute_address=compute.get("address"),
-        compute_max_workers=compute.get("max_workers"),
-        compute_connect_timeout=compute.get("connect_timeout"),
-        inputs={"input_data": {"type": io.listing.input_type, "path": io.input_description}},
-        outputs={"score": {"type": "uri_folder", "path": io.output_value}},
-        output_location=LocationRecord.of(io.output),
-        output_file=io.results.url if io.results else None,
-        output_file_location=LocationRecord.of(io.results) if io.results else None,
         settings=settings,
-        counts=JobCounts(files=n_files, mini_batches=batches, listing=not io.complete),
+        counts=JobCounts(files=n_files, mini_batches=-(-n_files // settings.mini_batch_size), listing=not io.complete),
         created_at=now(),
         # the submitting process owns the Queued job until a runner takes it (start_detached / run_job),
         # so a concurrent `job list` never mistakes a fresh job for one whose runner died
         runner=records.runner_identity(),
-        rerun_of=request.rerun_of,
-        tags=request.tags,
-        description=request.description,
         deployment_snapshot=snapshot,
         tracking={"uri": tracking_uri, "log_predictions": request.log_predictions} if tracking_uri else None,
         environment=environment,
@@ -319,26 +148,61 @@ def queue(ws: Workspace, request: JobRequest, dry_run: bool = False) -> dict[str
     if environment is None:
         _warn_requirements(model)
     if dry_run:
-        return {
-            "dry_run": True,
-            "name": name,
-            "endpoint_name": endpoint["name"],
-            "deployment_name": deployment["name"],
-            "input": io.input_description,
-            "input_type": io.listing.input_type,
-            "files": n_files,
-            "first_files": files[:5],
-            "mini_batches": batches,
-            "workers": settings.workers,
-            "output_path": io.output.url,
-            "output_file": record.output_file,
-            "settings": settings.model_dump(mode="json"),
-            "tags": record.tags,
-            "tracking_uri": tracking_uri,
-            "environment": environment,
-        }
+        return _dry_run_plan(record, io)
+    return _write(ws, record, io)
+
+
+def _record_fields(
+    request: JobRequest, endpoint: dict[str, Any], deployment: dict[str, Any], compute: dict[str, Any], io: ResolvedIO
+) -> dict[str, Any]:
+    """The parts of the job record that the request, the deployment, its compute and the IO decide."""
+    return {
+        "experiment_name": request.experiment_name or endpoint["name"],
+        "status": JobState.QUEUED,
+        "endpoint_name": endpoint["name"],
+        "deployment_name": deployment["name"],
+        "compute": deployment["compute"],
+        "compute_type": compute["type"] if compute["type"] != "amlcompute" else "local",
+        "compute_address": compute.get("address"),
+        "compute_max_workers": compute.get("max_workers"),
+        "compute_connect_timeout": compute.get("connect_timeout"),
+        "inputs": {"input_data": {"type": io.listing.input_type, "path": io.input_description}},
+        "outputs": {"score": {"type": "uri_folder", "path": io.output_value}},
+        "output_location": LocationRecord.of(io.output),
+        "output_file": io.results.url if io.results else None,
+        "output_file_location": LocationRecord.of(io.results) if io.results else None,
+        "rerun_of": request.rerun_of,
+        "tags": request.tags,
+        "description": request.description,
+    }
+
+
+def _dry_run_plan(record: JobRecord, io: ResolvedIO) -> dict[str, Any]:
+    """What `--dry-run` prints: the job that would be queued, with its first files."""
+    return {
+        "dry_run": True,
+        "name": record.name,
+        "endpoint_name": record.endpoint_name,
+        "deployment_name": record.deployment_name,
+        "input": io.input_description,
+        "input_type": io.listing.input_type,
+        "files": record.counts.files,
+        "first_files": [entry[0] for entry in io.head[:5]],
+        "mini_batches": record.counts.mini_batches,
+        "workers": record.settings.workers,
+        "output_path": io.output.url,
+        "output_file": record.output_file,
+        "settings": record.settings.model_dump(mode="json"),
+        "tags": record.tags,
+        "tracking_uri": record.tracking["uri"] if record.tracking else None,
+        "environment": record.environment,
+    }
+
+
+def _write(ws: Workspace, record: JobRecord, io: ResolvedIO) -> dict[str, Any]:
+    """The job's folder, written whole or not at all: logs/, plan.jsonl, job.json (Queued)."""
     header = plan_io.PlanHeader(io.listing.root.url, io.listing.root.protocol, io.listing.input_type, io.listing.basis)
-    with records.creating_job_dir(ws, name) as folder:
+    with records.creating_job_dir(ws, record.name) as folder:
         (folder / "logs").mkdir()
         writer = plan_io.PlanWriter(folder, header)
         try:

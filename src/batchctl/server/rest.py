@@ -12,14 +12,19 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from batchctl import api
 from batchctl.errors import BatchctlError
+from batchctl.jobs.request import typed_overrides
 from batchctl.specs._base import Int
 from batchctl.workspace import Workspace
+
+if TYPE_CHECKING:
+    from batchctl.jobs.request import JobRequest
+    from batchctl.specs.job import RunOverrides
 
 JOB_TYPE = "Microsoft.MachineLearningServices/workspaces/jobs"
 
@@ -161,14 +166,14 @@ def check_path(value: str, roots: list[str], what: str) -> None:
     )
 
 
-def confine(options: dict[str, Any], roots: list[str], labels: tuple[str, str] = ("input", "output")) -> None:
+def confine(request: JobRequest, roots: list[str], labels: tuple[str, str] = ("input", "output")) -> None:
     """The one confinement of a job that a caller outside the workspace starts (REST, the Studio's Create
-    job form): the input and the output that `api.submit_job` will get, whatever the request said they
-    were (a data asset, a datastore path, a URL or a local path), go through `check_path` before anything
-    is resolved or queued."""
-    check_path(str(options.get("input") or ""), roots, labels[0])
-    if options.get("output_path") is not None:
-        check_path(str(options["output_path"]), roots, labels[1])
+    job form): the input and the output of the request that `api.submit_job` will get, whatever the
+    request said they were (a data asset, a datastore path, a URL or a local path), go through
+    `check_path` before anything is resolved or queued."""
+    check_path(str(request.input or ""), roots, labels[0])
+    if request.output_path is not None:
+        check_path(str(request.output_path), roots, labels[1])
 
 
 def excerpt(message: str, limit: int = MAX_ERROR_CHARS) -> str:
@@ -196,10 +201,10 @@ def bounded_error(error: Any) -> Any:
     return error
 
 
-def submit_options(
+def submit_request(
     ws: Workspace, endpoint: str, deployment: str | None, body: InvokeBody, roots: list[str]
-) -> dict[str, Any]:
-    """Azure's body as `api.submit_job` options (the words `endpoint invoke` takes)."""
+) -> JobRequest:
+    """Azure's body as the typed request `api.submit_job` takes, its input and output confined."""
     props = body.properties
     if len(props.InputData) != 1:
         raise BadRequestError(
@@ -209,34 +214,42 @@ def submit_options(
     if unknown:
         raise BadRequestError(f"properties.OutputData: the one output is named 'score', not {sorted(unknown)}")
     (data,) = props.InputData.values()
-    uri = azure_uri(data.Uri)
-    options: dict[str, Any] = {
-        "endpoint": endpoint,
-        "deployment": deployment,
-        "input": uri,
-        "input_type": _kind(data.JobInputType),
-        "job_name": props.name,
-        "experiment_name": props.properties.get("experimentName"),
-        "mini_batch_size": props.miniBatchSize,
-        "instance_count": props.compute.instanceCount if props.compute else None,
-        "env_manager": props.envManager,
-        "env_strict": bool(props.envStrict),
-    }
-    if "score" in props.OutputData:
-        options["output_path"] = azure_uri(props.OutputData["score"].Uri)
-    confine(options, roots, ("InputData", "OutputData.score"))
-    overrides = []
-    if props.errorThreshold is not None:
-        overrides.append(f"error_threshold={props.errorThreshold}")
-    if props.outputFileName is not None:
-        overrides.append(f"output_file_name={props.outputFileName}")
-    if props.retrySettings is not None:
-        if props.retrySettings.maxRetries is not None:
-            overrides.append(f"retry_settings.max_retries={props.retrySettings.maxRetries}")
-        if props.retrySettings.timeout is not None:
-            overrides.append(f"retry_settings.timeout={props.retrySettings.timeout}")
-    options["overrides"] = overrides
-    return options
+    request = api.JobRequest(
+        endpoint=endpoint,
+        deployment=deployment,
+        input=azure_uri(data.Uri),
+        input_type=_kind(data.JobInputType),
+        output_path=azure_uri(props.OutputData["score"].Uri) if "score" in props.OutputData else None,
+        job_name=props.name,
+        experiment_name=props.properties.get("experimentName"),
+        env_manager=props.envManager,
+        env_strict=bool(props.envStrict),
+    )
+    confine(request, roots, ("InputData", "OutputData.score"))
+    request.overrides = run_overrides(props)
+    return request
+
+
+# The job settings (specs/job.RunOverrides fields) that Azure's body has no field for; every other one is
+# read in run_overrides. tests/unit/jobs/test_job_settings.py holds the front ends to this.
+NOT_IN_BODY = ("split", "keep_columns", "reuse")
+
+
+def run_overrides(props: JobProperties) -> RunOverrides:
+    """The body's per-job settings, typed (checked as `endpoint invoke` checks its flags and `--set`)."""
+    given = props.retrySettings
+    retry = {"max_retries": given.maxRetries, "timeout": given.timeout} if given else {}
+    return typed_overrides(
+        {
+            "mini_batch_size": props.miniBatchSize,
+            "instance_count": props.compute.instanceCount if props.compute else None,
+        },
+        {
+            "error_threshold": props.errorThreshold,
+            "output_file_name": props.outputFileName,
+            "retry_settings": {k: v for k, v in retry.items() if v is not None} or None,
+        },
+    )
 
 
 def job_resource(record: dict[str, Any], base_url: str) -> dict[str, Any]:

@@ -35,8 +35,8 @@ def invoke(
     ws = state.ws
     record = api.get_endpoint(ws, endpoint)  # 404 before anything else
     roots = rest.allowed_roots(ws, state.settings.allow_paths)
-    options = rest.submit_options(ws, record["name"], azureml_model_deployment or None, body, roots)
-    job = api.submit_job(ws, **options)
+    request = rest.submit_request(ws, record["name"], azureml_model_deployment or None, body, roots)
+    job = api.submit_job(ws, request)
     state.queue.submit(job["name"])
     return rest.job_resource(api.get_job(ws, job["name"]), state.url)
 

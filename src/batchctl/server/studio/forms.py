@@ -1,9 +1,13 @@
-"""What the Studio forms send, as the YAML the CLI takes (the wizard) or the options `endpoint invoke`
-takes (Create job), and the CLI's error messages mapped back to the form field they are about."""
+"""What the Studio forms send, as the YAML the CLI takes (the wizard) or the typed JobRequest that
+`endpoint invoke` builds too (Create job), and the CLI's error messages mapped back to the form field they are about."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from batchctl.jobs.request import JobRequest
+    from batchctl.specs.job import RunOverrides
 
 DEPLOYMENT_SCHEMA = "https://azuremlschemas.azureedge.net/latest/modelBatchDeployment.schema.json"
 ENDPOINT_SCHEMA = "https://azuremlschemas.azureedge.net/latest/batchEndpoint.schema.json"
@@ -58,14 +62,18 @@ def hidden_fields(form: dict[str, str], panels: dict[str, dict[str, tuple[str, .
 # the Create job form's input kinds (its `input_kind` radio buttons); any other value is a 400
 INPUT_KINDS = ("data", "datastore", "path")
 
+# The Create job form's job settings (specs/job.RunOverrides fields): whole numbers checked on the form
+# itself, then form field -> the field it sets (dotted: nested), then the settings the form does not offer.
+# tests/unit/jobs/test_job_settings.py holds the form to RunOverrides.
+JOB_NUMBERS = ("mini_batch_size", "instance_count")
 JOB_OVERRIDES = {
-    # form field -> the `--set` key of `endpoint invoke`
     "error_threshold": "error_threshold",
     "max_retries": "retry_settings.max_retries",
     "timeout": "retry_settings.timeout",
     "output_file_name": "output_file_name",
-    "max_concurrency_per_instance": "max_concurrency_per_instance",
+    "max_concurrency_per_instance": "max_concurrency_per_instance",  # not per job: refused as --set refuses it
 }
+NOT_ON_FORM = ("split", "keep_columns", "reuse")
 JOB_FIELDS = {
     "mini_batch_size": "mini_batch_size",
     "instance_count": "instance_count",
@@ -154,53 +162,78 @@ def field_of(message: str, fields: dict[str, dict[str, str]] | dict[str, str]) -
     return None
 
 
-def job_options(form: dict[str, str], endpoint: str) -> tuple[dict[str, Any], dict[str, str]]:
-    """The Create job form as `api.submit_job` options, and errors found on the form itself."""
+def job_options(form: dict[str, str], endpoint: str) -> tuple[JobRequest, dict[str, str]]:
+    """The Create job form as the typed request `api.submit_job` takes (its settings are read by
+    `job_overrides`, once the path is confined), and errors found on the form itself."""
+    from batchctl import api
+
     errors: dict[str, str] = {}
+    source = _job_input(form, errors)
+    request = api.JobRequest(
+        endpoint=endpoint,
+        deployment=form.get("deployment") or None,
+        input=source,
+        input_type="uri_file" if form.get("input_type") == "uri_file" else "uri_folder",
+    )
+    out_store, out_path = form.get("output_datastore", "").strip(), form.get("output_path", "").strip().lstrip("/")
+    if out_path and not out_store:
+        errors["output_datastore"] = "choose the datastore of the output path"
+    elif out_store and out_path:
+        request.output_path = f"azureml://datastores/{out_store}/paths/{out_path}"
+    elif out_store:
+        errors["output_path"] = "give a path inside the output datastore"
+    for field in JOB_NUMBERS:
+        text = form.get(field, "").strip()
+        if text and not _whole(text):
+            errors[field] = f"'{text}' is not a whole number"
+    return request, errors
+
+
+def job_overrides(form: dict[str, str]) -> RunOverrides:
+    """The form's job settings, typed; a bad value is a SpecError that `field_of` puts by its field."""
+    from batchctl.jobs.request import typed_overrides
+    from batchctl.specs.load import parse_set_value
+
+    numbers = {field: int(form[field].strip()) for field in JOB_NUMBERS if _whole(form.get(field, "").strip())}
+    nested: dict[str, Any] = {}
+    for field, path in JOB_OVERRIDES.items():
+        text = form.get(field, "").strip()
+        if text:
+            *parents, leaf = path.split(".")
+            node = nested
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = parse_set_value(text)  # read as `--set` reads a value
+    return typed_overrides(numbers, nested)
+
+
+def _whole(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _job_input(form: dict[str, str], errors: dict[str, str]) -> str:
+    """The input the form names (a data asset, a datastore path or a public path), as `--input` takes it."""
     kind = form.get("input_kind", "data")
     if kind == "data":
         name, version = form.get("data_asset", "").strip(), form.get("data_version", "").strip() or "latest"
         if not name:
             errors["data_asset"] = "choose a registered dataset"
-        source = f"azureml:{name}@latest" if version == "latest" else f"azureml:{name}:{version}"
-    elif kind == "datastore":
+        return f"azureml:{name}@latest" if version == "latest" else f"azureml:{name}:{version}"
+    if kind == "datastore":
         store, path = form.get("datastore", "").strip(), form.get("datastore_path", "").strip().lstrip("/")
         if not store:
             errors["datastore"] = "choose a datastore"
         if not path:
             errors["datastore_path"] = "give a path inside the datastore"
-        source = f"azureml://datastores/{store}/paths/{path}"
-    elif kind == "path":
+        return f"azureml://datastores/{store}/paths/{path}"
+    if kind == "path":
         source = form.get("public_path", "").strip()
         if not source:
             errors["public_path"] = "give a public path or URL"
-    else:
-        source = ""
-        errors["input_kind"] = f"input_kind: '{kind}' is not one of {', '.join(INPUT_KINDS)}"
-    options: dict[str, Any] = {
-        "endpoint": endpoint,
-        "deployment": form.get("deployment") or None,
-        "input": source,
-        "input_type": "uri_file" if form.get("input_type") == "uri_file" else "uri_folder",
-    }
-    out_store, out_path = form.get("output_datastore", "").strip(), form.get("output_path", "").strip().lstrip("/")
-    if out_path and not out_store:
-        errors["output_datastore"] = "choose the datastore of the output path"
-    elif out_store and out_path:
-        options["output_path"] = f"azureml://datastores/{out_store}/paths/{out_path}"
-    elif out_store:
-        errors["output_path"] = "give a path inside the output datastore"
-    for field in ("mini_batch_size", "instance_count"):
-        text = form.get(field, "").strip()
-        if text:
-            try:
-                options[field] = int(text)
-            except ValueError:
-                errors[field] = f"'{text}' is not a whole number"
-    overrides = []
-    for field, key in JOB_OVERRIDES.items():
-        text = form.get(field, "").strip()
-        if text:
-            overrides.append(f"{key}={text}")
-    options["overrides"] = overrides
-    return options, errors
+        return source
+    errors["input_kind"] = f"input_kind: '{kind}' is not one of {', '.join(INPUT_KINDS)}"
+    return ""

@@ -69,15 +69,16 @@ def job_submit(
         context = job_form_context(ws, name, values)
     except NotFoundError as exc:
         return not_found(request, exc.message)
-    options, errors = forms.job_options(values, context["ep"]["name"])
+    job_request, errors = forms.job_options(values, context["ep"]["name"])
     error = errors.pop("input_kind", None)  # not a field the page shows: the form was not ours
     if not errors and not error:
         try:
             # whatever the form says the input is, its resolved URI and the output go through the same
             # confinement as a REST job's
-            rest.confine(options, rest.allowed_roots(ws, state.settings.allow_paths))
+            rest.confine(job_request, rest.allowed_roots(ws, state.settings.allow_paths))
             state.queue.check_accepting()
-            job = api.submit_job(ws, **options)
+            job_request.overrides = forms.job_overrides(values)
+            job = api.submit_job(ws, job_request)
         except OutputExistsError as exc:
             errors["output_path"] = exc.message
         except BatchctlError as exc:
