@@ -179,7 +179,7 @@ def test_old_registry_without_the_environments_section_loads(cli, out, env_file,
     out(cli("endpoint", "create", "-n", "heart"))
     out(cli("environment", "create", "-f", str(env_file())))
     data = registry.data()
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2  # written back with this version's schema (settings.SCHEMA_VERSION)
     assert list(data["environments"]) == ["sk-env"]
     assert list(data["endpoints"]) == ["heart"]
 

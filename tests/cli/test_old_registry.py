@@ -92,3 +92,17 @@ def test_a_record_of_the_old_registry_loads_typed_with_its_paths_absolute(isolat
     assert Path(deployment.code_dir, "batch_driver.py").is_file()
     assert (deployment.settings.mini_batch_size, deployment.settings.retry_settings.timeout) == (3, 30)
     assert get_compute(ws, deployment.compute).job_compute_type == "local"  # an amlcompute cluster
+
+
+def test_a_change_writes_the_current_schema_and_keeps_the_old_absolute_paths_working(cli, isolation: Path):
+    from batchctl.settings import SCHEMA_VERSION
+
+    root = install(isolation)
+    changed = cli("endpoint", "update", "-n", "heart", "--set", "description=changed", "-o", "json")
+    assert changed.exit_code == 0, changed.output
+    data = json.loads((isolation / "registry.json").read_text())
+    # an older batchctl refuses the registry now, instead of reading relative paths against its own folder
+    assert data["schema_version"] == SCHEMA_VERSION == 2
+    shown = cli("deployment", "show", "-e", "heart", "-n", "custom-script", "-o", "json")
+    want = (FIXTURE / "expected" / "deployment-show-custom-script.json").read_text()
+    assert shown.stdout.replace(str(root), WRITTEN_AT) == want
