@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from support.workspaces import WorkspaceTemplates
 from testkit import Cli
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,6 +90,12 @@ def isolation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def cli() -> Cli:
     return Cli()
+
+
+@pytest.fixture(scope="session")
+def workspace_templates(tmp_path_factory: pytest.TempPathFactory) -> WorkspaceTemplates:
+    """Workspaces built once per session, copied per test (tests/support/workspaces.py)."""
+    return WorkspaceTemplates(tmp_path_factory)
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """batchctl's Python API: the one facade that the CLI (and the server) call.
 
-Every verb takes a Workspace and returns plain JSON-ready dicts (the records `show` prints). The work
+Every verb takes a Workspace and returns plain JSON-ready dicts (the records `show` prints; `resources`
+returns typed records for endpoints, deployments and computes, dumped here, at the edge). The work
 is done below: `batchctl.resources` (one module per noun: CRUD over the registry and resolution) and
 `batchctl.jobs` (submit, run, the job commands). This module holds no logic of its own.
 
@@ -35,18 +36,12 @@ from batchctl.workspace import Workspace
 
 # The resource verbs are imported on first use (PEP 562): `batchctl endpoint list` then loads the endpoints
 # module, not all of them. Type checkers see the imports below. Verbs with more to do than the resource
-# (the server's URIs, the running-job check on delete) are functions of this module.
+# (the server's URIs, the running-job check on delete, dumping a typed record) are functions of this module.
 _RESOURCE_VERBS = {
-    "batchctl.resources.computes": ("create_compute", "delete_compute", "get_compute", "list_computes"),
+    "batchctl.resources.computes": ("delete_compute",),
     "batchctl.resources.data": ("create_data", "delete_data", "get_data", "list_data"),
     "batchctl.resources.datastores": ("create_datastore", "delete_datastore", "get_datastore", "list_datastores"),
-    "batchctl.resources.deployments": (
-        "check_deployment",
-        "create_deployment",
-        "get_deployment",
-        "list_deployments",
-        "update_deployment",
-    ),
+    "batchctl.resources.deployments": ("check_deployment",),
     "batchctl.resources.environments": (
         "create_environment",
         "delete_environment",
@@ -73,16 +68,10 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
-    from batchctl.resources.computes import create_compute, delete_compute, get_compute, list_computes
+    from batchctl.resources.computes import delete_compute
     from batchctl.resources.data import create_data, delete_data, get_data, list_data
     from batchctl.resources.datastores import create_datastore, delete_datastore, get_datastore, list_datastores
-    from batchctl.resources.deployments import (
-        check_deployment,
-        create_deployment,
-        get_deployment,
-        list_deployments,
-        update_deployment,
-    )
+    from batchctl.resources.deployments import check_deployment
     from batchctl.resources.environments import (
         create_environment,
         delete_environment,
@@ -160,7 +149,7 @@ def create_endpoint(ws: Workspace, **options: Any) -> dict[str, Any]:
     from batchctl.jobs.serverinfo import endpoint_uris
     from batchctl.resources import endpoints
 
-    return endpoint_uris(ws, endpoints.create_endpoint(ws, **options))
+    return endpoint_uris(ws, endpoints.create_endpoint(ws, **options).dump())
 
 
 def update_endpoint(
@@ -170,7 +159,7 @@ def update_endpoint(
     from batchctl.jobs.serverinfo import endpoint_uris
     from batchctl.resources import endpoints
 
-    return endpoint_uris(ws, endpoints.update_endpoint(ws, name, overrides, file=file))
+    return endpoint_uris(ws, endpoints.update_endpoint(ws, name, overrides, file=file).dump())
 
 
 def set_default_deployment(ws: Workspace, endpoint: str, name: str) -> dict[str, Any]:
@@ -178,7 +167,7 @@ def set_default_deployment(ws: Workspace, endpoint: str, name: str) -> dict[str,
     from batchctl.jobs.serverinfo import endpoint_uris
     from batchctl.resources import deployments
 
-    return endpoint_uris(ws, deployments.set_default_deployment(ws, endpoint, name))
+    return endpoint_uris(ws, deployments.set_default_deployment(ws, endpoint, name).dump())
 
 
 def get_endpoint(ws: Workspace, name: str) -> dict[str, Any]:
@@ -186,7 +175,7 @@ def get_endpoint(ws: Workspace, name: str) -> dict[str, Any]:
     from batchctl.jobs.serverinfo import endpoint_uris
     from batchctl.resources.endpoints import get_endpoint as get_record
 
-    return endpoint_uris(ws, get_record(ws, name))
+    return endpoint_uris(ws, get_record(ws, name).dump())
 
 
 def list_endpoints(ws: Workspace) -> list[dict[str, Any]]:
@@ -194,7 +183,88 @@ def list_endpoints(ws: Workspace) -> list[dict[str, Any]]:
     from batchctl.jobs.serverinfo import endpoint_uris
     from batchctl.resources.endpoints import list_endpoints as list_records
 
-    return [endpoint_uris(ws, record) for record in list_records(ws)]
+    return [endpoint_uris(ws, record.dump()) for record in list_records(ws)]
+
+
+def create_deployment(
+    ws: Workspace,
+    file: str,
+    name: str | None = None,
+    endpoint_name: str | None = None,
+    overrides: Iterable[str] = (),
+    set_default: bool = False,
+    skip_script_validation: bool = False,
+) -> dict[str, Any]:
+    """Create or overwrite a deployment from a YAML file; the endpoint's first deployment becomes its default."""
+    from batchctl.resources import deployments
+
+    record = deployments.create_deployment(
+        ws, file, name, endpoint_name, overrides, set_default, skip_script_validation
+    )
+    return record.dump()
+
+
+def update_deployment(
+    ws: Workspace,
+    name: str | None,
+    endpoint: str | None,
+    overrides: Iterable[str] = (),
+    file: str | None = None,
+    skip_script_validation: bool = False,
+) -> dict[str, Any]:
+    """Update an existing deployment from a file and/or `--set` overrides."""
+    from batchctl.resources import deployments
+
+    return deployments.update_deployment(ws, name, endpoint, overrides, file, skip_script_validation).dump()
+
+
+def get_deployment(ws: Workspace, name: str, endpoint: str) -> dict[str, Any]:
+    """A deployment, its code snapshot's path absolute."""
+    from batchctl.resources import deployments
+
+    return deployments.get_deployment(ws, name, endpoint).dump()
+
+
+def list_deployments(ws: Workspace, endpoint: str) -> list[dict[str, Any]]:
+    """An endpoint's deployments, sorted by name."""
+    from batchctl.resources import deployments
+
+    return [record.dump() for record in deployments.list_deployments(ws, endpoint)]
+
+
+def create_compute(
+    ws: Workspace,
+    file: str | None = None,
+    name: str | None = None,
+    type: str | None = None,
+    address: str | None = None,
+    max_workers: int | None = None,
+    min_instances: int | None = None,
+    max_instances: int | None = None,
+    size: str | None = None,
+    overrides: Iterable[str] = (),
+) -> dict[str, Any]:
+    """Create or overwrite a compute; an amlcompute cluster's record carries a `notice` (never stored)."""
+    from batchctl.resources import computes
+
+    record = computes.create_compute(
+        ws, file, name, type, address, max_workers, min_instances, max_instances, size, overrides
+    )
+    return record.dump()
+
+
+def get_compute(ws: Workspace, name: str) -> dict[str, Any]:
+    """A compute; `local` is built in."""
+    from batchctl.resources import computes
+
+    return computes.get_compute(ws, name).dump()
+
+
+def list_computes(ws: Workspace) -> list[dict[str, Any]]:
+    """The computes, sorted by name, `local` among them."""
+    from batchctl.resources import computes
+
+    return [record.dump() for record in computes.list_computes(ws)]
 
 
 def server_info(ws: Workspace) -> dict[str, Any] | None:

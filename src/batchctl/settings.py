@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+# 2: paths inside the workspace (models, code snapshots, environment files) are stored relative to its
+# root. A registry of version 1 (absolute paths) loads as it is and is written back as version 2, so an
+# older batchctl refuses it instead of reading a relative path against its current folder.
+SCHEMA_VERSION = 2
 LOCK_TIMEOUT_ENV = "BATCHCTL_LOCK_TIMEOUT"
 DEFAULT_LOCK_TIMEOUT = 30.0
 

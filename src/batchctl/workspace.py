@@ -78,6 +78,19 @@ class Workspace:
                 "(--workspace or BATCHCTL_HOME)",
             )
 
+    def stored_path(self, path: Path | str) -> str:
+        """How the registry stores a path: relative to the workspace root when it is inside it (so a
+        workspace can be moved or copied whole), else as given."""
+        path = Path(path)
+        if path.is_absolute() and path.is_relative_to(self.root):
+            return str(path.relative_to(self.root))
+        return str(path)
+
+    def resolved_path(self, stored: str) -> str:
+        """A stored path as a path to use: a relative one is under the workspace root; an absolute one
+        (what registries written before relative paths hold) is kept as it is."""
+        return str(self.root / stored)
+
     def inside(self, path: Path) -> Path:
         """Refuse any path that would leave the workspace (names are checked before, this is the backstop)."""
         resolved = path.resolve()

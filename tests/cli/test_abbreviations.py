@@ -1,9 +1,12 @@
-"""argparse-style abbreviated long options (issue 18), through the real entry point (`python -m batchctl`):
-CliRunner calls the typer app directly and would bypass the expansion in `cli.main()`."""
+"""argparse-style abbreviated long options (issue 18), through `cli.main()`, what `python -m batchctl` runs:
+CliRunner calls the typer app directly and would bypass the expansion in `main()`. main() runs in this
+process (support.cli.run_main); one test goes through the real entry point in a subprocess."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,18 @@ import yaml
 
 from batchctl.cli import GROUPS, app, build_app
 from batchctl.cli._abbrev import AmbiguousOption, convert, expand_args
+from support.cli import run_main
+
+
+def real_batchctl(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m batchctl ARGS` in a subprocess: the real entry point."""
+    return subprocess.run([sys.executable, "-m", "batchctl", *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def run_batchctl():
+    """This module's tests run main() in-process (the session's run_batchctl starts a process)."""
+    return run_main
 
 
 @pytest.fixture
@@ -61,10 +76,10 @@ def test_equals_form_and_root_options_are_expanded(tmp_path, endpoint, run_batch
     assert (shown.returncode, shown.stdout, shown.stderr) == (0, '"x"\n', "")
 
 
-def test_ambiguous_prefix_lists_the_candidates_and_exits_2(tmp_path, endpoint, mlflow_model, run_batchctl, registry):
+def test_ambiguous_prefix_lists_the_candidates_and_exits_2(tmp_path, endpoint, mlflow_model, registry):
     spec = _deployment_yml(tmp_path, mlflow_model)
     before = registry.bytes()
-    result = run_batchctl("deployment", "create", "-e", endpoint, "-f", str(spec), "--s")
+    result = real_batchctl("deployment", "create", "-e", endpoint, "-f", str(spec), "--s")
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr == (

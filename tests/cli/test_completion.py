@@ -39,25 +39,41 @@ def complete(shell: str, words: str, *, extra: dict[str, str] | None = None) -> 
     return [line for line in proc.stdout.splitlines() if line]
 
 
-@pytest.fixture
-def workspace(cli: Any, tmp_path: Path, custom_model: Path, score_code: Path) -> Path:
+def build_workspace(root: Path) -> None:
+    """Endpoints heart (deployments blue, green) and hearing (gray), and two jobs, nightly-1 and -2."""
+    from testkit import Cli
+
+    cli = Cli()
+    src = root.parent / "src"
+    (src / "model").mkdir(parents=True)
+    (src / "model" / "weights.json").write_text("[1]\n")
+    (src / "code").mkdir()
+    (src / "code" / "score.py").write_text(
+        "import os\n\ndef init():\n    pass\n\ndef run(mini_batch):\n    return list(mini_batch)\n"
+    )
+    ws = ("--workspace", str(root))
     for endpoint in ("heart", "hearing"):
-        assert cli("endpoint", "create", "-n", endpoint, "-o", "json").exit_code == 0
+        assert cli(*ws, "endpoint", "create", "-n", endpoint, "-o", "json").exit_code == 0
     for endpoint, name in (("heart", "blue"), ("heart", "green"), ("hearing", "gray")):
-        spec = tmp_path / f"{endpoint}-{name}.yml"
+        spec = src / f"{endpoint}-{name}.yml"
         spec.write_text(yaml.safe_dump({
-            "name": name, "endpoint_name": endpoint, "model": {"path": str(custom_model)},
-            "code_configuration": {"code": str(score_code), "scoring_script": "score.py"},
+            "name": name, "endpoint_name": endpoint, "model": {"path": str(src / "model")},
+            "code_configuration": {"code": str(src / "code"), "scoring_script": "score.py"},
         }))  # fmt: skip
-        assert cli("deployment", "create", "-f", str(spec), "-o", "json").exit_code == 0
-    data = tmp_path / "data"
+        assert cli(*ws, "deployment", "create", "-f", str(spec), "-o", "json").exit_code == 0
+    data = src / "data"
     data.mkdir()
     (data / "a.txt").write_text("1\n")
     for job in ("nightly-1", "nightly-2"):
-        result = cli("endpoint", "invoke", "-n", "heart", "-i", str(data), "--output-path", str(tmp_path / job),
+        result = cli(*ws, "endpoint", "invoke", "-n", "heart", "-i", str(data), "--output-path", str(src / job),
                      "--job-name", job, "-o", "json")  # fmt: skip
         assert result.exit_code == 0, result.output
-    return Path(os.environ["BATCHCTL_HOME"])
+
+
+@pytest.fixture
+def workspace(workspace_templates: Any) -> Path:
+    """A copy of the session's completion workspace (built once: support.workspaces), at BATCHCTL_HOME."""
+    return workspace_templates.copy("completion", build_workspace, Path(os.environ["BATCHCTL_HOME"]))
 
 
 @pytest.mark.parametrize(

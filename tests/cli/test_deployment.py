@@ -25,8 +25,9 @@ def test_create_mlflow_deployment(cli, out, registry, endpoint, deployment_file,
     assert record["settings"]["mini_batch_size"] == 10
     assert record["provisioning_state"] == "Succeeded"
     model = registry.data()["models"]["heart"]["1"]
-    assert Path(model["path"]).parent.parent == home / "models" / "heart"
-    assert (Path(model["path"]) / "MLmodel").read_bytes() == (mlflow_model / "MLmodel").read_bytes()
+    # stored relative to the workspace root (a workspace can be moved), shown absolute
+    assert (model["path"], model["model_dir"]) == ("models/heart/1/model", "models/heart/1")
+    assert (home / model["path"] / "MLmodel").read_bytes() == (mlflow_model / "MLmodel").read_bytes()
     assert registry.data()["deployments"][f"{endpoint}/classifier-mlflow"] == record
 
 
@@ -274,7 +275,9 @@ def test_custom_deployment_snapshots_the_code(cli, out, registry, endpoint, writ
     assert record["code_configuration"]["source_code"] == str(score_code)
     assert record["model_type"] == "custom_model"
     model = registry.data()["models"]["heart-classifier-custom-model"]["1"]
-    assert (Path(model["path"]) / "sub" / "vocab.txt").read_text() == "a\nb\n"
+    assert (home / model["path"] / "sub" / "vocab.txt").read_text() == "a\nb\n"
+    stored = registry.data()["deployments"][f"{endpoint}/{record['name']}"]["code_configuration"]["code"]
+    assert stored == str(code.relative_to(home))  # relative to the workspace root
 
 
 def test_code_folder_missing(cli, registry, endpoint, write_spec, custom_model, tmp_path):

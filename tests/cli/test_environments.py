@@ -50,7 +50,9 @@ def test_create_copies_the_conda_file_and_records_its_hash_and_pip_requirements(
     assert record["conda_file_sha256"] == hashlib.sha256(CONDA.encode()).hexdigest()
     assert record["pip_requirements"] == ["scikit-learn==1.5.0", "pandas>=2"]
     assert record["python_version"] == "3.11"
-    assert registry.data()["environments"]["sk-env"]["1"] == record
+    # the paths inside the workspace are stored relative to its root, and shown absolute
+    relative = {"conda_file": "environments/sk-env/1/conda.yml", "environment_dir": "environments/sk-env/1"}
+    assert registry.data()["environments"]["sk-env"]["1"] == {**record, **relative}
     # the same definition again: the same version, and the registry is not rewritten
     before = registry.bytes()
     again = out(cli("environment", "create", "-f", str(env_file())))
@@ -66,7 +68,7 @@ def test_a_changed_conda_file_is_a_new_version_and_versions_are_immutable(cli, o
     second = out(cli("environment", "create", "-f", str(spec)))
     assert second["version"] == "2"
     assert second["pip_requirements"] == ["scikit-learn==1.5.0", "pandas>=2.1"]
-    assert Path(registry.data()["environments"]["sk-env"]["1"]["conda_file"]).read_text() == CONDA
+    assert (registry.path.parent / registry.data()["environments"]["sk-env"]["1"]["conda_file"]).read_text() == CONDA
     before = registry.bytes()
     conda.write_text(CONDA.replace("python=3.11", "python=3.12"))
     clash = cli("environment", "create", "-f", str(spec), "--version", "1")
@@ -177,7 +179,7 @@ def test_old_registry_without_the_environments_section_loads(cli, out, env_file,
     out(cli("endpoint", "create", "-n", "heart"))
     out(cli("environment", "create", "-f", str(env_file())))
     data = registry.data()
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2  # written back with this version's schema (settings.SCHEMA_VERSION)
     assert list(data["environments"]) == ["sk-env"]
     assert list(data["endpoints"]) == ["heart"]
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,34 +14,45 @@ import yaml
 FAILING = "def init():\n    raise RuntimeError('no model')\n\n\ndef run(mini_batch):\n    return []\n"
 
 
-@pytest.fixture
-def jobs(cli: Any, tmp_path: Path, custom_model: Path, score_code: Path) -> list[str]:
+JOBS = ["a1", "b2", "c3", "d4"]
+
+
+def build_jobs(root: Path) -> None:
     """Four jobs, oldest first: a1 (heart/dep), b2 (other/dep), c3 (heart/broken, Failed), d4 (heart/dep)."""
-    broken = tmp_path / "broken"
-    broken.mkdir()
-    (broken / "score.py").write_text(FAILING)
+    from testkit import Cli
+
+    cli = Cli()
+    ws = ("--workspace", str(root))
+    src = root.parent / "src"
+    for folder, script in (("code", "def init():\n    pass\n\n\ndef run(mini_batch):\n    return list(mini_batch)\n"),
+                           ("broken", FAILING), ("model", None)):  # fmt: skip
+        (src / folder).mkdir(parents=True)
+        (src / folder / ("score.py" if script else "weights.json")).write_text(script or "[1]\n")
     for endpoint in ("heart", "other"):
-        assert cli("endpoint", "create", "-n", endpoint, "-o", "json").exit_code == 0
-    for endpoint, name, code in (("heart", "dep", score_code), ("other", "dep", score_code),
-                                 ("heart", "broken", broken)):  # fmt: skip
-        spec = tmp_path / f"{endpoint}-{name}.yml"
+        assert cli(*ws, "endpoint", "create", "-n", endpoint, "-o", "json").exit_code == 0
+    for endpoint, name, code in (("heart", "dep", "code"), ("other", "dep", "code"), ("heart", "broken", "broken")):
+        spec = src / f"{endpoint}-{name}.yml"
         spec.write_text(yaml.safe_dump({
-            "name": name, "endpoint_name": endpoint, "model": {"path": str(custom_model)},
-            "code_configuration": {"code": str(code), "scoring_script": "score.py"},
+            "name": name, "endpoint_name": endpoint, "model": {"path": str(src / "model")},
+            "code_configuration": {"code": str(src / code), "scoring_script": "score.py"},
             "settings": {"retry_settings": {"max_retries": 0}},
         }))  # fmt: skip
-        assert cli("deployment", "create", "-f", str(spec), "-o", "json").exit_code == 0
-    data = tmp_path / "data"
+        assert cli(*ws, "deployment", "create", "-f", str(spec), "-o", "json").exit_code == 0
+    data = src / "data"
     data.mkdir()
     for i in range(3):
         (data / f"f{i}.txt").write_text("1\n")
-    names = []
-    for job, endpoint, deployment in (("a1", "heart", "dep"), ("b2", "other", "dep"), ("c3", "heart", "broken"),
-                                      ("d4", "heart", "dep")):  # fmt: skip
-        cli("endpoint", "invoke", "-n", endpoint, "-d", deployment, "-i", str(data), "--job-name", job,
-            "--output-path", str(tmp_path / "out" / job), "-o", "json")  # fmt: skip
-        names.append(job)
-    return names
+    routes = (("heart", "dep"), ("other", "dep"), ("heart", "broken"), ("heart", "dep"))
+    for job, (endpoint, deployment) in zip(JOBS, routes, strict=True):
+        cli(*ws, "endpoint", "invoke", "-n", endpoint, "-d", deployment, "-i", str(data), "--job-name", job,
+            "--output-path", str(src / "out" / job), "-o", "json")  # fmt: skip
+
+
+@pytest.fixture
+def jobs(workspace_templates: Any) -> list[str]:
+    """A copy of the session's four-job workspace (built once: support.workspaces), at BATCHCTL_HOME."""
+    workspace_templates.copy("job-list", build_jobs, Path(os.environ["BATCHCTL_HOME"]))
+    return JOBS
 
 
 def _names(result: Any) -> list[str]:

@@ -11,6 +11,7 @@ import pytest
 from server_helpers import Server, Workspace
 
 from support.models import cached_heart_model
+from support.workspaces import WorkspaceTemplates
 
 
 @pytest.fixture(scope="session")
@@ -35,10 +36,15 @@ def reference(heart_model: Path) -> Callable[[Path], list[str]]:
 
 @pytest.fixture(scope="module")
 def served(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, heart_model: Path
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    heart_model: Path,
+    workspace_templates: WorkspaceTemplates,
 ) -> Iterator[tuple[Workspace, Server]]:
-    """One workspace and one `batchctl serve` shared by the tests of a module."""
-    ws = Workspace(tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]) / "ws", heart_model)
+    """One workspace (a copy of the session's) and one `batchctl serve` shared by the tests of a module."""
+    folder = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
+    root = workspace_templates.copy("server", lambda r: Workspace(r, heart_model), folder / "ws")
+    ws = Workspace(root, heart_model, built=True)
     server = Server(ws)
     try:
         yield ws, server
@@ -47,8 +53,10 @@ def served(
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, heart_model: Path) -> Workspace:
-    return Workspace(tmp_path / "ws", heart_model)
+def workspace(tmp_path: Path, heart_model: Path, workspace_templates: WorkspaceTemplates) -> Workspace:
+    """A copy of the session's server workspace (built once: tests/support/workspaces.py)."""
+    root = workspace_templates.copy("server", lambda r: Workspace(r, heart_model), tmp_path / "ws")
+    return Workspace(root, heart_model, built=True)
 
 
 @pytest.fixture

@@ -4,9 +4,6 @@ PID), httpx clients with tokens from the workspace key, a real MLflow model and 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,10 +12,10 @@ from typing import Any
 import yaml
 
 from support.scripts import script_text
+from support.servers import ServeProcess
 from support.waiting import wait_for  # noqa: F401 - re-exported for the tests that import it from here
 
 PY = sys.executable
-STARTUP_SECONDS = 90
 
 
 def heart_csv(path: Path, rows: int, seed: int) -> Path:
@@ -49,10 +46,12 @@ SCRIPT = script_text("lifecycle_score")
 
 
 class Workspace:
-    """A workspace with endpoint `heart`: deployment `blue` (the MLflow model, default) and `script`."""
+    """A workspace with endpoint `heart`: deployment `blue` (the MLflow model, default) and `script`.
 
-    def __init__(self, root: Path, model: Path) -> None:
-        from batchctl import api
+    With `built=True`, `root` is a copy of one already built (support.workspaces): only the files beside
+    it are written, and `script`'s STATE_DIR is pointed at this copy's state folder."""
+
+    def __init__(self, root: Path, model: Path, *, built: bool = False) -> None:
         from batchctl.workspace import Workspace as Ws
 
         self.root = root
@@ -62,14 +61,26 @@ class Workspace:
         self.state.mkdir(exist_ok=True)
         self.allowed = self.tmp / "allowed"
         self.allowed.mkdir(exist_ok=True)
-        api.create_endpoint(self.ws, name="heart")
-        self.deploy({"name": "blue", "model": {"path": str(model), "type": "mlflow_model", "name": "heart"}})
         code = self.tmp / "code"
         code.mkdir(exist_ok=True)
         (code / "score.py").write_text(SCRIPT)
         weights = self.tmp / "weights"
         weights.mkdir(exist_ok=True)
         (weights / "w.txt").write_text("1\n")
+        if built:
+            from batchctl import api
+
+            api.update_deployment(
+                self.ws, "script", "heart", [f"settings.environment_variables.STATE_DIR={self.state}"]
+            )
+            return
+        self._build(model, code, weights)
+
+    def _build(self, model: Path, code: Path, weights: Path) -> None:
+        from batchctl import api
+
+        api.create_endpoint(self.ws, name="heart")
+        self.deploy({"name": "blue", "model": {"path": str(model), "type": "mlflow_model", "name": "heart"}})
         self.deploy(
             {
                 "name": "script",
@@ -105,38 +116,12 @@ class Workspace:
         return folder
 
 
-class Server:
-    """`python -m batchctl serve --port 0` in a subprocess; output goes to files (a pipe could fill up)."""
+class Server(ServeProcess):
+    """`python -m batchctl serve --port 0 --allow-path <allowed>` for a test workspace (support.servers)."""
 
     def __init__(self, ws: Workspace, *args: str, env: dict[str, str] | None = None) -> None:
         self.ws = ws
-        logs = ws.tmp / "server-logs"
-        logs.mkdir(exist_ok=True)
-        stamp = f"{time.monotonic_ns()}"
-        self.stdout_path = logs / f"{stamp}.out"
-        self.stderr_path = logs / f"{stamp}.err"
-        full_env = {**os.environ, "BATCHCTL_HOME": str(ws.root), **(env or {})}
-        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
-            self.proc = subprocess.Popen(
-                [PY, "-m", "batchctl", "serve", "--port", "0", "--allow-path", str(ws.allowed), *args],
-                stdout=out,
-                stderr=err,
-                stdin=subprocess.DEVNULL,
-                env=full_env,
-            )
-        self.pid = self.proc.pid
-        self.url = self._wait_listening()
-
-    def _wait_listening(self) -> str:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while time.monotonic() < deadline:
-            text = self.stdout_path.read_text()
-            if "listening on " in text:
-                return text.split("listening on ", 1)[1].split()[0]
-            if self.proc.poll() is not None:
-                raise AssertionError(f"the server exited ({self.proc.returncode}): {self.stderr_path.read_text()}")
-            time.sleep(0.05)
-        raise AssertionError(f"the server did not start within {STARTUP_SECONDS}s: {self.stderr_path.read_text()}")
+        super().__init__(ws.root, ws.tmp / "server-logs", "--allow-path", str(ws.allowed), *args, env=env)
 
     def token(self, expires_in: int = 600) -> str:
         from batchctl.server.auth import load_key, mint
@@ -148,24 +133,6 @@ class Server:
 
         headers = {"Authorization": f"Bearer {token or self.token()}"}
         return httpx.Client(base_url=self.url, headers=headers, timeout=60.0)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
-        if self.proc.poll() is None:
-            os.kill(self.pid, sig)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(self.pid, signal.SIGKILL)
-            self.proc.wait(10)
-            raise AssertionError(f"the server did not stop within {timeout}s after signal {sig}") from None
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def output(self) -> tuple[str, str]:
-        return self.stdout_path.read_text(), self.stderr_path.read_text()
 
 
 def body(uri: str, kind: str = "UriFolder", output: str | None = None, **extra: Any) -> dict[str, Any]:

@@ -7,16 +7,15 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from support.servers import ServeProcess
+
 PY = sys.executable
-STARTUP_SECONDS = 90
 ROOT = Path(__file__).resolve().parents[2]
 # the screenshots in docs/studio/ are refreshed with BATCHCTL_UPDATE_SCREENSHOTS=1; otherwise (CI) they
 # are still taken, into a scratch folder, so a clone's tracked files are never rewritten by a test run
@@ -70,44 +69,21 @@ class ExampleWorkspace:
         api.create_data(self.ws, name="heart-unlabeled", type="uri_folder", path=str(data))
 
 
-class StudioServer:
-    """`python -m batchctl serve --port 0`; stdout and stderr go to files."""
+class StudioServer(ServeProcess):
+    """`python -m batchctl serve --port 0` (support.servers), its one-time login link read from its stdout."""
+
+    login_url: str
 
     def __init__(self, ws: ExampleWorkspace) -> None:
-        logs = ws.root.parent / "server-logs"
-        logs.mkdir(exist_ok=True)
-        self.stdout_path, self.stderr_path = logs / "serve.out", logs / "serve.err"
-        env = {**os.environ, "BATCHCTL_HOME": str(ws.root)}
-        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
-            self.proc = subprocess.Popen(
-                [PY, "-m", "batchctl", "serve", "--port", "0"],
-                stdout=out,
-                stderr=err,
-                stdin=subprocess.DEVNULL,
-                env=env,
-            )
-        self.url, self.login_url = self._wait()
-
-    def _wait(self) -> tuple[str, str]:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while time.monotonic() < deadline:
-            text = self.stdout_path.read_text()
-            if "login link): " in text:
-                url = text.split("listening on ", 1)[1].split()[0]
-                return url, text.split("login link): ", 1)[1].split()[0]
-            if self.proc.poll() is not None:
-                raise AssertionError(f"the server exited ({self.proc.returncode}): {self.stderr_path.read_text()}")
-            time.sleep(0.05)
-        raise AssertionError(f"the server did not start within {STARTUP_SECONDS}s: {self.stderr_path.read_text()}")
+        super().__init__(ws.root, ws.root.parent / "server-logs", wait_for_login=True)
 
     def kill(self) -> None:
+        """SIGTERM, then SIGKILL if it has not stopped within 30 s."""
         if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
             try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+                self.stop(signal.SIGTERM, timeout=30)
+            except AssertionError:
+                pass  # killed by stop()
 
     @contextlib.contextmanager
     def session_client(self) -> Iterator[Any]:

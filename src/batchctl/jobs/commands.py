@@ -307,7 +307,7 @@ def resume_job(
     if use_current_deployment:
         deployment = get_deployment(ws, record.deployment_name, record.endpoint_name)
         snapshot, _ = snapshot_deployment(ws, deployment)
-        changes.update(deployment_snapshot=snapshot, model=deployment["model"])
+        changes.update(deployment_snapshot=snapshot, model=deployment.model)
     if record.environment is not None and (env_manager or env_strict or env_constraints):
         from batchctl.jobs.environment import override
 
@@ -425,10 +425,10 @@ def _current_compute(ws: Workspace, record: JobRecord, changes: dict[str, Any]) 
         compute = get_compute(ws, record.compute)
     except NotFoundError:
         return None  # deleted meanwhile: the job keeps the address it had
-    if compute.get("type") != "ray":
+    if compute.type != "ray":
         return None
-    changes["compute_connect_timeout"] = compute.get("connect_timeout")
-    address = compute.get("address")
+    changes["compute_connect_timeout"] = compute.connect_timeout
+    address = compute.address
     if not address or address == record.compute_address:
         return None
     changes["compute_address"] = address

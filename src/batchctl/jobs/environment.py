@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchctl.envs import build as env_build
 from batchctl.envs.manage import check_manager, unsatisfied
@@ -17,6 +17,9 @@ from batchctl.envs.spec import Change, EnvSpec
 from batchctl.errors import EnvironmentBuildError, SpecError
 from batchctl.notices import notify
 from batchctl.workspace import SETTINGS_FILE, Workspace, workspace_setting
+
+if TYPE_CHECKING:
+    from batchctl.resources.records import DeploymentRecord
 
 MANAGER_PROPERTY = "batchctl.env_manager"
 STRICT_PROPERTY = "batchctl.env_strict"
@@ -38,7 +41,7 @@ def split_constraints(text: str | None) -> list[str]:
 
 def plan(
     ws: Workspace,
-    deployment: dict[str, Any],
+    deployment: DeploymentRecord,
     model_path: str,
     model_type: str,
     scripted: bool,
@@ -50,7 +53,7 @@ def plan(
     deployment then runs in this interpreter as it always did)."""
     from batchctl.resources.environments import deployment_env_spec
 
-    props = deployment.get("properties") or {}
+    props = deployment.properties
     if manager is not None:
         check_manager(manager, "--env-manager")
     elif props.get(MANAGER_PROPERTY):

@@ -7,7 +7,7 @@ invocation file <- `--set`/flags, and the only place defaults are applied), its 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer
 
@@ -16,6 +16,9 @@ from batchctl.execution.events import BatchEvent
 from batchctl.specs.deployment import DEFAULT_OUTPUT_FILE_NAME
 from batchctl.specs.job import RunOverrides
 from batchctl.storage import Location
+
+if TYPE_CHECKING:
+    from batchctl.resources.records import ComputeRecord, DeploymentRecord
 
 
 class JobState(StrEnum):
@@ -111,15 +114,15 @@ class JobSettings(_Model):
         return output_format(self.output_file_name)
 
     @classmethod
-    def merge(cls, deployment: dict[str, Any], compute: dict[str, Any], overrides: RunOverrides) -> JobSettings:
+    def merge(cls, deployment: DeploymentRecord, compute: ComputeRecord, overrides: RunOverrides) -> JobSettings:
         """The deployment's settings with the job's overrides laid over them (overrides are already the
         invocation file <- `--set` <- flags merge, see RunOverrides.over)."""
-        base = deployment["settings"]
+        base = deployment.settings
         retry = {
-            **base["retry_settings"],
+            **base.retry_settings.model_dump(),
             **(overrides.retry_settings.model_dump(exclude_none=True) if overrides.retry_settings else {}),
         }
-        output_action = base["output_action"]
+        output_action = base.output_action
         if output_action == "summary_only":
             if overrides.output_file_name is not None:
                 raise SpecError(
@@ -127,13 +130,13 @@ class JobSettings(_Model):
                 )
             output_file_name = None
         else:
-            output_file_name = overrides.output_file_name or base.get("output_file_name") or DEFAULT_OUTPUT_FILE_NAME
-        instances = overrides.instance_count or deployment["resources"]["instance_count"]
-        per_instance = base["max_concurrency_per_instance"]
+            output_file_name = overrides.output_file_name or base.output_file_name or DEFAULT_OUTPUT_FILE_NAME
+        instances = overrides.instance_count or deployment.resources.instance_count
+        per_instance = base.max_concurrency_per_instance
         workers = instances * per_instance
-        if compute.get("max_workers"):
-            workers = min(workers, int(compute["max_workers"]))
-        props = deployment.get("properties") or {}
+        if compute.max_workers:
+            workers = min(workers, int(compute.max_workers))
+        props = deployment.properties
         split = overrides.split or props.get("batchctl.split") or "auto"
         if split not in ("auto", "always", "never"):
             raise SpecError(f"deployment property batchctl.split: '{split}' is not auto, always or never")
@@ -152,15 +155,15 @@ class JobSettings(_Model):
             reuse=reuse,
             split=split,
             keep_columns=keep or [],
-            mini_batch_size=overrides.mini_batch_size or base["mini_batch_size"],
+            mini_batch_size=overrides.mini_batch_size or base.mini_batch_size,
             instance_count=instances,
             max_concurrency_per_instance=per_instance,
             workers=workers,
             output_action=output_action,
             output_file_name=output_file_name,
             retry_settings=JobRetry(**retry),
-            error_threshold=base["error_threshold"] if overrides.error_threshold is None else overrides.error_threshold,
-            logging_level=base["logging_level"],
+            error_threshold=base.error_threshold if overrides.error_threshold is None else overrides.error_threshold,
+            logging_level=base.logging_level,
         )
 
     def as_overrides(self) -> RunOverrides:
@@ -177,12 +180,12 @@ class JobSettings(_Model):
         )
 
 
-def _check_outputs(deployment: dict[str, Any], output_action: str, file_name: str | None, keep: list[str]) -> None:
+def _check_outputs(deployment: DeploymentRecord, output_action: str, file_name: str | None, keep: list[str]) -> None:
     """Output formats and --keep-columns are the no-code MLflow scorer's: a scoring script writes its own rows."""
     from batchctl.scoring.formats import output_format
 
     fmt = output_format(file_name)
-    if (deployment.get("code_configuration") or {}).get("code"):
+    if deployment.code_dir:
         if fmt != "csv":
             raise SpecError(
                 f"output_file_name '{file_name}': {fmt} results are written by the built-in MLflow scorer only; "

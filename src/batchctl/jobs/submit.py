@@ -23,6 +23,7 @@ from batchctl.resources.computes import get_compute
 from batchctl.resources.deployments import resolve_deployment
 from batchctl.resources.locations import default_output, resolve_input, resolve_location
 from batchctl.resources.models import resolve_model_ref
+from batchctl.resources.records import ComputeRecord, DeploymentRecord, EndpointRecord
 from batchctl.tracking.tracker import resolve_tracking_uri
 from batchctl.workspace import Workspace, now
 
@@ -40,10 +41,10 @@ class ResolvedIO:
 
 def resolve_settings(
     ws: Workspace, request: JobRequest
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], JobSettings]:
+) -> tuple[EndpointRecord, DeploymentRecord, ComputeRecord, JobSettings]:
     """(endpoint, deployment, compute, effective settings)."""
     endpoint, deployment = resolve_deployment(ws, request.endpoint, request.deployment)
-    compute = get_compute(ws, deployment["compute"])
+    compute = get_compute(ws, deployment.compute)
     return endpoint, deployment, compute, JobSettings.merge(deployment, compute, request.overrides)
 
 
@@ -109,7 +110,7 @@ def queue(ws: Workspace, request: JobRequest, dry_run: bool = False) -> dict[str
     """Check everything against the workspace, then write the Queued job (or return the plan, with dry_run)."""
     endpoint, deployment, compute, settings = resolve_settings(ws, request)
     name = request.job_name or str(uuid.uuid4())
-    io = resolve_io(ws, request, settings, endpoint["name"], name)
+    io = resolve_io(ws, request, settings, endpoint.name, name)
     n_files = len(io.head)
     if dry_run and not io.complete:  # counted to the end, one entry at a time (nothing kept)
         n_files += 1 + sum(1 for _ in io.listing.entries)  # the entry that showed the listing goes on, the rest
@@ -117,7 +118,7 @@ def queue(ws: Workspace, request: JobRequest, dry_run: bool = False) -> dict[str
         model_id, snapshot = request.pinned
         model = {"type": snapshot.model_type, "path": snapshot.model_path}
     else:
-        model_id = deployment["model"]
+        model_id = _deployed_model(deployment)
         snapshot, model = snapshot_deployment(ws, deployment)
     tracking_uri = resolve_tracking_uri(ws, request.tracking_uri)
     environment = job_env.plan(
@@ -153,19 +154,19 @@ def queue(ws: Workspace, request: JobRequest, dry_run: bool = False) -> dict[str
 
 
 def _record_fields(
-    request: JobRequest, endpoint: dict[str, Any], deployment: dict[str, Any], compute: dict[str, Any], io: ResolvedIO
+    request: JobRequest, endpoint: EndpointRecord, deployment: DeploymentRecord, compute: ComputeRecord, io: ResolvedIO
 ) -> dict[str, Any]:
     """The parts of the job record that the request, the deployment, its compute and the IO decide."""
     return {
-        "experiment_name": request.experiment_name or endpoint["name"],
+        "experiment_name": request.experiment_name or endpoint.name,
         "status": JobState.QUEUED,
-        "endpoint_name": endpoint["name"],
-        "deployment_name": deployment["name"],
-        "compute": deployment["compute"],
-        "compute_type": compute["type"] if compute["type"] != "amlcompute" else "local",
-        "compute_address": compute.get("address"),
-        "compute_max_workers": compute.get("max_workers"),
-        "compute_connect_timeout": compute.get("connect_timeout"),
+        "endpoint_name": endpoint.name,
+        "deployment_name": deployment.name,
+        "compute": deployment.compute,
+        "compute_type": compute.job_compute_type,
+        "compute_address": compute.address,
+        "compute_max_workers": compute.max_workers,
+        "compute_connect_timeout": compute.connect_timeout,
         "inputs": {"input_data": {"type": io.listing.input_type, "path": io.input_description}},
         "outputs": {"score": {"type": "uri_folder", "path": io.output_value}},
         "output_location": LocationRecord.of(io.output),
@@ -216,18 +217,24 @@ def _write(ws: Workspace, record: JobRecord, io: ResolvedIO) -> dict[str, Any]:
     return record.public()
 
 
-def snapshot_deployment(ws: Workspace, deployment: dict[str, Any]) -> tuple[DeploymentSnapshot, dict[str, Any]]:
+def _deployed_model(deployment: DeploymentRecord) -> str:
+    if deployment.model is None:
+        raise SpecError(f"deployment '{deployment.name}' of type {deployment.type} has no model to score with")
+    return deployment.model
+
+
+def snapshot_deployment(ws: Workspace, deployment: DeploymentRecord) -> tuple[DeploymentSnapshot, dict[str, Any]]:
     """What a job scores with, frozen now: the model version's and the code snapshot's folders."""
-    model = resolve_model_ref(ws, deployment["model"])
-    code = deployment.get("code_configuration") or {}
+    model = resolve_model_ref(ws, _deployed_model(deployment))
+    code = deployment.code_configuration
     snapshot = DeploymentSnapshot(
         model_dir=model["model_dir"],
         model_path=model["path"],
         model_type=model["type"],
-        code_dir=code.get("code"),
-        scoring_script=code.get("scoring_script"),
-        environment_variables=deployment["settings"].get("environment_variables") or {},
-        spec_hash=deployment.get("spec_hash"),
+        code_dir=code.code if code else None,
+        scoring_script=code.scoring_script if code else None,
+        environment_variables=deployment.settings.environment_variables,
+        spec_hash=deployment.spec_hash,
         model_hash=model.get("content_hash"),
     )
     return snapshot, model

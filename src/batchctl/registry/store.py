@@ -238,6 +238,7 @@ class RegistryStore:
                 self._write(state)
 
     def _write(self, state: dict[str, Any]) -> None:
+        state["schema_version"] = SCHEMA_VERSION  # what this version writes (settings.SCHEMA_VERSION)
         payload = (json.dumps(state, indent=2) + "\n").encode()
         bak_tmp = self.root / f".registry.json.bak-{os.getpid()}"
         try:

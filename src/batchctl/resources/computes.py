@@ -7,6 +7,7 @@ from typing import Any
 
 from batchctl.errors import ConflictError, NotFoundError
 from batchctl.resources._common import upsert
+from batchctl.resources.records import ComputeRecord
 from batchctl.specs import load as spec_load
 from batchctl.workspace import Workspace
 
@@ -35,7 +36,8 @@ def create_compute(
     max_instances: int | None = None,
     size: str | None = None,
     overrides: Iterable[str] = (),
-) -> dict[str, Any]:
+) -> ComputeRecord:
+    """Create or overwrite a compute; the record (with a `notice` for an amlcompute cluster, never stored)."""
     from batchctl.specs.assets import ComputeSpec
 
     spec = spec_load.load_spec(
@@ -60,27 +62,27 @@ def create_compute(
     if spec.type == "amlcompute":
         record["runs_as"] = "local"
         notice = f"compute '{spec.name}' is an Azure amlcompute cluster: batchctl runs its jobs locally"
-    return upsert(ws, "computes", spec.name, record, notice)
+    return ComputeRecord.load(upsert(ws, "computes", spec.name, record, notice))
 
 
-def get_compute(ws: Workspace, name: str, state: dict[str, Any] | None = None) -> dict[str, Any]:
+def get_compute(ws: Workspace, name: str, state: dict[str, Any] | None = None) -> ComputeRecord:
     name = spec_load.validate_name("compute", name)
     state = state if state is not None else ws.store.read()
     record = state["computes"].get(name)
     if record is None:
         if name == BUILTIN_COMPUTE:
-            return builtin_compute()
+            return ComputeRecord.load(builtin_compute())
         raise NotFoundError(
             f"compute '{name}' not found",
             f"create it with `batchctl compute create -n {name} --type local` (or --type ray --address ADDR)",
         )
-    return dict(record)
+    return ComputeRecord.load(record)
 
 
-def list_computes(ws: Workspace) -> list[dict[str, Any]]:
+def list_computes(ws: Workspace) -> list[ComputeRecord]:
     records = dict(ws.store.read()["computes"])
     records.setdefault(BUILTIN_COMPUTE, builtin_compute())
-    return [dict(records[k]) for k in sorted(records)]
+    return [ComputeRecord.load(records[k]) for k in sorted(records)]
 
 
 def delete_compute(ws: Workspace, name: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from batchctl.errors import ConflictError, NotFoundError, SpecError
 from batchctl.resources._common import deployment_key, deployment_names, same_record, stamp
 from batchctl.resources.computes import get_compute
-from batchctl.resources.endpoints import get_endpoint, update_endpoint
+from batchctl.resources.endpoints import get_endpoint, stored_endpoint, update_endpoint
 from batchctl.resources.environments import resolve_environment_ref
 from batchctl.resources.models import (
     check_model_path,
@@ -20,6 +20,7 @@ from batchctl.resources.models import (
     register_model_files,
     resolve_model_ref,
 )
+from batchctl.resources.records import DeploymentRecord, EndpointRecord
 from batchctl.specs import load as spec_load
 from batchctl.workspace import Workspace, content_hash, copy_into, now
 
@@ -64,6 +65,8 @@ def _refuse_folders_holding_workspace(ws: Workspace, spec: DeploymentSpec, sourc
 
 
 def _snapshot_code(ws: Workspace, code: Path) -> str:
+    """Copy the code folder into `<workspace>/code/<hash>/src` (once per content); its path as stored:
+    relative to the workspace root, so the workspace can be moved or copied."""
     digest = content_hash(code)[:20]
     target = ws.code_dir / digest
     if not target.exists():
@@ -75,7 +78,7 @@ def _snapshot_code(ws: Workspace, code: Path) -> str:
             shutil.rmtree(staging, ignore_errors=True)
             if not target.exists():
                 raise
-    return str(target / "src")
+    return ws.stored_path(target / "src")
 
 
 def _resolve_deployment_model(ws: Workspace, spec: DeploymentSpec, source: str) -> dict[str, Any]:
@@ -102,7 +105,7 @@ def create_deployment(
     overrides: Iterable[str] = (),
     set_default: bool = False,
     skip_script_validation: bool = False,
-) -> dict[str, Any]:
+) -> DeploymentRecord:
     """Create or overwrite a deployment; the endpoint's first deployment becomes its default."""
     from batchctl.specs.deployment import DeploymentSpec
 
@@ -118,7 +121,34 @@ def create_deployment(
 
 def _save_deployment(
     ws: Workspace, spec: DeploymentSpec, source: str, set_default: bool, skip_script_validation: bool
+) -> DeploymentRecord:
+    record = _deployment_to_store(ws, spec, source, skip_script_validation)
+    key = deployment_key(spec.endpoint_name, spec.name)
+    with ws.store.transaction() as state:
+        endpoint = stored_endpoint(state, spec.endpoint_name)
+        previous = state["deployments"].get(key)
+        if not same_record(previous, record):
+            stamp(record, previous)
+            state["deployments"][key] = record
+        else:
+            record = dict(previous)
+        current_default = endpoint["defaults"].get("deployment_name")
+        if (
+            set_default
+            or current_default is None
+            or deployment_key(spec.endpoint_name, current_default) not in state["deployments"]
+        ):
+            if current_default != spec.name:
+                endpoint["defaults"]["deployment_name"] = spec.name
+                endpoint["updated_at"] = now()
+                state["endpoints"][spec.endpoint_name] = endpoint
+    return DeploymentRecord.from_registry(record, ws.root)
+
+
+def _deployment_to_store(
+    ws: Workspace, spec: DeploymentSpec, source: str, skip_script_validation: bool
 ) -> dict[str, Any]:
+    """Check the spec against the workspace, register its model and snapshot its code: the dict to store."""
     state = ws.store.read()
     get_endpoint(ws, spec.endpoint_name, state)
     compute = get_compute(ws, spec.compute, state)
@@ -141,28 +171,9 @@ def _save_deployment(
     if spec.code_configuration is not None:
         record["code_configuration"]["source_code"] = spec.code_configuration.code
         record["code_configuration"]["code"] = _snapshot_code(ws, Path(spec.code_configuration.code))
-    record["compute_type"] = compute["type"]
+    record["compute_type"] = compute.type
     record["provisioning_state"] = "Succeeded"
     record["spec_hash"] = spec_load.spec_hash(spec)
-    key = deployment_key(spec.endpoint_name, spec.name)
-    with ws.store.transaction() as state:
-        endpoint = get_endpoint(ws, spec.endpoint_name, state)
-        previous = state["deployments"].get(key)
-        if not same_record(previous, record):
-            stamp(record, previous)
-            state["deployments"][key] = record
-        else:
-            record = dict(previous)
-        current_default = endpoint["defaults"].get("deployment_name")
-        if (
-            set_default
-            or current_default is None
-            or deployment_key(spec.endpoint_name, current_default) not in state["deployments"]
-        ):
-            if current_default != spec.name:
-                endpoint["defaults"]["deployment_name"] = spec.name
-                endpoint["updated_at"] = now()
-                state["endpoints"][spec.endpoint_name] = endpoint
     return record
 
 
@@ -212,11 +223,16 @@ def _warn_literal_secrets(spec: DeploymentSpec, source: str) -> None:
         )
 
 
-def get_deployment(ws: Workspace, name: str, endpoint: str, state: dict[str, Any] | None = None) -> dict[str, Any]:
+def get_deployment(ws: Workspace, name: str, endpoint: str, state: dict[str, Any] | None = None) -> DeploymentRecord:
+    state = state if state is not None else ws.store.read()
+    return DeploymentRecord.from_registry(stored_deployment(state, name, endpoint), ws.root)
+
+
+def stored_deployment(state: dict[str, Any], name: str, endpoint: str) -> dict[str, Any]:
+    """The deployment's dict in a registry state, as stored; NotFoundError if the endpoint or it is missing."""
     endpoint = spec_load.validate_name("endpoint", endpoint)
     spec_load.validate_name("deployment", name)
-    state = state if state is not None else ws.store.read()
-    get_endpoint(ws, endpoint, state)
+    stored_endpoint(state, endpoint)
     record = state["deployments"].get(deployment_key(endpoint, name))
     if record is None:
         existing = deployment_names(state, endpoint)
@@ -228,11 +244,14 @@ def get_deployment(ws: Workspace, name: str, endpoint: str, state: dict[str, Any
     return dict(record)
 
 
-def list_deployments(ws: Workspace, endpoint: str) -> list[dict[str, Any]]:
+def list_deployments(ws: Workspace, endpoint: str) -> list[DeploymentRecord]:
     endpoint = spec_load.validate_name("endpoint", endpoint)
     state = ws.store.read()
-    get_endpoint(ws, endpoint, state)
-    return [dict(state["deployments"][deployment_key(endpoint, n)]) for n in deployment_names(state, endpoint)]
+    stored_endpoint(state, endpoint)
+    return [
+        DeploymentRecord.from_registry(state["deployments"][deployment_key(endpoint, n)], ws.root)
+        for n in deployment_names(state, endpoint)
+    ]
 
 
 def update_deployment(
@@ -242,7 +261,7 @@ def update_deployment(
     overrides: Iterable[str] = (),
     file: str | None = None,
     skip_script_validation: bool = False,
-) -> dict[str, Any]:
+) -> DeploymentRecord:
     """Update an existing deployment from a file and/or `--set` overrides."""
     from batchctl.specs.deployment import DeploymentSpec
 
@@ -258,7 +277,7 @@ def update_deployment(
         return _save_deployment(ws, spec, Path(file).name, False, skip_script_validation)
     if not name or not endpoint:
         raise SpecError("deployment update needs --name and --endpoint-name (or --file)")
-    previous = get_deployment(ws, name, endpoint)
+    previous = get_deployment(ws, name, endpoint).dump()
     data = {k: previous[k] for k in DeploymentSpec.model_fields if k in previous}
     if previous.get("code_configuration"):
         data["code_configuration"] = {
@@ -272,7 +291,7 @@ def update_deployment(
     return _save_deployment(ws, spec, "deployment update", False, skip_script_validation)
 
 
-def set_default_deployment(ws: Workspace, endpoint: str, name: str) -> dict[str, Any]:
+def set_default_deployment(ws: Workspace, endpoint: str, name: str) -> EndpointRecord:
     return update_endpoint(ws, endpoint, [f"defaults.deployment_name={name}"])
 
 
@@ -281,7 +300,7 @@ def delete_deployment(ws: Workspace, name: str, endpoint: str) -> dict[str, Any]
     endpoint = spec_load.validate_name("endpoint", endpoint)
     with ws.store.transaction() as state:
         try:
-            get_deployment(ws, name, endpoint, state)
+            stored_deployment(state, name, endpoint)
         except NotFoundError as exc:  # a missing deployment is no reason to create one
             where = f"`batchctl deployment list -e {endpoint}`" if endpoint in state["endpoints"] else None
             raise NotFoundError(
@@ -311,12 +330,12 @@ def routing_error_message(endpoint: str) -> str:
 
 def resolve_deployment(
     ws: Workspace, endpoint: str, name: str | None = None, state: dict[str, Any] | None = None
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[EndpointRecord, DeploymentRecord]:
     """(endpoint, deployment) for a job: the named deployment, else the endpoint's default."""
     state = state if state is not None else ws.store.read()
     ep = get_endpoint(ws, endpoint, state)
     if name is None:
-        name = ep["defaults"].get("deployment_name")
+        name = ep.default_deployment
         if not name:
-            raise NotFoundError(routing_error_message(ep["name"]))
-    return ep, get_deployment(ws, name, ep["name"], state)
+            raise NotFoundError(routing_error_message(ep.name))
+    return ep, get_deployment(ws, name, ep.name, state)

@@ -8,6 +8,7 @@ from typing import Any
 
 from batchctl.errors import NotFoundError, SpecError
 from batchctl.resources._common import deployment_key, deployment_names, same_record, stamp
+from batchctl.resources.records import EndpointRecord
 from batchctl.specs import load as spec_load
 from batchctl.workspace import Workspace, now
 
@@ -18,7 +19,7 @@ def create_endpoint(
     name: str | None = None,
     overrides: Iterable[str] = (),
     description: str | None = None,
-) -> dict[str, Any]:
+) -> EndpointRecord:
     """Create or overwrite an endpoint (as `az ml batch-endpoint create`)."""
     from batchctl.specs.endpoint import EndpointSpec
 
@@ -43,23 +44,27 @@ def create_endpoint(
         record.pop("scoring_uri", None)
         record["spec_hash"] = spec_load.spec_hash(spec)
         if same_record(previous, {**record, "created_at": None}) and previous is not None:
-            return previous
+            return EndpointRecord.load(previous)
         stamp(record, previous)
         state["endpoints"][spec.name] = record
-    return record
+    return EndpointRecord.load(record)
 
 
-def get_endpoint(ws: Workspace, name: str, state: dict[str, Any] | None = None) -> dict[str, Any]:
+def stored_endpoint(state: dict[str, Any], name: str) -> dict[str, Any]:
+    """The endpoint's dict in a registry state (to change it inside a transaction); NotFoundError if none."""
     name = spec_load.validate_name("endpoint", name)
-    state = state if state is not None else ws.store.read()
     record = state["endpoints"].get(name)
     if record is None:
         raise NotFoundError(f"endpoint '{name}' not found", f"create it with `batchctl endpoint create --name {name}`")
     return dict(record)
 
 
-def list_endpoints(ws: Workspace) -> list[dict[str, Any]]:
-    return [dict(r) for _, r in sorted(ws.store.read()["endpoints"].items())]
+def get_endpoint(ws: Workspace, name: str, state: dict[str, Any] | None = None) -> EndpointRecord:
+    return EndpointRecord.load(stored_endpoint(state if state is not None else ws.store.read(), name))
+
+
+def list_endpoints(ws: Workspace) -> list[EndpointRecord]:
+    return [EndpointRecord.load(r) for _, r in sorted(ws.store.read()["endpoints"].items())]
 
 
 ENDPOINT_UPDATABLE = ("description", "tags", "properties", "defaults")
@@ -67,7 +72,7 @@ ENDPOINT_UPDATABLE = ("description", "tags", "properties", "defaults")
 
 def update_endpoint(
     ws: Workspace, name: str | None, overrides: Iterable[str] = (), file: str | None = None
-) -> dict[str, Any]:
+) -> EndpointRecord:
     """Update description, tags, properties or defaults (`--set defaults.deployment_name=D`).
 
     With no name, the endpoint is the one the file names."""
@@ -80,7 +85,7 @@ def update_endpoint(
     name = spec_load.validate_name("endpoint", name)
     overrides = list(overrides)
     with ws.store.transaction() as state:
-        previous = get_endpoint(ws, name, state)
+        previous = stored_endpoint(state, name)
         base = {k: previous[k] for k in ("name", *ENDPOINT_UPDATABLE, "auth_mode") if k in previous}
         if file is not None:
             incoming = spec_load.read_yaml(Path(file))
@@ -107,7 +112,7 @@ def update_endpoint(
         if not same_record(previous, record):
             record["updated_at"] = now()
             state["endpoints"][name] = record
-    return record
+    return EndpointRecord.load(record)
 
 
 def delete_endpoint(ws: Workspace, name: str) -> dict[str, Any]:
@@ -118,7 +123,7 @@ def delete_endpoint(ws: Workspace, name: str) -> dict[str, Any]:
             raise NotFoundError(
                 f"endpoint '{name}' not found; nothing was deleted", "`batchctl endpoint list` shows the endpoints"
             )
-        record = get_endpoint(ws, name, state)
+        record = stored_endpoint(state, name)
         removed = [k for k in state["deployments"] if k.startswith(f"{name}/")]
         for key in removed:
             del state["deployments"][key]

@@ -31,10 +31,25 @@ from batchctl.workspace import Workspace, content_hash, copy_into
 
 if TYPE_CHECKING:
     from batchctl.envs.spec import EnvSpec
+    from batchctl.resources.records import DeploymentRecord
     from batchctl.specs.assets import EnvironmentSpec
 
 SECTION = "environments"
 CONDA_FILE = "conda.yml"
+
+
+def resolved_environment(ws: Workspace, record: dict[str, Any]) -> dict[str, Any]:
+    """A stored environment record with its paths inside the workspace (the conda file, the folder, the
+    build context's copy), stored relative to the workspace root, made absolute."""
+    out = dict(record)
+    for key in ("conda_file", "environment_dir"):
+        if isinstance(out.get(key), str):
+            out[key] = ws.resolved_path(out[key])
+    build = out.get("build")
+    # a local build context is copied in (its `path` is the copy's); a URL one is recorded as given (path == source)
+    if isinstance(build, dict) and isinstance(build.get("path"), str) and build["path"] != build.get("source"):
+        out["build"] = {**build, "path": ws.resolved_path(build["path"])}
+    return out
 
 
 def environments_dir(ws: Workspace) -> Path:
@@ -146,7 +161,7 @@ def register_environment(ws: Workspace, spec: EnvironmentSpec, source: str) -> d
     for record in ws.store.read()[SECTION].get(spec.name, {}).values():
         same = record["content_hash"] == digest and all(record.get(k) == v for k, v in meta.items())
         if same and spec.version in (None, record["version"]):
-            return dict(record)
+            return resolved_environment(ws, record)
     root = ws.inside(environments_dir(ws) / spec.name)
     staging = _stage(root, conda, context)
     try:
@@ -159,7 +174,7 @@ def register_environment(ws: Workspace, spec: EnvironmentSpec, source: str) -> d
                     record = {**previous, **meta}
                     stamp(record, previous)
                     versions[chosen] = record
-                    return dict(record)
+                    return resolved_environment(ws, record)
                 raise ConflictError(
                     f"environment '{spec.name}' version '{chosen}' exists with another definition; "
                     "versions are immutable",
@@ -174,21 +189,21 @@ def register_environment(ws: Workspace, spec: EnvironmentSpec, source: str) -> d
                 "version": chosen,
                 "id": f"azureml:{spec.name}:{chosen}",
                 "image": spec.image,
-                "conda_file": str(target / conda[1]) if conda else None,
+                "conda_file": ws.stored_path(target / conda[1]) if conda else None,
                 "conda_file_source": _conda_source(spec),
                 "conda_file_sha256": conda_hash,
                 "pip_requirements": pip_requirements(conda[2], source) if conda else [],
                 "python_version": python_version(conda[2]) if conda else None,
-                "build": _build_record(spec, target if context else None),
+                "build": _build_record(ws, spec, target if context else None),
                 "os_type": spec.os_type,
                 "inference_config": spec.inference_config,
-                "environment_dir": str(target),
+                "environment_dir": ws.stored_path(target),
                 "content_hash": digest,
                 **meta,
             }
             stamp(record, None)
             versions[chosen] = record
-            return dict(record)
+            return resolved_environment(ws, record)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
@@ -216,23 +231,23 @@ def _conda_source(spec: EnvironmentSpec) -> str | None:
     return "inline" if isinstance(spec.conda_file, dict) else spec.conda_file
 
 
-def _build_record(spec: EnvironmentSpec, target: Path | None) -> dict[str, Any] | None:
+def _build_record(ws: Workspace, spec: EnvironmentSpec, target: Path | None) -> dict[str, Any] | None:
     if spec.build is None:
         return None
     record = spec.build.model_dump()
     record["source"] = spec.build.path
     if target is not None:
-        record["path"] = str(target / "build")
+        record["path"] = ws.stored_path(target / "build")
     return record
 
 
 def get_environment(ws: Workspace, name: str, version: str | None = None) -> dict[str, Any]:
     spec_load.validate_name("environment", name)
-    return get_versioned(ws.store.read(), SECTION, name, version or LATEST)
+    return resolved_environment(ws, get_versioned(ws.store.read(), SECTION, name, version or LATEST))
 
 
 def list_environments(ws: Workspace, name: str | None = None) -> list[dict[str, Any]]:
-    return list_versioned(ws, SECTION, name)
+    return [resolved_environment(ws, record) for record in list_versioned(ws, SECTION, name)]
 
 
 def delete_environment(ws: Workspace, name: str, version: str | None = None) -> dict[str, Any]:
@@ -251,7 +266,7 @@ def delete_environment(ws: Workspace, name: str, version: str | None = None) -> 
         removed = pop_versions(state, SECTION, "environment", name, version, not_in_use)
     for record in removed:
         with contextlib.suppress(OSError):
-            shutil.rmtree(ws.inside(Path(record["environment_dir"])))
+            shutil.rmtree(ws.inside(Path(ws.resolved_path(record["environment_dir"]))))
     return {"name": name, "versions_deleted": [r["version"] for r in removed]}
 
 
@@ -273,19 +288,21 @@ def resolve_environment_ref(ref: str, state: dict[str, Any]) -> dict[str, Any] |
     return get_versioned(state, SECTION, name, version)
 
 
-def deployment_env_spec(ws: Workspace, deployment: dict[str, Any], model_path: str, model_type: str) -> EnvSpec | None:
+def deployment_env_spec(
+    ws: Workspace, deployment: DeploymentRecord, model_path: str, model_type: str
+) -> EnvSpec | None:
     """Where a deployment's environment comes from (docs/environments.md): a registered environment's or an
     inline conda file; else, for an MLflow model, the model's own files (python_env.yaml + requirements.txt,
     else conda.yaml); else None: the current interpreter, as before."""
     from batchctl.envs import spec as env_spec
 
-    env = deployment.get("environment")
+    env = deployment.environment
     if isinstance(env, str):
         body = env[len("azureml:") :]
         name, version = split_ref(body) if not body.startswith("//") else (body, None)
         record = None
         if name in ws.store.read()[SECTION]:
-            record = get_versioned(ws.store.read(), SECTION, name, version or LATEST)
+            record = resolved_environment(ws, get_versioned(ws.store.read(), SECTION, name, version or LATEST))
         if record is not None and record.get("conda_file"):
             return env_spec.from_conda_file(Path(record["conda_file"]), f"environment {record['id']}")
         if record is not None:

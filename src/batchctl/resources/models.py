@@ -25,6 +25,14 @@ from batchctl.specs import load as spec_load
 from batchctl.workspace import Workspace, content_hash, copy_into, now
 
 MLFLOW_URI_PREFIXES = ("models:/", "runs:/")
+# the keys of a model record that are paths inside the workspace: stored relative to its root
+WORKSPACE_PATHS = ("path", "model_dir")
+
+
+def resolved_model(ws: Workspace, record: dict[str, Any]) -> dict[str, Any]:
+    """A stored model record with its paths inside the workspace made absolute (a registry written before
+    paths were stored relative holds absolute ones, kept as they are)."""
+    return {k: ws.resolved_path(v) if k in WORKSPACE_PATHS and isinstance(v, str) else v for k, v in record.items()}
 
 
 def check_model_path(path: Path, kind: str, source: str) -> None:
@@ -85,7 +93,7 @@ def register_model_files(
         if record["content_hash"] == digest and record["type"] == kind and (version in (None, record["version"])):
             same_meta = all(record.get(k) == v for k, v in meta.items())
             if same_meta:
-                return dict(record)
+                return resolved_model(ws, record)
     model_root = ws.inside(ws.models_dir / name)
     staging = copy_into(source, model_root)
     try:
@@ -97,7 +105,7 @@ def register_model_files(
                 if previous["content_hash"] == digest and previous["type"] == kind:
                     record = {**previous, **meta, "updated_at": now()}
                     versions[chosen] = record
-                    return dict(record)
+                    return resolved_model(ws, record)
                 raise ConflictError(
                     f"model '{name}' version '{chosen}' exists with other content; versions are immutable",
                     "omit --version to register a new version",
@@ -111,15 +119,15 @@ def register_model_files(
                 "version": chosen,
                 "id": f"azureml:{name}:{chosen}",
                 "type": kind,
-                "path": str(target / source.name),
-                "model_dir": str(target),
+                "path": ws.stored_path(target / source.name),
+                "model_dir": ws.stored_path(target),
                 "source": origin or str(source),
                 "content_hash": digest,
                 **meta,
             }
             stamp(record, None)
             versions[chosen] = record
-            return dict(record)
+            return resolved_model(ws, record)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
@@ -167,16 +175,16 @@ def _register_from_mlflow(ws: Workspace, spec: Any, meta: dict[str, Any], source
 
 def get_model(ws: Workspace, name: str, version: str | None = None) -> dict[str, Any]:
     spec_load.validate_name("model", name)
-    return get_versioned(ws.store.read(), "models", name, version or LATEST)
+    return resolved_model(ws, get_versioned(ws.store.read(), "models", name, version or LATEST))
 
 
 def resolve_model_ref(ws: Workspace, ref: str, state: dict[str, Any] | None = None) -> dict[str, Any]:
     name, version = parse_asset_ref(ref, "model")
-    return get_versioned(state if state is not None else ws.store.read(), "models", name, version)
+    return resolved_model(ws, get_versioned(state if state is not None else ws.store.read(), "models", name, version))
 
 
 def list_models(ws: Workspace, name: str | None = None) -> list[dict[str, Any]]:
-    return list_versioned(ws, "models", name)
+    return [resolved_model(ws, record) for record in list_versioned(ws, "models", name)]
 
 
 def delete_model(ws: Workspace, name: str, version: str | None = None) -> dict[str, Any]:
@@ -195,7 +203,7 @@ def delete_model(ws: Workspace, name: str, version: str | None = None) -> dict[s
         removed = pop_versions(state, "models", "model", name, version, not_in_use)
     for record in removed:
         with contextlib.suppress(OSError):
-            shutil.rmtree(ws.inside(Path(record["model_dir"])))
+            shutil.rmtree(ws.inside(Path(ws.resolved_path(record["model_dir"]))))
     return {"name": name, "versions_deleted": [r["version"] for r in removed]}
 
 

@@ -54,7 +54,8 @@ def test_a_registry_written_before_the_environments_section_loads_and_keeps_its_
     assert store.read()["environments"] == {}
     _add(store, "ep2")
     data = json.loads(store.path.read_text())
-    assert (data["schema_version"], sorted(data["endpoints"]), data["environments"]) == (1, ["ep1", "ep2"], {})
+    # written back with this version's schema: an older batchctl would misread its relative paths
+    assert (data["schema_version"], sorted(data["endpoints"]), data["environments"]) == (2, ["ep1", "ep2"], {})
 
 
 def test_write_goes_through_an_adjacent_temp_file_and_os_replace(store, monkeypatch):
