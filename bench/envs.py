@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -64,7 +65,7 @@ def _phases(log: str) -> tuple[float, float]:
     return install, checks
 
 
-def cold_builds(rounds: int) -> dict[str, list[tuple[float, float, float, float]]]:
+def cold_builds(rounds: int) -> dict[str, list[tuple[float, float, float, float, float]]]:
     """Alternated: import checks in one process vs one per CPU (the default). Each build gets a fresh
     key (a nonce constraint naming no installed package) in a fresh folder; uv's cache is warm."""
     from batchctl.envs import build, spec
@@ -74,21 +75,24 @@ def cold_builds(rounds: int) -> dict[str, list[tuple[float, float, float, float]
         del os.environ[key]
     base = spec.from_requirements(["scikit-learn", "pandas", "mlflow-skinny"], None, "bench").with_worker("mlflow")
     default_procs = build.SMOKE_PROCS
-    out: dict[str, list[tuple[float, float, float, float]]] = {"one process": [], "parallel": []}
+    out: dict[str, list[tuple[float, float, float, float, float]]] = {"one process": [], "parallel": []}
     for i in range(2 * rounds + 1):  # the first warms uv's cache, untimed
         label = ("parallel", "one process")[i % 2] if i else "warm-up"
         build.SMOKE_PROCS = 1 if label == "one process" else default_procs
         s = base.with_worker_constraints((f"bcbench-nonce-{os.getpid()}-{i}<1",))
         with tempfile.TemporaryDirectory(prefix="batchctl-bench-envs-", dir=ROOT / "bench" / ".work") as tmp:
             load = os.getloadavg()[0]
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             started = time.perf_counter()
             built = build.ensure(Path(tmp), s)
             took = time.perf_counter() - started
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
             install, checks = _phases(Path(built.build_log or "").read_text())
             if i:
-                out[label].append((took, install, checks, load))
+                out[label].append((took, install, checks, load, cpu))
             print(f"  build {i} {label}: {took:.2f}s (install {install:.2f}s, import checks {checks:.2f}s, "
-                  f"load {load:.1f}) {built.key[:12]}", file=sys.stderr)  # fmt: skip
+                  f"load {load:.1f}, CPU {cpu:.1f}s) {built.key[:12]}", file=sys.stderr)  # fmt: skip
     build.SMOKE_PROCS = default_procs
     return out
 
@@ -237,6 +241,14 @@ def main() -> int:
                         "  load average at start",
                         f"{med([r[3] for r in runs]):.1f}",
                         ", ".join(f"{r[3]:.1f}" for r in runs),
+                        "",
+                    )
+                )
+                rows.append(
+                    (
+                        "  CPU seconds (uv and the checks)",
+                        f"{med([r[4] for r in runs]):.1f}",
+                        ", ".join(f"{r[4]:.1f}" for r in runs),
                         "",
                     )
                 )
