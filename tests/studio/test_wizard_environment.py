@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from studio_helpers import ExampleWorkspace, InProcessStudio, csrf_of
+from studio_helpers import ExampleWorkspace, InProcessStudio, check_page, csrf_of
 
 from batchctl import api
 
@@ -141,3 +141,31 @@ def test_the_create_job_form_sends_the_environment_manager(
         assert made.status_code == 303, made.text[:500]
     job = api.list_jobs(example.ws)[0]
     assert job["environment"]["manager"] == "local" and job["environment"]["requirements"] == ["pyyaml>=5"]
+
+
+@pytest.mark.slow
+def test_in_the_browser_the_environment_choice_shows_only_its_own_field(
+    page: Any, server: Any, example: ExampleWorkspace, custom: Path
+) -> None:
+    api.create_environment(example.ws, name="probe-env", image="python:3.11", conda_file=str(custom / "conda.yml"))
+    page.goto(server.login_url)
+    page.goto(f"{server.url}/studio/create?endpoint=heart")
+    page.get_by_label("Custom model with a scoring script").check()
+    page.get_by_label("Model folder (custom model)").fill(str(custom / "model"))
+    page.get_by_label("Code folder", exact=True).fill(str(custom / "code"))
+    page.get_by_label("Scoring script path (inside the code folder)").fill("score.py")
+    page.get_by_label("Deployment name").fill("custom")
+    conda, registered = page.locator("#f-conda_file"), page.locator("#f-environment")
+    assert not conda.is_visible() and not registered.is_visible()  # None is the default
+    page.locator("#f-env_kind-registered").check()
+    assert registered.is_visible() and not conda.is_visible()
+    assert registered.locator("option").all_inner_texts() == ["Choose an environment", "probe-env:1"]
+    page.locator("#f-env_kind-conda").check()
+    assert conda.is_visible() and not registered.is_visible()
+    conda.fill(str(custom / "conda.yml"))
+    check_page(page, "wizard-environment")
+    page.get_by_role("button", name="Review").click()
+    assert f"conda_file: {custom / 'conda.yml'}" in page.locator("#deployment-yaml").inner_text()
+    page.get_by_role("button", name="Create").click()
+    page.wait_for_url(f"{server.url}/studio/endpoints/heart")
+    assert api.get_deployment(example.ws, "custom", "heart")["environment"]["conda_file"] == str(custom / "conda.yml")
