@@ -346,3 +346,26 @@ def test_a_rerun_keeps_the_env_manager_strictness_and_constraints_of_the_job_it_
     assert (kept["manager"], kept["strict"], kept["constraints"]) == ("uv", True, ["bcprobe<2"])
     assert (kept["key"], kept["built"], kept["used"]) == (env["key"], False, "isolated")
     assert len(world.builds()) == 1
+
+
+def test_a_failed_only_rerun_keeps_them_too(world):
+    (world.code / "score.py").write_text(
+        "import os\n\nimport bcprobe\n\n\ndef init():\n    pass\n\n\ndef run(mini_batch):\n"
+        "    if any(os.path.basename(f) == 'f0.txt' for f in mini_batch):\n        raise ValueError('f0 fails')\n"
+        "    return [f'{os.path.basename(f)},{bcprobe.probe()}' for f in mini_batch]\n"
+    )
+    world.deploy("one", ["bcprobe==1.0.0"])
+    first = world.invoke("one", "--job-name", "partial", "--env-manager", "uv", "--env-constraint", "bcprobe<2",
+                         "--set", "retry_settings.max_retries=0")  # fmt: skip
+    assert first.exit_code == 0, first.stderr
+    assert json.loads(first.stdout)["environment"]["built"] is True
+    rerun = world.cli("job", "rerun", "-n", "partial", "--failed-only", "--job-name", "again", "-o", "json")
+    again = json.loads(rerun.stdout)
+    kept = again["environment"]
+    assert (kept["manager"], kept["constraints"], kept["built"], kept["used"]) == (
+        "uv",
+        ["bcprobe<2"],
+        False,
+        "isolated",
+    )
+    assert len(world.builds()) == 1
