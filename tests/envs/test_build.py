@@ -28,9 +28,23 @@ def env_spec(*reqs: str) -> spec.EnvSpec:
     return spec.from_requirements(list(reqs), None, "test")
 
 
-@pytest.mark.parametrize("procs", [1, 4])
-def test_a_requirement_that_installs_but_does_not_import_fails_the_build(wheels, tmp_path, monkeypatch, procs):
-    monkeypatch.setattr(build, "SMOKE_PROCS", procs)
+def idle_cpus(monkeypatch: pytest.MonkeyPatch, cpus: int, load: float) -> None:
+    monkeypatch.setattr(build.os, "cpu_count", lambda: cpus)
+    monkeypatch.setattr(build.os, "getloadavg", lambda: (load, load, load))
+
+
+def test_one_import_check_process_per_idle_cpu(monkeypatch):
+    idle_cpus(monkeypatch, 8, 0.2)
+    assert [build.smoke_procs(n) for n in (1, 3, 10)] == [1, 3, build.SMOKE_PROCS]
+    idle_cpus(monkeypatch, 2, 1.4)
+    assert build.smoke_procs(5) == 1
+    idle_cpus(monkeypatch, 2, 11.0)  # a busy machine: one process, never none
+    assert build.smoke_procs(5) == 1
+
+
+@pytest.mark.parametrize(("cpus", "procs"), [(1, 1), (4, 3)])
+def test_a_requirement_that_installs_but_does_not_import_fails_the_build(wheels, tmp_path, monkeypatch, cpus, procs):
+    idle_cpus(monkeypatch, cpus, 0.0)
     root = tmp_path / "envs"
     s = env_spec("bcprobe==1.0.0", "bcloud", "bcbroken")
     with pytest.raises(EnvironmentBuildError) as caught:
@@ -40,7 +54,9 @@ def test_a_requirement_that_installs_but_does_not_import_fails_the_build(wheels,
     )
     assert caught.value.hint is not None and "full log: " in caught.value.hint
     log = Path(caught.value.hint.split("full log: ")[1])
-    assert "hello from bcloud" in log.read_text()  # what an import prints goes to the log
+    text = log.read_text()
+    assert "hello from bcloud" in text  # what an import prints goes to the log
+    assert f"<import check> x{procs}: " in text and text.count("[import check: exit ") == procs
     assert build.load(root, s.key) is None
     assert [p.name for p in root.iterdir() if not p.name.startswith(".")] == []
 

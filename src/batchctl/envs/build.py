@@ -393,6 +393,18 @@ def _installed_sizes(venv: Path) -> dict[str, int]:
     return sizes
 
 
+def smoke_procs(names: int) -> int:
+    """How many import-check processes: one per idle CPU (the CPUs less the 1-minute load average, as
+    `make -l` does), at least 1, at most SMOKE_PROCS and the number of requirements. On a busy machine a
+    second process only compiles the shared modules twice."""
+    cpus = os.cpu_count() or 1
+    try:
+        idle = cpus - int(os.getloadavg()[0] + 0.5)
+    except (OSError, AttributeError):  # no load average on this platform
+        idle = cpus
+    return max(1, min(SMOKE_PROCS, idle, names))
+
+
 def _smoke_feed(proc: subprocess.Popen[str], todo: queue.SimpleQueue[str], out: list[list[Any]]) -> None:
     """One import-check process: takes the next requirement while there is one; a process that dies
     fails the requirement it was importing."""
@@ -417,13 +429,13 @@ def _smoke_feed(proc: subprocess.Popen[str], todo: queue.SimpleQueue[str], out: 
 def smoke(python: str, names: list[str], env: dict[str, str], logfile: Any) -> list[list[Any]]:
     """Import each requirement's top-level modules inside the environment: [[dist, module, error], ...].
     The first import of a fresh environment compiles its bytecode, most of a cold build's time, so one
-    process per CPU takes the requirements from a queue, the largest first (a later one often finds its
+    process per idle CPU takes the requirements from a queue, the largest first (a later one often finds its
     dependencies compiled by then). Each import check is still a real import in the environment."""
     sizes = _installed_sizes(Path(python).parent.parent)
     todo: queue.SimpleQueue[str] = queue.SimpleQueue()
     for name in sorted(names, key=lambda n: (-sizes.get(n, 0), n)):
         todo.put(name)
-    count = max(1, min(SMOKE_PROCS, os.cpu_count() or 1, len(names)))
+    count = smoke_procs(len(names))
     cmd = [python, "-I", "-c", _SMOKE]
     logfile.write(f"$ {python} -I -c <import check> x{count}: {' '.join(names)}\n")
     logfile.flush()
