@@ -328,3 +328,44 @@ def test_the_studio_job_page_shows_the_environment_and_its_substitutions(world, 
         "skipped azureml-defaults: Azure-only package, it does nothing locally",
         f"bcprobe==1.0.0 &rarr; bcprobe==1.0.1: no installable bcprobe 1.0.0 for Python {python}",
     ]
+
+
+def test_a_rerun_keeps_the_env_manager_strictness_and_constraints_of_the_job_it_reruns(world):
+    world.deploy("one", ["bcprobe==1.0.0"])
+    first = world.invoke("one", "--job-name", "orig", "--env-manager", "uv", "--env-strict", "--env-constraint",
+                         "bcprobe<2")  # fmt: skip
+    assert first.exit_code == 0, first.stderr
+    env = json.loads(first.stdout)["environment"]
+    assert (env["manager"], env["strict"], env["constraints"], env["built"]) == ("uv", True, ["bcprobe<2"], True)
+    rerun = world.cli("job", "rerun", "-n", "orig", "--job-name", "again", "-o", "json")
+    assert rerun.exit_code == 0, rerun.stderr
+    again = json.loads(rerun.stdout)
+    assert again["status"] == "Completed"
+    kept = again["environment"]
+    # the same key (the constraint is part of it), so the build is reused, not redone without the constraint
+    assert (kept["manager"], kept["strict"], kept["constraints"]) == ("uv", True, ["bcprobe<2"])
+    assert (kept["key"], kept["built"], kept["used"]) == (env["key"], False, "isolated")
+    assert len(world.builds()) == 1
+
+
+def test_a_failed_only_rerun_keeps_them_too(world):
+    (world.code / "score.py").write_text(
+        "import os\n\nimport bcprobe\n\n\ndef init():\n    pass\n\n\ndef run(mini_batch):\n"
+        "    if any(os.path.basename(f) == 'f0.txt' for f in mini_batch):\n        raise ValueError('f0 fails')\n"
+        "    return [f'{os.path.basename(f)},{bcprobe.probe()}' for f in mini_batch]\n"
+    )
+    world.deploy("one", ["bcprobe==1.0.0"])
+    first = world.invoke("one", "--job-name", "partial", "--env-manager", "uv", "--env-constraint", "bcprobe<2",
+                         "--set", "retry_settings.max_retries=0")  # fmt: skip
+    assert first.exit_code == 0, first.stderr
+    assert json.loads(first.stdout)["environment"]["built"] is True
+    rerun = world.cli("job", "rerun", "-n", "partial", "--failed-only", "--job-name", "again", "-o", "json")
+    again = json.loads(rerun.stdout)
+    kept = again["environment"]
+    assert (kept["manager"], kept["constraints"], kept["built"], kept["used"]) == (
+        "uv",
+        ["bcprobe<2"],
+        False,
+        "isolated",
+    )
+    assert len(world.builds()) == 1

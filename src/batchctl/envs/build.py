@@ -17,10 +17,13 @@ import hashlib
 import json
 import os
 import platform
+import queue
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -336,13 +339,14 @@ def _era_install(
 
 _SMOKE = r"""
 import importlib, importlib.metadata as md, json, sys
-failures = []
-for name in json.loads(sys.argv[1]):
+answer, sys.stdout = sys.stdout, sys.stderr  # what the imports print goes to the log, not the answers
+
+
+def check(name):
     try:
         dist = md.distribution(name)
     except md.PackageNotFoundError:
-        failures.append([name, None, "not installed"])
-        continue
+        return [[name, None, "not installed"]]
     tops = (dist.read_text("top_level.txt") or "").split()
     if not tops:  # no top_level.txt (meson-python, hatchling...): packages with an __init__, top modules
         seen = set()
@@ -357,22 +361,117 @@ for name in json.loads(sys.argv[1]):
     # a distribution that also ships helper packages (mlflow-skinny's pylint_plugins): its namesake only
     dist_name = name.lower().replace("_", "-")
     namesakes = [m for m in tops if m.lower().replace("_", "-") in dist_name]
+    failures = []
     for mod in namesakes or tops:
         try:
             importlib.import_module(mod)
         except BaseException as exc:
             failures.append([name, mod, (type(exc).__name__ + ": " + str(exc)).splitlines()[0][:300]])
-print(json.dumps(failures))
+    return failures
+
+
+for line in sys.stdin:
+    answer.write("\0batchctl " + json.dumps(check(line.strip())) + "\n")
+    answer.flush()
 """
+SMOKE_PROCS = 4  # at most this many import checks at once (and never more than the CPUs)
+SMOKE_TIMEOUT = 600.0
+
+
+def _installed_sizes(venv: Path) -> dict[str, int]:
+    """Files per installed distribution (its RECORD's lines), by canonical name: about how much bytecode
+    importing it first compiles."""
+    sizes: dict[str, int] = {}
+    records = [
+        *venv.glob("lib/python*/site-packages/*.dist-info/RECORD"),
+        *venv.glob("Lib/site-packages/*.dist-info/RECORD"),
+    ]
+    for record in records:
+        name = requirement_name(record.parent.name.removesuffix(".dist-info").rsplit("-", 1)[0])
+        with contextlib.suppress(OSError):
+            sizes[name] = record.read_text(errors="replace").count("\n")
+    return sizes
+
+
+def smoke_procs(names: int) -> int:
+    """How many import-check processes: one per idle CPU (the CPUs less the 1-minute load average, as
+    `make -l` does), at least 1, at most SMOKE_PROCS and the number of requirements. On a busy machine a
+    second process only compiles the shared modules twice."""
+    cpus = os.cpu_count() or 1
+    try:
+        idle = cpus - int(os.getloadavg()[0] + 0.5)
+    except (OSError, AttributeError):  # no load average on this platform
+        idle = cpus
+    return max(1, min(SMOKE_PROCS, idle, names))
+
+
+def _smoke_feed(proc: subprocess.Popen[str], todo: queue.SimpleQueue[str], out: list[list[Any]]) -> None:
+    """One import-check process: takes the next requirement while there is one; a process that dies
+    fails the requirement it was importing."""
+    assert proc.stdin is not None and proc.stdout is not None
+    while True:
+        try:
+            name = todo.get_nowait()
+        except queue.Empty:
+            break
+        proc.stdin.write(name + "\n")
+        proc.stdin.flush()
+        line = proc.stdout.readline()
+        while line and not line.startswith("\0batchctl "):
+            line = proc.stdout.readline()
+        if not line:
+            out.append([name, None, None])  # crashed: the message is the last line of its stderr
+            break
+        out.extend(json.loads(line[len("\0batchctl ") :]))
+    proc.stdin.close()
 
 
 def smoke(python: str, names: list[str], env: dict[str, str], logfile: Any) -> list[list[Any]]:
-    """Import each requirement's top-level modules inside the environment: [[dist, module, error], ...]."""
-    proc = _run([python, "-I", "-c", _SMOKE, json.dumps(names)], env, logfile, 600)
+    """Import each requirement's top-level modules inside the environment: [[dist, module, error], ...].
+    The first import of a fresh environment compiles its bytecode, most of a cold build's time, so one
+    process per idle CPU takes the requirements from a queue, the largest first (a later one often finds its
+    dependencies compiled by then). Each import check is still a real import in the environment."""
+    sizes = _installed_sizes(Path(python).parent.parent)
+    todo: queue.SimpleQueue[str] = queue.SimpleQueue()
+    for name in sorted(names, key=lambda n: (-sizes.get(n, 0), n)):
+        todo.put(name)
+    count = smoke_procs(len(names))
+    cmd = [python, "-I", "-c", _SMOKE]
+    logfile.write(f"$ {python} -I -c <import check> x{count}: {' '.join(names)}\n")
+    logfile.flush()
+    started = time.monotonic()
+    failures: list[list[list[Any]]] = [[] for _ in range(count)]
+    procs, threads = [], []
     try:
-        return json.loads(proc.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        return [[",".join(names), None, (proc.stderr.strip().splitlines() or ["the import check crashed"])[-1]]]
+        for i in range(count):
+            errors = tempfile.TemporaryFile("w+")
+            proc = subprocess.Popen(
+                cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, text=True
+            )
+            procs.append((proc, errors))
+            threads.append(threading.Thread(target=_smoke_feed, args=(proc, todo, failures[i]), daemon=True))
+            threads[-1].start()
+        for thread in threads:
+            thread.join(max(0.0, SMOKE_TIMEOUT - (time.monotonic() - started)))
+            if thread.is_alive():
+                raise subprocess.TimeoutExpired(cmd, SMOKE_TIMEOUT)
+        found: list[list[Any]] = []
+        for (proc, errors), got in zip(procs, failures, strict=True):
+            proc.wait(max(1.0, SMOKE_TIMEOUT - (time.monotonic() - started)))
+            errors.seek(0)
+            text = errors.read()
+            logfile.write(text + f"[import check: exit {proc.returncode}]\n")
+            last = (text.strip().splitlines() or ["the import check crashed"])[-1]
+            found += [[d, m, e if e is not None else last] for d, m, e in got]
+        logfile.write(f"[import checks: {time.monotonic() - started:.2f}s]\n")
+        logfile.flush()
+        return found
+    finally:
+        for proc, errors in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            errors.close()
 
 
 def first_cause(text: str) -> str:
@@ -395,6 +494,28 @@ def _culprit(cause: str, reqs: list[str]) -> str:
     return ", ".join(reqs) if len(reqs) <= 3 else f"{len(reqs)} requirements"
 
 
+@dataclass
+class _Building:
+    """One build in progress: where it goes, uv's environment and options, and its log."""
+
+    root: Path
+    spec: EnvSpec
+    strict: bool
+    tmp: Path
+    env: dict[str, str]
+    base: list[str]  # uv's index options (and the constraints file)
+    logfile: Any
+
+    @property
+    def py(self) -> str:
+        return str(self.tmp / "venv" / "bin" / "python")
+
+    def fail(self, message: str, hint: str) -> EnvironmentBuildError:
+        self.logfile.flush()
+        kept = _keep_log(self.root, self.spec.key, self.tmp / BUILD_LOG)
+        return EnvironmentBuildError(message, f"{hint}; full log: {kept}" if hint else f"full log: {kept}")
+
+
 def _build(root: Path, spec: EnvSpec, strict: bool, say: Log) -> BuiltEnv:
     key = spec.key
     started = time.monotonic()
@@ -412,63 +533,11 @@ def _build(root: Path, spec: EnvSpec, strict: bool, say: Log) -> BuiltEnv:
             logfile.write(json.dumps(spec.describe(), indent=1) + "\n")
             for note in settings.notes:
                 logfile.write(note + "\n")
-            exe, version, python_change = choose_python(spec.python, strict, env, logfile)
-            changes = [c for c in (python_change,) if c is not None]
-            proc = _run([uv_binary(), "venv", "--relocatable", "--python", exe, str(tmp / "venv")], env, logfile)
-            if proc.returncode != 0:
-                raise EnvironmentBuildError(f"environment {key[:12]}: uv venv failed: {first_cause(proc.stderr)}")
-            py = str(tmp / "venv" / "bin" / "python")
-            base = list(settings.args)
-            if spec.constraints:
-                (tmp / "constraints.txt").write_text("\n".join(spec.constraints) + "\n")
-                base += ["--constraint", str(tmp / "constraints.txt")]
-            reqs, relaxed = _relax(list(spec.requirements), py, base, strict, env, logfile, version)
-            changes += relaxed
-            wanted = reqs + list(spec.worker)
-            if wanted:
-                held = era(reqs, base, env, logfile)
-                if held and "setuptools" not in {requirement_name(r) for r in wanted}:
-                    # old releases import pkg_resources, which conda's and pip's environments always had
-                    wanted.append("setuptools")
-                install = [uv_binary(), "pip", "install", "--python", py, *base]
-                lifted: list[str] = []
-                tried = _era_install(install, held, wanted, env, logfile, lifted) if held else None
-                if tried is not None and tried.returncode == 0:
-                    proc = tried
-                else:
-                    proc = _run([*install, *held, *wanted], env, logfile)
-                if proc.returncode != 0 and held:  # the era excludes something asked for: resolve from today
-                    logfile.write("resolving again without --exclude-newer\n")
-                    held = []
-                    wanted = reqs + list(spec.worker)
-                    proc = _run([*install, *wanted], env, logfile)
-                if held:
-                    reason = "the era of the pinned releases" + (
-                        f" ({', '.join(lifted)} from today: no wheel for this Python then)" if lifted else ""
-                    )
-                    changes.append(Change("era", "unpinned packages", f"as of {held[1][:10]}", reason))
-                if proc.returncode != 0:
-                    cause = first_cause(proc.stderr)
-                    raise EnvironmentBuildError(
-                        f"environment {key[:12]}: cannot install {_culprit(cause, wanted)}: {cause}",
-                        "check the requirement and your package index (PIP_INDEX_URL, PIP_FIND_LINKS); "
-                        f"full log: {_keep_log(root, key, log_path)}",
-                    )
-            names = sorted({requirement_name(r) for r in wanted})
-            failures = smoke(py, names, env, logfile) if names else []
-            if failures:
-                dist, module, error = failures[0]
-                raise EnvironmentBuildError(
-                    f"environment {key[:12]}: {dist} installs but import {module or dist} fails: {error}",
-                    "pin the other packages of its era with --env-constraint (for example 'numpy<2'); "
-                    f"full log: {_keep_log(root, key, log_path)}",
-                )
-            proc = _run([uv_binary(), "pip", "freeze", "--python", py], env, logfile)
-            lock = proc.stdout if proc.returncode == 0 else ""
-            (tmp / LOCK_FILE).write_text(lock)
-            paths = _run([py, "-I", "-c", "import json, sys; print(json.dumps(sys.path))"], env, logfile)
-            sys_path = [p.replace(str(tmp), ENV_PLACEHOLDER) for p in json.loads(paths.stdout)]
-            sys_path = [p for p in sys_path if p]
+            job = _Building(root, spec, strict, tmp, env, list(settings.args), logfile)
+            exe, version, changes = _populate(job)
+            lock = (tmp / LOCK_FILE).read_text()
+            paths = _run([job.py, "-I", "-c", "import json, sys; print(json.dumps(sys.path))"], env, logfile)
+            sys_path = [p.replace(str(tmp), ENV_PLACEHOLDER) for p in json.loads(paths.stdout) if p]
         meta = {
             "key": key,
             "spec": spec.describe(),
@@ -503,6 +572,67 @@ def _build(root: Path, spec: EnvSpec, strict: bool, say: Log) -> BuiltEnv:
     built.seconds = time.monotonic() - started
     say(f"environment {key[:12]}: built in {built.seconds:.1f}s (Python {version})")
     return built
+
+
+def _populate(job: _Building) -> tuple[str, str, list[Change]]:
+    """The venv, its packages (relaxed, in their era), the import checks and the lock file, in `job.tmp`:
+    (the base interpreter, its version, the substitutions made)."""
+    key, env, logfile = job.spec.key, job.env, job.logfile
+    exe, version, python_change = choose_python(job.spec.python, job.strict, env, logfile)
+    changes = [c for c in (python_change,) if c is not None]
+    proc = _run([uv_binary(), "venv", "--relocatable", "--python", exe, str(job.tmp / "venv")], env, logfile)
+    if proc.returncode != 0:
+        raise EnvironmentBuildError(f"environment {key[:12]}: uv venv failed: {first_cause(proc.stderr)}")
+    if job.spec.constraints:
+        (job.tmp / "constraints.txt").write_text("\n".join(job.spec.constraints) + "\n")
+        job.base += ["--constraint", str(job.tmp / "constraints.txt")]
+    reqs, relaxed = _relax(list(job.spec.requirements), job.py, job.base, job.strict, env, logfile, version)
+    changes += relaxed
+    wanted = reqs + list(job.spec.worker)
+    if wanted:
+        wanted = _install(job, reqs, wanted, changes)
+    names = sorted({requirement_name(r) for r in wanted})
+    failures = smoke(job.py, names, env, logfile) if names else []
+    if failures:
+        dist, module, error = failures[0]
+        raise job.fail(
+            f"environment {key[:12]}: {dist} installs but import {module or dist} fails: {error}",
+            "pin the other packages of its era with --env-constraint (for example 'numpy<2')",
+        )
+    proc = _run([uv_binary(), "pip", "freeze", "--python", job.py], env, logfile)
+    (job.tmp / LOCK_FILE).write_text(proc.stdout if proc.returncode == 0 else "")
+    return exe, version, changes
+
+
+def _install(job: _Building, reqs: list[str], wanted: list[str], changes: list[Change]) -> list[str]:
+    """`uv pip install` of what is wanted, in the era of the pinned releases when they have one, else from
+    today: what was installed (the era adds setuptools); the era is appended to `changes`."""
+    env, logfile = job.env, job.logfile
+    held = era(reqs, job.base, env, logfile)
+    if held and "setuptools" not in {requirement_name(r) for r in wanted}:
+        # old releases import pkg_resources, which conda's and pip's environments always had
+        wanted = [*wanted, "setuptools"]
+    install = [uv_binary(), "pip", "install", "--python", job.py, *job.base]
+    lifted: list[str] = []
+    tried = _era_install(install, held, wanted, env, logfile, lifted) if held else None
+    proc = tried if tried is not None and tried.returncode == 0 else _run([*install, *held, *wanted], env, logfile)
+    if proc.returncode != 0 and held:  # the era excludes something asked for: resolve from today
+        logfile.write("resolving again without --exclude-newer\n")
+        held = []
+        wanted = reqs + list(job.spec.worker)
+        proc = _run([*install, *wanted], env, logfile)
+    if held:
+        reason = "the era of the pinned releases" + (
+            f" ({', '.join(lifted)} from today: no wheel for this Python then)" if lifted else ""
+        )
+        changes.append(Change("era", "unpinned packages", f"as of {held[1][:10]}", reason))
+    if proc.returncode != 0:
+        cause = first_cause(proc.stderr)
+        raise job.fail(
+            f"environment {job.spec.key[:12]}: cannot install {_culprit(cause, wanted)}: {cause}",
+            "check the requirement and your package index (PIP_INDEX_URL, PIP_FIND_LINKS)",
+        )
+    return wanted
 
 
 def _keep_log(root: Path, key: str, log_path: Path) -> str:

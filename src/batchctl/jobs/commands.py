@@ -20,6 +20,7 @@ from batchctl.errors import (
     OutputExistsError,
     SpecError,
 )
+from batchctl.jobs import environment as job_env
 from batchctl.jobs import plan as plan_io
 from batchctl.jobs import records
 from batchctl.jobs.model import JobRecord, JobSettings, JobState, LocationRecord, job_error
@@ -263,6 +264,7 @@ def rerun_failed(
         overrides=sets.over(record.settings.as_overrides()),
         files_subset=failed if plan.input_type == "uri_folder" else None,
         rerun_of=name,
+        **job_env.rerun_options(record.environment),
     )
     return queue(ws, request, dry_run)
 
@@ -541,6 +543,7 @@ def rerun_whole(
         tracking_uri=tracking_uri,
         log_predictions=bool((record.tracking or {}).get("log_predictions")),
         pinned=(record.model, snapshot),
+        **job_env.rerun_options(record.environment),
     )
     shown = _input_changes(folder)
     if shown:

@@ -80,6 +80,18 @@ def plan(
     }
 
 
+def rerun_options(env: dict[str, Any] | None) -> dict[str, Any]:
+    """What a rerun keeps of the job it reruns (its record's `environment`): the manager it resolved, its
+    strictness and its constraints, as JobRequest fields."""
+    if not env:
+        return {}
+    return {
+        "env_manager": env.get("manager"),
+        "env_strict": bool(env.get("strict")),
+        "env_constraints": list(env.get("constraints") or ()),
+    }
+
+
 def spec_of(env: dict[str, Any]) -> EnvSpec:
     return EnvSpec(
         source=env["source"],

@@ -15,6 +15,7 @@ from batchctl.cli import group_app
 from batchctl.cli import job as cli_job
 from batchctl.jobs.model import JobSettings
 from batchctl.jobs.request import JobRequest
+from batchctl.resources.records import ComputeRecord, DeploymentRecord
 from batchctl.server import rest
 from batchctl.server.studio import forms
 from batchctl.specs.job import RunOverrides
@@ -79,6 +80,15 @@ DEPLOYMENT = {
     },
     "resources": {"instance_count": 1},
 }
+
+
+def merge(deployment: dict, compute: dict, overrides: RunOverrides) -> JobSettings:
+    """JobSettings.merge over the registry records these dicts would be."""
+    return JobSettings.merge(
+        DeploymentRecord.load({"name": "blue", "endpoint_name": "heart", **deployment}),
+        ComputeRecord.load({"name": "local", "type": "local", **compute}),
+        overrides,
+    )
 
 
 def sample_of(overrides: RunOverrides, field: str) -> Any:
@@ -148,8 +158,8 @@ def test_the_studio_form_reaches_its_settings(field: str) -> None:
 
 @pytest.mark.parametrize("field", sorted(FIELDS - NOT_MERGED))
 def test_every_setting_changes_the_merged_settings(field: str) -> None:
-    default = JobSettings.merge(DEPLOYMENT, {}, RunOverrides())
-    merged = JobSettings.merge(DEPLOYMENT, {}, RunOverrides.model_validate({field: SAMPLES[field]}))
+    default = merge(DEPLOYMENT, {}, RunOverrides())
+    merged = merge(DEPLOYMENT, {}, RunOverrides.model_validate({field: SAMPLES[field]}))
     assert merged != default
     # and a rerun, which starts from the job's settings as overrides, keeps it
-    assert JobSettings.merge(DEPLOYMENT, {}, merged.as_overrides()) == merged
+    assert merge(DEPLOYMENT, {}, merged.as_overrides()) == merged

@@ -9,6 +9,7 @@ import pytest
 
 from batchctl.errors import SpecError
 from batchctl.jobs.model import JobSettings
+from batchctl.resources.records import ComputeRecord, DeploymentRecord
 from batchctl.specs.job import RunOverrides
 
 DEPLOYMENT = {
@@ -25,6 +26,15 @@ DEPLOYMENT = {
 }
 
 
+def merge(deployment: dict, compute: dict, overrides: RunOverrides) -> JobSettings:
+    """JobSettings.merge over the registry records these dicts would be."""
+    return JobSettings.merge(
+        DeploymentRecord.load({"name": "blue", "endpoint_name": "heart", **deployment}),
+        ComputeRecord.load({"name": "local", "type": "local", **compute}),
+        overrides,
+    )
+
+
 def with_property(value: str) -> dict:
     deployment = copy.deepcopy(DEPLOYMENT)
     deployment["properties"] = {"batchctl.reuse": value}
@@ -32,28 +42,28 @@ def with_property(value: str) -> dict:
 
 
 def test_the_default_is_never_and_is_not_written() -> None:
-    settings = JobSettings.merge(DEPLOYMENT, {}, RunOverrides())
+    settings = merge(DEPLOYMENT, {}, RunOverrides())
     assert settings.reuse == "never"
     assert "reuse" not in settings.model_dump(mode="json")
 
 
 @pytest.mark.parametrize(("value", "expected"), [("stamp", "stamp"), ("sha256", "sha256"), ("true", "stamp")])
 def test_the_property_turns_it_on(value: str, expected: str) -> None:
-    assert JobSettings.merge(with_property(value), {}, RunOverrides()).reuse == expected
+    assert merge(with_property(value), {}, RunOverrides()).reuse == expected
 
 
 def test_a_job_flag_wins_over_the_property() -> None:
-    settings = JobSettings.merge(with_property("stamp"), {}, RunOverrides(reuse="never"))
+    settings = merge(with_property("stamp"), {}, RunOverrides(reuse="never"))
     assert settings.reuse == "never"
-    assert JobSettings.merge(DEPLOYMENT, {}, RunOverrides(reuse="sha256")).reuse == "sha256"
+    assert merge(DEPLOYMENT, {}, RunOverrides(reuse="sha256")).reuse == "sha256"
 
 
 def test_a_bad_property_is_one_line() -> None:
     with pytest.raises(SpecError) as caught:
-        JobSettings.merge(with_property("always"), {}, RunOverrides())
+        merge(with_property("always"), {}, RunOverrides())
     assert caught.value.message == "deployment property batchctl.reuse: 'always' is not never, stamp or sha256"
 
 
 def test_rerun_keeps_the_mode() -> None:
-    settings = JobSettings.merge(DEPLOYMENT, {}, RunOverrides(reuse="sha256"))
+    settings = merge(DEPLOYMENT, {}, RunOverrides(reuse="sha256"))
     assert settings.as_overrides().reuse == "sha256"

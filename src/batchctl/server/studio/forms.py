@@ -23,6 +23,8 @@ WIZARD_FIELDS = {
         "code_configuration": "code_path",
         "code_configuration.code": "code_path",
         "code_configuration.scoring_script": "scoring_script",
+        "environment": "environment",
+        "environment.conda_file": "conda_file",
         "compute": "compute",
         "resources.instance_count": "instance_count",
         "settings.instance_count": "instance_count",
@@ -41,7 +43,11 @@ WIZARD_FIELDS = {
 
 # the wizard's radio choices: the fields each option shows (the templates' .switch panels hide the others)
 WIZARD_PANELS = {
-    "model_kind": {"registered": ("model",), "custom": ("model_path", "code_path", "scoring_script")},
+    "model_kind": {
+        "registered": ("model",),
+        "custom": ("model_path", "code_path", "scoring_script", "environment", "conda_file"),
+    },
+    "env_kind": {"none": (), "registered": ("environment",), "conda": ("conda_file",)},
     "endpoint_mode": {"new": ("endpoint_name", "endpoint_description"), "existing": ("existing_endpoint",)},
 }
 
@@ -74,7 +80,11 @@ JOB_OVERRIDES = {
     "max_concurrency_per_instance": "max_concurrency_per_instance",  # not per job: refused as --set refuses it
 }
 NOT_ON_FORM = ("split", "keep_columns", "reuse")
+# an inline environment needs an image in Azure ML's YAML (batchctl reads only its conda file): Azure's base image
+INLINE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
+ENV_MANAGERS = ("auto", "local", "uv")
 JOB_FIELDS = {
+    "env_manager": "env_manager",
     "mini_batch_size": "mini_batch_size",
     "instance_count": "instance_count",
     "error_threshold": "error_threshold",
@@ -120,6 +130,11 @@ def wizard_specs(form: dict[str, str]) -> tuple[dict[str, Any] | None, dict[str,
             "code": form.get("code_path", "").strip(),
             "scoring_script": form.get("scoring_script", "").strip(),
         }
+        kind = form.get("env_kind", "none")
+        if kind == "registered":  # Studio's "code and environment" step: a registered environment
+            deployment["environment"] = form.get("environment", "").strip()
+        elif kind == "conda":  # or a conda file, as an inline environment
+            deployment["environment"] = {"image": INLINE_IMAGE, "conda_file": form.get("conda_file", "").strip()}
     else:
         deployment["model"] = form.get("model", "").strip()
     compute = form.get("compute", "").strip() or "local"
@@ -186,6 +201,11 @@ def job_options(form: dict[str, str], endpoint: str) -> tuple[JobRequest, dict[s
         text = form.get(field, "").strip()
         if text and not _whole(text):
             errors[field] = f"'{text}' is not a whole number"
+    manager = form.get("env_manager", "").strip()  # empty: the deployment's, settings.json's, else auto
+    if manager and manager not in ENV_MANAGERS:
+        errors["env_manager"] = f"--env-manager: '{manager}' is not one of {', '.join(ENV_MANAGERS)}"
+    elif manager:
+        request.env_manager = manager
     return request, errors
 
 

@@ -42,7 +42,7 @@ WIZARD_DEFAULTS = {
     "deployment_name": "", "deployment_description": "", "compute": "local", "instance_count": "1",
     "max_concurrency_per_instance": "1", "mini_batch_size": "10", "output_action": "append_row",
     "output_file_name": "predictions.csv", "max_retries": "3", "timeout": "30", "error_threshold": "-1",
-    "logging_level": "info", "set_default": "on",
+    "logging_level": "info", "set_default": "on", "env_kind": "none", "environment": "", "conda_file": "",
 }  # fmt: skip
 
 

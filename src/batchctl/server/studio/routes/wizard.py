@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -38,6 +39,7 @@ def wizard_context(ws: Workspace, values: dict[str, str]) -> dict[str, Any]:
         "models": every_version(ws, api.list_models),
         "endpoints": [e["name"] for e in api.list_endpoints(ws)],
         "computes": [c["name"] for c in api.list_computes(ws)],
+        "environments": every_version(ws, api.list_environments),
         "v": values,
     }
 
@@ -80,7 +82,7 @@ def wizard_post(
     }
     fixed = form.get("fixed_endpoint", "")
     endpoint_spec, deployment_spec = forms.wizard_specs(values)
-    errors: dict[str, str] = {}
+    errors = _custom_model_errors(state, values)
     error = None
 
     def fail(message: str) -> None:
@@ -93,18 +95,10 @@ def wizard_post(
             # an MLflow model): the message goes beside the choice that shows
             field = "model" if field in forms.WIZARD_PANELS["model_kind"]["custom"] else None
         if field:
-            errors[field] = message
+            errors.setdefault(field, message)  # a check made first (confinement) says it best
         else:
             error = message
 
-    if values.get("model_kind") == "custom":  # local folders the server copies: confined as job paths
-        roots = rest.allowed_roots(ws, state.settings.allow_paths)
-        for field in ("model_path", "code_path"):
-            if values.get(field, "").strip():
-                try:
-                    rest.check_path(values[field].strip(), roots, field)
-                except BatchctlError as exc:
-                    errors[field] = exc.message
     try:
         if endpoint_spec is not None:
             validate_data(EndpointSpec, endpoint_spec, "endpoint.yml")
@@ -147,6 +141,40 @@ def wizard_post(
                     errors=errors, error=error, nav="endpoints", **wizard_context(ws, values))  # fmt: skip
     target = quote(deployment_spec["endpoint_name"], safe="")
     return RedirectResponse(f"/studio/endpoints/{target}", status_code=303)
+
+
+def _custom_model_errors(state: ServerState, values: dict[str, str]) -> dict[str, str]:
+    """A custom model's local folders and conda file, confined as a job's paths (the server copies the
+    folders into the workspace and reads the conda file at each job), and its environment choice."""
+    errors: dict[str, str] = {}
+    if values.get("model_kind") != "custom":
+        return errors
+    roots = rest.allowed_roots(state.ws, state.settings.allow_paths)
+    kind = values.get("env_kind", "none")
+    conda = values.get("conda_file", "").strip()
+    if kind == "conda" and not os.path.isabs(conda):  # not azureml:, https:// or relative: a file here
+        errors["conda_file"] = f"conda_file: give the absolute path of a conda file on the server, not '{conda}'"
+    for field in ("model_path", "code_path", "conda_file"):
+        value = values.get(field, "").strip()
+        if value and field not in errors and (field != "conda_file" or kind == "conda"):
+            try:
+                rest.check_path(value, roots, field)
+            except BatchctlError as exc:
+                errors[field] = exc.message
+    if kind == "conda" and "conda_file" not in errors:
+        from batchctl.envs.spec import from_conda_file
+
+        try:
+            if not Path(conda).is_file():
+                raise SpecError(f"conda_file: '{conda}' does not exist or is not a file")
+            from_conda_file(Path(conda), "conda_file")
+        except BatchctlError as exc:
+            errors["conda_file"] = exc.message
+    elif kind == "registered" and not values.get("environment", "").strip():
+        errors["environment"] = "environment: choose a registered environment"
+    elif kind not in forms.WIZARD_PANELS["env_kind"]:
+        errors["environment"] = f"env_kind: '{kind}' is not one of {', '.join(forms.WIZARD_PANELS['env_kind'])}"
+    return errors
 
 
 def _create(
