@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from batchctl import api
-from batchctl.execution.events import BatchResult
+from batchctl.execution.events import BatchResult, WorkerMessage, WorkerReady, WorkerResult
 from batchctl.jobs import feed as feed_mod
 from batchctl.jobs import plan as plan_io
 from batchctl.jobs import runner
@@ -84,7 +84,7 @@ class InstantBackend:
         self.proc = psutil.Process()
         self.folder = folder
         self.stop_at = stop_at
-        self.outbox: deque[tuple[Any, tuple[Any, ...]]] = deque()
+        self.outbox: deque[tuple[Any, WorkerMessage]] = deque()
         self.first_dispatch_listed: int | None = None
         self.first_dispatch_at: float | None = None
         self.samples: list[tuple[int, int]] = []  # (entries listed, rss)
@@ -112,16 +112,16 @@ class InstantBackend:
                 if listed >= backend.stop_at:
                     (backend.folder / runner.CANCEL_MARKER).touch()
                 result = BatchResult(batch=task.batch, attempt=task.attempt, ok=True, succeeded=len(task.files))
-                backend.outbox.append((self, ("result", result)))
+                backend.outbox.append((self, WorkerResult(result)))
 
             def kill(self) -> None:
                 pass
 
         handle = Handle()
-        self.outbox.append((handle, ("ready", os.getpid())))
+        self.outbox.append((handle, WorkerReady(os.getpid())))
         return handle
 
-    def wait(self, handles: list[Any], timeout: float) -> list[tuple[Any, tuple[Any, ...]]]:
+    def wait(self, handles: list[Any], timeout: float) -> list[tuple[Any, WorkerMessage]]:
         out = list(self.outbox)
         self.outbox.clear()
         if not out:
@@ -140,7 +140,9 @@ def test_ten_million_entries_stream_in_flat_memory(env, tmp_path, monkeypatch):
     env.script(mini_batch_size=500)
     ws = Workspace.open()
     started = time.monotonic()
-    job = api.submit_job(ws, endpoint="heart", input="fakelake://lake", output_path=str(tmp_path / "out"))
+    job = api.submit_job(
+        ws, api.JobRequest(endpoint="heart", input="fakelake://lake", output_path=str(tmp_path / "out"))
+    )
     submit_seconds = time.monotonic() - started
     folder = ws.jobs_dir / job["name"]
     assert job["counts"]["listing"] is True  # "at least" this many files: the listing goes on in the runner
@@ -245,7 +247,9 @@ def test_a_job_stopped_mid_listing_resumes_the_listing_where_it_stopped(env, tmp
     env.endpoint()
     env.script(mini_batch_size=500)
     ws = Workspace.open()
-    job = api.submit_job(ws, endpoint="heart", input="fakelake://lake", output_path=str(tmp_path / "out"))
+    job = api.submit_job(
+        ws, api.JobRequest(endpoint="heart", input="fakelake://lake", output_path=str(tmp_path / "out"))
+    )
     folder = ws.jobs_dir / job["name"]
     # the first attempt is canceled at its first dispatch, while the listing goes on
     monkeypatch.setattr(runner, "make_backend", lambda record, ref, folder, pools=None: InstantBackend(folder, 0))
@@ -271,9 +275,8 @@ def test_dry_run_counts_a_big_listing_to_its_end(env, tmp_path):
     fsspec.register_implementation("fakelake", _fake_lake_class(30, 1000), clobber=True)
     env.endpoint()
     env.script(mini_batch_size=500)
-    plan = api.submit_job(
-        Workspace.open(), endpoint="heart", input="fakelake://lake", output_path=str(tmp_path / "o"), dry_run=True
-    )
+    request = api.JobRequest(endpoint="heart", input="fakelake://lake", output_path=str(tmp_path / "o"))
+    plan = api.submit_job(Workspace.open(), request, dry_run=True)
     assert plan["files"] == 30_000 and plan["mini_batches"] == 60
     assert plan["first_files"] == [f"d00000/f{j:03d}.csv" for j in range(5)]
     assert not (Workspace.open().jobs_dir / plan["name"]).exists()

@@ -65,8 +65,8 @@ STUDIO_FORM: dict[str, dict[str, str]] = {
     "output_file_name": {"output_file_name": "scores.csv"},
 }
 
-# settings that JobSettings.merge does not read yet: `reuse` is merged by branch issue-26a (jobs/reuse.py)
-NOT_MERGED = {"reuse"}
+# settings that JobSettings.merge does not read (none: a new field belongs in merge too)
+NOT_MERGED: set[str] = set()
 
 DEPLOYMENT = {
     "settings": {

@@ -151,11 +151,11 @@ def test_csv_and_jsonl_parts_are_renumbered_and_joined(tmp_path: Path) -> None:
     one.write_bytes(b"0,1,big.csv\n1,0,big.csv\n")
     two.write_bytes(b'0,1,big.csv\n1,"x,y",big.csv\n')
     target = tmp_path / "out.csv"
-    write_results(str(target), [(str(one), 0), (str(two), 2)], "csv")
+    write_results(str(target), [(str(one), 0, 0, None), (str(two), 2, 0, None)], "csv")
     assert target.read_bytes() == b'0,1,big.csv\n1,0,big.csv\n2,1,big.csv\n3,"x,y",big.csv\n'
     three = tmp_path / "3.part"
     three.write_bytes(b'{"row":0,"prediction":1}\n{"row":1,"prediction":2}\n')
-    write_results(str(tmp_path / "out.jsonl"), [(str(three), 9)], "jsonl")
+    write_results(str(tmp_path / "out.jsonl"), [(str(three), 9, 0, None)], "jsonl")
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert rows == [{"row": 9, "prediction": 1}, {"row": 10, "prediction": 2}]
 
@@ -170,7 +170,7 @@ def test_parquet_parts_become_row_groups_renumbered(tmp_path: Path) -> None:
     for i in range(3):
         frame = pd.DataFrame({"row": [0, 1], "prediction": [0.5 + i, 1.5], "file_name": ["big.parquet"] * 2})
         (tmp_path / f"{i}.part").write_bytes(parquet_bytes([frame]))
-        parts.append((str(tmp_path / f"{i}.part"), 2 * i))
+        parts.append((str(tmp_path / f"{i}.part"), 2 * i, 0, None))
     write_results(str(tmp_path / "out.parquet"), parts, "parquet")
     assert pq.ParquetFile(tmp_path / "out.parquet").num_row_groups == 3
     out = pd.read_parquet(tmp_path / "out.parquet")
