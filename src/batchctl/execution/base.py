@@ -55,6 +55,10 @@ class UnitSource(Protocol):
 
     def release(self, unit: int) -> None: ...
 
+    def worker_limit(self) -> int | None:
+        """At most this many workers for the units known once the listing is complete (None: no limit)."""
+        ...
+
 
 INIT_REPORT_SECONDS = 10.0  # how often a still-running init() is reported
 # once every mini-batch has ended: how long a worker still starting may take to say how its init() went
@@ -137,6 +141,8 @@ def supervise(
     slots: dict[int, _Slot] = {}
     more_coming = feed is not None and not feed.exhausted
     n_workers = settings.workers if more_coming else max(1, min(settings.workers, len(todo)))
+    if feed is not None and not more_coming:  # a small remainder (jobs/runner.py): fewer workers to start
+        n_workers = max(1, min(n_workers, feed.worker_limit() or n_workers))
 
     def streaming() -> bool:
         return feed is not None and not feed.exhausted
