@@ -14,7 +14,7 @@
 - reuse: 2,000 CSV files (RF model); a job with --reuse stamp, then the folder gains 10% (200 files),
   then, alternated each round, a job with --reuse stamp and a cold job (reuse off) over the grown
   folder; wall times of the whole CLI process, medians, and their ratio. Both results files are
-  compared byte for byte.
+  compared byte for byte. `--reuse-variants reuse,reuse1,cold` adds a reuse job with one worker.
 """
 
 from __future__ import annotations
@@ -245,8 +245,20 @@ def _invoke(env: dict, data: Path, tag: str, r: int, *extra: str) -> tuple[float
     return m.wall_s, (out / "predictions.csv").read_bytes()
 
 
-def bench_reuse(rounds: int, models: dict[str, Path], files: int, rows: int) -> dict[str, Any]:
-    walls: dict[str, list[float]] = {"reuse": [], "cold": [], "first": []}
+def _workers(env: dict, n: int) -> None:
+    """The deployment's workers (max_concurrency_per_instance): not part of the reuse key."""
+    cmd = [BATCHCTL, "deployment", "update", "-n", "bench-dpl", "-e", "bench"]
+    r = subprocess.run([*cmd, "--set", f"settings.max_concurrency_per_instance={n}"], env=env, capture_output=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"deployment update failed: {r.stderr[-2000:]!r}")
+
+
+def bench_reuse(
+    rounds: int, models: dict[str, Path], files: int, rows: int, variants: tuple[str, ...] = ("reuse", "cold")
+) -> dict[str, Any]:
+    """`variants`: reuse (2 workers), cold (2 workers, reuse off), reuse1 (reuse with 1 worker: does a
+    small remainder score faster without the second worker's start?), rotated each round."""
+    walls: dict[str, list[float]] = {"first": [], **{v: [] for v in variants}}
     for r in range(rounds):
         ws = SCALE / "reuse-ws"
         env = batchctl_workspace(ws, models["rf"])
@@ -255,19 +267,31 @@ def bench_reuse(rounds: int, models: dict[str, Path], files: int, rows: int) -> 
         reuse_files(data, 0, files, rows)
 
         first, _ = _invoke(env, data, "first", r, "--reuse", "stamp")
+        first_done = time.time()
         walls["first"].append(first)
         reuse_files(data, files, files // 10, rows)  # the folder gains 10%
-        order = ("reuse", "cold") if r % 2 == 0 else ("cold", "reuse")
+        order = variants[r % len(variants) :] + variants[: r % len(variants)]
         got: dict[str, tuple[float, bytes]] = {}
         for tag in order:
-            extra = ("--reuse", "stamp") if tag == "reuse" else ()
+            extra = ("--reuse", "stamp") if tag.startswith("reuse") else ()
+            if tag == "reuse1":
+                _workers(env, 1)
             got[tag] = _invoke(env, data, tag, r, *extra)
+            if tag == "reuse1":
+                _workers(env, 2)
+            if tag.startswith("reuse"):  # each reuse job reuses the first job's results, not another's
+                for index in (ws / "jobs").glob("*/reuse/index.jsonl"):
+                    if index.stat().st_mtime > first_done:
+                        index.unlink()
             walls[tag].append(got[tag][0])
-        if got["reuse"][1] != got["cold"][1]:
+        if any(got[tag][1] != got["cold"][1] for tag in got):
             raise RuntimeError("reuse: the results differ from the cold run's")
-        log(f"reuse round {r}: first {first:.1f} s, reuse {got['reuse'][0]:.1f} s, cold {got['cold'][0]:.1f} s")
+        log(f"reuse round {r}: first {first:.1f} s, " + ", ".join(f"{t} {got[t][0]:.1f} s" for t in order))
     med = {k: statistics.median(v) for k, v in walls.items()}
-    return {"files": files, "rows": rows, **{f"{k}_s": v for k, v in med.items()}, "ratio": med["reuse"] / med["cold"]}
+    out: dict[str, Any] = {"files": files, "rows": rows, **{f"{k}_s": v for k, v in med.items()}}
+    out.update({f"ratio_{t}": med[t] / med["cold"] for t in variants if t != "cold"})
+    out["runs"] = walls
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -278,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--many", default="10000,100000")
     parser.add_argument("--reuse-files", type=int, default=2000)
     parser.add_argument("--reuse-rows", type=int, default=500)
+    parser.add_argument("--reuse-variants", default="reuse,cold", help="reuse, cold, reuse1 (reuse with 1 worker)")
     parser.add_argument("--lake-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.lake_child:
@@ -299,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
             small, big = (result["many"][str(n)]["driver_peak_mb"] for n in sizes)
             result["many"]["ratio"] = big / small
     if "reuse" in only:
-        result["reuse"] = bench_reuse(args.rounds, models, args.reuse_files, args.reuse_rows)
+        variants = tuple(args.reuse_variants.split(","))
+        result["reuse"] = bench_reuse(args.rounds, models, args.reuse_files, args.reuse_rows, variants)
     result["machine"]["load_after"] = os.getloadavg()
     print(json.dumps(result, indent=2))
     return 0

@@ -201,3 +201,30 @@ def test_a_changed_scoring_script_makes_every_file_scored(env, tmp_path):
     changed, changed_bytes = runner.run(data, "--reuse", "stamp")
     assert reused(changed) == 0 and changed_bytes == first_bytes
     assert json.loads(json.dumps(changed["lineage"]["reuse"]))["source_job"] is None
+
+
+def test_a_small_remainder_is_scored_by_one_worker(mlenv, tmp_path):
+    """Measured (docs/benchmarks.md, Scale): when a reuse job has at most a tenth of its files (and at most
+    1,000) left to score, a second worker's start-up costs more than it shares, so one worker starts. A
+    cold job of the same deployment still starts both; the bytes are the same."""
+    mlenv.endpoint()
+    mlenv.mlflow(mini_batch_size=1, max_concurrency_per_instance=2)
+    runs = Runner(mlenv, tmp_path)
+    root = tmp_path / "grows"
+    root.mkdir()
+    for i in range(20):
+        heart_frame(3, 700 + i).to_csv(root / f"part-{i:02d}.csv", index=False)
+    runs.run(root, "--reuse", "stamp")
+    for i in (20, 21):  # 2 new files of 22: two mini-batches, one worker
+        heart_frame(3, 700 + i).to_csv(root / f"part-{i:02d}.csv", index=False)
+
+    def started(job: dict[str, Any]) -> list[str]:
+        log = (mlenv.job_dir(job["name"]) / "logs" / "sys" / "master_role.txt").read_text()
+        return [line.split(" ", 2)[2] for line in log.splitlines() if line.endswith(" starting")]
+
+    small, small_bytes = runs.run(root, "--reuse", "stamp")
+    assert reused(small) == 20 and small["counts"]["mini_batches"] == 2
+    assert started(small) == ["worker 0 starting"]
+    cold, cold_bytes = runs.run(root)
+    assert started(cold) == ["worker 0 starting", "worker 1 starting"]
+    assert small_bytes == cold_bytes

@@ -149,7 +149,7 @@ def test_ten_million_entries_stream_in_flat_memory(env, tmp_path, monkeypatch):
     assert job["counts"]["files"] == plan_io.STREAM_AT
     backends: list[InstantBackend] = []
 
-    def backend(record: Any, ref: Any, folder: Path, pools: Any = None) -> InstantBackend:
+    def backend(record: Any, ref: Any, folder: Path, pools: Any = None, lineage: Any = None) -> InstantBackend:
         backends.append(InstantBackend(folder, stop_at=1_500_000))
         return backends[0]
 
@@ -252,13 +252,13 @@ def test_a_job_stopped_mid_listing_resumes_the_listing_where_it_stopped(env, tmp
     )
     folder = ws.jobs_dir / job["name"]
     # the first attempt is canceled at its first dispatch, while the listing goes on
-    monkeypatch.setattr(runner, "make_backend", lambda record, ref, folder, pools=None: InstantBackend(folder, 0))
+    monkeypatch.setattr(runner, "make_backend", lambda record, ref, folder, *_: InstantBackend(folder, 0))
     first = runner.run_job(ws, job["name"])
     assert first.status == "Canceled"
     state = plan_io.count(folder)
     assert not state.complete and plan_io.STREAM_AT <= state.count < 30_000
     api.resume_job(ws, job["name"])
-    monkeypatch.setattr(runner, "make_backend", lambda record, ref, folder, pools=None: InstantBackend(folder, 10**9))
+    monkeypatch.setattr(runner, "make_backend", lambda record, ref, folder, *_: InstantBackend(folder, 10**9))
     second = runner.run_job(ws, job["name"])
     assert second.status == "Completed", second.error
     assert second.counts.files == second.counts.items_succeeded == 30_000

@@ -66,6 +66,10 @@ class UnitSource(Protocol):
 
     def release(self, unit: int) -> None: ...
 
+    def worker_limit(self) -> int | None:
+        """At most this many workers for the units known once the listing is complete (None: no limit)."""
+        ...
+
 
 INIT_REPORT_SECONDS = 10.0  # how often a still-running init() is reported
 # once every mini-batch has ended: how long a worker still starting may take to say how its init() went
@@ -159,6 +163,8 @@ class Supervisor:
         self.totals = Totals()
         self.slots: dict[int, _Slot] = {}
         self.n_workers = settings.workers if self.streaming() else max(1, min(settings.workers, len(todo)))
+        if self.feed is not None and not self.streaming():  # a small remainder (jobs/runner.py): fewer workers
+            self.n_workers = max(1, min(self.n_workers, self.feed.worker_limit() or self.n_workers))
 
     # -- the loop
 

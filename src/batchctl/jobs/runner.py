@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from batchctl.execution.pool import WarmPools
 
 CANCEL_MARKER = "cancel_requested"
+SMALL_REMAINDER_FILES = 1_000  # a reuse job scoring at most this many files (and a tenth of its files) uses one worker
 TRACKING_AGENT = "batchctl.jobs.tracking_agent"
 
 
@@ -394,6 +395,20 @@ class _StreamedFeed:
 
     def release(self, unit: int) -> None:
         self.feed.release(unit)
+
+    def worker_limit(self) -> int | None:
+        """One worker for the small remainder of a reuse job (measured: docs/benchmarks.md, Scale): when
+        the files left to score are at most a tenth of the job's and at most SMALL_REMAINDER_FILES, a
+        second worker's start-up costs more than the scoring it would share."""
+        feed = self.feed
+        if feed.reuse is None or not feed.reuse.reused or not feed.exhausted:
+            return None
+        left = feed.outstanding_files
+        small = left <= SMALL_REMAINDER_FILES and left * 10 <= feed.planned_files
+        if small and self.record.settings.workers > 1:
+            self.logs.master(f"reuse: {left} files left to score: one worker (a second one's start costs more)")
+            return 1
+        return None
 
     def _sync(self) -> None:
         c, feed = self.journal.counts, self.feed

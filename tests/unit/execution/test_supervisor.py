@@ -395,8 +395,9 @@ def test_settle_applies_before_the_threshold():
 class ScriptedFeed:
     """A UnitSource whose units arrive on the given turns of the loop."""
 
-    def __init__(self, first: list[int], arrivals: list[list[int]], files: int = 2) -> None:
+    def __init__(self, first: list[int], arrivals: list[list[int]], files: int = 2, limit: int | None = None) -> None:
         self.first = first
+        self.limit = limit
         self.arrivals = list(arrivals)
         self.files = files
         self.exhausted = not arrivals
@@ -418,6 +419,9 @@ class ScriptedFeed:
 
     def release(self, unit: int) -> None:
         self.released.append(unit)
+
+    def worker_limit(self) -> int | None:
+        return self.limit
 
 
 def test_a_feed_starts_every_worker_and_runs_units_as_they_arrive():
@@ -452,3 +456,12 @@ def test_an_exhausted_empty_feed_starts_nothing():
     feed = ScriptedFeed([], [])
     run = Run(feed, settings(workers=2), feed=feed)()
     assert run.backend.spawned == [] and run.events == []
+
+
+def test_a_complete_feed_with_a_worker_limit_starts_no_more_workers_than_it_allows():
+    # a small remainder of a reusing job (jobs/runner.py): the feed knows every unit at start and caps the workers
+    feed = ScriptedFeed([0, 1, 2], [], limit=1)
+    run = Run(feed, settings(workers=3), feed=feed)()
+    assert len(run.backend.spawned) == 1 and sorted(run.finals()) == [0, 1, 2]
+    unlimited = ScriptedFeed([0, 1, 2], [])
+    assert len(Run(unlimited, settings(workers=3), feed=unlimited)().backend.spawned) == 3
