@@ -113,6 +113,7 @@ class _Due:
     order: int
     handle: FakeHandle
     message: WorkerMessage
+    in_flight: bool = False  # sent before the worker was killed: delivered all the same
 
 
 class FakeBackend:
@@ -143,9 +144,16 @@ class FakeBackend:
             self._order += 1
             self.due.append(_Due(self.clock() + reply.after, self._order, handle, reply.message))
 
+    def in_flight(self, handle: FakeHandle, message: WorkerMessage, after: float = 0.0) -> None:
+        """A message `handle` sent before it was killed or died, reported only now, whether or not the
+        supervisor still lists that worker (a backend's backlog: the supervisor must tell it from the
+        messages of the worker now in the same slot)."""
+        self._order += 1
+        self.due.append(_Due(self.clock() + after, self._order, handle, message, in_flight=True))
+
     def wait(self, handles: list[FakeHandle], timeout: float) -> list[tuple[FakeHandle, WorkerMessage]]:
-        self.due = [d for d in self.due if not d.handle.killed and not d.handle.dead]
-        listened = [d for d in self.due if any(d.handle is h for h in handles)]
+        self.due = [d for d in self.due if d.in_flight or not (d.handle.killed or d.handle.dead)]
+        listened = [d for d in self.due if d.in_flight or any(d.handle is h for h in handles)]
         first = min((d.at for d in listened), default=None)
         if first is None or first > self.clock() + timeout:
             # a turn of the loop always takes some time: a wait of 0 at a deadline must not stop the clock
@@ -156,7 +164,7 @@ class FakeBackend:
         self.due = [d for d in self.due if all(d is not n for n in now)]
         out = []
         for d in now:
-            if not d.handle.dead:
+            if d.in_flight or not d.handle.dead:
                 out.append((d.handle, d.message))
                 d.handle.dead = isinstance(d.message, WorkerDied)
         return out

@@ -24,7 +24,7 @@ from batchctl.execution.base import (
     Totals,
     supervise,
 )
-from batchctl.execution.events import BatchEvent, BatchResult, BatchTask, EventKind
+from batchctl.execution.events import BatchEvent, BatchResult, BatchTask, EventKind, WorkerDied, WorkerResult
 from batchctl.scoring.ranges import FileRange
 from batchctl.storage import Location
 from support.fake_backend import FakeBackend, FakeClock, FakeHandle, Reply, dies, fails, hangs, init_fails, ok, ready
@@ -251,6 +251,24 @@ def test_an_idle_worker_that_dies_is_replaced_without_a_retry():
     assert (died.slot, died.batch) == (0, None) and run.of(K.RETRY) == []
     assert len(run.backend.spawned) == 3 and len(run.finals()) == 2
     assert run.totals == Totals(succeeded=4, failed=0, retries=0, restarts=1)
+
+
+def test_messages_from_a_worker_already_replaced_are_ignored():
+    """Worker 0 times out on mini-batch 0 and is killed; what it had sent before (a result for that same
+    mini-batch, then its death) is read only once its replacement holds the retry."""
+
+    def run_task(handle: FakeHandle, task: BatchTask) -> Reply:
+        if handle.number == 0:
+            return hangs()
+        first = handle.backend.spawned[0]
+        stale = BatchResult(0, 1, ok=True, succeeded=2)
+        handle.backend.in_flight(first, WorkerResult(stale))
+        handle.backend.in_flight(first, WorkerDied("killed by SIGKILL"))
+        return ok(task, after=2)
+
+    run = Run(minibatches(1), settings(timeout=5), run=run_task)()
+    assert run.finals()[0].attempt == 2 and run.of(K.WORKER_DIED) == []
+    assert run.totals == Totals(succeeded=2, failed=0, retries=1, restarts=1)
 
 
 # -- init()
