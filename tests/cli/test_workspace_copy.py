@@ -94,3 +94,19 @@ def test_workspace_templates_give_each_test_its_own_copy(workspace_templates, tm
     assert api.get_deployment(Workspace(second), "script", "heart")["code_configuration"]["code"].startswith(
         str(second)
     )
+
+
+def test_a_template_built_with_the_cli_leaves_the_tests_commands_on_its_copy(cli, workspace_templates, isolation):
+    """A build through the in-process CLI's `--workspace` sets the CLI's process-wide workspace; the test's
+    later commands must still reach its own copy (BATCHCTL_HOME), never the template."""
+
+    def build(root):
+        assert cli("--workspace", str(root), "endpoint", "create", "-n", "heart").exit_code == 0
+
+    workspace_templates.copy("cli-built", build, isolation)
+    assert cli("endpoint", "delete", "-n", "heart", "--yes").exit_code == 0
+    assert json.loads(cli("endpoint", "list", "-o", "json").stdout) == []
+    template = workspace_templates.template("cli-built", build)
+    assert [
+        e["name"] for e in json.loads(cli("--workspace", str(template), "endpoint", "list", "-o", "json").stdout)
+    ] == ["heart"]

@@ -12,6 +12,7 @@ import yaml
 from storage_helpers import ENDPOINT, Batchctl
 
 from support.models import cached_heart_model
+from support.workspaces import WorkspaceTemplates
 
 
 @pytest.fixture(scope="session")
@@ -24,12 +25,15 @@ def bctl(tmp_path: Path, isolation: Path) -> Batchctl:
     return Batchctl(isolation, tmp_path)
 
 
-@pytest.fixture
-def heart(bctl: Batchctl, storage_model: Path, tmp_path: Path) -> Batchctl:
+def build_heart(root: Path, model: Path) -> None:
     """An endpoint `heart` whose default deployment scores with the real MLflow model; 1 worker."""
-    bctl.ok("model", "create", "--name", "heart", "--type", "mlflow_model", "--path", str(storage_model))
-    bctl.ok("endpoint", "create", "-n", ENDPOINT)
-    spec = tmp_path / "deployment.yml"
+    from testkit import Cli
+
+    cli = Cli()
+    ws = ("--workspace", str(root))
+    assert cli(*ws, "model", "create", "--name", "heart", "--type", "mlflow_model", "--path", str(model)).exit_code == 0
+    assert cli(*ws, "endpoint", "create", "-n", ENDPOINT).exit_code == 0
+    spec = root.parent / "deployment.yml"
     spec.write_text(
         yaml.safe_dump(
             {
@@ -45,7 +49,16 @@ def heart(bctl: Batchctl, storage_model: Path, tmp_path: Path) -> Batchctl:
             }
         )
     )
-    bctl.ok("deployment", "create", "-f", str(spec), "--set-default")
+    result = cli(*ws, "deployment", "create", "-f", str(spec), "--set-default")
+    assert result.exit_code == 0, result.output
+
+
+@pytest.fixture
+def heart(bctl: Batchctl, storage_model: Path, workspace_templates: WorkspaceTemplates) -> Batchctl:
+    """An endpoint `heart` whose default deployment scores with the real MLflow model; 1 worker: a copy of
+    the session's (built once, support.workspaces) at the test's workspace."""
+    assert not bctl.home.exists(), "heart copies a whole workspace: request it before anything writes one"
+    workspace_templates.copy("storage-heart", lambda root: build_heart(root, storage_model), bctl.home)
     return bctl
 
 

@@ -28,8 +28,16 @@ class WorkspaceTemplates:
 
     def template(self, name: str, build: Callable[[Path], object]) -> Path:
         if name not in self.built:
+            from batchctl.cli import _common
+
             root = self.factory.mktemp(f"template-{name}") / "ws"
-            build(root)
+            # a build through the in-process CLI with `--workspace ROOT` sets the CLI's process-wide workspace:
+            # put it back, so the test's own commands reach its copy, never the template
+            saved = dict(_common._STATE)
+            try:
+                build(root)
+            finally:
+                _common._STATE.update(saved)
             self.built[name] = root
         return self.built[name]
 
