@@ -104,6 +104,7 @@ __all__ = [
     "create_endpoint",
     "create_environment",
     "create_model",
+    "create_pipeline_job",
     "delete_compute",
     "delete_data",
     "delete_datastore",
@@ -121,6 +122,10 @@ __all__ = [
     "get_environment",
     "get_job",
     "get_model",
+    "invoke_pipeline",
+    "is_pipeline_deployment",
+    "is_pipeline_job_file",
+    "list_child_jobs",
     "list_computes",
     "list_data",
     "list_datastores",
@@ -136,6 +141,7 @@ __all__ = [
     "resume_job",
     "rerun_whole_job",
     "run_job",
+    "run_pipeline_job",
     "server_info",
     "set_default_deployment",
     "start_job_detached",
@@ -221,9 +227,67 @@ def run_job(
     with a JobProgress for every event and once at the end. With `pools` (the server's), a local job
     takes warm workers whose init() has run instead of starting its own. `environ`: where the deployment's
     `${env:NAME}` references are read (default: this process's environment), held in memory only."""
+    if _is_pipeline_job(ws, name):
+        from batchctl.jobs.pipelines.runner import run_pipeline
+
+        return run_pipeline(ws, name).public()
     from batchctl.jobs.runner import run_job as _run
 
     return _run(ws, name, on_progress, pools=pools, environ=environ).public()
+
+
+def _is_pipeline_job(ws: Workspace, name: str) -> bool:
+    from batchctl.jobs import records
+
+    record = records.read(records.job_dir(ws, name))
+    return record is not None and record.type == "pipeline"
+
+
+def run_pipeline_job(ws: Workspace, name: str, on_line: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run a Queued pipeline job in this process until it ends (each step a child job); `on_line` gets
+    each step's changes of state as one line. Returns the parent's final record."""
+    from batchctl.jobs.pipelines.runner import run_pipeline
+
+    return run_pipeline(ws, name, on_line).public()
+
+
+def invoke_pipeline(ws: Workspace, **options: Any) -> dict[str, Any]:
+    """Queue a pipeline job of a `type: pipeline` deployment. options: endpoint, deployment, file (Azure's
+    inputs.yml), overrides (`inputs.<x>.value|path=...`, `outputs.<y>.path=...`), job_name,
+    experiment_name, tags (dict), force_rerun, dry_run, env_manager, env_strict, env_constraints."""
+    from batchctl.jobs.pipelines.invoke import invoke_pipeline as _invoke
+
+    return _invoke(ws, **options)
+
+
+def create_pipeline_job(ws: Workspace, **options: Any) -> dict[str, Any]:
+    """Queue the pipeline job of a `type: pipeline` job YAML (`job create -f pipeline-job.yml`). options:
+    file, name, overrides (`--set`), tags (dict), experiment_name, force_rerun, dry_run, env_manager,
+    env_strict, env_constraints."""
+    from batchctl.jobs.pipelines.invoke import create_pipeline_job as _create
+
+    return _create(ws, **options)
+
+
+def is_pipeline_deployment(ws: Workspace, endpoint: str | None, deployment: str | None = None) -> bool:
+    """Whether the deployment an invocation goes to (the endpoint's default unless named) is `type: pipeline`."""
+    from batchctl.jobs.pipelines.invoke import is_pipeline_deployment as _is
+
+    return _is(ws, endpoint, deployment)
+
+
+def is_pipeline_job_file(file: str | None) -> bool:
+    """Whether a job YAML is a pipeline job (`type: pipeline`)."""
+    from batchctl.jobs.pipelines.invoke import is_pipeline_job_file as _is
+
+    return _is(file)
+
+
+def list_child_jobs(ws: Workspace, parent: str) -> list[dict[str, Any]]:
+    """The child jobs (one per step) of pipeline job `parent`, in the pipeline's order."""
+    from batchctl.jobs.pipelines.commands import list_children
+
+    return list_children(ws, parent)
 
 
 def referenced_variables(ws: Workspace, name: str) -> list[str]:
@@ -281,9 +345,14 @@ def cancel_job(ws: Workspace, name: str) -> dict[str, Any]:
 def download_job(
     ws: Workspace, name: str, output_name: str = "score", download_path: str | None = None
 ) -> dict[str, Any]:
-    """Copy a Completed job's results to DOWNLOAD_PATH/named-outputs/score/."""
+    """Copy a Completed job's results to DOWNLOAD_PATH/named-outputs/score/ (a pipeline job's named output
+    to DOWNLOAD_PATH/named-outputs/<output_name>/)."""
     from batchctl.jobs import commands
 
+    if _is_pipeline_job(ws, name):
+        from batchctl.jobs.pipelines.commands import download_output
+
+        return download_output(ws, name, output_name, download_path)
     return commands.download_job(ws, name, output_name, download_path)
 
 
@@ -350,6 +419,10 @@ def resume_job(
     (`--env-manager`)."""
     from batchctl.jobs import commands
 
+    if _is_pipeline_job(ws, name):  # its steps that did not complete run again
+        from batchctl.jobs.pipelines.commands import resume_pipeline
+
+        return resume_pipeline(ws, name, env_manager, env_strict, list(env_constraints))
     return commands.resume_job(
         ws, name, overrides, use_current_deployment, output_path, env_manager, env_strict, list(env_constraints)
     )

@@ -40,8 +40,9 @@ def job_summary(record: Any) -> bool:
     """A job's end for a person at a terminal (cli/_jobview.py); False for what is not a job record."""
     from batchctl.cli import _console
     from batchctl.cli._jobview import summary_lines
+    from batchctl.cli._pipeline import is_pipeline_record, show_lines
 
-    lines = summary_lines(record)
+    lines = show_lines(record) if is_pipeline_record(record) else summary_lines(record)
     if lines is None:
         return False
     _console.print_lines(lines)
@@ -57,6 +58,11 @@ def job_view(record: Any) -> bool:
 
     if not isinstance(record, dict) or "status" not in record:
         return False
+    from batchctl.cli._pipeline import is_pipeline_record, show_lines
+
+    if is_pipeline_record(record):
+        _console.print_lines(show_lines(record))
+        return True
     try:
         deployment = api.get_deployment(workspace(), record["deployment_name"], record["endpoint_name"])
     except NotFoundError:
@@ -269,6 +275,17 @@ def _az_multi_values(
     )
 
 
+ForceRerunOpt = Annotated[
+    bool, typer.Option("--force-rerun", help="Pipeline jobs: run every step, reusing no earlier step's outputs.")
+]
+
+
+def _pipeline_deployment(endpoint: str | None, deployment: str | None) -> bool:
+    from batchctl import api
+
+    return api.is_pipeline_deployment(workspace(), endpoint, deployment)
+
+
 def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: str = "invoke") -> None:
     EndpointOpt = Annotated[
         str | None, typer.Option(*endpoint_flag, help="Endpoint name.", autocompletion=complete.endpoints)
@@ -299,9 +316,27 @@ def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: st
         env_manager: EnvManagerOpt = None,
         env_strict: EnvStrictOpt = False,
         env_constraint: EnvConstraintOpt = None,
+        force_rerun: ForceRerunOpt = False,
     ) -> object:
-        """Start a batch scoring job on the endpoint (its default deployment unless -d)."""
+        """Start a batch scoring job on the endpoint (its default deployment unless -d); on a pipeline
+        deployment, a pipeline job with the inputs of -f inputs.yml and --set inputs.<x>.value|path=..."""
         sets, tags = _az_multi_values(ctx, set_, tags)
+        if _pipeline_deployment(endpoint, deployment_name):
+            from batchctl.cli import _pipeline
+
+            return _pipeline.invoke(
+                endpoint=endpoint or "",
+                deployment=deployment_name,
+                file=file,
+                sets=sets or [],
+                job_name=job_name,
+                experiment_name=experiment_name,
+                tags=tags or [],
+                no_wait=no_wait,
+                dry_run=dry_run,
+                force_rerun=force_rerun,
+                env={"env_manager": env_manager, "env_strict": env_strict, "env_constraints": env_constraint or []},
+            )
         return invoke_job(
             tags=tags or [],
             tracking_uri=tracking_uri,
@@ -347,9 +382,26 @@ def create(
     env_manager: EnvManagerOpt = None,
     env_strict: EnvStrictOpt = False,
     env_constraint: EnvConstraintOpt = None,
+    force_rerun: ForceRerunOpt = False,
 ) -> object:
-    """Create a batch scoring job from an invocation file (same fields as `endpoint invoke -f`)."""
+    """Create a batch scoring job from an invocation file (same fields as `endpoint invoke -f`), or a
+    pipeline job from a `type: pipeline` job file (as `az ml job create -f pipeline-job.yml`)."""
     sets, tags = _az_multi_values(ctx, set_, tags)
+    from batchctl import api
+
+    if api.is_pipeline_job_file(file):
+        from batchctl.cli import _pipeline
+
+        return _pipeline.create(
+            file=file,
+            name=name,
+            sets=sets or [],
+            tags=tags or [],
+            no_wait=no_wait,
+            dry_run=dry_run,
+            force_rerun=force_rerun,
+            env={"env_manager": env_manager, "env_strict": env_strict, "env_constraints": env_constraint or []},
+        )
     return invoke_job(
         job_name=name,
         set_=sets,
@@ -368,16 +420,8 @@ def create(
 
 ParentJobOpt = Annotated[
     str | None,
-    typer.Option("--parent-job-name", "-p", help="Accepted for az ml compatibility: batchctl has no pipeline jobs."),
+    typer.Option("--parent-job-name", "-p", help="Only the child jobs (one per step) of this pipeline job."),
 ]
-
-
-def no_child_jobs(parent: str) -> list[object]:
-    """`az ml job list --parent-job-name J` lists a pipeline job's steps; batchctl runs no pipeline jobs."""
-    from batchctl.notices import notify
-
-    notify(f"batchctl has no pipeline jobs, so job {parent} has no child jobs; --parent-job-name lists nothing")
-    return []
 
 
 @command(app, "list", columns=JOB_TABLE_COLUMNS, table_rows=job_table_rows)
@@ -418,7 +462,7 @@ def list_(
     from batchctl.jobs.submit import parse_tags
 
     if parent_job_name is not None:
-        return no_child_jobs(parent_job_name)
+        return api.list_child_jobs(workspace(), parent_job_name)
     tags = parse_tags(tag or [], "--tag") or None
     return api.list_jobs(workspace(), endpoint, deployment, status, tags, max_results=max_results)
 
@@ -445,11 +489,14 @@ def cancel(name: NameReq) -> object:
 @command(app, "download")
 def download(
     name: NameReq,
-    output_name: Annotated[str, typer.Option("--output-name", help="The output to download (score).")] = "score",
+    output_name: Annotated[
+        str, typer.Option("--output-name", help="The output to download (score; a pipeline job's named output).")
+    ] = "score",
     download_path: Annotated[str | None, typer.Option("--download-path", "-p", help="Folder (default: .).")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Accepted for az ml compatibility.")] = False,
 ) -> object:
-    """Download a Completed job's results to DIR/named-outputs/score/."""
+    """Download a Completed job's results to DIR/named-outputs/score/ (a pipeline job's output
+    to DIR/named-outputs/<output-name>/)."""
     from batchctl import api
 
     return api.download_job(workspace(), name, output_name, download_path)
@@ -524,6 +571,10 @@ def resume(
         env_strict=env_strict,
         env_constraints=env_constraint or [],
     )
+    if record.get("type") == "pipeline":
+        from batchctl.cli._pipeline import run_here
+
+        return run_here(ws, record, no_wait)
     if no_wait:
         return api.start_job_detached(ws, record["name"])
     return run_foreground(ws, record)
