@@ -5,6 +5,7 @@ sees of them (`job show`: the steps with their status, as a list in dependency o
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from typing import Any
 
 from batchctl.cli._common import workspace
@@ -14,11 +15,11 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def run_here(ws: Any, record: dict[str, Any], no_wait: bool) -> Any:
-    """Run a Queued pipeline job to its end here (Ctrl-C / SIGTERM cancel it), or hand it to a runner."""
+def run_here(ws: Any, record: dict[str, Any], no_wait: bool, final_outcome: Callable[[dict[str, Any]], Any]) -> Any:
+    """Run a Queued pipeline job to its end here (Ctrl-C / SIGTERM cancel it), or hand it to a runner;
+    `final_outcome` turns the final record into the command's result (cli/job.py's)."""
     from batchctl import api
     from batchctl.cli import _console
-    from batchctl.cli.job import final_outcome
 
     if no_wait:
         return api.start_job_detached(ws, record["name"])
@@ -45,6 +46,7 @@ def invoke(
     dry_run: bool,
     force_rerun: bool,
     env: dict[str, Any],
+    final_outcome: Callable[[dict[str, Any]], Any],
 ) -> Any:
     from batchctl import api
     from batchctl.jobs.submit import parse_tags
@@ -63,7 +65,7 @@ def invoke(
         dry_run=dry_run,
         **env,
     )
-    return record if dry_run else run_here(ws, record, no_wait)
+    return record if dry_run else run_here(ws, record, no_wait, final_outcome)
 
 
 def create(
@@ -76,6 +78,7 @@ def create(
     dry_run: bool,
     force_rerun: bool,
     env: dict[str, Any],
+    final_outcome: Callable[[dict[str, Any]], Any],
 ) -> Any:
     from batchctl import api
     from batchctl.jobs.submit import parse_tags
@@ -91,7 +94,7 @@ def create(
         dry_run=dry_run,
         **env,
     )
-    return record if dry_run else run_here(ws, record, no_wait)
+    return record if dry_run else run_here(ws, record, no_wait, final_outcome)
 
 
 def is_pipeline_record(record: Any) -> bool:

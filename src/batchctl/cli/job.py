@@ -58,10 +58,10 @@ def job_view(record: Any) -> bool:
 
     if not isinstance(record, dict) or "status" not in record:
         return False
-    from batchctl.cli._pipeline import is_pipeline_record, show_lines
+    from batchctl.cli import _pipeline
 
-    if is_pipeline_record(record):
-        _console.print_lines(show_lines(record))
+    if _pipeline.is_pipeline_record(record):
+        _console.print_lines(_pipeline.show_lines(record))
         return True
     try:
         deployment = api.get_deployment(workspace(), record["deployment_name"], record["endpoint_name"])
@@ -336,6 +336,7 @@ def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: st
                 dry_run=dry_run,
                 force_rerun=force_rerun,
                 env={"env_manager": env_manager, "env_strict": env_strict, "env_constraints": env_constraint or []},
+                final_outcome=final_outcome,
             )
         return invoke_job(
             tags=tags or [],
@@ -401,6 +402,7 @@ def create(
             dry_run=dry_run,
             force_rerun=force_rerun,
             env={"env_manager": env_manager, "env_strict": env_strict, "env_constraints": env_constraint or []},
+            final_outcome=final_outcome,
         )
     return invoke_job(
         job_name=name,
@@ -574,7 +576,7 @@ def resume(
     if record.get("type") == "pipeline":
         from batchctl.cli._pipeline import run_here
 
-        return run_here(ws, record, no_wait)
+        return run_here(ws, record, no_wait, final_outcome)
     if no_wait:
         return api.start_job_detached(ws, record["name"])
     return run_foreground(ws, record)

@@ -225,7 +225,7 @@ def save_pipeline_deployment(
             raise SpecError(f"deployment {spec.name}: component: file {path} does not exist")
         record["component"] = str(path)
     if isinstance(spec.component, dict):
-        record["component_base"] = str(base)  # where an inline component's relative `code:` is read from
+        record["base"] = str(base)  # where an inline component's relative `code:` is read from
     if job_spec is not None:
         record["job_spec"] = job_spec
     record["compute"] = spec.settings.default_compute or "local"

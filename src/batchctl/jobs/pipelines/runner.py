@@ -256,8 +256,9 @@ class PipelineRun:
             )
             log_path = folder / "logs" / steps.STD_LOG
             proc, log = steps.start(steps.Launch(command, wd, env, log_path, python))
-        except BatchctlError as exc:
-            self.set_state(step.name, JobState.FAILED, exc.message)
+        except (BatchctlError, OSError) as exc:
+            message = exc.message if isinstance(exc, BatchctlError) else f"cannot start the step: {exc}"
+            self.set_state(step.name, JobState.FAILED, message)
             self.after_failure(step.name)
             return
         self.running[step.name] = Running(proc, log, started, outputs, key)
@@ -304,6 +305,8 @@ class PipelineRun:
 
     def reap(self) -> None:
         for name, run in list(self.running.items()):
+            if name not in self.running:  # stopped meanwhile, by a failure of another step
+                continue
             self.tail(name, run)
             code = run.proc.poll()
             if code is None:
@@ -351,6 +354,7 @@ class PipelineRun:
         self.stopping = f"step {name} failed and continue_on_step_failure is false"
         for other, run in list(self.running.items()):
             steps.stop(run.proc)
+            self.tail(other, run)
             run.log.close()
             del self.running[other]
             self.set_state(other, JobState.CANCELED, f"stopped: {self.stopping}")

@@ -70,30 +70,33 @@ def snapshot() -> DeploymentSnapshot:
     return DeploymentSnapshot(model_dir="", model_path="", model_type=PIPELINE)
 
 
-def step_env_source(step: BoundStep) -> dict[str, Any]:
-    """The step's environment in the shape jobs/environment.plan() reads from a deployment."""
-    env = step.environment
+def step_environment_plan(
+    ws: Workspace, env: dict[str, Any] | None, manager: str | None, strict: bool, constraints: list[str]
+) -> dict[str, Any] | None:
+    """A step's environment record (resources/pipelines) with the job's choices laid over it, as a model
+    job's: `--env-manager` (else the workspace's setting, else auto), `--env-strict`, `--env-constraint`."""
+    from batchctl.envs.manage import check_manager
+    from batchctl.errors import EnvironmentBuildError
+
     if env is None:
-        return {}
-    if env.get("conda_file"):
-        return {"environment": env}
-    ref = env.get("ref") or env.get("id")
-    if ref:
-        return {"environment": ref if str(ref).startswith("azureml:") else f"azureml:{ref}"}
-    return {}
+        return None
+    if manager is not None:
+        check_manager(manager, "--env-manager")
+    chosen = manager or job_env.workspace_manager(ws) or "auto"
+    planned = job_env.override({**env, "manager": chosen, "strict": strict}, None, False, constraints)
+    skipped = job_env.spec_of(planned).skipped
+    if strict and skipped and chosen != "local":
+        raise EnvironmentBuildError(
+            "--env-strict: the environment would need " + "; ".join(c.line() for c in skipped),
+            "drop --env-strict to skip them, or list the packages under pip: in the conda file",
+        )
+    return planned
 
 
 def plan_environments(ws: Workspace, request: PipelineRequest) -> dict[str, dict[str, Any] | None]:
     return {
-        step.name: job_env.plan(
-            ws,
-            step_env_source(step),
-            "",
-            "custom_model",
-            True,
-            request.env_manager,
-            request.env_strict,
-            request.env_constraints,
+        step.name: step_environment_plan(
+            ws, step.environment, request.env_manager, request.env_strict, request.env_constraints
         )
         for step in request.bound.steps
     }
@@ -145,8 +148,10 @@ def queue_pipeline(ws: Workspace, request: PipelineRequest, dry_run: bool = Fals
     ]
     folder_loc = ws.jobs_dir / name / "outputs"
     first = next(iter(outputs.values()), None)
-    location = LocationRecord(url=first["url"], protocol=first["protocol"]) if first else LocationRecord(
-        url=str(folder_loc), protocol="file"
+    location = (
+        LocationRecord(url=first["url"], protocol=first["protocol"])
+        if first
+        else LocationRecord(url=str(folder_loc), protocol="file")
     )
     record = JobRecord(
         name=name,
