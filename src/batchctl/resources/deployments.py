@@ -312,8 +312,18 @@ def update_deployment(
     skip_script_validation: bool = False,
 ) -> dict[str, Any]:
     """Update an existing deployment from a file and/or `--set` overrides."""
-    from batchctl.specs.deployment import DeploymentSpec
+    from batchctl.specs.deployment import DeploymentSpec, PipelineDeploymentSpec, deployment_spec_class
 
+    if file is not None and deployment_spec_class(spec_load.read_yaml(Path(file))) is PipelineDeploymentSpec:
+        pipeline = spec_load.load_spec(
+            "deployment",
+            PipelineDeploymentSpec,
+            file,
+            overrides,
+            fields={"name": name, "endpoint_name": endpoint.lower() if endpoint is not None else None},
+        )
+        get_deployment(ws, pipeline.name, pipeline.endpoint_name)
+        return create_deployment(ws, file, name, endpoint, overrides)
     if file is not None:
         spec = spec_load.load_spec(
             "deployment",
@@ -327,6 +337,11 @@ def update_deployment(
     if not name or not endpoint:
         raise SpecError("deployment update needs --name and --endpoint-name (or --file)")
     previous = get_deployment(ws, name, endpoint)
+    if previous.get("type") == "pipeline":
+        raise SpecError(
+            f"deployment update: '{name}' is a pipeline deployment; change it from its file",
+            f"batchctl deployment update -f <deployment.yml> --endpoint-name {endpoint}",
+        )
     data = {k: previous[k] for k in DeploymentSpec.model_fields if k in previous}
     if previous.get("code_configuration"):
         data["code_configuration"] = {

@@ -189,7 +189,8 @@ class DeploymentSpec(StrictModel):
         data = dict(data)
         kind = data.get("type")
         if kind == "pipeline":
-            raise ValueError("type: pipeline deployments are read as PipelineDeploymentSpec (deployment_spec_class)")
+            # read with PipelineDeploymentSpec (deployment_spec_class); only a model deployment's path gets here
+            raise ValueError("type: pipeline: this is a pipeline deployment, not a model deployment")
         flat = [k for k in (*SETTINGS_KEYS, "instance_count") if k in data]
         if kind is None and flat:
             # legacy shape: run settings at the top level

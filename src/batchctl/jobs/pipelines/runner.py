@@ -309,6 +309,13 @@ class PipelineRun:
                 continue
             self.tail(name, run)
             code = run.proc.poll()
+            if code is None and (self.child(name) / CANCEL_MARKER).exists():  # `job cancel -n <step job>`
+                steps.stop(run.proc)
+                run.log.close()
+                del self.running[name]
+                self.set_state(name, JobState.CANCELED, "canceled")
+                self.after_failure(name)
+                continue
             if code is None:
                 continue
             run.log.close()
