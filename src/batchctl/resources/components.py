@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -96,33 +95,7 @@ def check_component_paths(spec: ComponentSpec) -> None:
             check_code(node.component)
 
 
-def create_component(
-    ws: Workspace,
-    file: str | None,
-    name: str | None = None,
-    version: str | None = None,
-    overrides: Iterable[str] = (),
-) -> dict[str, Any]:
-    """Register a component from its YAML (`az ml component create -f X.yml [--name] [--version] [--set]`).
-    Everything is validated before anything is written; the same content again is a no-op."""
-    from batchctl.specs.component import load_component
-
-    if file is None:
-        raise SpecError("component create needs --file/-f (the component's YAML)")
-    extra = [*overrides]
-    if name is not None:
-        extra.append(f"name={name}")
-    if version is not None:
-        extra.append(f"version={version}")
-    spec = load_component(file, extra)
-    if spec.name is None:
-        raise SpecError(f"{spec.source}: name: field required (a registered component has a name)")
-    check_component_paths(spec)
-    _pin_step_refs(ws, spec)
-    return register_component(ws, spec)
-
-
-def _pin_step_refs(ws: Workspace, spec: ComponentSpec) -> None:
+def pin_step_refs(ws: Workspace, spec: ComponentSpec) -> None:
     """A pipeline's `azureml:` step components exist in this workspace (checked before anything is written);
     `@latest` is replaced by the version it stands for now, as a deployment records its environment."""
     from batchctl.specs.component import PipelineComponentSpec

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -744,3 +744,40 @@ def pipeline_from_deployment(ws: Workspace, deployment: dict[str, Any]) -> Pipel
     if not isinstance(spec, PipelineComponentSpec):
         raise _fail(source, "component", "a pipeline deployment takes a pipeline component (type: pipeline)")
     return spec
+
+
+def create_component(
+    ws: Workspace,
+    file: str | None,
+    name: str | None = None,
+    version: str | None = None,
+    overrides: Iterable[str] = (),
+) -> dict[str, Any]:
+    """Register a component from its YAML (`az ml component create -f X.yml [--name] [--version] [--set]`).
+    Everything is validated before anything is written; the same content again is a no-op."""
+    from batchctl.specs.component import load_component
+
+    if file is None:
+        raise SpecError("component create needs --file/-f (the component's YAML)")
+    extra = [*overrides]
+    if name is not None:
+        extra.append(f"name={name}")
+    if version is not None:
+        extra.append(f"version={version}")
+    spec = load_component(file, extra)
+    if spec.name is None:
+        raise SpecError(f"{spec.source}: name: field required (a registered component has a name)")
+    comp_res.check_component_paths(spec)
+    check_component(ws, spec)
+    comp_res.pin_step_refs(ws, spec)
+    return comp_res.register_component(ws, spec)
+
+
+def check_component(ws: Workspace, spec: CommandComponentSpec | PipelineComponentSpec) -> None:
+    """What `component create` checks before writing anything: a command component's environment can be
+    had here; a pipeline binds (every step component, binding, type, environment and asset reference),
+    its own inputs left to the invocation."""
+    if isinstance(spec, CommandComponentSpec):
+        resolve_step_environment(ws, ws.store.read(), spec.environment, "environment", spec.source)
+    else:
+        check_pipeline(ws, spec)
