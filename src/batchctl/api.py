@@ -10,6 +10,8 @@ Resources (create is create-or-overwrite; the same spec again is a no-op):
 - deployments: create_deployment, check_deployment (what create would refuse, changing nothing),
   get_deployment, list_deployments, update_deployment, set_default_deployment, delete_deployment
 - models: create_model, get_model, list_models, delete_model
+- components: create_component, get_component (= show_component), list_components, delete_component;
+  pipelines: bind_pipeline_spec (= bind_pipeline), check_pipeline (docs/pipelines.md)
 - data assets: create_data, get_data, list_data, delete_data
 - environments: create_environment, get_environment, list_environments, delete_environment;
   build_environment, environment_builds, prune_environment_builds (the isolated builds under `envs/`)
@@ -53,6 +55,8 @@ _RESOURCE_VERBS = {
         "list_environments",
     ),
     "batchctl.resources.models": ("create_model", "get_model", "list_models"),
+    "batchctl.resources.components": ("delete_component", "get_component", "list_components"),
+    "batchctl.resources.pipelines": ("bind_pipeline", "check_pipeline", "create_component"),
 }
 _MODULE_OF = {verb: module for module, verbs in _RESOURCE_VERBS.items() for verb in verbs}
 
@@ -69,6 +73,7 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
+    from batchctl.resources.components import delete_component, get_component, list_components
     from batchctl.resources.computes import create_compute, delete_compute, get_compute, list_computes
     from batchctl.resources.data import create_data, delete_data, get_data, list_data
     from batchctl.resources.datastores import create_datastore, delete_datastore, get_datastore, list_datastores
@@ -86,6 +91,14 @@ if TYPE_CHECKING:
         list_environments,
     )
     from batchctl.resources.models import create_model, get_model, list_models
+    from batchctl.resources.pipelines import (
+        BoundPipeline,
+        PipelineSettings,
+        bind_pipeline,
+        check_pipeline,
+        create_component,
+    )
+    from batchctl.specs.component import PipelineComponentSpec, PipelineJobSpec
 
 if TYPE_CHECKING:
     from batchctl.execution.pool import WarmPools
@@ -93,6 +106,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Workspace",
+    "bind_pipeline",
+    "bind_pipeline_spec",
+    "check_pipeline",
+    "create_component",
+    "delete_component",
+    "get_component",
+    "list_components",
+    "show_component",
     "adopt_job",
     "cancel_job",
     "check_deployment",
@@ -193,6 +214,26 @@ def list_endpoints(ws: Workspace) -> list[dict[str, Any]]:
     from batchctl.resources.endpoints import list_endpoints as list_records
 
     return [endpoint_uris(ws, record) for record in list_records(ws)]
+
+
+def show_component(ws: Workspace, name: str, version: str | None = None) -> dict[str, Any]:
+    """A component version (latest by default): `az ml component show`."""
+    from batchctl.resources.components import get_component
+
+    return get_component(ws, name, version)
+
+
+def bind_pipeline_spec(
+    ws: Workspace,
+    spec: PipelineComponentSpec | PipelineJobSpec,
+    inputs: Mapping[str, Any],
+    outputs: Mapping[str, Any] | None = None,
+    settings: PipelineSettings | None = None,
+) -> BoundPipeline:
+    """A pipeline component or job bound and validated (resources/pipelines.bind_pipeline)."""
+    from batchctl.resources.pipelines import bind_pipeline
+
+    return bind_pipeline(ws, spec, inputs, outputs, settings)
 
 
 def server_info(ws: Workspace) -> dict[str, Any] | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
@@ -78,7 +78,7 @@ class _ComponentBase(StrictModel):
     def source(self) -> str:
         return self._source
 
-    def with_source(self, source: str) -> Any:
+    def with_source(self, source: str) -> Self:
         self._source = source
         return self
 
@@ -197,7 +197,7 @@ class PipelineJobSpec(StrictModel):
     def source(self) -> str:
         return self._source
 
-    def with_source(self, source: str) -> PipelineJobSpec:
+    def with_source(self, source: str) -> Self:
         self._source = source
         return self
 
