@@ -202,8 +202,8 @@ def test_invoke_a_pipeline_deployment_with_an_inputs_file(
     pd.testing.assert_frame_equal(got, want, check_dtype=False)
     # the outputs of a completed job are never overwritten: the same output path again is refused
     published = shown["pipeline"]["outputs"]["scores"]["url"]
-    again = cli("endpoint", "invoke", "-n", "heart-pipe", "-f", str(example / "inputs.yml"),
-                "--set", f"outputs.scores.path={published}", "--set", "inputs.score_mode.value=predictions_only")  # fmt: skip
+    sets = ("--set", f"outputs.scores.path={published}", "--set", "inputs.score_mode.value=predictions_only")
+    again = cli("endpoint", "invoke", "-n", "heart-pipe", "-f", str(example / "inputs.yml"), *sets)
     assert again.exit_code == 5, again.stderr
     assert "is not empty; batchctl never overwrites outputs" in again.stderr
 
