@@ -122,6 +122,8 @@ def invoke_pipeline(
     deployment: str | None = None,
     file: str | None = None,
     overrides: Iterable[str] = (),
+    inputs: dict[str, Any] | None = None,
+    outputs: dict[str, Any] | None = None,
     job_name: str | None = None,
     experiment_name: str | None = None,
     tags: dict[str, str] | None = None,
@@ -129,9 +131,12 @@ def invoke_pipeline(
     dry_run: bool = False,
     **env: Any,
 ) -> dict[str, Any]:
-    """A pipeline job of a `type: pipeline` deployment, queued."""
+    """A pipeline job of a `type: pipeline` deployment, queued. `inputs`/`outputs` (REST's body, already
+    typed) lay over the inputs file, `overrides` (`--set`) over both."""
     ep, record = resolve_deployment(ws, spec_load.validate_name("endpoint", endpoint), deployment)
-    inputs, outputs = read_inputs_file(file) if file else ({}, {})
+    given_inputs, given_outputs = read_inputs_file(file) if file else ({}, {})
+    inputs = {**given_inputs, **(inputs or {})}
+    outputs = {**given_outputs, **(outputs or {})}
     rest = apply_io_sets(inputs, outputs, overrides)
     if rest:
         raise SpecError(
