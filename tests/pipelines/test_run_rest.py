@@ -89,8 +89,10 @@ def app(cli: Any, tmp_path: Path, isolation: Path) -> Iterator[tuple[Any, str, P
     allowed = tmp_path / "allowed"
     state = build_state(ws, ServerSettings(idle_timeout=0, shutdown_timeout=5, allow_paths=[str(allowed)]), "http://t")
     token = mint(load_key(ws))["accessToken"]
-    with TestClient(create_app(state), base_url="http://t") as client:
+    application = create_app(state)
+    with TestClient(application, base_url="http://t") as client:
         client.headers["Authorization"] = f"Bearer {token}"
+        client.app_state = application.state  # type: ignore[attr-defined]  # the Studio's one-time logins
         yield client, "hello-rest", allowed
 
 
@@ -122,6 +124,26 @@ def test_rest_invocation_of_a_pipeline_deployment_with_literal_inputs(app: tuple
         time.sleep(0.2)
     assert polled["properties"]["status"] == "Completed", polled["properties"]["error"]
     assert (allowed / "out" / "hello.txt").read_text() == "bonjour x3: ['a.csv']\n"
+    studio_pages(client, job["name"])
+
+
+def studio_pages(client: Any, name: str) -> None:
+    """The Studio's job page lists the steps with their status and a link to each step's log; a step's
+    page links back to its pipeline."""
+    import re
+
+    assert client.get(f"/studio/login?token={client.app_state.studio.issue_login()}").status_code == 200
+    page = client.get(f"/studio/jobs/{name}").text
+    row = re.search(r'<tr data-step="say">(.*?)</tr>', page, re.S)
+    assert row, page
+    assert 'class="status s-completed">Completed<' in row.group(1)
+    assert f'href="/studio/jobs/{name}-say/logs/user/std_log.txt"' in row.group(1)
+    assert "<dt>Input greeting (literal)</dt><dd>bonjour</dd>" in page
+    step_page = client.get(f"/studio/jobs/{name}-say").text
+    assert f'of pipeline job <a href="/studio/jobs/{name}">{name}</a>' in step_page
+    assert "--greeting bonjour --times 3" in step_page
+    log = client.get(f"/studio/jobs/{name}-say/logs/user/std_log.txt?raw=1")
+    assert log.status_code == 200
 
 
 def test_rest_refuses_a_path_outside_the_allowed_roots(app: tuple[Any, str, Path], tmp_path: Path) -> None:
