@@ -46,6 +46,7 @@ def invoke(
     dry_run: bool,
     force_rerun: bool,
     env: dict[str, Any],
+    tracking_uri: str | None,
     final_outcome: Callable[[dict[str, Any]], Any],
 ) -> Any:
     from batchctl import api
@@ -63,6 +64,7 @@ def invoke(
         tags=parse_tags(tags),
         force_rerun=force_rerun,
         dry_run=dry_run,
+        tracking_uri=tracking_uri,
         **env,
     )
     return record if dry_run else run_here(ws, record, no_wait, final_outcome)
@@ -78,6 +80,7 @@ def create(
     dry_run: bool,
     force_rerun: bool,
     env: dict[str, Any],
+    tracking_uri: str | None,
     final_outcome: Callable[[dict[str, Any]], Any],
 ) -> Any:
     from batchctl import api
@@ -92,6 +95,7 @@ def create(
         tags=parse_tags(tags),
         force_rerun=force_rerun,
         dry_run=dry_run,
+        tracking_uri=tracking_uri,
         **env,
     )
     return record if dry_run else run_here(ws, record, no_wait, final_outcome)

@@ -336,6 +336,7 @@ def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: st
                 dry_run=dry_run,
                 force_rerun=force_rerun,
                 env={"env_manager": env_manager, "env_strict": env_strict, "env_constraints": env_constraint or []},
+                tracking_uri=tracking_uri,
                 final_outcome=final_outcome,
             )
         return invoke_job(
@@ -402,6 +403,7 @@ def create(
             dry_run=dry_run,
             force_rerun=force_rerun,
             env={"env_manager": env_manager, "env_strict": env_strict, "env_constraints": env_constraint or []},
+            tracking_uri=tracking_uri,
             final_outcome=final_outcome,
         )
     return invoke_job(

@@ -129,6 +129,7 @@ def invoke_pipeline(
     tags: dict[str, str] | None = None,
     force_rerun: bool = False,
     dry_run: bool = False,
+    tracking_uri: str | None = None,
     **env: Any,
 ) -> dict[str, Any]:
     """A pipeline job of a `type: pipeline` deployment, queued. `inputs`/`outputs` (REST's body, already
@@ -167,6 +168,7 @@ def invoke_pipeline(
         deployment=record["name"],
         output_paths=_output_paths(outputs),
         force_rerun=force_rerun,
+        tracking_uri=tracking_uri,
         **_env_options(env),
     )
     return queue_pipeline(ws, request, dry_run)
@@ -190,6 +192,7 @@ def create_pipeline_job(
     experiment_name: str | None = None,
     force_rerun: bool = False,
     dry_run: bool = False,
+    tracking_uri: str | None = None,
     **env: Any,
 ) -> dict[str, Any]:
     """`job create -f pipeline-job.yml`: a standalone pipeline job (its spec kept for `job_definition`)."""
@@ -214,6 +217,7 @@ def create_pipeline_job(
         tags={**spec.tags, **(tags or {})},
         output_paths=_output_paths(spec.outputs),
         force_rerun=force_rerun,
+        tracking_uri=tracking_uri,
         **_env_options(env),
     )
     record = queue_pipeline(ws, request, dry_run)

@@ -460,4 +460,8 @@ def run_pipeline(ws: Workspace, name: str, on_line: LineFn | None = None) -> Job
     logs.master(f"pipeline {name}: {final.status.value}" + (f": {error['message']}" if error else ""))
     logs.result(f"{final.status.value}" + (f"\nError: {error['message']}" if error else ""))
     logs.close()
+    if final.tracking and final.tracking.get("uri"):  # MLflow runs of the pipeline and its steps, detached
+        from batchctl.jobs.pipelines import tracking_agent
+
+        tracking_agent.start(ws, name)
     return final

@@ -20,6 +20,7 @@ from batchctl.jobs.pipelines.steps import child_name
 from batchctl.resources.computes import get_compute
 from batchctl.resources.locations import DATASTORE_PREFIX, resolve_location
 from batchctl.resources.pipelines import BoundPipeline, BoundStep
+from batchctl.tracking.tracker import resolve_tracking_uri
 from batchctl.workspace import Workspace, now
 
 PIPELINE = "pipeline"
@@ -41,6 +42,7 @@ class PipelineRequest:
     env_strict: bool = False
     env_constraints: list[str] = field(default_factory=list)
     force_rerun: bool = False
+    tracking_uri: str | None = None  # --tracking-uri (else MLFLOW_TRACKING_URI, else the workspace's settings)
 
 
 def capacity(compute: dict[str, Any]) -> int:
@@ -135,6 +137,7 @@ def queue_pipeline(ws: Workspace, request: PipelineRequest, dry_run: bool = Fals
     name = request.job_name or str(uuid.uuid4())
     outputs = resolve_outputs(ws, request, name)
     environments = plan_environments(ws, request)
+    tracking_uri = resolve_tracking_uri(ws, request.tracking_uri)
     steps = [
         {
             "name": step.name,
@@ -173,6 +176,7 @@ def queue_pipeline(ws: Workspace, request: PipelineRequest, dry_run: bool = Fals
         tags=request.tags,
         description=request.description,
         deployment_snapshot=snapshot(),
+        tracking={"uri": tracking_uri} if tracking_uri else None,
         pipeline={
             "source": bound.source,
             "component": bound.name,
