@@ -449,7 +449,10 @@ def list_(
     status: Annotated[
         str | None,
         typer.Option(
-            "--status", "-s", help="Queued, Running, Completed, Failed or Canceled.", autocompletion=complete.job_states
+            "--status",
+            "-s",
+            help="Queued, Running, Completed, Failed, Canceled or Skipped (a pipeline step).",
+            autocompletion=complete.job_states,
         ),
     ] = None,
     tag: Annotated[

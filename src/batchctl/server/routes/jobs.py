@@ -65,7 +65,7 @@ def get_endpoint_job(endpoint: str, name: str, state: ServerState = Depends(serv
 
 @router.get("/jobs/{name}", tags=["jobs"])
 def get_job(name: str, state: ServerState = Depends(server_state)) -> dict[str, Any]:
-    """A job: `properties.status` is Queued, Running, Completed, Failed or Canceled."""
+    """A job: `properties.status` is Queued, Running, Completed, Failed or Canceled (Skipped: a pipeline step)."""
     return rest.job_resource(api.get_job(state.ws, name), state.url)
 
 
