@@ -284,6 +284,19 @@ def _is_pipeline_job(ws: Workspace, name: str) -> bool:
     return record is not None and record.type == "pipeline"
 
 
+def _refuse_pipeline_job(ws: Workspace, name: str, what: str) -> None:
+    from batchctl.errors import InvalidStateError
+    from batchctl.jobs import records
+
+    record = records.read(records.job_dir(ws, name))
+    if record is not None and (record.type == "pipeline" or record.parent_job_name):
+        kind = "a pipeline job" if record.type == "pipeline" else f"a step of pipeline job {record.parent_job_name}"
+        raise InvalidStateError(
+            f"job '{name}' is {kind}: `job {what}` is for batch scoring jobs",
+            "continue a pipeline job with `batchctl job resume -n <pipeline job>`, or invoke it again",
+        )
+
+
 def run_pipeline_job(ws: Workspace, name: str, on_line: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run a Queued pipeline job in this process until it ends (each step a child job); `on_line` gets
     each step's changes of state as one line. Returns the parent's final record."""
@@ -409,6 +422,8 @@ def rerun_job(
     `overrides` (`key=value`); a job that did not complete is refused and pointed to resume_job."""
     from batchctl.jobs import commands
 
+    _refuse_pipeline_job(ws, name, "rerun")
+
     return commands.rerun_failed(
         ws, name, output_path=output_path, job_name=job_name, dry_run=dry_run, overrides=overrides
     )
@@ -525,6 +540,8 @@ def rerun_whole_job(
     and code snapshot; warns (notices) with the differences when the input listing changed since it ran."""
     from batchctl.jobs import commands
 
+    _refuse_pipeline_job(ws, name, "rerun")
+
     return commands.rerun_whole(ws, name, output_path, job_name, dry_run, tracking_uri, overrides)
 
 
@@ -533,6 +550,7 @@ def verify_job(ws: Workspace, name: str) -> dict[str, Any]:
     or LineageMismatchError (exit 10 results, 11 model, 12 both) carrying it."""
     from batchctl.jobs import commands
 
+    _refuse_pipeline_job(ws, name, "verify")
     return commands.verify_job(ws, name)
 
 

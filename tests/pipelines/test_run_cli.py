@@ -313,3 +313,9 @@ def test_hello_batch_job_with_a_registry_environment(cli: Any, tmp_path: Path) -
     assert log.read_text() == "hello world!\n"
     streamed = cli("job", "stream", "-n", job)
     assert streamed.exit_code == 0 and "[main_job] hello world!" in streamed.stdout
+    assert streamed.stdout.endswith(f"job {job}: Completed - 1 steps: main_job Completed\n")
+    rerun = cli("job", "rerun", "-n", job)
+    assert (rerun.exit_code, rerun.stderr.splitlines()[0]) == (
+        5,
+        f"Error: job '{job}' is a pipeline job: `job rerun` is for batch scoring jobs",
+    )

@@ -654,7 +654,11 @@ def stream(name: NameReq) -> object:
             break
         time.sleep(0.2)
     summarized = for_a_person() and job_summary(record)
-    if not summarized:
+    if not summarized and record.get("type") == "pipeline":
+        steps = (record.get("pipeline") or {}).get("steps") or []
+        shown = ", ".join(f"{s['name']} {s['status']}" for s in steps)
+        sys.stdout.write(f"job {name}: {record['status']} - {len(steps)} steps: {shown}\n")
+    elif not summarized:
         c = record.get("counts") or {}
         sys.stdout.write(
             f"job {name}: {record['status']} - {c.get('items_succeeded', 0)} items succeeded, "
