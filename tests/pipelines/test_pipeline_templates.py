@@ -101,7 +101,10 @@ def test_command_refs_refuses_what_a_command_cannot_hold(command, message):
     [
         ("${{parent.inputs.input_data}}", ParentRef("input", "input_data")),
         (" ${{ parent.inputs.score_mode }} ", ParentRef("input", "score_mode")),
-        ("${{parent.jobs.preprocess_job.outputs.prepared_data}}", ParentRef("step_output", "prepared_data", "preprocess_job")),
+        (
+            "${{parent.jobs.preprocess_job.outputs.prepared_data}}",
+            ParentRef("step_output", "prepared_data", "preprocess_job"),
+        ),
         ("${{parent.outputs.scores}}", ParentRef("output", "scores")),
         ("append", None),
         ("data/unlabeled", None),

@@ -134,7 +134,7 @@ def coerce_literal(value: Any, port_type: str) -> str | int | float | bool:
             return value.lower() == "true"
         raise ValueError(f"expected a boolean (true or false), got '{value}'")
     if isinstance(value, bool):
-        raise ValueError(f"expected a {port_type}, got a boolean")
+        raise ValueError(f"expected {'an integer' if port_type == 'integer' else 'a number'}, got a boolean")
     if port_type == "integer":
         if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
             return int(value)
