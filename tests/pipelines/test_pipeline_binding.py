@@ -48,7 +48,9 @@ inputs:
 outputs:
   scores: {type: uri_folder}
 code: src
-command: python score.py --data ${{inputs.data}} $[[--model ${{inputs.model}}]] --mode ${{inputs.mode}} --out ${{outputs.scores}}
+command: >-
+  python score.py --data ${{inputs.data}} $[[--model ${{inputs.model}}]] --mode ${{inputs.mode}}
+  --out ${{outputs.scores}}
 """
 PIPELINE = """\
 name: two_steps
