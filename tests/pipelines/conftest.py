@@ -84,13 +84,3 @@ def write_yaml(tmp_path: Path) -> Callable[[str, str], Path]:
         return path
 
     return write
-
-
-def registry_bytes(home: Path) -> bytes | None:
-    path = home / "registry.json"
-    return path.read_bytes() if path.exists() else None
-
-
-def load_json(text: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(text)
-    return data
