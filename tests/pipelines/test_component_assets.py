@@ -155,3 +155,22 @@ def test_a_pipeline_pins_latest_to_the_version_it_found(scoring_assets, ok):
     record = ok("component", "create", "-f", str(scoring_assets / "pipeline.yml"))
     assert record["spec"]["jobs"]["preprocess_job"]["component"] == "azureml:heart_prep:1"
     assert record["spec"]["jobs"]["score_job"]["component"] == "azureml:heart_score:1"  # its file, registered
+
+
+def test_a_step_component_whose_version_conflicts_leaves_nothing_behind(fx, ok, cli, isolation):
+    """The training pipeline registers its file steps heart_prep, then heart_train version 1; a heart_train
+    version 1 with other content exists: heart_prep must not be registered either."""
+    folder = fx / "training"
+    ok("environment", "create", "-f", str(folder / "env" / "heart-env.yml"))
+    train = folder / "components" / "train" / "train.yml"
+    other = train.with_name("other.yml")
+    other.write_text(train.read_text().replace("--eval_size ${{inputs.eval_size}}", "--eval ${{inputs.eval_size}}"))
+    ok("component", "create", "-f", str(other))
+    before = registry_bytes(isolation)
+    result = cli("component", "create", "-f", str(folder / "pipeline-ordinal" / "pipeline.yml"))
+    assert (result.exit_code, result.stderr.splitlines()[0]) == (
+        5,
+        "Error: component 'heart_train' version '1' exists with other content; versions are immutable",
+    )
+    assert registry_bytes(isolation) == before
+    assert sorted(p.name for p in (isolation / "components").iterdir()) == ["heart_train"]

@@ -388,3 +388,10 @@ def test_an_inline_pipeline_job_infers_its_ports_from_its_inputs(ws, tmp_path):
         True,
         "local",
     )
+
+
+def test_a_step_code_folder_that_is_not_there_is_named(ws, tree, tmp_path):
+    path = tree()
+    (tmp_path / "src" / "prep.py").unlink()
+    (tmp_path / "src").rmdir()
+    assert error_of(ws, path) == f"pipeline.yml: jobs.prepare.component.code: '{tmp_path / 'src'}' is not a folder"

@@ -121,6 +121,10 @@ def register_component(ws: Workspace, spec: ComponentSpec) -> dict[str, Any]:
     if same is not None:
         return same
     _refuse_conflict(ws, spec.name, spec.version)
+    for child in _named_children(spec):  # before any child is written: a conflict leaves nothing behind
+        assert child.name is not None
+        if _same_content(ws, child.name, child.version, definition_digest(child)) is None:
+            _refuse_conflict(ws, child.name, child.version)
     steps: dict[str, str] = {}
     if isinstance(spec, PipelineComponentSpec):
         for step, node in spec.jobs.items():
@@ -128,6 +132,11 @@ def register_component(ws: Workspace, spec: ComponentSpec) -> dict[str, Any]:
             if not isinstance(child, str) and child.name is not None:
                 steps[step] = register_component(ws, child)["id"]
     return _store(ws, spec, digest, steps)
+
+
+def _named_children(spec: ComponentSpec) -> list[CommandComponentSpec]:
+    jobs = getattr(spec, "jobs", {})
+    return [n.component for n in jobs.values() if not isinstance(n.component, str) and n.component.name]
 
 
 def _same_content(ws: Workspace, name: str, version: str | None, digest: str) -> dict[str, Any] | None:

@@ -545,6 +545,8 @@ def _bind_step(
                 raise _fail(
                     ctx.source, f"jobs.{step}.inputs.{name}", "is unset, and the command uses it outside $[[ ]]"
                 )
+    if comp.code and not Path(comp.code).is_dir():
+        raise _fail(ctx.source, f"jobs.{step}.component.code", f"'{comp.code}' is not a folder")
     env = resolve_step_environment(ws, state, comp.environment, f"jobs.{step}.component.environment", ctx.source)
     env_vars = {**comp.environment_variables, **node.environment_variables}
     sha = _definition_sha256(comp, env, env_vars)
