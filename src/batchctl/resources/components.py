@@ -128,9 +128,9 @@ def register_component(ws: Workspace, spec: ComponentSpec) -> dict[str, Any]:
     steps: dict[str, str] = {}
     if isinstance(spec, PipelineComponentSpec):
         for step, node in spec.jobs.items():
-            child = node.component
-            if not isinstance(child, str) and child.name is not None:
-                steps[step] = register_component(ws, child)["id"]
+            comp = node.component
+            if not isinstance(comp, str) and comp.name is not None:
+                steps[step] = register_component(ws, comp)["id"]
     return _store(ws, spec, digest, steps)
 
 
