@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from batchctl.resources.pipelines import BoundInput, BoundOutput, bind_pipeline, render_command
@@ -131,3 +132,22 @@ def test_the_training_example_binds_both_promotion_forms_and_the_bare_block(fx, 
         "python train.py --data_path /p --target_column target --eval_size 0.3 --register_best_model False "
         "--registered_model_name inputs.registered_model_name --model /m --evaluation_results /e"
     )
+
+
+def test_a_deployment_component_as_a_file_inline_or_reference(fx, ok):
+    from batchctl.errors import SpecError
+    from batchctl.resources.pipelines import pipeline_from_deployment
+
+    hello = fx / "hello" / "hello-component"
+    ws = Workspace.open()
+    by_file = pipeline_from_deployment(ws, {"name": "d", "component": str(hello / "hello.yml")})
+    inline = yaml.safe_load((hello / "hello.yml").read_text())
+    inline["jobs"]["main_job"]["component"]["code"] = str(hello / "src")
+    by_inline = pipeline_from_deployment(ws, {"name": "d", "component": inline})
+    ok("component", "create", "-f", str(hello / "hello.yml"))
+    by_ref = pipeline_from_deployment(ws, {"name": "d", "component": "azureml:hello_pipeline:1"})
+    digests = {bind_pipeline(ws, spec, {}).steps[0].definition_sha256 for spec in (by_file, by_inline, by_ref)}
+    assert len(digests) == 1  # the same component, from a file, inline, or registered (its code snapshotted)
+    with pytest.raises(SpecError) as info:
+        pipeline_from_deployment(ws, {"name": "d", "component": "azureml:nothere@latest"})
+    assert info.value.message == "d: component: component 'nothere' is not registered in this workspace"

@@ -727,6 +727,8 @@ def pipeline_from_deployment(ws: Workspace, deployment: dict[str, Any]) -> Pipel
 
     source = str(deployment.get("source") or deployment.get("name") or "deployment")
     comp = deployment.get("component")
+    if comp is None and deployment.get("job_definition") is not None:
+        raise _fail(source, "job_definition", "a pipeline job's definition is read by the job side (not here)")
     spec: Any
     if isinstance(comp, dict):
         spec = component_from_data(
