@@ -395,3 +395,13 @@ def test_a_step_code_folder_that_is_not_there_is_named(ws, tree, tmp_path):
     (tmp_path / "src" / "prep.py").unlink()
     (tmp_path / "src").rmdir()
     assert error_of(ws, path) == f"pipeline.yml: jobs.prepare.component.code: '{tmp_path / 'src'}' is not a folder"
+
+
+def test_definition_sha256_ignores_what_only_names_or_describes_the_component(ws, tree):
+    first = bind(ws, tree()).steps[0].definition_sha256
+    described = PREP.replace(
+        "name: prep\n", "name: prep\nversion: 4\ndisplay_name: Prep\ndescription: d\ntags: {a: b}\n"
+    )
+    assert bind(ws, tree(prep=described)).steps[0].definition_sha256 == first
+    changed = PREP.replace("python prep.py", "python3 prep.py")
+    assert bind(ws, tree(prep=changed)).steps[0].definition_sha256 != first

@@ -51,12 +51,17 @@ def code_digest(code: str | None) -> str | None:
     return content_hash(path)
 
 
-def definition_digest(spec: ComponentSpec) -> str:
+# what names or describes a component without changing what it runs
+DESCRIPTIVE = frozenset({"name", "version", "display_name", "description", "tags", "properties"})
+
+
+def definition_digest(spec: ComponentSpec, runnable_only: bool = False) -> str:
     """sha256 of a component's canonical spec, its code folder's content in place of the folder's path, and
-    (for a pipeline) each step component's digest: the same component from another folder is the same."""
+    (for a pipeline) each step component's digest: the same component from another folder is the same.
+    `runnable_only`: without the fields that only name or describe it (a step's definition for reuse)."""
     from batchctl.specs.component import CommandComponentSpec
 
-    body = spec.model_dump(mode="json", exclude={"code", "jobs"})
+    body = spec.model_dump(mode="json", exclude={"code", "jobs", *(DESCRIPTIVE if runnable_only else ())})
     if isinstance(spec, CommandComponentSpec):
         body["code"] = code_digest(spec.code)
     else:

@@ -514,7 +514,7 @@ def resolve_step_environment(
 
 def _definition_sha256(comp: CommandComponentSpec, env: dict[str, Any] | None, env_vars: dict[str, str]) -> str:
     body = {
-        "component": comp_res.definition_digest(comp),
+        "component": comp_res.definition_digest(comp, runnable_only=True),
         "environment": env["key"] if env else None,
         "environment_variables": env_vars,
     }
