@@ -11,7 +11,7 @@ Resources (create is create-or-overwrite; the same spec again is a no-op):
   get_deployment, list_deployments, update_deployment, set_default_deployment, delete_deployment
 - models: create_model, get_model, list_models, delete_model
 - components: create_component, get_component (= show_component), list_components, delete_component;
-  pipelines: bind_pipeline_spec (= bind_pipeline), check_pipeline (docs/pipelines.md)
+  pipelines: bind_pipeline_spec (= bind_pipeline), check_pipeline (docs/components.md)
 - data assets: create_data, get_data, list_data, delete_data
 - environments: create_environment, get_environment, list_environments, delete_environment;
   build_environment, environment_builds, prune_environment_builds (the isolated builds under `envs/`)

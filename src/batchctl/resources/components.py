@@ -51,12 +51,17 @@ def code_digest(code: str | None) -> str | None:
     return content_hash(path)
 
 
-def definition_digest(spec: ComponentSpec) -> str:
+# what names or describes a component without changing what it runs
+DESCRIPTIVE = frozenset({"name", "version", "display_name", "description", "tags", "properties"})
+
+
+def definition_digest(spec: ComponentSpec, runnable_only: bool = False) -> str:
     """sha256 of a component's canonical spec, its code folder's content in place of the folder's path, and
-    (for a pipeline) each step component's digest: the same component from another folder is the same."""
+    (for a pipeline) each step component's digest: the same component from another folder is the same.
+    `runnable_only`: without the fields that only name or describe it (a step's definition for reuse)."""
     from batchctl.specs.component import CommandComponentSpec
 
-    body = spec.model_dump(mode="json", exclude={"code", "jobs"})
+    body = spec.model_dump(mode="json", exclude={"code", "jobs", *(DESCRIPTIVE if runnable_only else ())})
     if isinstance(spec, CommandComponentSpec):
         body["code"] = code_digest(spec.code)
     else:
@@ -121,13 +126,22 @@ def register_component(ws: Workspace, spec: ComponentSpec) -> dict[str, Any]:
     if same is not None:
         return same
     _refuse_conflict(ws, spec.name, spec.version)
+    for child in _named_children(spec):  # before any child is written: a conflict leaves nothing behind
+        assert child.name is not None
+        if _same_content(ws, child.name, child.version, definition_digest(child)) is None:
+            _refuse_conflict(ws, child.name, child.version)
     steps: dict[str, str] = {}
     if isinstance(spec, PipelineComponentSpec):
         for step, node in spec.jobs.items():
-            child = node.component
-            if not isinstance(child, str) and child.name is not None:
-                steps[step] = register_component(ws, child)["id"]
+            comp = node.component
+            if not isinstance(comp, str) and comp.name is not None:
+                steps[step] = register_component(ws, comp)["id"]
     return _store(ws, spec, digest, steps)
+
+
+def _named_children(spec: ComponentSpec) -> list[CommandComponentSpec]:
+    jobs = getattr(spec, "jobs", {})
+    return [n.component for n in jobs.values() if not isinstance(n.component, str) and n.component.name]
 
 
 def _same_content(ws: Workspace, name: str, version: str | None, digest: str) -> dict[str, Any] | None:

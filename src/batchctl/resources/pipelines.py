@@ -134,7 +134,7 @@ def coerce_literal(value: Any, port_type: str) -> str | int | float | bool:
             return value.lower() == "true"
         raise ValueError(f"expected a boolean (true or false), got '{value}'")
     if isinstance(value, bool):
-        raise ValueError(f"expected a {port_type}, got a boolean")
+        raise ValueError(f"expected {'an integer' if port_type == 'integer' else 'a number'}, got a boolean")
     if port_type == "integer":
         if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
             return int(value)
@@ -514,7 +514,7 @@ def resolve_step_environment(
 
 def _definition_sha256(comp: CommandComponentSpec, env: dict[str, Any] | None, env_vars: dict[str, str]) -> str:
     body = {
-        "component": comp_res.definition_digest(comp),
+        "component": comp_res.definition_digest(comp, runnable_only=True),
         "environment": env["key"] if env else None,
         "environment_variables": env_vars,
     }
@@ -545,6 +545,8 @@ def _bind_step(
                 raise _fail(
                     ctx.source, f"jobs.{step}.inputs.{name}", "is unset, and the command uses it outside $[[ ]]"
                 )
+    if comp.code and not Path(comp.code).is_dir():
+        raise _fail(ctx.source, f"jobs.{step}.component.code", f"'{comp.code}' is not a folder")
     env = resolve_step_environment(ws, state, comp.environment, f"jobs.{step}.component.environment", ctx.source)
     env_vars = {**comp.environment_variables, **node.environment_variables}
     sha = _definition_sha256(comp, env, env_vars)
@@ -725,6 +727,8 @@ def pipeline_from_deployment(ws: Workspace, deployment: dict[str, Any]) -> Pipel
 
     source = str(deployment.get("source") or deployment.get("name") or "deployment")
     comp = deployment.get("component")
+    if comp is None and deployment.get("job_definition") is not None:
+        raise _fail(source, "job_definition", "a pipeline job's definition is read by the job side (not here)")
     spec: Any
     if isinstance(comp, dict):
         spec = component_from_data(

@@ -71,12 +71,13 @@ def render(command: str, values: Mapping[str, str | None], outputs: Mapping[str,
             return _DROPPED
         return body
 
-    # a dropped block takes the blanks around it along (one space stays between its neighbours), so that
-    # `a $[[--x ${{inputs.x}}]] b` renders `a b`; the substituted values are never touched
+    # a dropped block takes the whitespace around it along, leaving one separator between its neighbours
+    # (a newline if the whitespace held one), so `a $[[--x ${{inputs.x}}]] b` renders `a b`; the
+    # substituted values are never touched
     text = BLOCK_RE.sub(block, command)
-    run = r"[ \t]*\x00(?:[ \t]*\x00)*[ \t]*"
+    run = r"\s*\x00(?:\s*\x00)*\s*"
     text = re.sub(f"^{run}|{run}$", "", text)
-    text = re.sub(run, " ", text)
+    text = re.sub(run, lambda m: "\n" if "\n" in m.group(0) else " ", text)
 
     def one_input(match: re.Match[str]) -> str:
         name = match.group(1)
