@@ -186,6 +186,9 @@ def test_invoke_a_pipeline_deployment_with_an_inputs_file(
     assert "step score_job" in result.stderr  # each step's changes, as they happen
     children = cli("job", "list", "--parent-job-name", job, "--query", "[].name", "-o", "tsv")
     assert children.stdout.split() == [f"{job}-preprocess_job", f"{job}-score_job"]
+    # as on Azure, the steps are not top-level jobs: `job list` and the endpoint's jobs show the pipeline
+    assert cli("job", "list", "--query", "[].name", "-o", "tsv").stdout.split() == [job]
+    assert cli("endpoint", "list-jobs", "-n", "heart-pipe", "--query", "[].name", "-o", "tsv").stdout.split() == [job]
     shown = json.loads(cli("job", "show", "-n", job).stdout)
     assert shown["type"] == "pipeline" and shown["status"] == "Completed"
     assert [(s["name"], s["status"]) for s in shown["pipeline"]["steps"]] == [
