@@ -209,6 +209,12 @@ def test_invoke_a_pipeline_deployment_with_an_inputs_file(
     again = cli("endpoint", "invoke", "-n", "heart-pipe", "-f", str(example / "inputs.yml"), *sets)
     assert again.exit_code == 5, again.stderr
     assert "is not empty; batchctl never overwrites outputs" in again.stderr
+    # a model deployment's options are refused, not ignored
+    model_flag = cli("endpoint", "invoke", "-n", "heart-pipe", "--input", str(example / "data"))
+    assert (model_flag.exit_code, model_flag.stderr.splitlines()[0]) == (
+        3,
+        "Error: --input is for model deployments; this is a pipeline deployment",
+    )
 
 
 @pytest.mark.timeout(300)

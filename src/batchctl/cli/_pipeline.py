@@ -33,6 +33,19 @@ def run_here(ws: Any, record: dict[str, Any], no_wait: bool, final_outcome: Call
     return final_outcome(final)
 
 
+def refuse_model_options(given: dict[str, Any]) -> None:
+    """A model deployment's options on a pipeline deployment: one line naming the first, and what to use."""
+    from batchctl.errors import SpecError
+
+    for flag, value in given.items():
+        if value is not None:
+            raise SpecError(
+                f"{flag} is for model deployments; this is a pipeline deployment",
+                "give its inputs with -f inputs.yml or --set inputs.<name>.path=<path> (outputs: "
+                "--set outputs.<name>.path=<folder>)",
+            )
+
+
 def invoke(
     *,
     endpoint: str,

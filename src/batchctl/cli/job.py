@@ -324,6 +324,17 @@ def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: st
         if _pipeline_deployment(endpoint, deployment_name):
             from batchctl.cli import _pipeline
 
+            _pipeline.refuse_model_options(
+                {
+                    "--input": input,
+                    "--input-type": input_type,
+                    "--output-path": output_path,
+                    "--mini-batch-size": mini_batch_size,
+                    "--instance-count": instance_count,
+                    "--split": split,
+                    "--keep-columns": keep_columns,
+                }
+            )
             return _pipeline.invoke(
                 endpoint=endpoint or "",
                 deployment=deployment_name,

@@ -149,8 +149,9 @@ class PipelineRun:
                 steps.kill_leftover((existing.pipeline or {}).get("process"))
                 if existing.status.terminal:
                     records.reopen(folder, runner=records.runner_identity())
-                else:  # Queued/Running with the runner gone (reconcile has not seen it yet)
-                    records.write(folder, existing.model_copy(update={"runner": records.runner_identity()}))
+                else:  # Queued/Running with the runner gone (reconcile has not seen it yet): to run again
+                    update = {"runner": records.runner_identity(), "status": JobState.QUEUED}
+                    records.write(folder, existing.model_copy(update=update))
                 self.state[step.name] = JobState.QUEUED
         self.save_graph()
 
