@@ -16,6 +16,8 @@ name, src, out = sys.argv[1], sys.argv[2], sys.argv[3]
 with open(os.environ["MARKERS"], "a") as handle:
     handle.write(name + "\\n")
 print(f"step {name} runs as job {os.environ['AZUREML_RUN_ID']}", flush=True)
+if os.environ.get("STARTED"):  # a file per started step, for the tests of parallelism
+    pathlib.Path(os.environ["STARTED"], name).touch()
 wait = os.environ.get("WAIT_" + name)
 while wait and not os.path.exists(wait):
     time.sleep(0.05)

@@ -147,3 +147,28 @@ def test_a_promoted_output_is_never_overwritten(setup: tuple[Workspace, Path, Pa
     with pytest.raises(OutputExistsError, match="is not empty"):
         queue_pipeline(ws, PipelineRequest(bound=bound, job_name="o1", output_paths={"scores": str(out)}))
     assert (out / "a.txt").read_text() == "someone else's\n"
+
+
+@pytest.mark.timeout(60)
+def test_independent_steps_run_at_the_same_time(
+    setup: tuple[Workspace, Path, Path, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Each of two independent steps waits until the other has started: run one after the other they
+    would wait forever (the test's timeout)."""
+    ws, code, data, marker_file = setup
+    started = tmp_path / "started"
+    started.mkdir()
+    monkeypatch.setenv("STARTED", str(started))
+    monkeypatch.setenv("WAIT_left", str(started / "right"))
+    monkeypatch.setenv("WAIT_right", str(started / "left"))
+    import dataclasses
+
+    from batchctl.resources.computes import create_compute
+
+    create_compute(ws, name="two", type="local", max_workers=2)  # the capacity: 2 steps at once, on any machine
+    bound = pipeline([step("left", code, folder_input(data)), step("right", code, folder_input(data))])
+    bound = dataclasses.replace(bound, settings=dataclasses.replace(bound.settings, default_compute="two"))
+    final = run(ws, bound, "par")
+    assert final.status == "Completed", final.error
+    assert sorted(markers(marker_file)) == ["left", "right"]
+    assert (final.compute, final.settings.workers) == ("two", 2)
