@@ -66,6 +66,39 @@ AZURE_EXAMPLES_TALLY: dict[str, set[str]] = {
     "job create": {"-f", "--set"},
 }
 
+# Azure's hello-batch pipeline component, with an optional input and a promoted output (so that the rows
+# `job create --set inputs.input_data.path=...` and `job download --output-name scores` have them)
+HELLO_COMPONENT = {
+    "name": "hello",
+    "version": 1,
+    "type": "pipeline",
+    "inputs": {"input_data": {"type": "uri_folder", "optional": True}},
+    "outputs": {"scores": {"type": "uri_folder"}},
+    "jobs": {
+        "main_job": {
+            "type": "command",
+            "component": {
+                "code": "src",
+                "environment": "azureml://registries/azureml/environments/sklearn-1.5/labels/latest",
+                "inputs": {"input_data": {"type": "uri_folder", "optional": True}},
+                "outputs": {"scores": {"type": "uri_folder"}},
+                "command": "python hello.py $[[--data ${{inputs.input_data}}]] --out ${{outputs.scores}}",
+            },
+            "inputs": {"input_data": "${{parent.inputs.input_data}}"},
+            "outputs": {"scores": "${{parent.outputs.scores}}"},
+        }
+    },
+}
+HELLO_SCRIPT = """\
+import argparse, os, pathlib
+p = argparse.ArgumentParser()
+p.add_argument("--data"); p.add_argument("--out")
+a = p.parse_args()
+files = sorted(f.name for f in pathlib.Path(a.data).rglob("*") if f.is_file()) if a.data else []
+(pathlib.Path(a.out) / "hello.txt").write_text(f"hello world! {files}\\n")
+print("hello world!", os.environ["AZUREML_RUN_ID"])
+"""
+
 CONDA = "name: xgb\ndependencies:\n  - python=3.11\n  - pip\n  - pip:\n      - scikit-learn\n      - xgboost==2.0.3\n"
 
 
@@ -173,12 +206,21 @@ def script_folder(tmp_path: Path, public_folder: str) -> Path:
         "component": "azureml:hello@latest",
     }
     _write(folder / "deployment-pipeline.yml", pipeline)
-    _write(folder / "deployment-from-job.yml", {**pipeline, "component": None, "job_definition": "azureml:x"})
-    _write(folder / "hello-component" / "hello.yml", {"name": "hello", "type": "command", "command": "echo hello"})
+    _write(
+        folder / "deployment-from-job.yml",
+        {**pipeline, "name": "hello-from-job", "component": None, "job_definition": "azureml:x"},
+    )
+    _write(folder / "hello-component" / "hello.yml", HELLO_COMPONENT)
+    _write(folder / "hello-component" / "src" / "hello.py", HELLO_SCRIPT)
     _write(folder / "inputs.yml", {"inputs": {"heart_data": {"type": "uri_folder", "path": "data"}}})
     _write(
         folder / "pipeline-job.yml",
-        {"type": "pipeline", "inputs": {"input_data": {"type": "uri_folder", "path": "data"}}, "jobs": {"prepare": {}}},
+        {
+            "type": "pipeline",
+            "experiment_name": "hello-pipeline-batch",
+            "component": "hello-component/hello.yml",
+            "inputs": {"input_data": {"type": "uri_folder", "path": "data"}},
+        },
     )
     return folder
 
@@ -190,7 +232,7 @@ def _run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Complete
 
 
 def _job_name(args: list[str], stdout: str) -> str | None:
-    if "invoke" not in args:
+    if "invoke" not in args and args[:2] != ["job", "create"]:
         return None
     return stdout.strip() if "tsv" in args else json.loads(stdout)["name"]
 
@@ -206,6 +248,7 @@ def test_every_row_of_the_table_does_what_it_says(script_folder, public_folder, 
     values = {
         "ENDPOINT_NAME": "heart-classifier",
         "DEPLOYMENT_NAME": "classifier-mlflow",
+        "PIPELINE_DEPLOYMENT_NAME": "hello",
         "MODEL_NAME": "heart-classifier",
         "PUBLIC_URL": public_folder,
         "OUTPUT_FILE_NAME": "predictions_1234.csv",
@@ -238,12 +281,15 @@ def test_every_row_of_the_table_does_what_it_says(script_folder, public_folder, 
         if name:
             values["JOB_NAME"] = name
             jobs_run += 1
-    assert jobs_run == 9
-    assert sorted(p.name for p in (isolation / "jobs").iterdir()) == sorted(
+    assert jobs_run == 11  # 9 model jobs, a pipeline deployment's job and a standalone pipeline job
+    jobs = (isolation / "jobs").iterdir()
+    top_level = [p.name for p in jobs if "parent_job_name" not in (p / "job.json").read_text()]  # not steps
+    assert sorted(top_level) == sorted(
         json.loads(_run(["job", "list", "--status", "Completed", "--query", "[].name"], script_folder, env).stdout)
     )
     # what the rows left behind: the results downloaded by `job download`, the endpoint gone
     assert (script_folder / "named-outputs" / "score" / "predictions.csv").is_file()
+    assert (script_folder / "named-outputs" / "scores" / "hello.txt").read_text() == "hello world! []\n"
     state = json.loads(registry.read_text())
     assert state["endpoints"] == {} and state["deployments"] == {}
     assert sorted(state["environments"]["xgboost-sklearn-py38"]) == ["1"]

@@ -11,6 +11,8 @@ Resources (create is create-or-overwrite; the same spec again is a no-op):
 - deployments: create_deployment, check_deployment (what create would refuse, changing nothing),
   get_deployment, list_deployments, update_deployment, set_default_deployment, delete_deployment
 - models: create_model, get_model, list_models, delete_model
+- components: create_component, get_component (= show_component), list_components, delete_component;
+  pipelines: bind_pipeline_spec (= bind_pipeline), check_pipeline (docs/components.md)
 - data assets: create_data, get_data, list_data, delete_data
 - environments: create_environment, get_environment, list_environments, delete_environment;
   build_environment, environment_builds, prune_environment_builds (the isolated builds under `envs/`)
@@ -52,6 +54,8 @@ _RESOURCE_VERBS = {
     # not verbs: the typed request that submit_job takes, and its per-job settings
     "batchctl.jobs.request": ("JobRequest",),
     "batchctl.specs.job": ("RunOverrides",),
+    "batchctl.resources.components": ("delete_component", "get_component", "list_components"),
+    "batchctl.resources.pipelines": ("bind_pipeline", "check_pipeline", "create_component"),
 }
 _MODULE_OF = {verb: module for module, verbs in _RESOURCE_VERBS.items() for verb in verbs}
 
@@ -68,6 +72,7 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
+    from batchctl.resources.components import delete_component, get_component, list_components
     from batchctl.resources.computes import delete_compute
     from batchctl.resources.data import create_data, delete_data, get_data, list_data
     from batchctl.resources.datastores import create_datastore, delete_datastore, get_datastore, list_datastores
@@ -79,6 +84,14 @@ if TYPE_CHECKING:
         list_environments,
     )
     from batchctl.resources.models import create_model, get_model, list_models
+    from batchctl.resources.pipelines import (
+        BoundPipeline,
+        PipelineSettings,
+        bind_pipeline,
+        check_pipeline,
+        create_component,
+    )
+    from batchctl.specs.component import PipelineComponentSpec, PipelineJobSpec
 
 if TYPE_CHECKING:
     from batchctl.execution.pool import WarmPools
@@ -90,6 +103,14 @@ __all__ = [
     "JobRequest",
     "RunOverrides",
     "Workspace",
+    "bind_pipeline",
+    "bind_pipeline_spec",
+    "check_pipeline",
+    "create_component",
+    "delete_component",
+    "get_component",
+    "list_components",
+    "show_component",
     "adopt_job",
     "cancel_job",
     "check_deployment",
@@ -101,6 +122,7 @@ __all__ = [
     "create_endpoint",
     "create_environment",
     "create_model",
+    "create_pipeline_job",
     "delete_compute",
     "delete_data",
     "delete_datastore",
@@ -118,6 +140,10 @@ __all__ = [
     "get_environment",
     "get_job",
     "get_model",
+    "invoke_pipeline",
+    "is_pipeline_deployment",
+    "is_pipeline_job_file",
+    "list_child_jobs",
     "list_computes",
     "list_data",
     "list_datastores",
@@ -133,6 +159,7 @@ __all__ = [
     "resume_job",
     "rerun_whole_job",
     "run_job",
+    "run_pipeline_job",
     "server_info",
     "set_default_deployment",
     "start_job_detached",
@@ -267,6 +294,26 @@ def list_computes(ws: Workspace) -> list[dict[str, Any]]:
     return [record.dump() for record in computes.list_computes(ws)]
 
 
+def show_component(ws: Workspace, name: str, version: str | None = None) -> dict[str, Any]:
+    """A component version (latest by default): `az ml component show`."""
+    from batchctl.resources.components import get_component
+
+    return get_component(ws, name, version)
+
+
+def bind_pipeline_spec(
+    ws: Workspace,
+    spec: PipelineComponentSpec | PipelineJobSpec,
+    inputs: Mapping[str, Any],
+    outputs: Mapping[str, Any] | None = None,
+    settings: PipelineSettings | None = None,
+) -> BoundPipeline:
+    """A pipeline component or job bound and validated (resources/pipelines.bind_pipeline)."""
+    from batchctl.resources.pipelines import bind_pipeline
+
+    return bind_pipeline(ws, spec, inputs, outputs, settings)
+
+
 def server_info(ws: Workspace) -> dict[str, Any] | None:
     """The workspace's running server (`batchctl serve`): url, pid, started_at; None when none runs."""
     from batchctl.jobs import serverinfo
@@ -296,9 +343,80 @@ def run_job(
     with a JobProgress for every event and once at the end. With `pools` (the server's), a local job
     takes warm workers whose init() has run instead of starting its own. `environ`: where the deployment's
     `${env:NAME}` references are read (default: this process's environment), held in memory only."""
+    if _is_pipeline_job(ws, name):
+        from batchctl.jobs.pipelines.runner import run_pipeline
+
+        return run_pipeline(ws, name).public()
     from batchctl.jobs.runner import run_job as _run
 
     return _run(ws, name, on_progress, pools=pools, environ=environ).public()
+
+
+def _is_pipeline_job(ws: Workspace, name: str) -> bool:
+    from batchctl.jobs import records
+
+    record = records.read(records.job_dir(ws, name))
+    return record is not None and record.type == "pipeline"
+
+
+def _refuse_pipeline_job(ws: Workspace, name: str, what: str) -> None:
+    from batchctl.errors import InvalidStateError
+    from batchctl.jobs import records
+
+    record = records.read(records.job_dir(ws, name))
+    if record is not None and (record.type == "pipeline" or record.parent_job_name):
+        kind = "a pipeline job" if record.type == "pipeline" else f"a step of pipeline job {record.parent_job_name}"
+        raise InvalidStateError(
+            f"job '{name}' is {kind}: `job {what}` is for batch scoring jobs",
+            "continue a pipeline job with `batchctl job resume -n <pipeline job>`, or invoke it again",
+        )
+
+
+def run_pipeline_job(ws: Workspace, name: str, on_line: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run a Queued pipeline job in this process until it ends (each step a child job); `on_line` gets
+    each step's changes of state as one line. Returns the parent's final record."""
+    from batchctl.jobs.pipelines.runner import run_pipeline
+
+    return run_pipeline(ws, name, on_line).public()
+
+
+def invoke_pipeline(ws: Workspace, **options: Any) -> dict[str, Any]:
+    """Queue a pipeline job of a `type: pipeline` deployment. options: endpoint, deployment, file (Azure's
+    inputs.yml), overrides (`inputs.<x>.value|path=...`, `outputs.<y>.path=...`), job_name,
+    experiment_name, tags (dict), force_rerun, dry_run, env_manager, env_strict, env_constraints."""
+    from batchctl.jobs.pipelines.invoke import invoke_pipeline as _invoke
+
+    return _invoke(ws, **options)
+
+
+def create_pipeline_job(ws: Workspace, **options: Any) -> dict[str, Any]:
+    """Queue the pipeline job of a `type: pipeline` job YAML (`job create -f pipeline-job.yml`). options:
+    file, name, overrides (`--set`), tags (dict), experiment_name, force_rerun, dry_run, env_manager,
+    env_strict, env_constraints."""
+    from batchctl.jobs.pipelines.invoke import create_pipeline_job as _create
+
+    return _create(ws, **options)
+
+
+def is_pipeline_deployment(ws: Workspace, endpoint: str | None, deployment: str | None = None) -> bool:
+    """Whether the deployment an invocation goes to (the endpoint's default unless named) is `type: pipeline`."""
+    from batchctl.jobs.pipelines.invoke import is_pipeline_deployment as _is
+
+    return _is(ws, endpoint, deployment)
+
+
+def is_pipeline_job_file(file: str | None) -> bool:
+    """Whether a job YAML is a pipeline job (`type: pipeline`)."""
+    from batchctl.jobs.pipelines.invoke import is_pipeline_job_file as _is
+
+    return _is(file)
+
+
+def list_child_jobs(ws: Workspace, parent: str) -> list[dict[str, Any]]:
+    """The child jobs (one per step) of pipeline job `parent`, in the pipeline's order."""
+    from batchctl.jobs.pipelines.commands import list_children
+
+    return list_children(ws, parent)
 
 
 def referenced_variables(ws: Workspace, name: str) -> list[str]:
@@ -356,9 +474,14 @@ def cancel_job(ws: Workspace, name: str) -> dict[str, Any]:
 def download_job(
     ws: Workspace, name: str, output_name: str = "score", download_path: str | None = None
 ) -> dict[str, Any]:
-    """Copy a Completed job's results to DOWNLOAD_PATH/named-outputs/score/."""
+    """Copy a Completed job's results to DOWNLOAD_PATH/named-outputs/score/ (a pipeline job's named output
+    to DOWNLOAD_PATH/named-outputs/<output_name>/)."""
     from batchctl.jobs import commands
 
+    if _is_pipeline_job(ws, name):
+        from batchctl.jobs.pipelines.commands import download_output
+
+        return download_output(ws, name, output_name, download_path)
     return commands.download_job(ws, name, output_name, download_path)
 
 
@@ -373,6 +496,8 @@ def rerun_job(
     """Queue a new job that scores only the items Completed job `name` failed, with its settings and
     `overrides` (`key=value`); a job that did not complete is refused and pointed to resume_job."""
     from batchctl.jobs import commands
+
+    _refuse_pipeline_job(ws, name, "rerun")
 
     return commands.rerun_failed(
         ws, name, output_path=output_path, job_name=job_name, dry_run=dry_run, overrides=overrides
@@ -425,6 +550,10 @@ def resume_job(
     (`--env-manager`)."""
     from batchctl.jobs import commands
 
+    if _is_pipeline_job(ws, name):  # its steps that did not complete run again
+        from batchctl.jobs.pipelines.commands import resume_pipeline
+
+        return resume_pipeline(ws, name, env_manager, env_strict, list(env_constraints))
     return commands.resume_job(
         ws, name, overrides, use_current_deployment, output_path, env_manager, env_strict, list(env_constraints)
     )
@@ -486,6 +615,8 @@ def rerun_whole_job(
     and code snapshot; warns (notices) with the differences when the input listing changed since it ran."""
     from batchctl.jobs import commands
 
+    _refuse_pipeline_job(ws, name, "rerun")
+
     return commands.rerun_whole(ws, name, output_path, job_name, dry_run, tracking_uri, overrides)
 
 
@@ -494,6 +625,7 @@ def verify_job(ws: Workspace, name: str) -> dict[str, Any]:
     or LineageMismatchError (exit 10 results, 11 model, 12 both) carrying it."""
     from batchctl.jobs import commands
 
+    _refuse_pipeline_job(ws, name, "verify")
     return commands.verify_job(ws, name)
 
 

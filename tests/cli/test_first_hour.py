@@ -77,25 +77,17 @@ def test_resume_of_a_completed_job_names_it_and_points_to_rerun(cli, script_endp
 @pytest.mark.parametrize(
     "args", [("-f", "hello-component/hello.yml"), ("--file", "c.yml", "--name", "hello", "--version", "1")]
 )
-def test_component_create_says_components_serve_pipeline_deployments(cli, registry, args):
+def test_component_create_of_a_missing_file_is_one_line(cli, registry, args):
+    """Components are supported (issue 24; tests/pipelines): a file that is not there is one line, exit 3."""
     result = cli("component", "create", *args)
     assert (result.exit_code, result.stdout, registry.bytes()) == (3, "", None)
-    assert result.stderr == (
-        "Error: components are not supported: they serve pipeline deployments (`type: pipeline`), which "
-        "batchctl does not support yet\n"
-        "Hint: deploy a model instead: a `type: model` deployment (an MLflow model, or a model with a scoring "
-        "script)\n"
-    )
+    assert result.stderr == f"Error: {args[1]}: file not found\n"
 
 
 def test_component_create_through_the_entry_point(run_batchctl):
     """The real entry point builds only the group asked for: `component` must be one of them."""
     result = run_batchctl("component", "create", "-f", "hello.yml")
-    assert (result.returncode, result.stderr.splitlines()[0]) == (
-        3,
-        "Error: components are not supported: they serve pipeline deployments (`type: pipeline`), which "
-        "batchctl does not support yet",
-    )
+    assert (result.returncode, result.stderr.splitlines()[0]) == (3, "Error: hello.yml: file not found")
 
 
 # ------------------------------------------------------------------------------ 15. one scoring_uri

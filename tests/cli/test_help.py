@@ -89,8 +89,6 @@ def test_every_file_an_example_names_is_in_the_bundled_example(path, node):
     for option, value in zip(words, words[1:], strict=False):
         if option not in ("-f", "--file", "--path", "-p", "--conda-file"):
             continue
-        if path[:1] == ("component",):  # refused whatever the file says (exit 3)
-            continue
         if value in MADE_BY_THE_TOUR:
             assert MADE_BY_THE_TOUR[value] in README.read_text(), value
             continue

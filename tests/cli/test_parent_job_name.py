@@ -1,5 +1,5 @@
-"""`job list --parent-job-name J` (issue 18): Azure lists a pipeline job's child jobs; batchctl has no pipeline
-jobs, so it accepts the option, lists nothing and says so on stderr."""
+"""`job list --parent-job-name J` (issue 18): Azure lists a pipeline job's child jobs; a job that is not a
+pipeline job has none, which is said on stderr (a pipeline job's steps: tests/pipelines/test_run_cli.py)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,6 @@ def test_parent_job_name_lists_nothing_and_says_why(cli, home):
     for flag in ("--parent-job-name", "-p"):
         result = cli("job", "list", flag, "old-job")
         assert (result.exit_code, json.loads(result.stdout)) == (0, [])
-        assert result.stderr == (
-            "Warning: batchctl has no pipeline jobs, so job old-job has no child jobs; "
-            "--parent-job-name lists nothing\n"
-        )
+        assert result.stderr == "Warning: job old-job is not a pipeline job: it has no child jobs\n"
     # as Azure's pipeline scripts read it: `| jq -r ".[].name"` prints nothing
     assert cli("job", "list", "-p", "old-job", "--query", "[].name", "-o", "tsv").stdout == ""

@@ -13,6 +13,9 @@ from collections.abc import Iterable
 from typing import Any
 
 HELP = "--help"
+# batchctl's own options that a prefix Azure's scripts write would otherwise match (`--f` for `--file` of
+# `endpoint invoke` and `job create`): they are written whole, never expanded from a prefix
+WHOLE_ONLY = frozenset({"--force-rerun"})
 
 
 class AmbiguousOption(Exception):
@@ -54,7 +57,7 @@ def expand_option(token: str, options: dict[str, Any]) -> tuple[str, Any]:
     name, eq, value = token.partition("=")
     if name in options:
         return token, options[name]
-    matches = [option for option in options if option.startswith(name)]
+    matches = [option for option in options if option.startswith(name) and option not in WHOLE_ONLY]
     params = {id(options[m]): options[m] for m in matches}
     if not matches:
         return token, None

@@ -97,7 +97,7 @@ def jobs(ctx: typer.Context, incomplete: str) -> list[str]:
 
 
 # the job states (jobs/model.JobState), spelled here so a completion never imports the job model
-JOB_STATES = ("Queued", "Running", "Completed", "Failed", "Canceled")
+JOB_STATES = ("Queued", "Running", "Completed", "Failed", "Canceled", "Skipped")
 
 
 def job_states(ctx: typer.Context, incomplete: str) -> list[str]:

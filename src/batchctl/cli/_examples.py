@@ -17,8 +17,11 @@ EXAMPLES: dict[str, str] = {
     "endpoint delete": "batchctl endpoint delete -n heart-classifier --yes",
     "endpoint invoke": "batchctl endpoint invoke -n heart-classifier --input azureml:heart-unlabeled@latest",
     "endpoint list-jobs": "batchctl endpoint list-jobs -n heart-classifier",
-    "component": "batchctl component create -f component.yml",
-    "component create": "batchctl component create -f component.yml",
+    "component": "batchctl component create -f hello-component/hello.yml",
+    "component create": "batchctl component create -f hello-component/hello.yml",
+    "component show": "batchctl component show -n hello_batch",
+    "component list": "batchctl component list",
+    "component delete": "batchctl component delete -n hello_batch --version 1 --yes",
     "deployment": "batchctl deployment create -f deployment-mlflow/deployment.yml --set-default",
     "deployment create": "batchctl deployment create -f deployment-mlflow/deployment.yml --set-default",
     "deployment update": "batchctl deployment update -n classifier-mlflow -e heart-classifier "

@@ -1,33 +1,64 @@
-"""`batchctl component`: Azure's components serve pipeline deployments, which batchctl does not support yet.
-The command exists so that `az ml component create` gets that answer, not "No such command"."""
+"""`batchctl component`: registered components (Azure's command and pipeline components), versioned like
+models, their code folders snapshotted into the workspace."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from batchctl.cli._common import command
+from batchctl.cli._assets import FileOpt, LabelOpt, NameOpt, NameReq, VersionOpt, YesOpt
+from batchctl.cli._common import SetOpt, command, confirm, workspace
 
 app = typer.Typer(
     no_args_is_help=True,
-    help="Components serve pipeline deployments, which are not supported yet (model deployments are).",
+    help="Registered components (command and pipeline components, versioned; code copied into the workspace).",
 )
+COLUMNS = ("name", "version", "type", "display_name", "created_at")
+CreateVersionOpt = Annotated[str | None, typer.Option("--version", "-v", help="Version (overrides the file's).")]
 
-# `az ml component create` takes -f, --name, --version, --set ...: every option is accepted, then refused
-ANY_OPTIONS: dict[str, Any] = {"context_settings": {"allow_extra_args": True, "ignore_unknown_options": True}}
 
-
-@command(app, "create", **ANY_OPTIONS)
-def create(
-    ctx: typer.Context,
-    file: Annotated[str | None, typer.Option("--file", "-f", help="Component YAML (Azure's).")] = None,
-) -> object:
-    """Refused: components serve pipeline deployments, which batchctl does not support yet."""
+def _label(label: str | None, version: str | None) -> str | None:
     from batchctl.errors import SpecError
 
-    raise SpecError(
-        "components are not supported: they serve pipeline deployments (`type: pipeline`), which batchctl "
-        "does not support yet",
-        "deploy a model instead: a `type: model` deployment (an MLflow model, or a model with a scoring script)",
-    )
+    if label not in (None, "latest"):
+        raise SpecError(f"--label: only 'latest' is supported, not '{label}'")
+    return version
+
+
+@command(app, "create")
+def create(file: FileOpt = None, name: NameOpt = None, version: CreateVersionOpt = None, set_: SetOpt = None) -> object:
+    """Register a component from its YAML (a command or pipeline component); the same content again is a
+    no-op, a version is immutable."""
+    from batchctl import api
+
+    return api.create_component(workspace(), file, name, version, set_ or [])
+
+
+@command(app, "show")
+def show(name: NameReq, version: VersionOpt = None, label_: LabelOpt = None) -> object:
+    """Show a component version (latest by default), with its spec."""
+    from batchctl import api
+
+    return api.get_component(workspace(), name, _label(label_, version))
+
+
+@command(app, "list", columns=COLUMNS)
+def list_(name: NameOpt = None) -> object:
+    """List components (latest versions), or every version of --name."""
+    from batchctl import api
+
+    return api.list_components(workspace(), name)
+
+
+@command(app, "delete")
+def delete(name: NameReq, version: VersionOpt = None, yes: YesOpt = False) -> object:
+    """Delete a component version (or all versions); refused while a pipeline component or a deployment
+    names it."""
+    from batchctl import api
+
+    ws = workspace()
+    api.get_component(ws, name, version)
+    what = f"version {version} of component '{name}'" if version else f"every version of component '{name}'"
+    confirm(f"Delete {what}?", yes)
+    return api.delete_component(ws, name, version)

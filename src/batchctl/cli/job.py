@@ -42,8 +42,9 @@ def job_summary(record: Any) -> bool:
     """A job's end for a person at a terminal (cli/_jobview.py); False for what is not a job record."""
     from batchctl.cli import _console
     from batchctl.cli._jobview import summary_lines
+    from batchctl.cli._pipeline import is_pipeline_record, show_lines
 
-    lines = summary_lines(record)
+    lines = show_lines(record) if is_pipeline_record(record) else summary_lines(record)
     if lines is None:
         return False
     _console.print_lines(lines)
@@ -59,6 +60,11 @@ def job_view(record: Any) -> bool:
 
     if not isinstance(record, dict) or "status" not in record:
         return False
+    from batchctl.cli import _pipeline
+
+    if _pipeline.is_pipeline_record(record):
+        _console.print_lines(_pipeline.show_lines(record))
+        return True
     try:
         deployment = api.get_deployment(workspace(), record["deployment_name"], record["endpoint_name"])
     except NotFoundError:
@@ -307,6 +313,17 @@ def _az_multi_values(
     )
 
 
+ForceRerunOpt = Annotated[
+    bool, typer.Option("--force-rerun", help="Pipeline jobs: run every step, reusing no earlier step's outputs.")
+]
+
+
+def _pipeline_deployment(endpoint: str | None, deployment: str | None) -> bool:
+    from batchctl import api
+
+    return api.is_pipeline_deployment(workspace(), endpoint, deployment)
+
+
 def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: str = "invoke") -> None:
     EndpointOpt = Annotated[
         str | None, typer.Option(*endpoint_flag, help="Endpoint name.", autocompletion=complete.endpoints)
@@ -338,11 +355,43 @@ def register_invoke(group: typer.Typer, endpoint_flag: tuple[str, ...], name: st
         env_manager: EnvManagerOpt = None,
         env_strict: EnvStrictOpt = False,
         env_constraint: EnvConstraintOpt = None,
+        force_rerun: ForceRerunOpt = False,
     ) -> object:
-        """Start a batch scoring job on the endpoint (its default deployment unless -d)."""
+        """Start a batch scoring job on the endpoint (its default deployment unless -d); on a pipeline
+        deployment, a pipeline job with the inputs of -f inputs.yml and --set inputs.<x>.value|path=..."""
         # the parameters reach the request by name (job_request): a setting's flag is its Opt, its parameter
         # here and its name in SETTING_FLAGS
         sets, tags = _az_multi_values(ctx, set_, tags)
+        if _pipeline_deployment(endpoint, deployment_name):
+            from batchctl.cli import _pipeline
+
+            _pipeline.refuse_model_options(
+                {
+                    "--input": input,
+                    "--input-type": input_type,
+                    "--output-path": output_path,
+                    "--mini-batch-size": mini_batch_size,
+                    "--instance-count": instance_count,
+                    "--split": split,
+                    "--keep-columns": keep_columns,
+                    "--reuse": reuse,
+                }
+            )
+            return _pipeline.invoke(
+                endpoint=endpoint or "",
+                deployment=deployment_name,
+                file=file,
+                sets=sets or [],
+                job_name=job_name,
+                experiment_name=experiment_name,
+                tags=tags or [],
+                no_wait=no_wait,
+                dry_run=dry_run,
+                force_rerun=force_rerun,
+                env={"env_manager": env_manager, "env_strict": env_strict, "env_constraints": env_constraint or []},
+                tracking_uri=tracking_uri,
+                final_outcome=final_outcome,
+            )
         return invoke_job(job_request(ctx.params, sets, tags), no_wait=no_wait, dry_run=dry_run, no_server=no_server)
 
 
@@ -365,25 +414,36 @@ def create(
     env_manager: EnvManagerOpt = None,
     env_strict: EnvStrictOpt = False,
     env_constraint: EnvConstraintOpt = None,
+    force_rerun: ForceRerunOpt = False,
 ) -> object:
-    """Create a batch scoring job from an invocation file (same fields as `endpoint invoke -f`)."""
+    """Create a batch scoring job from an invocation file (same fields as `endpoint invoke -f`), or a
+    pipeline job from a `type: pipeline` job file (as `az ml job create -f pipeline-job.yml`)."""
     sets, tags = _az_multi_values(ctx, set_, tags)
+    from batchctl import api
+
+    if api.is_pipeline_job_file(file):
+        from batchctl.cli import _pipeline
+
+        return _pipeline.create(
+            file=file,
+            name=name,
+            sets=sets or [],
+            tags=tags or [],
+            no_wait=no_wait,
+            dry_run=dry_run,
+            force_rerun=force_rerun,
+            env={"env_manager": env_manager, "env_strict": env_strict, "env_constraints": env_constraint or []},
+            tracking_uri=tracking_uri,
+            final_outcome=final_outcome,
+        )
     request = job_request({**ctx.params, "job_name": name}, sets, tags)
     return invoke_job(request, no_wait=no_wait, dry_run=dry_run, no_server=no_server)
 
 
 ParentJobOpt = Annotated[
     str | None,
-    typer.Option("--parent-job-name", "-p", help="Accepted for az ml compatibility: batchctl has no pipeline jobs."),
+    typer.Option("--parent-job-name", "-p", help="Only the child jobs (one per step) of this pipeline job."),
 ]
-
-
-def no_child_jobs(parent: str) -> list[object]:
-    """`az ml job list --parent-job-name J` lists a pipeline job's steps; batchctl runs no pipeline jobs."""
-    from batchctl.notices import notify
-
-    notify(f"batchctl has no pipeline jobs, so job {parent} has no child jobs; --parent-job-name lists nothing")
-    return []
 
 
 @command(app, "list", columns=JOB_TABLE_COLUMNS, table_rows=job_table_rows)
@@ -407,7 +467,10 @@ def list_(
     status: Annotated[
         str | None,
         typer.Option(
-            "--status", "-s", help="Queued, Running, Completed, Failed or Canceled.", autocompletion=complete.job_states
+            "--status",
+            "-s",
+            help="Queued, Running, Completed, Failed, Canceled or Skipped (a pipeline step).",
+            autocompletion=complete.job_states,
         ),
     ] = None,
     tag: Annotated[
@@ -424,7 +487,7 @@ def list_(
     from batchctl.jobs.request import parse_tags
 
     if parent_job_name is not None:
-        return no_child_jobs(parent_job_name)
+        return api.list_child_jobs(workspace(), parent_job_name)
     tags = parse_tags(tag or [], "--tag") or None
     return api.list_jobs(workspace(), endpoint, deployment, status, tags, max_results=max_results)
 
@@ -451,11 +514,14 @@ def cancel(name: NameReq) -> object:
 @command(app, "download")
 def download(
     name: NameReq,
-    output_name: Annotated[str, typer.Option("--output-name", help="The output to download (score).")] = "score",
+    output_name: Annotated[
+        str, typer.Option("--output-name", help="The output to download (score; a pipeline job's named output).")
+    ] = "score",
     download_path: Annotated[str | None, typer.Option("--download-path", "-p", help="Folder (default: .).")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Accepted for az ml compatibility.")] = False,
 ) -> object:
-    """Download a Completed job's results to DIR/named-outputs/score/."""
+    """Download a Completed job's results to DIR/named-outputs/score/ (a pipeline job's output
+    to DIR/named-outputs/<output-name>/)."""
     from batchctl import api
 
     return api.download_job(workspace(), name, output_name, download_path)
@@ -530,6 +596,10 @@ def resume(
         env_strict=env_strict,
         env_constraints=env_constraint or [],
     )
+    if record.get("type") == "pipeline":
+        from batchctl.cli._pipeline import run_here
+
+        return run_here(ws, record, no_wait, final_outcome)
     if no_wait:
         return api.start_job_detached(ws, record["name"])
     return run_foreground(ws, record)
@@ -602,7 +672,11 @@ def stream(name: NameReq) -> object:
             break
         time.sleep(0.2)
     summarized = for_a_person() and job_summary(record)
-    if not summarized:
+    if not summarized and record.get("type") == "pipeline":
+        steps = (record.get("pipeline") or {}).get("steps") or []
+        shown = ", ".join(f"{s['name']} {s['status']}" for s in steps)
+        sys.stdout.write(f"job {name}: {record['status']} - {len(steps)} steps: {shown}\n")
+    elif not summarized:
         c = record.get("counts") or {}
         sys.stdout.write(
             f"job {name}: {record['status']} - {c.get('items_succeeded', 0)} items succeeded, "

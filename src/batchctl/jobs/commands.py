@@ -70,7 +70,8 @@ def list_jobs(
     *,
     max_results: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Newest first (as `az ml job list`), at most `max_results`."""
+    """Newest first (as `az ml job list`), at most `max_results`. A pipeline's step jobs are not listed
+    (as on Azure): `job list --parent-job-name` lists them."""
     if max_results is not None and max_results < 1:
         raise SpecError(f"--max-results must be 1 or more, not {max_results}")
     if endpoint is not None:
@@ -80,6 +81,8 @@ def list_jobs(
     wanted = JobState.parse(status) if status is not None else None
     out = []
     for record in sorted(records.list_all(ws), key=lambda r: (r.created_at, r.name), reverse=True):
+        if record.parent_job_name:
+            continue
         if endpoint and record.endpoint_name != endpoint:
             continue
         if deployment is not None and record.deployment_name != deployment:

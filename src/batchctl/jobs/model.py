@@ -27,10 +27,11 @@ class JobState(StrEnum):
     COMPLETED = "Completed"
     FAILED = "Failed"
     CANCELED = "Canceled"
+    SKIPPED = "Skipped"  # a pipeline step whose upstream step did not complete (never ran)
 
     @property
     def terminal(self) -> bool:
-        return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELED)
+        return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELED, JobState.SKIPPED)
 
     def transition(self, target: JobState) -> JobState:
         """The state after a change to `target`; a change out of a terminal state raises."""
@@ -42,7 +43,7 @@ class JobState(StrEnum):
 
     def reopen(self) -> JobState:
         """Queued again, for `job resume`: only a Failed or Canceled job can be continued."""
-        if self not in (JobState.FAILED, JobState.CANCELED):
+        if self not in (JobState.FAILED, JobState.CANCELED, JobState.SKIPPED):
             raise InvalidStateError(
                 f"job is {self.value}; only a Failed or Canceled job can be resumed"
                 + (" (a Completed job has nothing left to score)" if self is JobState.COMPLETED else "")
@@ -59,11 +60,12 @@ class JobState(StrEnum):
 
 
 _ALLOWED: dict[JobState, frozenset[JobState]] = {
-    JobState.QUEUED: frozenset({JobState.RUNNING, JobState.FAILED, JobState.CANCELED}),
+    JobState.QUEUED: frozenset({JobState.RUNNING, JobState.FAILED, JobState.CANCELED, JobState.SKIPPED}),
     JobState.RUNNING: frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELED}),
     JobState.COMPLETED: frozenset(),
     JobState.FAILED: frozenset(),
     JobState.CANCELED: frozenset(),
+    JobState.SKIPPED: frozenset(),
 }
 
 
@@ -251,7 +253,16 @@ class JobPlan(_Model):
 
 
 # keys added after 0.1.0 that a record leaves out while they are unset (and counts.rows while 0)
-_UNSET_OMITTED = ("tracking", "lineage", "published", "compute_connect_timeout", "publishing", "environment")
+_UNSET_OMITTED = (
+    "tracking",
+    "lineage",
+    "published",
+    "compute_connect_timeout",
+    "publishing",
+    "environment",
+    "parent_job_name",
+    "pipeline",
+)
 
 ERROR_KEYS = ("type", "message", "frame", "summary")
 
@@ -327,6 +338,10 @@ class JobRecord(_Model):
     lineage: dict[str, Any] | None = None  # the lineage manifest (batchctl.tracking.lineage)
     # the deployment's environment (batchctl.jobs.environment): asked at submit, what was used once running
     environment: dict[str, Any] | None = None
+    # pipelines (batchctl.jobs.pipelines): a step's child job names its parent; the parent's `pipeline` holds
+    # the steps (name, job, status, depends_on, reused_from), a child's its step, component and reuse
+    parent_job_name: str | None = None
+    pipeline: dict[str, Any] | None = None
 
     @field_validator("error", mode="before")
     @classmethod

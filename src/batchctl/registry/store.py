@@ -28,7 +28,7 @@ def _when(epoch: Any) -> str:
 
 
 # a section added later reads as empty in an older registry.json (see _parse), so no schema_version bump
-SECTIONS = ("endpoints", "deployments", "models", "data", "datastores", "computes", "environments")
+SECTIONS = ("endpoints", "deployments", "models", "data", "datastores", "computes", "environments", "components")
 MOUNTS_FILE = "/proc/mounts"
 # network and FUSE filesystems where flock() and an atomic rename are not guaranteed (docs/security.md)
 NETWORK_FS = {

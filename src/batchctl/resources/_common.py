@@ -13,7 +13,7 @@ from batchctl.workspace import Workspace, now
 LATEST = "latest"
 
 
-VERSIONED = {"models": "model", "data": "data", "environments": "environment"}
+VERSIONED = {"models": "model", "data": "data", "environments": "environment", "components": "component"}
 
 
 def deployment_key(endpoint: str, name: str) -> str:

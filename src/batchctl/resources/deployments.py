@@ -25,7 +25,11 @@ from batchctl.specs import load as spec_load
 from batchctl.workspace import Workspace, content_hash, copy_into, now
 
 if TYPE_CHECKING:
-    from batchctl.specs.deployment import DeploymentSpec
+    from batchctl.specs.deployment import DeploymentSpec, PipelineDeploymentSpec
+
+# `job create -f pipeline-job.yml` keeps the job's validated spec here (jobs/pipelines/api.py writes it):
+# a deployment made from the job (`job_definition: azureml:<job>`) copies it
+PIPELINE_JOB_SPEC = "pipeline-spec.json"
 
 
 def _check_code(spec: DeploymentSpec, source: str, skip_script_validation: bool) -> None:
@@ -107,8 +111,19 @@ def create_deployment(
     skip_script_validation: bool = False,
 ) -> DeploymentRecord:
     """Create or overwrite a deployment; the endpoint's first deployment becomes its default."""
-    from batchctl.specs.deployment import DeploymentSpec
+    from batchctl.specs.deployment import DeploymentSpec, PipelineDeploymentSpec, deployment_spec_class
 
+    data = spec_load.apply_overrides(spec_load.read_yaml(Path(file)), overrides)
+    if deployment_spec_class(data) is PipelineDeploymentSpec:
+        pipeline = spec_load.load_spec(
+            "deployment",
+            PipelineDeploymentSpec,
+            file,
+            overrides,
+            fields={"name": name, "endpoint_name": endpoint_name.lower() if endpoint_name is not None else None},
+        )
+        job_spec = pipeline_job_spec(ws, pipeline.job_definition) if pipeline.job_definition else None
+        return save_pipeline_deployment(ws, pipeline, Path(file).absolute().parent, set_default, job_spec)
     spec = spec_load.load_spec(
         "deployment",
         DeploymentSpec,
@@ -123,26 +138,7 @@ def _save_deployment(
     ws: Workspace, spec: DeploymentSpec, source: str, set_default: bool, skip_script_validation: bool
 ) -> DeploymentRecord:
     record = _deployment_to_store(ws, spec, source, skip_script_validation)
-    key = deployment_key(spec.endpoint_name, spec.name)
-    with ws.store.transaction() as state:
-        endpoint = stored_endpoint(state, spec.endpoint_name)
-        previous = state["deployments"].get(key)
-        if not same_record(previous, record):
-            stamp(record, previous)
-            state["deployments"][key] = record
-        else:
-            record = dict(previous)
-        current_default = endpoint["defaults"].get("deployment_name")
-        if (
-            set_default
-            or current_default is None
-            or deployment_key(spec.endpoint_name, current_default) not in state["deployments"]
-        ):
-            if current_default != spec.name:
-                endpoint["defaults"]["deployment_name"] = spec.name
-                endpoint["updated_at"] = now()
-                state["endpoints"][spec.endpoint_name] = endpoint
-    return DeploymentRecord.from_registry(record, ws.root)
+    return DeploymentRecord.from_registry(_store(ws, spec.endpoint_name, spec.name, record, set_default), ws.root)
 
 
 def _deployment_to_store(
@@ -175,6 +171,78 @@ def _deployment_to_store(
     record["provisioning_state"] = "Succeeded"
     record["spec_hash"] = spec_load.spec_hash(spec)
     return record
+
+
+def _store(ws: Workspace, endpoint_name: str, name: str, record: dict[str, Any], set_default: bool) -> dict[str, Any]:
+    """Write the deployment (unchanged records keep their timestamps); the endpoint's first becomes its default."""
+    key = deployment_key(endpoint_name, name)
+    with ws.store.transaction() as state:
+        endpoint = stored_endpoint(state, endpoint_name)
+        previous = state["deployments"].get(key)
+        if not same_record(previous, record):
+            stamp(record, previous)
+            state["deployments"][key] = record
+        else:
+            record = dict(previous)
+        current_default = endpoint["defaults"].get("deployment_name")
+        if (
+            set_default
+            or current_default is None
+            or deployment_key(endpoint_name, current_default) not in state["deployments"]
+        ):
+            if current_default != name:
+                endpoint["defaults"]["deployment_name"] = name
+                endpoint["updated_at"] = now()
+                state["endpoints"][endpoint_name] = endpoint
+    return record
+
+
+def pipeline_job_spec(ws: Workspace, ref: str) -> dict[str, Any]:
+    """The validated spec of pipeline job `azureml:<name>` (as `job create -f` kept it)."""
+    import json
+
+    name = spec_load.validate_name("job", ref.removeprefix("azureml:"))
+    folder = ws.inside(ws.jobs_dir / name)
+    if not (folder / "job.json").is_file():
+        raise NotFoundError(f"job_definition: job '{name}' not found", "list jobs with `batchctl job list`")
+    try:
+        return dict(json.loads((folder / PIPELINE_JOB_SPEC).read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise SpecError(
+            f"job_definition: job '{name}' is not a pipeline job made with `batchctl job create -f`"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise SpecError(f"job_definition: job '{name}': its pipeline spec cannot be read: {exc}") from exc
+
+
+def save_pipeline_deployment(
+    ws: Workspace,
+    spec: PipelineDeploymentSpec,
+    base: Path,
+    set_default: bool,
+    job_spec: dict[str, Any] | None = None,
+) -> DeploymentRecord:
+    """A `type: pipeline` deployment: its component (a file, resolved against the spec's folder; a
+    reference; or inline) or, for `job_definition`, the pipeline job's spec copied in (`job_spec`, read
+    by the caller), so the deployment outlives the job. Components are bound at invoke, with the inputs."""
+    state = ws.store.read()
+    get_endpoint(ws, spec.endpoint_name, state)
+    if spec.settings.default_compute:
+        get_compute(ws, spec.settings.default_compute, state)
+    record = spec.model_dump(mode="json", exclude_none=True)
+    if isinstance(spec.component, str) and not spec.component.startswith("azureml:"):
+        path = (base / spec.component).absolute()
+        if not path.is_file():
+            raise SpecError(f"deployment {spec.name}: component: file {path} does not exist")
+        record["component"] = str(path)
+    if isinstance(spec.component, dict):
+        record["base"] = str(base)  # where an inline component's relative `code:` is read from
+    if job_spec is not None:
+        record["job_spec"] = job_spec
+    record["compute"] = spec.settings.default_compute or "local"
+    record["provisioning_state"] = "Succeeded"
+    record["spec_hash"] = spec_load.spec_hash(spec)
+    return DeploymentRecord.from_registry(_store(ws, spec.endpoint_name, spec.name, record, set_default), ws.root)
 
 
 def _require_code_for(spec: DeploymentSpec, model_type: str, model: str, source: str) -> None:
@@ -263,8 +331,18 @@ def update_deployment(
     skip_script_validation: bool = False,
 ) -> DeploymentRecord:
     """Update an existing deployment from a file and/or `--set` overrides."""
-    from batchctl.specs.deployment import DeploymentSpec
+    from batchctl.specs.deployment import DeploymentSpec, PipelineDeploymentSpec, deployment_spec_class
 
+    if file is not None and deployment_spec_class(spec_load.read_yaml(Path(file))) is PipelineDeploymentSpec:
+        pipeline = spec_load.load_spec(
+            "deployment",
+            PipelineDeploymentSpec,
+            file,
+            overrides,
+            fields={"name": name, "endpoint_name": endpoint.lower() if endpoint is not None else None},
+        )
+        get_deployment(ws, pipeline.name, pipeline.endpoint_name)
+        return create_deployment(ws, file, name, endpoint, overrides)
     if file is not None:
         spec = spec_load.load_spec(
             "deployment",
@@ -278,6 +356,11 @@ def update_deployment(
     if not name or not endpoint:
         raise SpecError("deployment update needs --name and --endpoint-name (or --file)")
     previous = get_deployment(ws, name, endpoint).dump()
+    if previous.get("type") == "pipeline":
+        raise SpecError(
+            f"deployment update: '{name}' is a pipeline deployment; change it from its file",
+            f"batchctl deployment update -f <deployment.yml> --endpoint-name {endpoint}",
+        )
     data = {k: previous[k] for k in DeploymentSpec.model_fields if k in previous}
     if previous.get("code_configuration"):
         data["code_configuration"] = {

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from batchctl import api
 from batchctl.errors import BatchctlError
@@ -60,15 +60,30 @@ class _Body(BaseModel):
 
 
 class JobInput(_Body):
-    JobInputType: Literal["UriFolder", "UriFile", "uri_folder", "uri_file"] = Field(
-        description="UriFolder (a folder whose files are scored) or UriFile (one file)."
+    JobInputType: Literal["UriFolder", "UriFile", "uri_folder", "uri_file", "Literal", "literal"] = Field(
+        description="UriFolder (a folder whose files are scored), UriFile (one file), or Literal (a value: "
+        "pipeline deployments only)."
     )
-    Uri: str = Field(
+    Uri: str | None = Field(
+        None,
         min_length=1,
         description="azureml://datastores/<ds>/paths/<p>, azureml:<data>:<version>, https://, az://, "
         "an Azure datastore or data asset id, or an absolute local path under an allowed root.",
     )
+    Value: str | int | float | bool | None = Field(None, description="A Literal input's value.")
     Mode: str | None = Field(None, description="Accepted for Azure compatibility; ignored.")
+
+    @property
+    def literal(self) -> bool:
+        return self.JobInputType in ("Literal", "literal")
+
+    @model_validator(mode="after")
+    def _uri_or_value(self) -> JobInput:
+        if self.literal and self.Value is None:
+            raise ValueError("a Literal input needs Value")
+        if not self.literal and self.Uri is None:
+            raise ValueError("Uri: Field required")
+        return self
 
 
 class JobOutput(_Body):
@@ -89,8 +104,12 @@ class ComputeSettings(_Body):
 class JobProperties(_Body):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    InputData: dict[str, JobInput] = Field(description="Exactly one input: model deployments take one.")
-    OutputData: dict[str, JobOutput] = Field(default_factory=dict, description="Optional: `score` only.")
+    InputData: dict[str, JobInput] = Field(
+        description="Exactly one input for a model deployment; a pipeline deployment's named inputs (Literal ones too)."
+    )
+    OutputData: dict[str, JobOutput] = Field(
+        default_factory=dict, description="Optional: `score` (a model deployment) or a pipeline's named outputs."
+    )
     properties: dict[str, str] = Field(
         default_factory=dict, description="Azure's job properties; `experimentName` is honoured."
     )
@@ -214,6 +233,11 @@ def submit_request(
     if unknown:
         raise BadRequestError(f"properties.OutputData: the one output is named 'score', not {sorted(unknown)}")
     (data,) = props.InputData.values()
+    if data.literal or data.Uri is None:
+        raise BadRequestError(
+            "properties.InputData: JobInputType Literal is for pipeline deployments; a model deployment takes "
+            "UriFolder or UriFile"
+        )
     request = api.JobRequest(
         endpoint=endpoint,
         deployment=deployment,
@@ -252,14 +276,56 @@ def run_overrides(props: JobProperties) -> RunOverrides:
     )
 
 
+def pipeline_options(
+    ws: Workspace, endpoint: str, deployment: str | None, body: InvokeBody, roots: list[str]
+) -> dict[str, Any]:
+    """Azure's body for a pipeline deployment (several named inputs, Literal ones among them; several named
+    outputs) as `api.invoke_pipeline` options; every path confined as a model job's are."""
+    props = body.properties
+    inputs: dict[str, Any] = {}
+    for name, data in props.InputData.items():
+        if data.literal:
+            inputs[name] = data.Value
+            continue
+        assert data.Uri is not None
+        uri = azure_uri(data.Uri)
+        check_path(uri, roots, f"InputData.{name}")
+        inputs[name] = {"type": _kind(data.JobInputType), "path": uri}
+    outputs: dict[str, Any] = {}
+    for name, out in props.OutputData.items():
+        uri = azure_uri(out.Uri)
+        check_path(uri, roots, f"OutputData.{name}")
+        outputs[name] = {"type": _kind(out.JobOutputType), "path": uri}
+    unsupported = [
+        key
+        for key in ("miniBatchSize", "errorThreshold", "outputFileName", "retrySettings", "compute")
+        if getattr(props, key) is not None
+    ]
+    if unsupported:
+        raise BadRequestError(f"properties.{unsupported[0]}: a pipeline deployment has no such setting")
+    return {
+        "endpoint": endpoint,
+        "deployment": deployment,
+        "inputs": inputs,
+        "outputs": outputs,
+        "job_name": props.name,
+        "experiment_name": props.properties.get("experimentName"),
+        "env_manager": props.envManager,
+        "env_strict": bool(props.envStrict),
+    }
+
+
+def _input_resource(spec: Any) -> dict[str, Any]:
+    if not isinstance(spec, dict):  # a pipeline job's literal input
+        return {"JobInputType": "Literal", "Value": spec}
+    return {"JobInputType": "UriFile" if spec.get("type") == "uri_file" else "UriFolder", "Uri": spec.get("path")}
+
+
 def job_resource(record: dict[str, Any], base_url: str) -> dict[str, Any]:
     """A job record in Azure's resource shape (`.id`, `.name`, `.properties.status`)."""
     settings = record.get("settings") or {}
     retry = settings.get("retry_settings") or {}
-    inputs = {
-        name: {"JobInputType": "UriFile" if spec.get("type") == "uri_file" else "UriFolder", "Uri": spec.get("path")}
-        for name, spec in (record.get("inputs") or {}).items()
-    }
+    inputs = {name: _input_resource(spec) for name, spec in (record.get("inputs") or {}).items()}
     outputs = {
         name: {"JobOutputType": "UriFolder", "Uri": spec.get("path")}
         for name, spec in (record.get("outputs") or {}).items()
@@ -270,7 +336,7 @@ def job_resource(record: dict[str, Any], base_url: str) -> dict[str, Any]:
         "type": JOB_TYPE,
         "properties": {
             "status": record["status"],
-            "jobType": "BatchScoring",
+            "jobType": "Pipeline" if record.get("type") == "pipeline" else "BatchScoring",
             "displayName": record.get("display_name"),
             "experimentName": record.get("experiment_name"),
             "endpointName": record.get("endpoint_name"),

@@ -189,7 +189,8 @@ class DeploymentSpec(StrictModel):
         data = dict(data)
         kind = data.get("type")
         if kind == "pipeline":
-            raise ValueError("type: pipeline deployments are not supported by batchctl; use type: model")
+            # read with PipelineDeploymentSpec (deployment_spec_class); only a model deployment's path gets here
+            raise ValueError("type: pipeline: this is a pipeline deployment, not a model deployment")
         flat = [k for k in (*SETTINGS_KEYS, "instance_count") if k in data]
         if kind is None and flat:
             # legacy shape: run settings at the top level
@@ -241,3 +242,49 @@ class DeploymentSpec(StrictModel):
     @property
     def workers(self) -> int:
         return self.resources.instance_count * self.settings.max_concurrency_per_instance
+
+
+class PipelineDeploymentSettings(StrictModel):
+    """pipelineComponentBatchDeployment.schema.json `settings`."""
+
+    continue_on_step_failure: bool = Field(False, description="Independent branches go on after a step fails.")
+    default_compute: str | None = Field(None, description="The compute the steps run on (azureml:<name> or <name>).")
+    default_datastore: str | None = Field(None, description="Where promoted outputs go by default.")
+
+    @field_validator("default_compute", "default_datastore", mode="before")
+    @classmethod
+    def _strip(cls, value: Any) -> Any:
+        return strip_azureml(value) if isinstance(value, str) else value
+
+
+class PipelineDeploymentSpec(StrictModel):
+    """pipelineComponentBatchDeployment.schema.json: a pipeline component (`component:` a file, an
+    `azureml:` reference, or inline) or a pipeline job (`job_definition: azureml:<job name>`)."""
+
+    name: AssetName
+    endpoint_name: EndpointName
+    type: Literal["pipeline"]
+    description: str | None = None
+    tags: Tags = Field(default_factory=dict)
+    properties: Tags = Field(default_factory=dict)
+    component: str | dict[str, Any] | None = None
+    job_definition: str | None = None
+    settings: PipelineDeploymentSettings = Field(default_factory=PipelineDeploymentSettings)
+
+    @field_validator("job_definition")
+    @classmethod
+    def _job_ref(cls, value: str | None) -> str | None:
+        if value is not None and (not value.startswith("azureml:") or value.startswith("azureml://")):
+            raise ValueError("must be azureml:<pipeline job name>")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PipelineDeploymentSpec:
+        if (self.component is None) == (self.job_definition is None):
+            raise ValueError("give either component (a pipeline component) or job_definition (a pipeline job)")
+        return self
+
+
+def deployment_spec_class(data: Any) -> type[DeploymentSpec] | type[PipelineDeploymentSpec]:
+    """The model a deployment's YAML is read with: `type: pipeline` or the model shapes."""
+    return PipelineDeploymentSpec if isinstance(data, dict) and data.get("type") == "pipeline" else DeploymentSpec

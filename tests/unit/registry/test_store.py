@@ -44,6 +44,7 @@ def test_first_write_has_schema_version_and_all_sections(store):
         "datastores": {},
         "computes": {},
         "environments": {},
+        "components": {},
     }
 
 

@@ -219,7 +219,7 @@ BAD_NAME = "name '{}' is invalid: use 1-255 letters, digits, '-' or '_', startin
             {"resources": {"instance_count": 0}},
             "resources.instance_count: Input should be greater than or equal to 1",
         ),
-        ({"type": "pipeline"}, "type: pipeline deployments are not supported by batchctl; use type: model"),
+        ({"type": "pipeline"}, "type: pipeline: this is a pipeline deployment, not a model deployment"),
         ({"name": "-dep"}, "name: " + BAD_NAME.format("-dep")),
         ({"name": "a/b"}, "name: " + BAD_NAME.format("a/b")),
         ({"name": "x" * 256}, "name: " + BAD_NAME.format("x" * 256)),

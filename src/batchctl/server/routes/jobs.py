@@ -30,13 +30,18 @@ def invoke(
     azureml_model_deployment: str | None = Header(None, alias="azureml-model-deployment"),
     state: ServerState = Depends(server_state),
 ) -> dict[str, Any]:
-    """Start a batch scoring job (Azure's invocation API; the header picks a deployment)."""
+    """Start a batch scoring job (Azure's invocation API; the header picks a deployment); on a pipeline
+    deployment, a pipeline job with the body's named inputs (Literal ones too) and outputs."""
     state.queue.check_accepting()
     ws = state.ws
     record = api.get_endpoint(ws, endpoint)  # 404 before anything else
     roots = rest.allowed_roots(ws, state.settings.allow_paths)
-    request = rest.submit_request(ws, record["name"], azureml_model_deployment or None, body, roots)
-    job = api.submit_job(ws, request)
+    if api.is_pipeline_deployment(ws, record["name"], azureml_model_deployment or None):
+        options = rest.pipeline_options(ws, record["name"], azureml_model_deployment or None, body, roots)
+        job = api.invoke_pipeline(ws, **options)
+    else:
+        request = rest.submit_request(ws, record["name"], azureml_model_deployment or None, body, roots)
+        job = api.submit_job(ws, request)
     state.queue.submit(job["name"])
     return rest.job_resource(api.get_job(ws, job["name"]), state.url)
 
@@ -60,7 +65,7 @@ def get_endpoint_job(endpoint: str, name: str, state: ServerState = Depends(serv
 
 @router.get("/jobs/{name}", tags=["jobs"])
 def get_job(name: str, state: ServerState = Depends(server_state)) -> dict[str, Any]:
-    """A job: `properties.status` is Queued, Running, Completed, Failed or Canceled."""
+    """A job: `properties.status` is Queued, Running, Completed, Failed or Canceled (Skipped: a pipeline step)."""
     return rest.job_resource(api.get_job(state.ws, name), state.url)
 
 
