@@ -17,6 +17,7 @@ import os
 import shutil
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -137,6 +138,37 @@ def run_job(
         return _run(ws, folder, name, on_progress, pools, environ)
 
 
+@dataclass
+class _Attempt:
+    """What one attempt at a job holds while it goes through its steps (start, plan, score, publish, finish)."""
+
+    ws: Workspace
+    folder: Path
+    name: str
+    record: JobRecord
+    logs: JobLogs
+    header: plan_io.PlanHeader
+    tracked: TrackedJob
+    journal: JobJournal
+    pools: WarmPools | None
+    environ: Mapping[str, str]
+    feed: UnitFeed | None = None
+    reuse: Reuse | None = None
+    listed_whole: bool = False  # submit listed the input whole: the lineage has the listing from the start
+    amended: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def parts(self) -> Path:
+        return self.folder / "parts"
+
+    @property
+    def bi_output(self) -> Path:
+        return self.folder / "output"
+
+    def canceled(self) -> bool:
+        return (self.folder / CANCEL_MARKER).exists()
+
+
 def _run(
     ws: Workspace,
     folder: Path,
@@ -145,6 +177,30 @@ def _run(
     pools: WarmPools | None,
     environ: Mapping[str, str],
 ) -> JobRecord:
+    attempt = _start(ws, folder, name, on_progress, pools, environ)
+    status, error = JobState.FAILED, None
+    started = time.monotonic()
+    try:
+        ref = _plan(attempt)
+        _score(attempt, ref)
+        _publish(attempt)
+        status = JobState.COMPLETED
+    except (KeyboardInterrupt, Exception) as exc:
+        status, error = _outcome(exc, attempt)
+    finally:
+        _clean_up(attempt, status)
+    return _finish(attempt, status, error, time.monotonic() - started, on_progress)
+
+
+def _start(
+    ws: Workspace,
+    folder: Path,
+    name: str,
+    on_progress: ProgressFn | None,
+    pools: WarmPools | None,
+    environ: Mapping[str, str],
+) -> _Attempt:
+    """The job reads Running (a job canceled or reconciled while Queued is never run) and its logs are open."""
     logs = JobLogs(folder / "logs")
     logs.setup()
     try:
@@ -152,150 +208,190 @@ def _run(
     except InvalidStateError:  # canceled or reconciled while Queued: never run a terminal job
         current = records.read(folder)
         raise BatchctlError(f"job '{name}' is {current.status if current else 'gone'}, not Queued") from None
-    settings = record.settings
-    parts = folder / "parts"
-    bi_output = folder / "output"
-    parts.mkdir(exist_ok=True)
-    bi_output.mkdir(exist_ok=True)
+    (folder / "parts").mkdir(exist_ok=True)
+    (folder / "output").mkdir(exist_ok=True)
     header = plan_io.read_header(folder)
     tracked = TrackedJob(record.dump(), header.root, header.input_type, folder, logs.master, TRACKING_AGENT)
     journal = JobJournal(folder, name, [], record.counts, logs, tracked.progress_fn(on_progress))
-    status, error = JobState.FAILED, None
-    started = time.monotonic()
-    feed: UnitFeed | None = None
-    reuse: Reuse | None = None
-    try:
-        # big CSV/Parquet files become row ranges (the no-code scorer only: scripts keep Azure's file contract)
-        mbs, workers = settings.mini_batch_size, settings.workers
-        journal.begin_attempt()
-        changes = _input_changes(folder, record, tracked, logs)
-        amended = plan_io.amendments(folder) if record.attempts > 1 else {}  # the entries as last scored
-        # a model that is cheap to predict is not worth a second worker's start, unless workers are warm
-        cheap = pools is None and cheap_to_predict(record.deployment_snapshot.model_path)
-        feed = UnitFeed(
-            folder,
-            name,
-            FeedSettings(mbs, workers, settings.split, not snapshot_script(record), cheap),
-            journal.results.load_all(),
-            journal.keep,
-            journal.results.discard,
-            logs.master,
-            stale=changes.touched if changes is not None else set(),
-            amended=amended,
+    return _Attempt(ws, folder, name, record, logs, header, tracked, journal, pools, environ)
+
+
+def _plan(attempt: _Attempt) -> ScorerRef:
+    """The units to score (the feed over plan.jsonl, stale ones after an input change), the checks that
+    come before any worker, the environment (a failed build fails the job here) and what can be reused."""
+    record, folder, logs, journal, tracked = (
+        attempt.record,
+        attempt.folder,
+        attempt.logs,
+        attempt.journal,
+        attempt.tracked,
+    )
+    settings = record.settings
+    journal.begin_attempt()
+    changes = _input_changes(folder, record, tracked, logs)
+    attempt.amended = plan_io.amendments(folder) if record.attempts > 1 else {}  # the entries as last scored
+    # a model that is cheap to predict is not worth a second worker's start, unless workers are warm
+    cheap = attempt.pools is None and cheap_to_predict(record.deployment_snapshot.model_path)
+    # big CSV/Parquet files become row ranges (the no-code scorer only: scripts keep Azure's file contract)
+    feed = attempt.feed = UnitFeed(
+        folder,
+        attempt.name,
+        FeedSettings(settings.mini_batch_size, settings.workers, settings.split, not snapshot_script(record), cheap),
+        journal.results.load_all(),
+        journal.keep,
+        journal.results.discard,
+        logs.master,
+        stale=changes.touched if changes is not None else set(),
+        amended=attempt.amended,
+    )
+    journal.batches, journal.ranges = feed, feed.ranges
+    attempt.listed_whole = feed.listing_done  # at submit: the lineage has the listing from the start, as before
+    if attempt.listed_whole:
+        _record_listing(feed, tracked, attempt.header, folder, bool(attempt.amended))
+    if attempt.canceled():
+        raise JobCanceledError("job canceled")
+    if record.output_file_location is not None:
+        storage.refuse_existing(record.output_file_location.location())
+    ref = scorer_ref(record, attempt.bi_output, attempt.environ)
+    _note_changed_model(record, tracked.lineage, logs)
+    # the deployment's environment, ready before any worker starts (a failed build fails the job here)
+    built, env_record = job_env.prepare(attempt.ws, record.environment, record.compute_type, logs.master)
+    if env_record is not None:
+        record = attempt.record = records.update(folder, environment=env_record)
+        tracked.environment(env_record)
+    if built is not None:
+        ref = dataclasses.replace(
+            ref, python=built.python, python_path=job_env.worker_path(attempt.ws, built), env_key=built.key
         )
-        journal.batches, journal.ranges = feed, feed.ranges
-        listed_whole = feed.listing_done  # at submit: the lineage has the listing from the start, as before
-        if listed_whole:
-            _record_listing(feed, tracked, header, folder, bool(amended))
-        ledger = feed.ledger
-        if (folder / CANCEL_MARKER).exists():
-            raise JobCanceledError("job canceled")
-        if record.output_file_location is not None:
-            storage.refuse_existing(record.output_file_location.location())
-        ref = scorer_ref(record, bi_output, environ)
-        _note_changed_model(record, tracked.lineage, logs)
-        # the deployment's environment, ready before any worker starts (a failed build fails the job here)
-        built, env_record = job_env.prepare(ws, record.environment, record.compute_type, logs.master)
-        if env_record is not None:
-            record = records.update(folder, environment=env_record)
-            tracked.environment(env_record)
-        if built is not None:
-            ref = dataclasses.replace(
-                ref, python=built.python, python_path=job_env.worker_path(ws, built), env_key=built.key
-            )
-        reuse = _reuse_for(ws, folder, record, header, tracked, logs)
-        feed.reuse, feed.on_reused = reuse, journal.reused
-        feed.start()
-        if record.compute_type == "ray":
-            logs.master(f"connecting to the Ray cluster at '{record.compute_address or 'local'}'")
-        run_settings = RunSettings(
-            workers=settings.workers,
-            max_retries=settings.retry_settings.max_retries,
-            timeout=settings.retry_settings.timeout,
-            error_threshold=settings.error_threshold,
+    attempt.reuse = _reuse_for(attempt.ws, folder, record, attempt.header, tracked, logs)
+    feed.reuse, feed.on_reused = attempt.reuse, journal.reused
+    feed.start()
+    return ref
+
+
+def _score(attempt: _Attempt, ref: ScorerRef) -> None:
+    """Every unit to a final outcome through the supervisor; a job with no succeeded item fails."""
+    record, journal, feed = attempt.record, attempt.journal, attempt.feed
+    assert feed is not None
+    settings = record.settings
+    if record.compute_type == "ray":
+        attempt.logs.master(f"connecting to the Ray cluster at '{record.compute_address or 'local'}'")
+    run_settings = RunSettings(
+        workers=settings.workers,
+        max_retries=settings.retry_settings.max_retries,
+        timeout=settings.retry_settings.timeout,
+        error_threshold=settings.error_threshold,
+    )
+    stream = _StreamedFeed(feed, journal, attempt.logs, attempt.name, record)
+    backend = make_backend(record, ref, attempt.folder, attempt.pools, attempt.tracked.lineage)
+    supervise(
+        backend,
+        stream,
+        attempt.header.root,
+        run_settings,
+        journal,
+        attempt.canceled,
+        ranges=feed.ranges,
+        settle=feed.ledger.settle,
+        feed=stream,
+    )
+    journal.counts.listing = False
+    if not attempt.listed_whole:  # listed while scoring: the lineage gets the listing now that it has ended
+        _record_listing(
+            feed, attempt.tracked, attempt.header, attempt.folder, bool(attempt.amended), journal.counts.files
         )
-        stream = _StreamedFeed(feed, journal, logs, name, record)
-        backend = make_backend(record, ref, folder, pools, tracked.lineage)
-        supervise(
-            backend,
-            stream,
-            header.root,
-            run_settings,
-            journal,
-            lambda: (folder / CANCEL_MARKER).exists(),
-            ranges=feed.ranges,
-            settle=ledger.settle,
-            feed=stream,
+    journal.flush(force=True)
+    if journal.counts.items_succeeded == 0:
+        reason = (journal.first_error or {}).get("summary")
+        raise JobFailedError(
+            "There is no succeeded mini batch item returned from run()" + (f"; first error: {reason}" if reason else "")
         )
-        journal.counts.listing = False
-        if not listed_whole:  # listed while scoring: the lineage gets the listing now that it has ended
-            _record_listing(feed, tracked, header, folder, bool(amended), journal.counts.files)
-        journal.flush(force=True)
-        if journal.counts.items_succeeded == 0:
-            reason = (journal.first_error or {}).get("summary")
-            raise JobFailedError(
-                "There is no succeeded mini batch item returned from run()"
-                + (f"; first error: {reason}" if reason else "")
-            )
-        staged = _stage(folder, record, journal, logs, bi_output, ledger, reuse)
-        if staged is not None:
-            results, target, digest, size = staged
-            tracked.published(digest, size)
-            # the hash before the publish: a runner killed from the publish on leaves a record from which the
-            # liveness check recognises this job's own file and reads Completed (records.reconcile). One
-            # record write, as before: it replaces the `published` write that used to follow the publish.
-            records.update(
-                folder, publishing={"sha256": digest, "bytes": size, "url": target.url}, lineage=tracked.lineage
-            )
-            storage.publish(str(results), target)
-            logs.master(f"published {target.url} ({size} bytes, sha256 {digest})")
-            _write_reuse_index(reuse, journal, ledger, logs)
-        else:
-            # summary_only: what the script wrote is uploaded; said at once, so that a runner killed from here
-            # on leaves a job that reads Completed, not Failed with its output already there
-            records.update(folder, published=True, counts=journal.counts)
-        status = JobState.COMPLETED
-    except (JobCanceledError, KeyboardInterrupt):
-        status = JobState.CANCELED
-        error = job_error("job canceled")
+
+
+def _publish(attempt: _Attempt) -> None:
+    """The results file to its final name, create-only (or, summary_only, what the script wrote said done)."""
+    folder, record, journal, logs, feed = attempt.folder, attempt.record, attempt.journal, attempt.logs, attempt.feed
+    assert feed is not None
+    staged = _stage(folder, record, journal, logs, attempt.bi_output, feed.ledger, attempt.reuse)
+    if staged is None:
+        # summary_only: what the script wrote is uploaded; said at once, so that a runner killed from here
+        # on leaves a job that reads Completed, not Failed with its output already there
+        records.update(folder, published=True, counts=journal.counts)
+        return
+    results, target, digest, size = staged
+    attempt.tracked.published(digest, size)
+    # the hash before the publish: a runner killed from the publish on leaves a record from which the
+    # liveness check recognises this job's own file and reads Completed (records.reconcile). One
+    # record write, as before: it replaces the `published` write that used to follow the publish.
+    records.update(
+        folder, publishing={"sha256": digest, "bytes": size, "url": target.url}, lineage=attempt.tracked.lineage
+    )
+    storage.publish(str(results), target)
+    logs.master(f"published {target.url} ({size} bytes, sha256 {digest})")
+    _write_reuse_index(attempt.reuse, journal, feed.ledger, logs)
+
+
+def _outcome(exc: BaseException, attempt: _Attempt) -> tuple[JobState, dict[str, Any]]:
+    """The one mapping of what ended an attempt early to the job's (status, error), each said in the logs."""
+    logs = attempt.logs
+    if isinstance(exc, (JobCanceledError, KeyboardInterrupt)):
         logs.master("job canceled; workers stopped; nothing published")
-    except InitFailedError as exc:
+        return JobState.CANCELED, job_error("job canceled")
+    if isinstance(exc, InitFailedError):
         error = job_error(exc.message)
         if exc.details:  # the exception init() raised, and where in the scoring script
-            info = ErrorInfo.from_traceback(exc.details, record.deployment_snapshot.code_dir)
+            info = ErrorInfo.from_traceback(exc.details, attempt.record.deployment_snapshot.code_dir)
             error = job_error(exc.message, info.type, info.frame, details=redact(exc.details)[-4000:])
             logs.user_error(exc.message, 0, exc.details)
         else:
             logs.user_error(exc.message)
         logs.master(f"job failed: {exc.message}")
-    except EnvironmentBuildError as exc:  # before any worker started: its hint names the build log
-        error = {"message": exc.message, "exit_code": exc.exit_code, "hint": exc.hint}
+        return JobState.FAILED, error
+    if isinstance(exc, EnvironmentBuildError):  # before any worker started: its hint names the build log
         logs.master(f"job failed: {exc.message}" + (f" ({exc.hint})" if exc.hint else ""))
-    except BatchctlError as exc:
+        return JobState.FAILED, {"message": exc.message, "exit_code": exc.exit_code, "hint": exc.hint}
+    if isinstance(exc, BatchctlError):
         error = job_error(exc.message, exit_code=exc.exit_code)
         if isinstance(exc, OutputExistsError):  # its hint ("choose another --output-path") is invoke's
-            error["hint"] = moved_output_hint(name)
+            error["hint"] = moved_output_hint(attempt.name)
         elif exc.hint:  # what to do about it (start the cluster, set a variable...) before `job resume`
             error["hint"] = exc.hint
         logs.master(f"job failed: {exc.message}")
-    except Exception as exc:  # an unexpected error must still end the job as Failed, never Running
-        error = job_error(redact(f"unexpected {type(exc).__name__}: {exc}"))
-        logs.master(f"job failed: {error['message']}")
-    finally:
-        if feed is not None:
-            feed.close()
-        if reuse is not None:
-            reuse.close()
-            if tracked.lineage is not None:
-                tracked.lineage["reuse"] = reuse.lineage()
-        journal.close()
-        shutil.rmtree(parts, ignore_errors=True)  # attempts that were never committed
-        with contextlib.suppress(OSError):
-            shutil.rmtree(folder / "staging")
-        if status is JobState.COMPLETED and reuse is None:  # published: the commits are no longer needed
-            journal.results.clear()
-            shutil.rmtree(bi_output, ignore_errors=True)
-        # otherwise results/ (and the files the script wrote to its output folder) stay for `job resume`
+        return JobState.FAILED, error
+    # an unexpected error must still end the job as Failed, never Running
+    error = job_error(redact(f"unexpected {type(exc).__name__}: {exc}"))
+    logs.master(f"job failed: {error['message']}")
+    return JobState.FAILED, error
+
+
+def _clean_up(attempt: _Attempt, status: JobState) -> None:
+    """Whatever the outcome: the feed and the reuse index closed, uncommitted attempts removed; the
+    commits kept for `job resume` unless the job was published."""
+    if attempt.feed is not None:
+        attempt.feed.close()
+    if attempt.reuse is not None:
+        attempt.reuse.close()
+        if attempt.tracked.lineage is not None:
+            attempt.tracked.lineage["reuse"] = attempt.reuse.lineage()
+    attempt.journal.close()
+    shutil.rmtree(attempt.parts, ignore_errors=True)  # attempts that were never committed
+    with contextlib.suppress(OSError):
+        shutil.rmtree(attempt.folder / "staging")
+    if status is JobState.COMPLETED and attempt.reuse is None:  # published: the commits are no longer needed
+        attempt.journal.results.clear()
+        shutil.rmtree(attempt.bi_output, ignore_errors=True)
+    # otherwise results/ (and the files the script wrote to its output folder) stay for `job resume`
+
+
+def _finish(
+    attempt: _Attempt,
+    status: JobState,
+    error: dict[str, Any] | None,
+    duration: float,
+    on_progress: ProgressFn | None,
+) -> JobRecord:
+    """The job's terminal record, its result line in the logs, and the tracking run's end."""
+    journal, logs = attempt.journal, attempt.logs
     if (
         status is JobState.FAILED
         and error is not None
@@ -305,7 +401,6 @@ def _run(
         error.setdefault("first_item_error", journal.first_error["summary"])
     if status is JobState.COMPLETED and journal.first_error:
         error = journal.first_error
-    duration = time.monotonic() - started
     c = journal.counts
     logs.progress(journal.overview() + f"Status: {status}\n")
     logs.result(
@@ -314,16 +409,16 @@ def _run(
         + (f"\nError: {error['message']}" if error and status is not JobState.COMPLETED else "")
     )
     final = records.try_update(
-        folder,
+        attempt.folder,
         status,
         end_time=now(),
         counts=c,
         error=error,
         duration_seconds=round(duration, 3),
-        lineage=tracked.lineage,
+        lineage=attempt.tracked.lineage,
         **({"published": True} if status is JobState.COMPLETED else {}),
     )
-    tracked.finish(final.dump())  # hands the run's end to the tracking agent; never waits
+    attempt.tracked.finish(final.dump())  # hands the run's end to the tracking agent; never waits
     logs.close()
     if on_progress is not None:
         on_progress(JobProgress(event=None, counts=c, status=final.status))
