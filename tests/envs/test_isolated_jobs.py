@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -208,10 +209,33 @@ def test_a_pin_without_an_installable_release_is_relaxed_within_its_series_and_s
     )
 
 
+@pytest.fixture
+def ray_here(request, tmp_path, monkeypatch):
+    """A compute address of a Ray instance on this machine: `local` (the job starts its own), or the
+    host:port of one started beside the test (tests/ray's helper), as `ray start --head` would."""
+    if request.param == "local":
+        yield "local"
+        return
+    helpers = sys.modules.get("ray_helpers")
+    if helpers is None:  # tests/ray is not on sys.path when only tests/envs runs
+        path = Path(__file__).resolve().parents[1] / "ray" / "ray_helpers.py"
+        module_spec = importlib.util.spec_from_file_location("ray_helpers", path)
+        assert module_spec is not None and module_spec.loader is not None
+        helpers = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(helpers)
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")  # a driver connecting by address sends the token
+    head = helpers.RayHead(tmp_path / "head.log")
+    try:
+        yield head.address
+    finally:
+        head.stop()
+
+
 @pytest.mark.ray
 @pytest.mark.network
 @pytest.mark.timeout(900)
-def test_a_ray_job_runs_in_its_isolated_environment_on_a_local_ray_instance(world, monkeypatch):
+@pytest.mark.parametrize("ray_here", ["local", "head"], indirect=True)
+def test_a_ray_job_runs_in_its_isolated_environment_on_a_ray_instance_on_this_machine(world, monkeypatch, ray_here):
     """The actors start with the environment's interpreter (Ray's py_executable), which has the driver's
     own ray release installed beside the pinned bcprobe. ray and its dependencies come from PyPI (or uv's
     warm cache on this machine), bcprobe from the test's wheel folder."""
@@ -219,7 +243,7 @@ def test_a_ray_job_runs_in_its_isolated_environment_on_a_local_ray_instance(worl
 
     monkeypatch.delenv("PIP_NO_INDEX")
     monkeypatch.delenv("UV_CACHE_DIR")  # uv's own cache: ray's wheels are large
-    world.ok("compute", "create", "-n", "ray-local", "--type", "ray", "--address", "local")
+    world.ok("compute", "create", "-n", "ray-local", "--type", "ray", "--address", ray_here)
     world.deploy("onray", ["bcprobe==1.0.0"], compute="ray-local")
     result = world.invoke("onray", "--job-name", "r1")
     assert result.exit_code == 0, result.stderr
@@ -237,12 +261,12 @@ def test_a_ray_job_runs_in_its_isolated_environment_on_a_local_ray_instance(worl
 
 
 def test_a_ray_cluster_on_another_machine_refuses_a_job_that_needs_an_isolated_environment(world):
-    world.ok("compute", "create", "-n", "ray-far", "--type", "ray", "--address", "192.0.2.1:6379")
+    world.ok("compute", "create", "-n", "ray-far", "--type", "ray", "--address", "198.51.100.7:6379")
     world.deploy("onray", ["bcprobe==1.0.0"], compute="ray-far")
     result = world.invoke("onray", "--job-name", "r1")
     assert result.exit_code == 13
     assert [ln for ln in result.stderr.splitlines() if ln.startswith(("Error:", "Hint:"))] == [
-        "Error: job r1 failed: the Ray cluster at '192.0.2.1:6379' is not on this machine, so its workers "
+        "Error: job r1 failed: the Ray cluster at '198.51.100.7:6379' is not on this machine, so its workers "
         "cannot start in the isolated environment this job needs for inline environment (inline) "
         f"{world.tmp / 'onray.conda.yml'} (it is built here, on this machine)",
         "Hint: use --env-manager local to score in batchctl's interpreter, or a compute whose Ray instance "

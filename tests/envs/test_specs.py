@@ -132,7 +132,7 @@ def test_ray_workers_get_the_drivers_ray_release_and_the_users_pin_wins_when_it_
         ("127.0.0.1:6379", True),
         ("localhost:6379", True),
         ("[::1]:6379", True),
-        ("192.0.2.1:6379", False),
+        ("198.51.100.7:6379", False),
         ("ray://127.0.0.1:10001", False),
     ],
 )

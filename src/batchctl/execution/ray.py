@@ -503,16 +503,19 @@ def runs_here(address: str | None) -> bool:
 
 
 def is_this_machine(host: str) -> bool:
-    def addresses(name: str) -> set[str]:
-        try:
-            return {str(info[4][0]) for info in socket.getaddrinfo(name, None)}
-        except OSError:
-            return set()
-
-    theirs = addresses(host)
-    if any(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in theirs):
-        return True
-    return bool(theirs & (addresses(socket.gethostname()) | addresses(socket.getfqdn())))
+    """Whether `host` names an address of this machine: one of its interfaces' (a socket binds to it) or
+    loopback."""
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError:
+        return False
+    for family, _, _, _, sockaddr in infos:
+        if ipaddress.ip_address(str(sockaddr[0]).split("%")[0]).is_loopback:
+            return True
+        with contextlib.suppress(OSError), socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.bind((sockaddr[0], 0, *sockaddr[2:]))  # only an address of this machine's can be bound
+            return True
+    return False
 
 
 def parse_endpoint(address: str) -> tuple[str, int] | None:
