@@ -236,16 +236,10 @@ def build_registered(
             "--env-strict: the environment would need " + "; ".join(c.line() for c in base.skipped),
             "drop --env-strict to skip them, or list the packages under pip: in the conda file",
         )
-    kinds = sorted(
-        {
-            "script" if (d.get("code_configuration") or {}).get("code") else "mlflow"
-            for d in ws.store.read()["deployments"].values()
-            if d.get("environment") == record["id"]
-        }
-    ) or ["script"]
     out = []
-    for kind in kinds:
+    for kind, on_ray in _kinds_using(ws, record["id"]):
         spec = base.with_worker(kind, tuple(constraints))
+        spec = for_ray(spec) if on_ray else spec
         built = env_build.ensure(envs_root(ws), spec, strict, log)
         substituted = [c for c in built.changes if c.kind != "era"]
         if strict and substituted:
@@ -254,9 +248,30 @@ def build_registered(
                 "drop --env-strict to accept these substitutions, or pin releases that install here",
             )
         out.append(
-            {"environment": record["id"], "for": kind, "skipped": [c.as_dict() for c in base.skipped], **built.record()}
+            {
+                "environment": record["id"],
+                "for": f"{kind} on ray" if on_ray else kind,
+                "skipped": [c.as_dict() for c in base.skipped],
+                **built.record(),
+            }
         )
     return out
+
+
+def _kinds_using(ws: Workspace, env_id: str) -> list[tuple[str, bool]]:
+    """(scorer kind, on a Ray instance of this machine) of each deployment naming `env_id`: a Ray job's
+    environment also holds the driver's ray, so it is another build. A scoring script when none uses it."""
+    from batchctl.execution.ray import runs_here
+
+    state = ws.store.read()
+    kinds = set()
+    for d in state["deployments"].values():
+        if d.get("environment") != env_id:
+            continue
+        compute = (state.get("computes") or {}).get(d.get("compute") or "") or {}
+        on_ray = compute.get("type") == "ray" and runs_here(compute.get("address"))
+        kinds.add(("script" if (d.get("code_configuration") or {}).get("code") else "mlflow", on_ray))
+    return sorted(kinds) or [("script", False)]
 
 
 def builds_of(ws: Workspace, env_id: str | None = None) -> list[dict[str, Any]]:
