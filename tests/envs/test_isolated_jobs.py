@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -208,18 +209,88 @@ def test_a_pin_without_an_installable_release_is_relaxed_within_its_series_and_s
     )
 
 
-def test_ray_refuses_a_job_that_needs_an_isolated_environment(world):
-    world.ok("compute", "create", "-n", "ray-local", "--type", "ray", "--address", "local")
+@pytest.fixture
+def ray_here(request, tmp_path, monkeypatch):
+    """A compute address of a Ray instance on this machine: `local` (the job starts its own), or the
+    host:port of one started beside the test (tests/ray's helper), as `ray start --head` would."""
+    if request.param == "local":
+        yield "local"
+        return
+    helpers = sys.modules.get("ray_helpers")
+    if helpers is None:  # tests/ray is not on sys.path when only tests/envs runs
+        path = Path(__file__).resolve().parents[1] / "ray" / "ray_helpers.py"
+        module_spec = importlib.util.spec_from_file_location("ray_helpers", path)
+        assert module_spec is not None and module_spec.loader is not None
+        helpers = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(helpers)
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")  # a driver connecting by address sends the token
+    head = helpers.RayHead(tmp_path / "head.log")
+    try:
+        yield head.address
+    finally:
+        head.stop()
+
+
+@pytest.mark.ray
+@pytest.mark.network
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("ray_here", ["local", "head"], indirect=True)
+def test_a_ray_job_runs_in_its_isolated_environment_on_a_ray_instance_on_this_machine(world, monkeypatch, ray_here):
+    """The actors start with the environment's interpreter (Ray's py_executable), which has the driver's
+    own ray release installed beside the pinned bcprobe. ray and its dependencies come from PyPI (or uv's
+    warm cache on this machine), bcprobe from the test's wheel folder."""
+    from importlib import metadata
+
+    monkeypatch.delenv("PIP_NO_INDEX")
+    monkeypatch.delenv("UV_CACHE_DIR")  # uv's own cache: ray's wheels are large
+    world.ok("compute", "create", "-n", "ray-local", "--type", "ray", "--address", ray_here)
     world.deploy("onray", ["bcprobe==1.0.0"], compute="ray-local")
+    result = world.invoke("onray", "--job-name", "r1")
+    assert result.exit_code == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert (record["status"], record["compute_type"]) == ("Completed", "ray")
+    env = record["environment"]
+    assert env["used"] == "isolated"
+    assert env["worker_packages"] == [f"ray=={metadata.version('ray')}"]
+    assert f"ray=={metadata.version('ray')}\n" in Path(env["lock_file"]).read_text()
+    rows = world.rows(record)
+    assert sorted(r[0] for r in rows) == ["f0.txt", "f1.txt", "f2.txt", "f3.txt"]
+    assert {r[1] for r in rows} == {"bcprobe-1.0.0"}  # the host has no bcprobe at all
+    assert {r[2] for r in rows} == {str(Path(env["path"]) / "venv" / "bin" / "python")}
+    assert {r[3] for r in rows} == {"False"}  # batchctl's own dependencies are not visible to the scoring code
+
+
+def test_a_ray_cluster_on_another_machine_refuses_a_job_that_needs_an_isolated_environment(world):
+    world.ok("compute", "create", "-n", "ray-far", "--type", "ray", "--address", "198.51.100.7:6379")
+    world.deploy("onray", ["bcprobe==1.0.0"], compute="ray-far")
     result = world.invoke("onray", "--job-name", "r1")
     assert result.exit_code == 13
     assert [ln for ln in result.stderr.splitlines() if ln.startswith(("Error:", "Hint:"))] == [
-        "Error: job r1 failed: Ray workers cannot start in an isolated environment yet (ray would have to be "
-        "installed inside it); this job needs one for inline environment (inline) "
-        f"{world.tmp / 'onray.conda.yml'}",
-        "Hint: use --env-manager local to score in batchctl's interpreter, or a local compute; then "
-        "`batchctl job resume -n r1`",
+        "Error: job r1 failed: the Ray cluster at '198.51.100.7:6379' is not on this machine, so its workers "
+        "cannot start in the isolated environment this job needs for inline environment (inline) "
+        f"{world.tmp / 'onray.conda.yml'} (it is built here, on this machine)",
+        "Hint: use --env-manager local to score in batchctl's interpreter, or a compute whose Ray instance "
+        "runs on this machine (--address local); then `batchctl job resume -n r1`",
     ]
+    assert world.builds() == []
+
+
+def test_a_ray_pin_other_than_the_drivers_release_is_refused(world):
+    from importlib import metadata
+
+    version = metadata.version("ray")
+    world.ok("compute", "create", "-n", "ray-local", "--type", "ray", "--address", "local")
+    world.deploy("onray", ["bcprobe==1.0.0", "ray==2.9.0"], compute="ray-local")
+    result = world.invoke("onray", "--job-name", "r1")
+    assert (result.exit_code, result.stderr.splitlines()) == (
+        13,
+        [
+            f"Error: inline environment (inline) {world.tmp / 'onray.conda.yml'} requires ray==2.9.0, but this "
+            f"job's Ray workers need ray {version} (the release of the driver, batchctl's own interpreter)",
+            f"Hint: pin ray=={version} in the environment, or run the job with --env-manager local",
+        ],
+    )
+    assert world.builds() == []
 
 
 @pytest.mark.mlflow

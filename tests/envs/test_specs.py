@@ -10,7 +10,7 @@ import yaml
 from batchctl.envs import spec
 from batchctl.envs.index import index_settings
 from batchctl.envs.manage import unsatisfied
-from batchctl.errors import SpecError
+from batchctl.errors import EnvironmentBuildError, SpecError
 
 AZURE_CONDA = {
     "name": "mlflow-env",
@@ -108,3 +108,35 @@ def test_pip_settings_are_handed_to_uv(tmp_path):
     args = index_settings(env).args
     assert "--index-url" not in args and args[args.index("--find-links") + 1] == str(tmp_path)
     assert index_settings({"PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1"}).args == ["--no-index"]
+
+
+def test_ray_workers_get_the_drivers_ray_release_and_the_users_pin_wins_when_it_allows_it():
+    base = spec.EnvSpec(source="s", python=None, requirements=("bcprobe==1.0.0",), worker=("pandas",))
+    ray = base.with_ray("2.60.0")
+    assert (ray.worker, ray.constraints) == (("pandas", "ray==2.60.0"), ())
+    assert ray.with_ray("2.60.0") == ray  # idempotent: the same key when the runner lays it on again
+    assert ray.key != base.key
+    named = spec.EnvSpec(source="s", python=None, requirements=("ray[default]>=2.50",))
+    assert (named.with_ray("2.60.0").worker, named.with_ray("2.60.0").constraints) == ((), ("ray==2.60.0",))
+    wanted = r"^s requires ray==2\.9\.0, but this job's Ray workers need ray 2\.60\.0"
+    with pytest.raises(EnvironmentBuildError, match=wanted):
+        spec.EnvSpec(source="s", python=None, requirements=("ray==2.9.0",)).with_ray("2.60.0")
+
+
+@pytest.mark.parametrize(
+    ("address", "here"),
+    [
+        ("local", True),
+        ("auto", True),
+        (None, True),
+        ("127.0.0.1:6379", True),
+        ("localhost:6379", True),
+        ("[::1]:6379", True),
+        ("198.51.100.7:6379", False),
+        ("ray://127.0.0.1:10001", False),
+    ],
+)
+def test_which_ray_addresses_are_on_this_machine(address, here):
+    from batchctl.execution.ray import runs_here
+
+    assert runs_here(address) is here

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from batchctl.errors import SpecError
+from batchctl.errors import EnvironmentBuildError, SpecError
 
 # packages that do nothing outside Azure (the docs of each say so): skipped, with a notice
 AZURE_ONLY = frozenset(
@@ -85,6 +85,29 @@ class EnvSpec:
         )
         cons = tuple(sorted({normalise(c, "constraint") for c in constraints}))
         return replace(self, worker=worker, constraints=cons)
+
+    def with_ray(self, version: str) -> EnvSpec:
+        """The spec for Ray workers: Ray starts each actor with the environment's interpreter, which must
+        import the driver's own Ray release. `ray==<version>` is added to the worker packages; when the
+        user names ray, their requirement stays and a constraint pins the release, and a requirement
+        that excludes the driver's release is refused (exit 13). Idempotent."""
+        from packaging.requirements import Requirement
+
+        pin = f"ray=={version}"
+        named = [r for r in self.requirements if requirement_name(r) == "ray"]
+        for text in named:
+            if not Requirement(text).specifier.contains(version, prereleases=True):
+                raise EnvironmentBuildError(
+                    f"{self.source} requires {text}, but this job's Ray workers need ray {version} "
+                    "(the release of the driver, batchctl's own interpreter)",
+                    f"pin ray=={version} in the environment, or run the job with --env-manager local",
+                )
+        if named:
+            return replace(self, constraints=tuple(sorted({*self.constraints, pin})))
+        if pin in self.worker:
+            return self
+        worker = tuple(w for w in self.worker if requirement_name(w) != "ray")
+        return replace(self, worker=(*worker, pin))
 
     def with_worker_constraints(self, constraints: tuple[str, ...]) -> EnvSpec:
         """The spec with `constraints` added to its own."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import ipaddress
 import logging
 import os
 import re
@@ -106,6 +107,10 @@ class RayWorker:
         """(how init() went, the worker's prints so far)."""
         from batchctl.execution.worker import new_scorer, prepare_process
 
+        if ref.python and os.path.abspath(sys.executable) != os.path.abspath(ref.python):
+            # never score silently in another interpreter than the environment's
+            said = f"this Ray worker runs {sys.executable}, not the job's environment's {ref.python}"
+            return InitFailed(said), self._output()
         try:
             os.environ.update(credentials)  # in memory only (see FORWARDED_ENV_PREFIXES)
             if bundle is not None:
@@ -311,11 +316,27 @@ class RayBackend:
             self._actor_class = self.ray.remote(RayWorker)
         self.check_cluster()
         options: dict[str, Any] = {"num_cpus": self.actor_cpus, "max_restarts": 0, "max_task_retries": 0}
+        if self.ref.python:
+            options.update(self._env_options())
         actor = self._actor_class.options(**options).remote(slot, self.logs_dir is not None)
         handle = RayHandle(self, slot, actor)
         handle.pending[actor.locate.remote()] = "locate"
         self.handles.append(handle)
         return handle
+
+    def _env_options(self) -> dict[str, Any]:
+        """An isolated environment built on this machine (jobs/environment.prepare refuses the others): each
+        actor starts with its interpreter (Ray's `py_executable`; the environment has the driver's ray),
+        finds batchctl's worker code through the shim alone (no host PYTHONPATH), and runs on this node,
+        the only one where the environment exists."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        shim = os.pathsep.join(self.ref.python_path[:1])  # jobs/environment.worker_path: the shim comes first
+        node = self.ray.get_runtime_context().get_node_id()
+        return {
+            "runtime_env": {"py_executable": self.ref.python, "env_vars": {"PYTHONPATH": shim}},
+            "scheduling_strategy": NodeAffinitySchedulingStrategy(node_id=node, soft=False),
+        }
 
     def wait(self, handles: list[RayHandle], timeout: float) -> list[tuple[RayHandle, WorkerMessage]]:
         ray = self.ray
@@ -467,6 +488,34 @@ class RayBackend:
             os.makedirs(os.path.dirname(target), exist_ok=True)
             with open(target, "wb") as handle:
                 handle.write(data)
+
+
+def runs_here(address: str | None) -> bool:
+    """Whether the Ray instance at a compute's `address` runs on this machine, so that an environment built
+    here exists where its actors start: `local` (started by batchctl), `auto` (a cluster started on this
+    machine), or `host:port` whose host is this machine. Ray Client (`ray://`) addresses never count."""
+    if not address or address.strip() in ("local", "auto"):
+        return True
+    endpoint = parse_endpoint(address)
+    if endpoint is None or address.strip().startswith("ray://"):
+        return False
+    return is_this_machine(endpoint[0])
+
+
+def is_this_machine(host: str) -> bool:
+    """Whether `host` names an address of this machine: one of its interfaces' (a socket binds to it) or
+    loopback."""
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError:
+        return False
+    for family, _, _, _, sockaddr in infos:
+        if ipaddress.ip_address(str(sockaddr[0]).split("%")[0]).is_loopback:
+            return True
+        with contextlib.suppress(OSError), socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.bind((sockaddr[0], 0, *sockaddr[2:]))  # only an address of this machine's can be bound
+            return True
+    return False
 
 
 def parse_endpoint(address: str) -> tuple[str, int] | None:

@@ -48,9 +48,11 @@ def plan(
     manager: str | None = None,
     strict: bool = False,
     constraints: Iterable[str] = (),
+    ray: bool = False,
 ) -> dict[str, Any] | None:
     """What the job's record says about its environment (None: the deployment names none, and a custom
-    deployment then runs in this interpreter as it always did)."""
+    deployment then runs in this interpreter as it always did). `ray`: the job runs on a Ray compute, whose
+    workers need the driver's ray inside the environment."""
     from batchctl.resources.environments import deployment_env_spec
 
     props = deployment.properties
@@ -66,6 +68,8 @@ def plan(
     if spec is None:
         return None
     spec = spec.with_worker("script" if scripted else "mlflow", tuple(cons))
+    if ray and manager != "local":
+        spec = for_ray(spec)
     if strict and spec.skipped and manager != "local":
         raise EnvironmentBuildError(
             "--env-strict: the environment would need " + "; ".join(c.line() for c in spec.skipped),
@@ -92,6 +96,18 @@ def rerun_options(env: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
+def for_ray(spec: EnvSpec) -> EnvSpec:
+    """The spec with the driver's ray release for Ray workers (unchanged when ray is not installed here:
+    the job then fails on the missing extra, with its own line)."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version("ray")
+    except metadata.PackageNotFoundError:
+        return spec
+    return spec.with_ray(version)
+
+
 def spec_of(env: dict[str, Any]) -> EnvSpec:
     return EnvSpec(
         source=env["source"],
@@ -104,10 +120,15 @@ def spec_of(env: dict[str, Any]) -> EnvSpec:
 
 
 def prepare(
-    ws: Workspace, env: dict[str, Any] | None, compute_type: str, log: Callable[[str], None]
+    ws: Workspace,
+    env: dict[str, Any] | None,
+    compute_type: str,
+    log: Callable[[str], None],
+    address: str | None = None,
 ) -> tuple[env_build.BuiltEnv | None, dict[str, Any] | None]:
     """(the isolated environment to start workers in, or None for this interpreter; the record's
-    `environment` with what was used). Builds at most once per key; raises EnvironmentBuildError."""
+    `environment` with what was used). Builds at most once per key; raises EnvironmentBuildError.
+    `address`: a Ray compute's; its workers use the environment only when that Ray runs on this machine."""
     if env is None:
         return None, None
     spec = spec_of(env)
@@ -127,11 +148,7 @@ def prepare(
         out["unsatisfied"] = missing
         log(f"environment: this interpreter lacks {', '.join(missing[:5])}: an isolated environment is used")
     if compute_type == "ray":
-        raise EnvironmentBuildError(
-            "Ray workers cannot start in an isolated environment yet (ray would have to be installed inside it); "
-            f"this job needs one for {spec.source}",
-            "use --env-manager local to score in batchctl's interpreter, or a local compute",
-        )
+        spec = _ray_spec(spec, address, out)
     built = env_build.ensure(envs_root(ws), spec, bool(env.get("strict")), log)
     substituted = [c for c in built.changes if c.kind != "era"]
     if env.get("strict") and substituted:  # built earlier without --env-strict: its substitutions stand
@@ -148,6 +165,23 @@ def prepare(
         notify(f"environment {built.key[:12]}: {change.line()}")
     out.update(used="isolated", **built.record())
     return built, out
+
+
+def _ray_spec(spec: EnvSpec, address: str | None, out: dict[str, Any]) -> EnvSpec:
+    """The spec a Ray job's environment is built from (the driver's ray in it; `out` gets its packages and
+    key); refuses a Ray instance on another machine, where an environment built here does not exist."""
+    from batchctl.execution.ray import runs_here
+
+    if not runs_here(address):
+        raise EnvironmentBuildError(
+            f"the Ray cluster at '{address}' is not on this machine, so its workers cannot start in the "
+            f"isolated environment this job needs for {spec.source} (it is built here, on this machine)",
+            "use --env-manager local to score in batchctl's interpreter, or a compute whose Ray instance runs on "
+            "this machine (--address local)",
+        )
+    spec = for_ray(spec)
+    out.update(worker_packages=list(spec.worker), constraints=list(spec.constraints), key=spec.key)
+    return spec
 
 
 def worker_path(ws: Workspace, built: env_build.BuiltEnv) -> tuple[str, ...]:
@@ -202,16 +236,10 @@ def build_registered(
             "--env-strict: the environment would need " + "; ".join(c.line() for c in base.skipped),
             "drop --env-strict to skip them, or list the packages under pip: in the conda file",
         )
-    kinds = sorted(
-        {
-            "script" if (d.get("code_configuration") or {}).get("code") else "mlflow"
-            for d in ws.store.read()["deployments"].values()
-            if d.get("environment") == record["id"]
-        }
-    ) or ["script"]
     out = []
-    for kind in kinds:
+    for kind, on_ray in _kinds_using(ws, record["id"]):
         spec = base.with_worker(kind, tuple(constraints))
+        spec = for_ray(spec) if on_ray else spec
         built = env_build.ensure(envs_root(ws), spec, strict, log)
         substituted = [c for c in built.changes if c.kind != "era"]
         if strict and substituted:
@@ -220,9 +248,30 @@ def build_registered(
                 "drop --env-strict to accept these substitutions, or pin releases that install here",
             )
         out.append(
-            {"environment": record["id"], "for": kind, "skipped": [c.as_dict() for c in base.skipped], **built.record()}
+            {
+                "environment": record["id"],
+                "for": f"{kind} on ray" if on_ray else kind,
+                "skipped": [c.as_dict() for c in base.skipped],
+                **built.record(),
+            }
         )
     return out
+
+
+def _kinds_using(ws: Workspace, env_id: str) -> list[tuple[str, bool]]:
+    """(scorer kind, on a Ray instance of this machine) of each deployment naming `env_id`: a Ray job's
+    environment also holds the driver's ray, so it is another build. A scoring script when none uses it."""
+    from batchctl.execution.ray import runs_here
+
+    state = ws.store.read()
+    kinds = set()
+    for d in state["deployments"].values():
+        if d.get("environment") != env_id:
+            continue
+        compute = (state.get("computes") or {}).get(d.get("compute") or "") or {}
+        on_ray = compute.get("type") == "ray" and runs_here(compute.get("address"))
+        kinds.add(("script" if (d.get("code_configuration") or {}).get("code") else "mlflow", on_ray))
+    return sorted(kinds) or [("script", False)]
 
 
 def builds_of(ws: Workspace, env_id: str | None = None) -> list[dict[str, Any]]:

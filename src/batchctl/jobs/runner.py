@@ -255,7 +255,9 @@ def _plan(attempt: _Attempt) -> ScorerRef:
     ref = scorer_ref(record, attempt.bi_output, attempt.environ)
     _note_changed_model(record, tracked.lineage, logs)
     # the deployment's environment, ready before any worker starts (a failed build fails the job here)
-    built, env_record = job_env.prepare(attempt.ws, record.environment, record.compute_type, logs.master)
+    built, env_record = job_env.prepare(
+        attempt.ws, record.environment, record.compute_type, logs.master, record.compute_address
+    )
     if env_record is not None:
         record = attempt.record = records.update(folder, environment=env_record)
         tracked.environment(env_record)

@@ -130,6 +130,7 @@ def queue(ws: Workspace, request: JobRequest, dry_run: bool = False) -> dict[str
         request.env_manager,
         request.env_strict,
         request.env_constraints,
+        ray=compute.job_compute_type == "ray",
     )
     record = JobRecord(
         **_record_fields(request, endpoint, deployment, compute, io),
