@@ -13,13 +13,12 @@ import typer
 
 from batchctl.cli import group_app
 from batchctl.cli import job as cli_job
-from batchctl.jobs.model import JobSettings
 from batchctl.jobs.request import JobRequest
-from batchctl.resources.records import ComputeRecord, DeploymentRecord
 from batchctl.server import rest
 from batchctl.server.studio import forms
 from batchctl.specs.job import RunOverrides
 from batchctl.workspace import Workspace
+from support.settings import DEPLOYMENT, merge
 
 FIELDS = set(RunOverrides.model_fields)
 
@@ -67,28 +66,6 @@ STUDIO_FORM: dict[str, dict[str, str]] = {
 
 # settings that JobSettings.merge does not read (none: a new field belongs in merge too)
 NOT_MERGED: set[str] = set()
-
-DEPLOYMENT = {
-    "settings": {
-        "mini_batch_size": 10,
-        "max_concurrency_per_instance": 2,
-        "output_action": "append_row",
-        "output_file_name": None,
-        "retry_settings": {"max_retries": 3, "timeout": 30},
-        "error_threshold": -1,
-        "logging_level": "info",
-    },
-    "resources": {"instance_count": 1},
-}
-
-
-def merge(deployment: dict, compute: dict, overrides: RunOverrides) -> JobSettings:
-    """JobSettings.merge over the registry records these dicts would be."""
-    return JobSettings.merge(
-        DeploymentRecord.load({"name": "blue", "endpoint_name": "heart", **deployment}),
-        ComputeRecord.load({"name": "local", "type": "local", **compute}),
-        overrides,
-    )
 
 
 def sample_of(overrides: RunOverrides, field: str) -> Any:

@@ -8,31 +8,8 @@ import copy
 import pytest
 
 from batchctl.errors import SpecError
-from batchctl.jobs.model import JobSettings
-from batchctl.resources.records import ComputeRecord, DeploymentRecord
 from batchctl.specs.job import RunOverrides
-
-DEPLOYMENT = {
-    "settings": {
-        "mini_batch_size": 10,
-        "max_concurrency_per_instance": 2,
-        "output_action": "append_row",
-        "output_file_name": None,
-        "retry_settings": {"max_retries": 3, "timeout": 30},
-        "error_threshold": -1,
-        "logging_level": "info",
-    },
-    "resources": {"instance_count": 1},
-}
-
-
-def merge(deployment: dict, compute: dict, overrides: RunOverrides) -> JobSettings:
-    """JobSettings.merge over the registry records these dicts would be."""
-    return JobSettings.merge(
-        DeploymentRecord.load({"name": "blue", "endpoint_name": "heart", **deployment}),
-        ComputeRecord.load({"name": "local", "type": "local", **compute}),
-        overrides,
-    )
+from support.settings import DEPLOYMENT, merge
 
 
 def with_property(value: str) -> dict:
