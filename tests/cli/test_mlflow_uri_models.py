@@ -58,9 +58,11 @@ def test_mlflow_uri_deployment_resolves(cli, out, registry, write_spec, tracking
     name, version = record["model"].removeprefix("azureml:").split(":")
     model = registry.data()["models"][name][version]
     assert (model["source"], model["type"]) == (uri, "mlflow_model")
-    assert Path(model["model_dir"]).parent == home / "models" / name
-    assert (Path(model["path"]) / "MLmodel").is_file()
-    assert (Path(model["path"]) / "model.pkl").is_file()
+    # stored relative to the workspace root, so that a workspace can be moved
+    assert not Path(model["model_dir"]).is_absolute()
+    assert (home / model["model_dir"]).parent == home / "models" / name
+    assert (home / model["path"] / "MLmodel").is_file()
+    assert (home / model["path"] / "model.pkl").is_file()
     # the same URI again is a no-op: no new model version
     before = registry.bytes()
     assert out(cli("deployment", "create", "-f", str(spec))) == record

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from batchctl.errors import BatchctlError, SpecError
 from batchctl.resources import components as comp_res
+from batchctl.resources.environments import resolved_environment
 from batchctl.specs import bindings
 from batchctl.specs.component import (
     ASSET_TYPES,
@@ -172,7 +173,10 @@ def resolve_asset_path(ws: Workspace, state: dict[str, Any], ref: str, port_type
 
     if port_type in MODEL_TYPES:
         name, version = parse_asset_ref(ref, "model")
-        return str(get_versioned(state, "models", name, version)["path"])
+        from batchctl.resources.models import resolved_model
+
+        # a model's files are stored relative to the workspace root (a workspace can be moved): made absolute
+        return str(resolved_model(ws, get_versioned(state, "models", name, version))["path"])
     name, version = parse_asset_ref(ref, "data")
     return str(get_versioned(state, "data", name, version)["path"])
 
@@ -501,7 +505,8 @@ def resolve_step_environment(
             "register it first: `batchctl environment create -f <its environment YAML>`",
         )
     try:
-        record = get_versioned(state, "environments", name, version)
+        # its conda file is stored relative to the workspace root (a workspace can be moved): made absolute
+        record = resolved_environment(ws, get_versioned(state, "environments", name, version))
     except BatchctlError as exc:
         raise _fail(source, where, exc.message, exc.hint) from None
     if not record.get("conda_file"):
