@@ -171,8 +171,10 @@ def resolve_asset_path(ws: Workspace, state: dict[str, Any], ref: str, port_type
     from batchctl.resources._common import get_versioned, parse_asset_ref
 
     if port_type in MODEL_TYPES:
+        from batchctl.resources.models import resolved_model
+
         name, version = parse_asset_ref(ref, "model")
-        return str(get_versioned(state, "models", name, version)["path"])
+        return str(resolved_model(ws, get_versioned(state, "models", name, version))["path"])
     name, version = parse_asset_ref(ref, "data")
     return str(get_versioned(state, "data", name, version)["path"])
 
@@ -477,6 +479,7 @@ def resolve_step_environment(
     from batchctl.envs import spec as env_spec
     from batchctl.notices import notify
     from batchctl.resources._common import get_versioned, split_ref
+    from batchctl.resources.environments import resolved_environment
 
     if env is None:
         return None
@@ -501,7 +504,7 @@ def resolve_step_environment(
             "register it first: `batchctl environment create -f <its environment YAML>`",
         )
     try:
-        record = get_versioned(state, "environments", name, version)
+        record = resolved_environment(ws, get_versioned(state, "environments", name, version))
     except BatchctlError as exc:
         raise _fail(source, where, exc.message, exc.hint) from None
     if not record.get("conda_file"):
