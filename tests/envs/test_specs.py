@@ -99,6 +99,7 @@ def test_pip_settings_are_handed_to_uv(tmp_path):
     assert settings.args == [
         "--index-url", "https://company.example/simple",
         "--extra-index-url", "https://mirror.example/simple",
+        "--index-strategy", "unsafe-best-match",
         "--find-links", str(wheels),
         "--constraint", str(cons),
     ]  # fmt: skip

@@ -475,8 +475,16 @@ def smoke(python: str, names: list[str], env: dict[str, str], logfile: Any) -> l
 
 
 def first_cause(text: str) -> str:
-    """uv's first cause, one line."""
+    """uv's first cause, one line; with the package when uv failed to build one (its `error:` line names
+    it, its causes do not: "The build backend returned an error")."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    failed = next((ln[len("error:") :].strip() for ln in lines if ln.startswith("error: Failed to build")), None)
+    if failed:
+        return f"{failed}: {_first_cause(lines)}"
+    return _first_cause(lines)
+
+
+def _first_cause(lines: list[str]) -> str:
     for prefix in ("Caused by:", "cause:", "╰─▶", "error:"):
         for i, line in enumerate(lines):
             if line.startswith(prefix):

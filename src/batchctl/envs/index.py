@@ -11,7 +11,10 @@ that works for `pip install` works for environments too:
   (a stale mirror entry must not fail every build), and the build log says so;
 - a constraint file is passed through too: pip applies it to every install on the machine, so an
   administrator's cap holds inside environments as well;
-- `PIP_CERT` becomes `SSL_CERT_FILE` for uv when that is not set.
+- `PIP_CERT` becomes `SSL_CERT_FILE` for uv when that is not set;
+- with extra indexes, `--index-strategy unsafe-best-match` (unless `UV_INDEX_STRATEGY` is set): pip picks
+  the best release across all its indexes, uv by default stops at the first index that has the package,
+  so a local extra index holding only today's scikit-learn hid PyPI's `scikit-learn~=1.5.0`.
 
 `PIP_CONFIG_FILE=os.devnull` turns pip's files off, as it does for pip (tests use it)."""
 
@@ -97,6 +100,8 @@ def index_settings(environ: Mapping[str, str] | None = None) -> IndexSettings:
     for url in pip.get("extra-index-url", "").split():
         if _present(url, out.notes, "extra-index-url"):
             out.args += ["--extra-index-url", url]
+    if "--extra-index-url" in out.args and not env.get("UV_INDEX_STRATEGY"):
+        out.args += ["--index-strategy", "unsafe-best-match"]  # pip's rule: every index, the best release
     for link in pip.get("find-links", "").split():
         if _present(link, out.notes, "find-links"):
             out.args += ["--find-links", link]

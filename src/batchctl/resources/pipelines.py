@@ -15,7 +15,6 @@ from typing import Any, Literal
 
 from batchctl.errors import BatchctlError, SpecError
 from batchctl.resources import components as comp_res
-from batchctl.resources.environments import resolved_environment
 from batchctl.specs import bindings
 from batchctl.specs.component import (
     ASSET_TYPES,
@@ -172,10 +171,9 @@ def resolve_asset_path(ws: Workspace, state: dict[str, Any], ref: str, port_type
     from batchctl.resources._common import get_versioned, parse_asset_ref
 
     if port_type in MODEL_TYPES:
-        name, version = parse_asset_ref(ref, "model")
         from batchctl.resources.models import resolved_model
 
-        # a model's files are stored relative to the workspace root (a workspace can be moved): made absolute
+        name, version = parse_asset_ref(ref, "model")
         return str(resolved_model(ws, get_versioned(state, "models", name, version))["path"])
     name, version = parse_asset_ref(ref, "data")
     return str(get_versioned(state, "data", name, version)["path"])
@@ -481,6 +479,7 @@ def resolve_step_environment(
     from batchctl.envs import spec as env_spec
     from batchctl.notices import notify
     from batchctl.resources._common import get_versioned, split_ref
+    from batchctl.resources.environments import resolved_environment
 
     if env is None:
         return None
@@ -505,7 +504,6 @@ def resolve_step_environment(
             "register it first: `batchctl environment create -f <its environment YAML>`",
         )
     try:
-        # its conda file is stored relative to the workspace root (a workspace can be moved): made absolute
         record = resolved_environment(ws, get_versioned(state, "environments", name, version))
     except BatchctlError as exc:
         raise _fail(source, where, exc.message, exc.hint) from None

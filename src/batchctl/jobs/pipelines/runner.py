@@ -255,6 +255,9 @@ class PipelineRun:
             env = steps.step_environment(
                 step, values, outputs, folder.name, self.record.name, self.record.experiment_name, python
             )
+            # as on Azure, where a step's MLflow is the workspace's (with a model registry): a script's
+            # `log_model(registered_model_name=...)` works; MLflow 2's default ./mlruns has no registry
+            env.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{folder.resolve() / 'mlflow.db'}")
             log_path = folder / "logs" / steps.STD_LOG
             proc, log = steps.start(steps.Launch(command, wd, env, log_path, python))
         except (BatchctlError, OSError) as exc:
