@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .wheels import write_wheel
+from .wheels import isolate_pip, write_wheel
 
 ROOT = Path(__file__).resolve().parents[2]
 SCORE = """import importlib.util
@@ -52,15 +52,7 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(autouse=True)
 def offline_index(monkeypatch: pytest.MonkeyPatch, wheelhouse: Path, uv_cache: Path) -> Path:
-    for name in list(os.environ):
-        if name.startswith(("PIP_", "UV_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("UV_NO_CONFIG", "1")
-    monkeypatch.setenv("UV_CACHE_DIR", str(uv_cache))
-    monkeypatch.setenv("UV_PYTHON_DOWNLOADS", "never")
-    monkeypatch.setenv("PIP_FIND_LINKS", str(wheelhouse))
-    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    isolate_pip(monkeypatch, uv_cache, find_links=wheelhouse)
     return wheelhouse
 
 

@@ -1,11 +1,32 @@
-"""Tiny wheels written in the test: `bcprobe` releases served from a folder with --find-links, no index."""
+"""Tiny wheels written in the test: `bcprobe` releases served from a folder with --find-links, no index;
+and the one way a test takes pip's and uv's settings from the machine away."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import zipfile
 from pathlib import Path
+
+import pytest
+
+
+def isolate_pip(
+    monkeypatch: pytest.MonkeyPatch, uv_cache: Path, pip_config: str = os.devnull, find_links: Path | None = None
+) -> None:
+    """No PIP_*/UV_* variable of this machine, the given pip configuration file (none by default), uv's own
+    configuration off, a cache of the test's, no Python downloads; with `find_links`, that folder and no index."""
+    for name in list(os.environ):
+        if name.startswith(("PIP_", "UV_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("PIP_CONFIG_FILE", pip_config)
+    monkeypatch.setenv("UV_NO_CONFIG", "1")
+    monkeypatch.setenv("UV_CACHE_DIR", str(uv_cache))
+    monkeypatch.setenv("UV_PYTHON_DOWNLOADS", "never")
+    if find_links is not None:
+        monkeypatch.setenv("PIP_FIND_LINKS", str(find_links))
+        monkeypatch.setenv("PIP_NO_INDEX", "1")
 
 
 def _digest(data: bytes) -> str:

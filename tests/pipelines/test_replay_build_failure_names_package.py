@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import sys
 import tarfile
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from envs.wheels import write_wheel
+from envs.wheels import isolate_pip, write_wheel
 
 BACKEND = """\
 def get_requires_for_build_wheel(config_settings=None):
@@ -54,15 +53,7 @@ def offline(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFa
     wheels = tmp_path_factory.mktemp("wheelhouse")
     write_wheel(wheels, "bcprobe", "1.0.0")
     _sdist(wheels)
-    for name in list(os.environ):
-        if name.startswith(("PIP_", "UV_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("UV_NO_CONFIG", "1")
-    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path_factory.mktemp("uv-cache")))
-    monkeypatch.setenv("UV_PYTHON_DOWNLOADS", "never")
-    monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
-    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    isolate_pip(monkeypatch, tmp_path_factory.mktemp("uv-cache"), find_links=wheels)
 
 
 @pytest.mark.timeout(600)

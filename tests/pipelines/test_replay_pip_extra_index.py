@@ -8,7 +8,6 @@ bcprobe 1.0.0 only, the main one 2.0.0 too."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from envs.wheels import write_wheel
+from envs.wheels import isolate_pip, write_wheel
 
 STEP = """\
 import pathlib, sys, bcprobe
@@ -43,13 +42,7 @@ def two_indexes(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPa
     extra = _index(tmp_path_factory.mktemp("extra-index"), ("1.0.0",))
     conf = tmp_path_factory.mktemp("pipconf") / "pip.conf"
     conf.write_text(f"[global]\nindex-url = {main}\nextra-index-url = {extra}\n")
-    for name in list(os.environ):
-        if name.startswith(("PIP_", "UV_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
-    monkeypatch.setenv("UV_NO_CONFIG", "1")
-    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path_factory.mktemp("uv-cache")))
-    monkeypatch.setenv("UV_PYTHON_DOWNLOADS", "never")
+    isolate_pip(monkeypatch, tmp_path_factory.mktemp("uv-cache"), pip_config=str(conf))
 
 
 @pytest.mark.timeout(600)

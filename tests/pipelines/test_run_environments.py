@@ -5,7 +5,6 @@ the environment's interpreter, not batchctl's."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from envs.wheels import write_wheel
+from envs.wheels import isolate_pip, write_wheel
 
 STEP = """\
 import sys, pathlib, bcprobe
@@ -27,15 +26,7 @@ def offline(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFa
     wheels = tmp_path_factory.mktemp("wheelhouse")
     write_wheel(wheels, "bcprobe", "1.0.0")
     write_wheel(wheels, "bcprobe", "2.0.0")
-    for name in list(os.environ):
-        if name.startswith(("PIP_", "UV_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("UV_NO_CONFIG", "1")
-    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path_factory.mktemp("uv-cache")))
-    monkeypatch.setenv("UV_PYTHON_DOWNLOADS", "never")
-    monkeypatch.setenv("PIP_FIND_LINKS", str(wheels))
-    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    isolate_pip(monkeypatch, tmp_path_factory.mktemp("uv-cache"), find_links=wheels)
 
 
 def step(release: str) -> dict[str, Any]:
