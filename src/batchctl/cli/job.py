@@ -96,12 +96,12 @@ def invoke_job(request: "JobRequest", *, no_wait: bool = False, dry_run: bool = 
         try:
             try:
                 taken = _server_client.hand_over(ws, record)
+                # until follow() has its own handler (it imports and draws first), an interrupt lands here
+                followed = _server_client.follow(ws, record) if taken and not no_wait else None
             except KeyboardInterrupt:
                 return final_outcome(api.cancel_job(ws, record["name"]))
             if taken:
-                if no_wait:
-                    return api.get_job(ws, record["name"])
-                return final_outcome(_server_client.follow(ws, record))
+                return api.get_job(ws, record["name"]) if followed is None else final_outcome(followed)
         finally:
             signal.signal(signal.SIGTERM, previous)
     if no_wait:
