@@ -111,11 +111,30 @@ def _check_size(data: Any, source: str) -> None:
         )
 
 
+def _nul_at(data: Any, where: str = "") -> str | None:
+    """The key path of the first string holding a NUL character (no name, path or URL can: the OS refuses it
+    with "embedded null byte" wherever it is used), else None."""
+    if isinstance(data, str):
+        return where or "(the value)" if "\x00" in data else None
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for key, value in items:
+        label = f"{where}[{key}]" if isinstance(data, list) else f"{where}.{key}" if where else str(key)
+        if isinstance(key, str) and "\x00" in key:
+            return label
+        found = _nul_at(value, label)
+        if found:
+            return found
+    return None
+
+
 def validate_data(model: Any, data: Any, source: str) -> Any:
     """Validate a mapping against a spec model (or Annotated union) with file-named errors."""
     from pydantic import BaseModel, TypeAdapter, ValidationError
 
     _check_size(data, source)
+    nul = _nul_at(data)
+    if nul:
+        raise SpecError(f"{source}: {nul}: contains a NUL character (\\0), which no name or path can hold")
     try:
         if isinstance(model, type) and issubclass(model, BaseModel):
             return model.model_validate(data)
