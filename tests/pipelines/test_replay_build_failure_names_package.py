@@ -77,3 +77,7 @@ def test_a_package_that_fails_to_build_is_named(cli: Any, tmp_path: Path, offlin
     assert child["status"] == "Failed", child
     error = str(child["error"])
     assert "cannot install bcbroken==1.4: Failed to build `bcbroken==1.4.0`" in error, error
+    # the hint names the build's full log, on the step's record, the pipeline's, and the CLI's Hint line
+    log = Path(str(child["error"]["hint"]).rsplit("full log: ", 1)[1])
+    assert log.is_file() and "bcbroken" in log.read_text(), log
+    assert f"full log: {log}" in result.stderr, result.stderr

@@ -39,6 +39,7 @@ LOCK_FILE = "requirements.lock"
 BUILD_LOG = "build.log"
 LAST_USED = ".last-used"
 MIN_PYTHON = (3, 11)  # batchctl's worker code runs inside the environment
+MIN_STEP_PYTHON = (3, 8)  # an environment that runs a command only: uv's floor, and the import check's
 ENV_PLACEHOLDER = "{ENV}"
 Log = Callable[[str], None]
 
@@ -172,30 +173,76 @@ def _version_tuple(text: str) -> tuple[int, ...]:
 
 
 def choose_python(
-    requested: str | None, strict: bool, env: dict[str, str], logfile: Any
+    requested: str | None, strict: bool, env: dict[str, str], logfile: Any, worker_code: bool = True
 ) -> tuple[str, str, Change | None]:
-    """(interpreter, its version, the substitution made or None). The requested major.minor when uv finds
-    it here; else the nearest available: batchctl's own interpreter (its worker needs 3.11+)."""
+    """(interpreter, its version, the substitution made or None). The requested major.minor when one is
+    found here (find_python); else the nearest available: batchctl's own interpreter. An environment batchctl's
+    worker runs in needs 3.11+; one that runs only a command (a pipeline step) may ask for 3.8 or newer
+    (uv's and the import check's floor: importlib.metadata)."""
     exe, version = host_python()
     if not requested or _version_tuple(requested)[:2] == _version_tuple(version)[:2]:
         return exe, version, None
-    wanted = _version_tuple(requested)
-    if wanted[:2] < MIN_PYTHON:
-        reason = f"batchctl's worker needs Python {'.'.join(map(str, MIN_PYTHON))} or newer"
+    wanted = _version_tuple(requested)[:2]
+    floor = MIN_PYTHON if worker_code else MIN_STEP_PYTHON
+    if wanted < floor:
+        who = "batchctl's worker" if worker_code else "uv and batchctl's import check"
+        reason = f"{who} need{'s' if worker_code else ''} Python {'.'.join(map(str, floor))} or newer"
     else:
-        proc = _run([uv_binary(), "python", "find", ".".join(map(str, wanted[:2]))], env, logfile, 60)
-        found = proc.stdout.strip().splitlines()[-1] if proc.returncode == 0 and proc.stdout.strip() else None
+        found, looked = find_python(wanted, env, logfile)
         if found:
-            check = _run([found, "-c", "import platform; print(platform.python_version())"], env, logfile, 60)
-            if check.returncode == 0:
-                return found, check.stdout.strip(), None
-        reason = f"no Python {'.'.join(map(str, wanted[:2]))} interpreter here (and none downloaded)"
+            return found
+        reason = f"no Python {'.'.join(map(str, wanted))} interpreter found (looked in {looked})"
     if strict:
         raise EnvironmentBuildError(
             f"the environment asks for Python {requested}: {reason}",
             f"without --env-strict it would use Python {version}",
         )
     return exe, version, Change("python", f"python {requested}", f"python {version}", reason)
+
+
+def _pyenv_root() -> Path:
+    return Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+
+
+def python_candidates(minor: tuple[int, ...], env: dict[str, str], logfile: Any) -> tuple[list[str], str]:
+    """Interpreters that may be `minor` (newest patch release first), and where they were looked for:
+    pyenv's versions folder (its shims only re-run pyenv, which `uv python find` cannot use), uv's managed
+    Pythons, then `uv python find` on the PATH without pyenv's shims."""
+    name = "python" + ".".join(map(str, minor))
+    prefix = ".".join(map(str, minor)) + "."
+    looked: list[str] = []
+    found: list[tuple[tuple[int, ...], str]] = []
+    pyenv = _pyenv_root() / "versions"
+    looked.append(str(pyenv))
+    if pyenv.is_dir():
+        for folder in pyenv.iterdir():
+            if folder.name.startswith(prefix) and (folder / "bin" / name).is_file():
+                found.append((_version_tuple(folder.name), str(folder / "bin" / name)))
+    uv_dir = _run([uv_binary(), "python", "dir"], env, logfile, 60)
+    managed = Path(uv_dir.stdout.strip()) if uv_dir.returncode == 0 and uv_dir.stdout.strip() else None
+    if managed is not None:
+        looked.append(str(managed))
+        if managed.is_dir():
+            for folder in managed.iterdir():
+                if folder.name.startswith(f"cpython-{prefix}") and (folder / "bin" / name).is_file():
+                    found.append((_version_tuple(folder.name.split("-")[1]), str(folder / "bin" / name)))
+    found.sort(reverse=True)
+    path = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if not p.rstrip("/").endswith("shims"))
+    looked.append("PATH (less pyenv's shims)")
+    proc = _run([uv_binary(), "python", "find", ".".join(map(str, minor))], {**env, "PATH": path}, logfile, 60)
+    tail = proc.stdout.strip().splitlines()[-1] if proc.returncode == 0 and proc.stdout.strip() else None
+    return [exe for _, exe in found] + ([tail] if tail else []), ", ".join(looked)
+
+
+def find_python(minor: tuple[int, ...], env: dict[str, str], logfile: Any) -> tuple[tuple[str, str, None] | None, str]:
+    """((interpreter, version, None) for the first candidate that runs and is `minor`, or None; where
+    batchctl looked)."""
+    candidates, looked = python_candidates(minor, env, logfile)
+    for exe in candidates:
+        check = _run([exe, "-c", "import platform; print(platform.python_version())"], env, logfile, 60)
+        if check.returncode == 0 and _version_tuple(check.stdout.strip())[:2] == tuple(minor):
+            return (exe, check.stdout.strip(), None), looked
+    return None, looked
 
 
 def _exact_pin(req: str) -> tuple[str, str] | None:
@@ -586,7 +633,7 @@ def _populate(job: _Building) -> tuple[str, str, list[Change]]:
     """The venv, its packages (relaxed, in their era), the import checks and the lock file, in `job.tmp`:
     (the base interpreter, its version, the substitutions made)."""
     key, env, logfile = job.spec.key, job.env, job.logfile
-    exe, version, python_change = choose_python(job.spec.python, job.strict, env, logfile)
+    exe, version, python_change = choose_python(job.spec.python, job.strict, env, logfile, job.spec.worker_code)
     changes = [c for c in (python_change,) if c is not None]
     proc = _run([uv_binary(), "venv", "--relocatable", "--python", exe, str(job.tmp / "venv")], env, logfile)
     if proc.returncode != 0:

@@ -75,6 +75,9 @@ class EnvSpec:
     worker: tuple[str, ...] = ()
     constraints: tuple[str, ...] = ()
     skipped: tuple[Change, ...] = field(default=(), compare=False)
+    # False: nothing of batchctl runs inside (a pipeline step runs its component's command), so the Python
+    # the file asks for may be older than the worker's 3.11 (envs/build.choose_python)
+    worker_code: bool = True
 
     def with_worker(self, kind: str, constraints: tuple[str, ...] = ()) -> EnvSpec:
         """The spec plus the packages batchctl's worker needs for a `kind` scorer, unless the user named
@@ -115,13 +118,16 @@ class EnvSpec:
         return replace(self, constraints=cons)
 
     def canonical(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "v": KEY_VERSION,
             "python": _minor(self.python),
             "requirements": sorted(self.requirements),
             "worker": sorted(self.worker),
             "constraints": sorted(self.constraints),
         }
+        if not self.worker_code:  # only then: the keys of worker environments built before stay the same
+            out["worker_code"] = False
+        return out
 
     @property
     def key(self) -> str:
@@ -136,6 +142,7 @@ class EnvSpec:
             "requirements": list(self.requirements),
             "worker_packages": list(self.worker),
             "constraints": list(self.constraints),
+            **({} if self.worker_code else {"worker_code": False}),
         }
 
 

@@ -116,6 +116,7 @@ def spec_of(env: dict[str, Any]) -> EnvSpec:
         worker=tuple(env.get("worker_packages") or ()),
         constraints=tuple(env.get("constraints") or ()),
         skipped=tuple(Change(**c) for c in env.get("skipped") or ()),
+        worker_code=env.get("worker_code", True) is not False,
     )
 
 
@@ -206,6 +207,7 @@ def override(env: dict[str, Any], manager: str | None, strict: bool, constraints
             "constraints",
             "skipped",
             "key",
+            "worker_code",
         )
     }
     if manager is not None:

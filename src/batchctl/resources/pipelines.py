@@ -468,7 +468,11 @@ def _registry_environment(ref: str, where: str, source: str) -> dict[str, Any]:
 
 
 def _env_record(ref: str, spec: Any) -> dict[str, Any]:
-    """What jobs/environment.prepare takes, less the job's own choices (manager, strict) the runner adds."""
+    """What jobs/environment.prepare takes, less the job's own choices (manager, strict) the runner adds.
+    A step runs its component's command, no batchctl code: its Python may be older than the worker's."""
+    from dataclasses import replace
+
+    spec = replace(spec, worker_code=False)
     return {"id": ref, **spec.describe(), "skipped": [c.as_dict() for c in spec.skipped], "key": spec.key}
 
 

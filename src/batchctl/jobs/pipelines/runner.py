@@ -53,6 +53,7 @@ class PipelineRun:
         self.order = [s.name for s in bound.steps]
         self.state: dict[str, JobState] = {}
         self.reasons: dict[str, str] = {}
+        self.hints: dict[str, str] = {}  # a failed step's hint (an environment build's names its full log)
         self.reused: dict[str, str] = {}
         self.running: dict[str, Running] = {}
         self.stopping: str | None = None  # why no further step starts
@@ -219,7 +220,8 @@ class PipelineRun:
         failed = [n for n in self.order if self.state[n] is JobState.FAILED]
         first = self.reasons.get(failed[0]) if failed else None
         message = f"step {', '.join(failed) or ', '.join(bad)} failed" + (f": {first}" if first else "")
-        return JobState.FAILED, job_error(message, failed_steps=failed)
+        hint = self.hints.get(failed[0]) if failed else None
+        return JobState.FAILED, job_error(message, failed_steps=failed, **({"hint": hint} if hint else {}))
 
     # -- one step -------------------------------------------------------------------------------------
     def inputs_of(self, step: BoundStep, folder: Path) -> tuple[dict[str, str | None], dict[str, Any]]:
@@ -262,7 +264,11 @@ class PipelineRun:
             proc, log = steps.start(steps.Launch(command, wd, env, log_path, python))
         except (BatchctlError, OSError) as exc:
             message = exc.message if isinstance(exc, BatchctlError) else f"cannot start the step: {exc}"
-            self.set_state(step.name, JobState.FAILED, message)
+            hint = exc.hint if isinstance(exc, BatchctlError) else None
+            if hint:
+                self.hints[step.name] = hint
+            error = job_error(message, **({"hint": hint} if hint else {}))
+            self.set_state(step.name, JobState.FAILED, message, error=error)
             self.after_failure(step.name)
             return
         self.running[step.name] = Running(proc, log, started, outputs, key)
