@@ -234,9 +234,9 @@ def save_pipeline_deployment(
         path = (base / spec.component).absolute()
         if not path.is_file():
             raise SpecError(f"deployment {spec.name}: component: file {path} does not exist")
-        record["component"] = str(path)
+        record["component"] = ws.stored_path(path)  # relative when inside the workspace, as model paths are
     if isinstance(spec.component, dict):
-        record["base"] = str(base)  # where an inline component's relative `code:` is read from
+        record["base"] = ws.stored_path(base.absolute())  # where an inline component's `code:` is read from
     if job_spec is not None:
         record["job_spec"] = job_spec
     record["compute"] = spec.settings.default_compute or "local"

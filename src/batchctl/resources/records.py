@@ -124,11 +124,18 @@ class DeploymentRecord(RegistryRecord):
 
     @classmethod
     def from_registry(cls, data: Mapping[str, Any], root: Path) -> Self:
-        """A stored deployment, its code snapshot's path resolved against the workspace `root`."""
+        """A stored deployment, its code snapshot's path (a pipeline deployment's component file and folder)
+        resolved against the workspace `root`."""
         data = dict(data)
         code = data.get("code_configuration")
         if isinstance(code, dict) and isinstance(code.get("code"), str):
             data["code_configuration"] = {**code, "code": str(root / code["code"])}
+        if data.get("type") == "pipeline":  # its component file and an inline component's folder
+            comp = data.get("component")
+            if isinstance(comp, str) and not comp.startswith("azureml:"):
+                data["component"] = str(root / comp)
+            if isinstance(data.get("base"), str):
+                data["base"] = str(root / data["base"])
         return cls.load(data)
 
     @property
