@@ -155,16 +155,17 @@ def test_a_deployment_component_as_a_file_inline_or_reference(fx, ok):
 
 def test_the_invocation_file_reads_literals_paths_and_set(fx, tmp_path):
     from batchctl.errors import SpecError
-    from batchctl.specs.component import load_pipeline_invocation
+    from batchctl.jobs.pipelines.invoke import apply_io_sets, read_inputs_file
 
     folder = fx / "scoring"
-    inputs, outputs = load_pipeline_invocation(folder / "inputs.yml", ["inputs.score_mode.value=summary"])
+    inputs, outputs = read_inputs_file(str(folder / "inputs.yml"))
+    assert apply_io_sets(inputs, outputs, ["inputs.score_mode.value=summary"]) == []
     assert inputs == {
         "input_data": {"type": "uri_folder", "path": str(folder / "data" / "unlabeled")},
-        "score_mode": {"type": "string", "default": "append", "value": "summary"},
+        "score_mode": "summary",
     }
     assert outputs == {"scores": {"type": "uri_folder", "mode": "upload"}}
     bad = tmp_path / "bad.yml"
     bad.write_text("inputs: {}\nmini_batch_size: 3\n")
-    with pytest.raises(SpecError, match=r"^bad\.yml: mini_batch_size: unknown field"):
-        load_pipeline_invocation(bad)
+    with pytest.raises(SpecError, match=r"^bad\.yml: mini_batch_size: not a field of an inputs file"):
+        read_inputs_file(str(bad))

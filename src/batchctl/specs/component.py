@@ -338,29 +338,3 @@ def pipeline_job_from_data(data: dict[str, Any], base: Path, source: str) -> Pip
     _load_steps(data, base, source, 0)
     job: PipelineJobSpec = _validated(PipelineJobSpec, data, source, source)
     return job
-
-
-def load_pipeline_invocation(
-    file: str | Path | None, overrides: Iterable[str] = ()
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """An invocation file of a pipeline deployment (`endpoint invoke -f inputs.yml`): its `inputs` and
-    `outputs` as given (literals, `{type, path, mode}`, `{type, value}`, `{type, default}`), `--set`
-    applied (`--set inputs.score_mode.value=x`), local paths resolved against the file's folder (against
-    the current folder without a file). bind_pipeline checks them against the pipeline."""
-    if file is not None:
-        path = Path(file)
-        data = spec_load.read_yaml(path)
-        source, base = path.name, path.absolute().parent
-    else:
-        data, source, base = {}, "--set", Path.cwd()
-    data = spec_load.apply_overrides(copy.deepcopy(data), overrides)
-    unknown = sorted(set(data) - {"inputs", "outputs", "$schema"})
-    if unknown:
-        raise SpecError(f"{source}: {unknown[0]}: unknown field (a pipeline's invocation has inputs and outputs)")
-    for section in ("inputs", "outputs"):
-        if data.get(section) is None:
-            data[section] = {}
-        if not isinstance(data[section], dict):
-            raise SpecError(f"{source}: {section}: expected a mapping of names")
-    _resolve_io_paths(data, base)
-    return data["inputs"], data["outputs"]

@@ -61,9 +61,11 @@ def read_inputs_file(file: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def apply_io_sets(inputs: dict[str, Any], outputs: dict[str, Any], overrides: Iterable[str]) -> list[str]:
-    """`--set inputs.<x>.value=v`, `inputs.<x>=v`, `inputs.<x>.path=p`, `inputs.<x>.type=t`,
-    `outputs.<y>.path=p` onto the invocation; the rest is returned. Values are read as YAML scalars
-    (`true`, `3`, `0.5`), as az does."""
+    """`--set inputs.<x>.value=v` (or `.default=v`, as Azure's docs write it: `--set inputs.score_mode.type=string
+    inputs.score_mode.default=append`), `inputs.<x>=v`, `inputs.<x>.path=p`, `inputs.<x>.type=t`,
+    `outputs.<y>.path=p` onto the invocation; the rest is returned. A literal given replaces what the file gave
+    for that input, bare or `{type, default}`; the file's other inputs stay (az ml replaces the file's whole
+    `inputs:` by --set's, docs/pipelines.md). Values are read as YAML scalars (`true`, `3`, `0.5`)."""
     import yaml
 
     rest = []
@@ -76,7 +78,7 @@ def apply_io_sets(inputs: dict[str, Any], outputs: dict[str, Any], overrides: It
         value = yaml.safe_load(text) if text else ""
         if parts[0] == "outputs":
             outputs.setdefault(parts[1], {})[parts[2] if len(parts) == 3 else "path"] = text
-        elif len(parts) == 2 or parts[2] == "value":
+        elif len(parts) == 2 or parts[2] in ("value", "default"):
             inputs[parts[1]] = value
         elif parts[2] == "path":
             current = inputs.get(parts[1])
@@ -84,9 +86,11 @@ def apply_io_sets(inputs: dict[str, Any], outputs: dict[str, Any], overrides: It
             inputs[parts[1]] = {"type": kind or "uri_folder", "path": _local(text, Path.cwd())}
         elif parts[2] == "type":
             current = inputs.get(parts[1])
-            inputs[parts[1]] = {**(current if isinstance(current, dict) else {}), "type": text}
+            if isinstance(current, dict) or current is None:
+                inputs[parts[1]] = {**(current or {}), "type": text}
+            # a literal already set (`.default=append` before `.type=string`) stays the literal
         else:
-            raise SpecError(f"--set: {key}: use inputs.<name>.value, .path or .type, or outputs.<name>.path")
+            raise SpecError(f"--set: {key}: use inputs.<name>.value, .default, .path or .type, or outputs.<name>.path")
     return rest
 
 
