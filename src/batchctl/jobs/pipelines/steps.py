@@ -18,6 +18,7 @@ from typing import IO, Any
 from batchctl import storage
 from batchctl.errors import SpecError
 from batchctl.resources.pipelines import BoundStep, render_command
+from batchctl.specs.component import ASSET_TYPES
 from batchctl.workspace import Workspace, content_hash
 
 REUSE_DIR = "pipeline-reuse"
@@ -140,8 +141,10 @@ def step_environment(
     python: str,
 ) -> dict[str, str]:
     """os.environ, the component's variables, and what Azure sets in a command job that scripts read:
-    AZUREML_RUN_ID (the step's job), AZURE_ML_INPUT_<name> / AZURE_ML_OUTPUT_<name> (the local paths and
-    values), `python` on PATH being the step environment's interpreter."""
+    AZUREML_RUN_ID (the step's job), AZURE_ML_INPUT_<name> / AZURE_ML_OUTPUT_<name> (the local path of each
+    data or model input and of each output, the name as declared: what scripts run on Azure read; nothing
+    shows Azure exporting literal inputs, so they are not), `python` on PATH being the step environment's
+    interpreter."""
     env = dict(os.environ)
     env.update({k: str(v) for k, v in step.environment_variables.items()})
     env["AZUREML_RUN_ID"] = job
@@ -150,7 +153,8 @@ def step_environment(
     if experiment:
         env["AZUREML_EXPERIMENT_NAME"] = experiment
     for name, value in values.items():
-        if value is not None:
+        bound = step.inputs.get(name)
+        if value is not None and bound is not None and bound.type in ASSET_TYPES:
             env[f"AZURE_ML_INPUT_{name}"] = value
     for name, path in outputs.items():
         env[f"AZURE_ML_OUTPUT_{name}"] = path
