@@ -92,3 +92,21 @@ def test_the_import_check_runs_on_python_3_8(tmp_path: Path) -> None:
     failures = build.smoke(found[0], ["pip", "no-such-dist"], build.uv_environ(), log)
     assert failures == [["no-such-dist", None, "not installed"]], log.getvalue()
     assert sys.version_info[:2] != (3, 8)  # the check ran in another interpreter than this one
+
+
+def test_an_install_that_fails_after_a_python_substitution_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The error of the training example on a machine without Python 3.8: its pins do not install on the
+    Python used instead, and the hint says which Python was asked for, where batchctl looked, and the log."""
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "pyenv"))
+    spec = replace(
+        from_conda({"dependencies": ["python=3.99.1", {"pip": ["bcprobe==9.9"]}]}, "conda.yml"), worker_code=False
+    )
+    with pytest.raises(EnvironmentBuildError) as raised:
+        build.ensure(tmp_path / "envs", spec)
+    assert "cannot install bcprobe==9.9" in raised.value.message
+    hint = str(raised.value.hint)
+    assert hint.startswith("the environment asks for Python 3.99.1 and was built on "), hint
+    assert "no Python 3.99 interpreter found (looked in " in hint and "install Python 3.99 (pyenv install" in hint
+    assert "; full log: " in hint and Path(hint.rsplit("full log: ", 1)[1]).is_file()

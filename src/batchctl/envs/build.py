@@ -685,9 +685,24 @@ def _install(job: _Building, reqs: list[str], wanted: list[str], changes: list[C
         cause = first_cause(proc.stderr)
         raise job.fail(
             f"environment {job.spec.key[:12]}: cannot install {_culprit(cause, wanted)}: {cause}",
-            "check the requirement and your package index (PIP_INDEX_URL, PIP_FIND_LINKS)",
+            _install_hint(changes),
         )
     return wanted
+
+
+def _install_hint(changes: list[Change]) -> str:
+    """What to check when an install failed; first, when the Python asked for was not had here, that (pins of
+    its time often have no release for the Python used instead)."""
+    hint = "check the requirement and your package index (PIP_INDEX_URL, PIP_FIND_LINKS)"
+    python = next((c for c in changes if c.kind == "python"), None)
+    if python is None or not python.reason.startswith("no Python"):  # below a floor: installing it won't help
+        return hint
+    wanted = python.requested.removeprefix("python ")
+    return (
+        f"the environment asks for Python {wanted} and was built on {(python.used or '').removeprefix('python ')} "
+        f"({python.reason}): install Python {'.'.join(wanted.split('.')[:2])} (pyenv install, uv python "
+        f"install), or {hint[0].lower()}{hint[1:]}"
+    )
 
 
 def _keep_log(root: Path, key: str, log_path: Path) -> str:
