@@ -7,7 +7,9 @@ file's whole `inputs:` with --set's, the file's other inputs stay (docs/pipeline
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,3 +54,18 @@ def test_a_literal_written_as_azure_docs_write_it(tmp_path: Path) -> None:
 def test_an_unknown_part_of_an_input_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match=r"^--set: inputs\.x\.mod: use inputs\.<name>\.value, \.default, \.path"):
         apply_io_sets({}, {}, ["inputs.x.mod=1"])
+
+
+def test_azure_docs_set_form_through_the_cli(cli: Any, tmp_path: Path) -> None:
+    """`endpoint invoke --set inputs.greeting.type=string inputs.greeting.default=hey`: one --set, two values,
+    as Azure's docs write it, over an inputs file whose literal is bare."""
+    from .test_deployment_component_path import _deploy, _project
+
+    project = _project(tmp_path / "project")
+    _deploy(cli, project)
+    file = _file(tmp_path, "inputs:\n  greeting: hello\n")
+    sets = ("--set", "inputs.greeting.type=string", "inputs.greeting.default=hey")
+    result = cli("endpoint", "invoke", "-n", "hello", "--f", file, *sets, "--query", "name", "-o", "tsv")
+    assert result.exit_code == 0, result.stderr
+    shown = json.loads(cli("job", "show", "-n", f"{result.stdout.strip()}-hello").stdout)
+    assert (Path(shown["outputs"]["out"]["path"]) / "greeting.txt").read_text().strip() == "hey"
