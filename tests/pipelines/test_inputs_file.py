@@ -65,7 +65,7 @@ def test_azure_docs_set_form_through_the_cli(cli: Any, tmp_path: Path) -> None:
     _deploy(cli, project)
     file = _file(tmp_path, "inputs:\n  greeting: hello\n")
     sets = ("--set", "inputs.greeting.type=string", "inputs.greeting.default=hey")
-    result = cli("endpoint", "invoke", "-n", "hello", "--f", file, *sets, "--query", "name", "-o", "tsv")
+    result = cli("endpoint", "invoke", "-n", "hello", "-f", file, *sets, "--query", "name", "-o", "tsv")
     assert result.exit_code == 0, result.stderr
     shown = json.loads(cli("job", "show", "-n", f"{result.stdout.strip()}-hello").stdout)
     assert (Path(shown["outputs"]["out"]["path"]) / "greeting.txt").read_text().strip() == "hey"

@@ -19,7 +19,9 @@ from typing import Any
 
 import pytest
 
+from batchctl.cli._abbrev import expand_args
 from batchctl.envs import build
+from testkit import batchctl_command
 
 pytestmark = [pytest.mark.network, pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -66,7 +68,8 @@ def test_training_with_components_runs_unchanged(cli: Any, tmp_path: Path, monke
     monkeypatch.chdir(root)
 
     def run(*args: str, code: int = 0) -> str:
-        result = cli(*args)
+        # the script's `--endpoint` and `--f` are az's argparse abbreviations: expanded as `batchctl` itself does
+        result = cli(*expand_args(batchctl_command(), list(args)))
         assert result.exit_code == code, (args, result.stdout, result.stderr)
         return str(result.stdout)
 

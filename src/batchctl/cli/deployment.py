@@ -19,15 +19,11 @@ NameReq = Annotated[str, typer.Option("--name", "-n", help="Deployment name.", a
 EndpointOpt = Annotated[
     str | None,
     typer.Option(
-        "--endpoint-name",
-        "--endpoint",
-        "-e",
-        help="Endpoint name (overrides the file's).",
-        autocompletion=complete.endpoints,
+        "--endpoint-name", "-e", help="Endpoint name (overrides the file's).", autocompletion=complete.endpoints
     ),
 ]
 EndpointReq = Annotated[
-    str, typer.Option("--endpoint-name", "--endpoint", "-e", help="Endpoint name.", autocompletion=complete.endpoints)
+    str, typer.Option("--endpoint-name", "-e", help="Endpoint name.", autocompletion=complete.endpoints)
 ]
 SkipOpt = Annotated[
     bool, typer.Option("--skip-script-validation", help="Do not parse the scoring script at create time.")

@@ -250,10 +250,7 @@ EnvConstraintOpt = Annotated[
         "--env-constraint", help="A constraint for the environment's resolution, e.g. 'numpy<2' (repeatable)."
     ),
 ]
-# `--f`: az ml's argparse reads it as --file (an abbreviation), and Azure's pipeline scripts write it
-InvokeFileOpt = Annotated[
-    str | None, typer.Option("--file", "--f", "-f", help="Invocation YAML with inputs:/outputs:.")
-]
+InvokeFileOpt = Annotated[str | None, typer.Option("--file", "-f", help="Invocation YAML with inputs:/outputs:.")]
 NoWaitOpt = Annotated[bool, typer.Option("--no-wait", help="Hand the job to a detached runner and return at once.")]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the plan; score nothing.")]
 NoServerOpt = Annotated[
