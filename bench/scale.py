@@ -239,10 +239,25 @@ def _invoke(env: dict, data: Path, tag: str, r: int, *extra: str) -> tuple[float
     out = SCALE / "reuse-out" / f"{tag}-{r}"
     shutil.rmtree(out, ignore_errors=True)
     cmd = [BATCHCTL, "endpoint", "invoke", "-n", "bench", "--input", str(data), "--output-path", str(out), *extra]
-    m = measure(cmd, env=env, cwd=SCALE, out_dir=SCALE / "reuse-logs" / f"{tag}-{r}", timeout=3600)
+    logs = SCALE / "reuse-logs" / f"{tag}-{r}"
+    m = measure(cmd, env=env, cwd=SCALE, out_dir=logs, timeout=3600)
     if m.returncode != 0:
         raise RuntimeError(f"reuse {tag}: exit {m.returncode}")
+    _keep_job_logs(env, logs)
     return m.wall_s, (out / "predictions.csv").read_bytes()
+
+
+def _keep_job_logs(env: dict, logs: Path) -> None:
+    """The job's record and system logs beside the CLI's output (the workspace is rebuilt each round), for
+    the phases of each job: submit, worker start, scoring, publish."""
+    try:
+        name = json.loads((logs / "stdout.txt").read_text())["name"]
+    except (OSError, ValueError, KeyError):
+        return
+    job = Path(env["BATCHCTL_HOME"]) / "jobs" / name
+    shutil.rmtree(logs / "job", ignore_errors=True)
+    shutil.copytree(job / "logs" / "sys", logs / "job" / "logs" / "sys")
+    shutil.copy2(job / "job.json", logs / "job" / "job.json")
 
 
 def _workers(env: dict, n: int) -> None:
