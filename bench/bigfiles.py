@@ -131,6 +131,7 @@ def run_once(kind: str, model: Path, data: Path, work: Path, rows: int, split: s
         cmd = [base.MLFLOW, "models", "predict", "-m", str(model), "-i", str(data), "-o", str(result)]
         cmd += ["--env-manager", "local", "-t", "csv"]
     peaks = {"worker": 0, "children": 0}
+    load_before = os.getloadavg()[0]
     started = time.monotonic()
     proc = subprocess.Popen(cmd, env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     sampler = threading.Thread(target=_sample, args=(proc, peaks), daemon=True)
@@ -139,6 +140,7 @@ def run_once(kind: str, model: Path, data: Path, work: Path, rows: int, split: s
     wall = time.monotonic() - started
     sampler.join(5)
     rec = {"wall_s": round(wall, 3), "peak_worker_mb": round(peaks["worker"] / MB, 1), "error": None}
+    rec["load"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]  # 1-minute load average before, after
     if proc.returncode != 0:
         rec["error"] = f"exit code {proc.returncode}: {err.strip().splitlines()[-1:] if err else ''}"
     elif kind == "batchctl":
@@ -199,6 +201,7 @@ def main() -> None:
                 "median_s": med(label),
                 "peak_worker_mb": med(label, "peak_worker_mb"),
                 "runs": [r["wall_s"] for r in runs],
+                "loads": [r["load"] for r in runs],
                 "ranges": runs[0].get("ranges"),
                 "failed": failed,
             }
@@ -221,7 +224,8 @@ def main() -> None:
     print(f"{'case':<28} {'median s':>9} {'peak worker MB':>15} {'ranges':>7}  runs")
     for r in rows_out:
         median = f"{r['median_s']:.2f}" if r["median_s"] is not None else "FAILED"
-        print(f"{r['case']:<28} {median:>9} {r['peak_worker_mb'] or 0:>15.0f} {r['ranges'] or '':>7}  {r['runs']}")
+        line = f"{r['case']:<28} {median:>9} {r['peak_worker_mb'] or 0:>15.0f} {r['ranges'] or '':>7}  {r['runs']}"
+        print(f"{line} load {r['loads']}")
     print()
     for name, (value, goal) in ratios.items():
         verdict = "" if goal is None else ("  met" if value <= goal else "  MISSED") + f" (target <= {goal})"

@@ -239,10 +239,25 @@ def _invoke(env: dict, data: Path, tag: str, r: int, *extra: str) -> tuple[float
     out = SCALE / "reuse-out" / f"{tag}-{r}"
     shutil.rmtree(out, ignore_errors=True)
     cmd = [BATCHCTL, "endpoint", "invoke", "-n", "bench", "--input", str(data), "--output-path", str(out), *extra]
-    m = measure(cmd, env=env, cwd=SCALE, out_dir=SCALE / "reuse-logs" / f"{tag}-{r}", timeout=3600)
+    logs = SCALE / "reuse-logs" / f"{tag}-{r}"
+    m = measure(cmd, env=env, cwd=SCALE, out_dir=logs, timeout=3600)
     if m.returncode != 0:
         raise RuntimeError(f"reuse {tag}: exit {m.returncode}")
+    _keep_job_logs(env, logs)
     return m.wall_s, (out / "predictions.csv").read_bytes()
+
+
+def _keep_job_logs(env: dict, logs: Path) -> None:
+    """The job's record and system logs beside the CLI's output (the workspace is rebuilt each round), for
+    the phases of each job: submit, worker start, scoring, publish."""
+    try:
+        name = json.loads((logs / "stdout.txt").read_text())["name"]
+    except (OSError, ValueError, KeyError):
+        return
+    job = Path(env["BATCHCTL_HOME"]) / "jobs" / name
+    shutil.rmtree(logs / "job", ignore_errors=True)
+    shutil.copytree(job / "logs" / "sys", logs / "job" / "logs" / "sys")
+    shutil.copy2(job / "job.json", logs / "job" / "job.json")
 
 
 def _workers(env: dict, n: int) -> None:
@@ -254,44 +269,84 @@ def _workers(env: dict, n: int) -> None:
 
 
 def bench_reuse(
-    rounds: int, models: dict[str, Path], files: int, rows: int, variants: tuple[str, ...] = ("reuse", "cold")
+    rounds: int,
+    models: dict[str, Path],
+    files: int,
+    rows: int,
+    variants: tuple[str, ...] = ("reuse", "cold"),
+    served: bool = False,
 ) -> dict[str, Any]:
     """`variants`: reuse (2 workers), cold (2 workers, reuse off), reuse1 (reuse with 1 worker: does a
-    small remainder score faster without the second worker's start?), rotated each round."""
+    small remainder score faster without the second worker's start?), rotated each round.
+    `served`: a `batchctl serve` runs in the workspace, so each `endpoint invoke` hands its job to the
+    server's warm workers (the first job warms them); the walls are still the CLI process's."""
     walls: dict[str, list[float]] = {"first": [], **{v: [] for v in variants}}
+    loads: list[list[float]] = []
     for r in range(rounds):
         ws = SCALE / "reuse-ws"
         env = batchctl_workspace(ws, models["rf"])
         data = SCALE / "reuse-data"
         shutil.rmtree(data, ignore_errors=True)
         reuse_files(data, 0, files, rows)
-
-        first, _ = _invoke(env, data, "first", r, "--reuse", "stamp")
-        first_done = time.time()
-        walls["first"].append(first)
-        reuse_files(data, files, files // 10, rows)  # the folder gains 10%
-        order = variants[r % len(variants) :] + variants[: r % len(variants)]
-        got: dict[str, tuple[float, bytes]] = {}
-        for tag in order:
-            extra = ("--reuse", "stamp") if tag.startswith("reuse") else ()
-            if tag == "reuse1":
-                _workers(env, 1)
-            got[tag] = _invoke(env, data, tag, r, *extra)
-            if tag == "reuse1":
-                _workers(env, 2)
-            if tag.startswith("reuse"):  # each reuse job reuses the first job's results, not another's
-                for index in (ws / "jobs").glob("*/reuse/index.jsonl"):
-                    if index.stat().st_mtime > first_done:
-                        index.unlink()
-            walls[tag].append(got[tag][0])
-        if any(got[tag][1] != got["cold"][1] for tag in got):
-            raise RuntimeError("reuse: the results differ from the cold run's")
-        log(f"reuse round {r}: first {first:.1f} s, " + ", ".join(f"{t} {got[t][0]:.1f} s" for t in order))
+        server = _serve(env) if served else None
+        try:
+            _reuse_round(r, env, ws, data, files, rows, variants, walls, loads)
+        finally:
+            if server is not None:
+                server.stop()
     med = {k: statistics.median(v) for k, v in walls.items()}
-    out: dict[str, Any] = {"files": files, "rows": rows, **{f"{k}_s": v for k, v in med.items()}}
+    out: dict[str, Any] = {"files": files, "rows": rows, "served": served, **{f"{k}_s": v for k, v in med.items()}}
     out.update({f"ratio_{t}": med[t] / med["cold"] for t in variants if t != "cold"})
     out["runs"] = walls
+    out["load_per_round"] = loads  # the 1-minute load average before each round's jobs after the first, and after
     return out
+
+
+def _serve(env: dict) -> Any:
+    from server import Server  # bench/server.py: `batchctl serve` on 127.0.0.1, a free port
+
+    return Server(env, SCALE)
+
+
+def _reuse_round(
+    r: int,
+    env: dict,
+    ws: Path,
+    data: Path,
+    files: int,
+    rows: int,
+    variants: tuple[str, ...],
+    walls: dict[str, list[float]],
+    loads: list[list[float]],
+) -> None:
+    """One round: the first job (reuse on, cold), the folder gains 10%, then each variant, alternated."""
+    first, _ = _invoke(env, data, "first", r, "--reuse", "stamp")
+    first_done = time.time()
+    walls["first"].append(first)
+    reuse_files(data, files, files // 10, rows)  # the folder gains 10%
+    order = variants[r % len(variants) :] + variants[: r % len(variants)]
+    load_before = os.getloadavg()[0]
+    got: dict[str, tuple[float, bytes]] = {}
+    for tag in order:
+        extra = ("--reuse", "stamp") if tag.startswith("reuse") else ()
+        if tag == "reuse1":
+            _workers(env, 1)
+        got[tag] = _invoke(env, data, tag, r, *extra)
+        if tag == "reuse1":
+            _workers(env, 2)
+        if tag.startswith("reuse"):  # each reuse job reuses the first job's results, not another's
+            for index in (ws / "jobs").glob("*/reuse/index.jsonl"):
+                if index.stat().st_mtime > first_done:
+                    index.unlink()
+        walls[tag].append(got[tag][0])
+    if any(got[tag][1] != got["cold"][1] for tag in got):
+        raise RuntimeError("reuse: the results differ from the cold run's")
+    loads.append([round(load_before, 2), round(os.getloadavg()[0], 2)])
+    log(
+        f"reuse round {r}: first {first:.1f} s, "
+        + ", ".join(f"{t} {got[t][0]:.1f} s" for t in order)
+        + f" (load {loads[-1][0]} -> {loads[-1][1]})"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -303,6 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reuse-files", type=int, default=2000)
     parser.add_argument("--reuse-rows", type=int, default=500)
     parser.add_argument("--reuse-variants", default="reuse,cold", help="reuse, cold, reuse1 (reuse with 1 worker)")
+    parser.add_argument("--reuse-served", action="store_true", help="reuse: jobs handed to a `batchctl serve`")
     parser.add_argument("--lake-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.lake_child:
@@ -325,7 +381,9 @@ def main(argv: list[str] | None = None) -> int:
             result["many"]["ratio"] = big / small
     if "reuse" in only:
         variants = tuple(args.reuse_variants.split(","))
-        result["reuse"] = bench_reuse(args.rounds, models, args.reuse_files, args.reuse_rows, variants)
+        result["reuse"] = bench_reuse(
+            args.rounds, models, args.reuse_files, args.reuse_rows, variants, args.reuse_served
+        )
     result["machine"]["load_after"] = os.getloadavg()
     print(json.dumps(result, indent=2))
     return 0

@@ -104,3 +104,18 @@ def test_the_stand_in_hands_over_to_pydantics_loader_once_plugins_are_enabled():
     env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
     loaded = _modules_after(probe, env)
     assert "importlib.metadata" in loaded
+
+
+def test_asking_whether_an_invocation_goes_to_a_pipeline_imports_no_pipeline_code(tmp_path):
+    """Every `endpoint invoke` asks; the answer is the registry's, not the pipelines package's (importing
+    it was a third of a model job's CLI start-up before its runner: docs/benchmarks.md, Scale)."""
+    probe = (
+        "import json, sys\n"
+        "from batchctl import api\n"
+        "from batchctl.workspace import Workspace\n"
+        f"assert api.is_pipeline_deployment(Workspace.open({str(tmp_path)!r}), 'nowhere', None) is False\n"
+        "assert api.is_pipeline_deployment(Workspace.open(" + repr(str(tmp_path)) + "), None, None) is False\n"
+    )
+    loaded = _modules_after(probe)
+    assert "batchctl.resources.deployments" in loaded
+    assert not [m for m in loaded if m.startswith("batchctl.jobs.pipelines")]

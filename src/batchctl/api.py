@@ -399,10 +399,20 @@ def create_pipeline_job(ws: Workspace, **options: Any) -> dict[str, Any]:
 
 
 def is_pipeline_deployment(ws: Workspace, endpoint: str | None, deployment: str | None = None) -> bool:
-    """Whether the deployment an invocation goes to (the endpoint's default unless named) is `type: pipeline`."""
-    from batchctl.jobs.pipelines.invoke import is_pipeline_deployment as _is
+    """Whether the deployment an invocation goes to (the endpoint's default unless named) is `type: pipeline`.
+    Read from the registry alone: every `endpoint invoke` asks, and importing the pipelines package to
+    answer cost a model deployment's invoke a third of its start-up (measured: docs/benchmarks.md, Scale)."""
+    if not endpoint:
+        return False
+    from batchctl.errors import NotFoundError
+    from batchctl.resources.deployments import resolve_deployment
+    from batchctl.specs import load as spec_load
 
-    return _is(ws, endpoint, deployment)
+    try:
+        _, record = resolve_deployment(ws, spec_load.validate_name("endpoint", endpoint), deployment)
+    except NotFoundError:
+        return False
+    return record.type == "pipeline"
 
 
 def is_pipeline_job_file(file: str | None) -> bool:

@@ -228,3 +228,43 @@ def test_a_small_remainder_is_scored_by_one_worker(mlenv, tmp_path):
     cold, cold_bytes = runs.run(root)
     assert started(cold) == ["worker 0 starting", "worker 1 starting"]
     assert small_bytes == cold_bytes
+
+
+def test_warm_workers_all_score_a_small_remainder(mlenv, tmp_path):
+    """The one-worker rule saves a second worker's start-up; a server's warm pool has none to save, so a
+    reuse job with a small remainder takes every warm worker (and writes the bytes the cold job writes)."""
+    from batchctl import api
+    from batchctl.execution.pool import WarmPools
+    from batchctl.specs.job import RunOverrides
+    from batchctl.workspace import Workspace
+
+    mlenv.endpoint()
+    mlenv.mlflow(mini_batch_size=1, max_concurrency_per_instance=2)
+    ws = Workspace.open(mlenv.home)
+    root = tmp_path / "grows"
+    root.mkdir()
+    for i in range(20):
+        heart_frame(3, 700 + i).to_csv(root / f"part-{i:02d}.csv", index=False)
+
+    def run(pools: WarmPools | None, out: str, reuse: str = "stamp") -> tuple[dict[str, Any], bytes, list[str]]:
+        request = api.JobRequest(
+            endpoint="heart", input=str(root), output_path=str(tmp_path / out), overrides=RunOverrides(reuse=reuse)
+        )
+        job = api.run_job(ws, api.submit_job(ws, request)["name"], pools=pools)
+        assert job["status"] == "Completed", job.get("error")
+        log = (mlenv.job_dir(job["name"]) / "logs" / "sys" / "master_role.txt").read_text()
+        starts = [line.split(" ", 2)[2] for line in log.splitlines() if line.endswith(" starting")]
+        return job, (tmp_path / out / "predictions.csv").read_bytes(), starts
+
+    pools = WarmPools(600, scratch=str(tmp_path / "pools"))
+    try:
+        run(pools, "first")
+        for i in (20, 21):  # 2 new files of 22: a small remainder
+            heart_frame(3, 700 + i).to_csv(root / f"part-{i:02d}.csv", index=False)
+        small, small_bytes, starts = run(pools, "small")
+    finally:
+        pools.close()
+    assert reused(small) == 20 and small["counts"]["mini_batches"] == 2
+    assert starts == ["worker 0 starting", "worker 1 starting"]
+    _cold, cold_bytes, _ = run(None, "cold", reuse="never")
+    assert small_bytes == cold_bytes

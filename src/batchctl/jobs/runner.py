@@ -284,7 +284,8 @@ def _score(attempt: _Attempt, ref: ScorerRef) -> None:
         timeout=settings.retry_settings.timeout,
         error_threshold=settings.error_threshold,
     )
-    stream = _StreamedFeed(feed, journal, attempt.logs, attempt.name, record)
+    warm = attempt.pools is not None and attempt.pools.enabled and record.compute_type != "ray"
+    stream = _StreamedFeed(feed, journal, attempt.logs, attempt.name, record, warm)
     backend = make_backend(record, ref, attempt.folder, attempt.pools, attempt.tracked.lineage)
     supervise(
         backend,
@@ -473,8 +474,11 @@ class _StreamedFeed:
     """The feed as supervise() sees it, keeping the journal's counts and the job's log in step with the
     listing: `counts.files` is "at least" while `counts.listing` is set."""
 
-    def __init__(self, feed: UnitFeed, journal: JobJournal, logs: JobLogs, name: str, record: JobRecord) -> None:
+    def __init__(
+        self, feed: UnitFeed, journal: JobJournal, logs: JobLogs, name: str, record: JobRecord, warm: bool = False
+    ) -> None:
         self.feed, self.journal, self.logs, self.name, self.record = feed, journal, logs, name, record
+        self.warm = warm  # the workers come from a server's warm pool: a second one costs no start-up
         self.said_listing = False
 
     @property
@@ -496,9 +500,10 @@ class _StreamedFeed:
     def worker_limit(self) -> int | None:
         """One worker for the small remainder of a reuse job (measured: docs/benchmarks.md, Scale): when
         the files left to score are at most a tenth of the job's and at most SMALL_REMAINDER_FILES, a
-        second worker's start-up costs more than the scoring it would share."""
+        second worker's start-up costs more than the scoring it would share. Warm workers (a server's pool)
+        have no start-up to save: every one of them scores."""
         feed = self.feed
-        if feed.reuse is None or not feed.reuse.reused or not feed.exhausted:
+        if self.warm or feed.reuse is None or not feed.reuse.reused or not feed.exhausted:
             return None
         left = feed.outstanding_files
         small = left <= SMALL_REMAINDER_FILES and left * 10 <= feed.planned_files

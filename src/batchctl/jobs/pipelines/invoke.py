@@ -94,18 +94,6 @@ def apply_io_sets(inputs: dict[str, Any], outputs: dict[str, Any], overrides: It
     return rest
 
 
-def is_pipeline_deployment(ws: Workspace, endpoint: str | None, deployment: str | None) -> bool:
-    if not endpoint:
-        return False
-    from batchctl.errors import NotFoundError
-
-    try:
-        _, record = resolve_deployment(ws, spec_load.validate_name("endpoint", endpoint), deployment)
-    except NotFoundError:
-        return False
-    return record.type == "pipeline"
-
-
 def is_pipeline_job_file(file: str | None) -> bool:
     if file is None:
         return False
