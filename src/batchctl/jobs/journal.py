@@ -136,6 +136,7 @@ class JobJournal:
         self.batch_log.flush()
 
     def close(self) -> None:
+        self.results.close()  # what is staged is committed: those results are whole
         self.failed_log.close()
         self.batch_log.close()
 
@@ -153,7 +154,14 @@ class JobJournal:
             f"Worker restarts: {c.worker_restarts}\n"
         )
 
+    def commit_group(self) -> None:
+        """After each batch of the workers' messages (the Supervisor's hook): the results that arrived
+        together are committed together, with one fsync (jobs/results.py), then the counts are written."""
+        self.flush()
+
     def flush(self, force: bool = False) -> None:
+        # the staged results first: job.json never counts a result that is not committed
+        self.results.flush()
         now_t = time.monotonic()
         if force or now_t - self.last_write > FLUSH_SECONDS:
             self.last_write = now_t
@@ -230,7 +238,7 @@ class JobJournal:
                 staged.write_bytes(result.data)
                 part = str(staged)
             files = self.batches.key(batch) if hasattr(self.batches, "key") else self.batches[batch]
-            commit = self.results.commit(
+            commit = self.results.stage(
                 self.job,
                 batch,
                 files,
@@ -285,4 +293,4 @@ class JobJournal:
         first = self.batches.first_index(batch) if hasattr(self.batches, "first_index") else None
         n_files = len(self.batches[batch]) if first is not None else None
         self._log_batch(batch, ok, result.attempt, result.succeeded, result.failed, first, n_files)
-        self.flush()
+        # committed, and the counts written, by commit_group() once this batch of messages is delivered
