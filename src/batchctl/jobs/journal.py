@@ -136,9 +136,13 @@ class JobJournal:
         self.batch_log.flush()
 
     def close(self) -> None:
-        self.results.close()  # what is staged is committed: those results are whole
-        self.failed_log.close()
-        self.batch_log.close()
+        try:
+            self.results.close()  # what is staged is committed: those results are whole
+        except OSError as exc:  # the job ends anyway; what was not committed is scored again by a resume
+            self.logs.master(f"the last results could not be committed ({exc}); a resume scores them again")
+        finally:
+            self.failed_log.close()
+            self.batch_log.close()
 
     def overview(self) -> str:
         c = self.counts
@@ -156,14 +160,15 @@ class JobJournal:
 
     def commit_group(self) -> None:
         """After each batch of the workers' messages (the Supervisor's hook): the results that arrived
-        together are committed together, with one fsync (jobs/results.py), then the counts are written."""
+        together go to the commit log together, one write and one fsync (jobs/results.py), made while the
+        loop goes on; the counts are written when due."""
         self.flush()
 
     def flush(self, force: bool = False) -> None:
-        # the staged results first: job.json never counts a result that is not committed
         self.results.flush()
         now_t = time.monotonic()
         if force or now_t - self.last_write > FLUSH_SECONDS:
+            self.results.sync()  # job.json never counts a result that is not committed
             self.last_write = now_t
             records.update(self.folder, counts=self.counts)
             self.logs.progress(self.overview())

@@ -5,7 +5,9 @@ and publishes every row exactly once.
 
 The commits are lines of one append-only log, `results/commits.jsonl` (group commit, issue 26): the
 results that arrive together are staged (each part file renamed into `results/`), then their lines are
-written at once and the log fsynced once for the whole group (`ResultStore.flush`). A line names its part
+written at once and the log fsynced once for the whole group (`ResultStore.flush`). One thread makes the
+log's writes (`_Writer`), so the driver's loop never waits for an fsync: what is handed over while one is
+in flight goes out with the next, and `sync()` waits until everything handed over is durable. A line names its part
 file and that file's size; a commit whose part is missing or of another size is ignored, and so is a torn
 last line, so a crash at any point leaves commits that are whole or absent. A later line for the same
 mini-batch replaces an earlier one, and `{"discard": N}` withdraws mini-batch N's commit.
@@ -24,7 +26,8 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -86,6 +89,7 @@ class ResultStore:
         self._log: IO[bytes] | None = None
         self._staged: list[Commit] = []
         self._offsets: dict[int, int] | None = None  # mini-batch -> offset of its last line (read())
+        self._writer = _Writer(self._write)
 
     def _record(self, batch: int) -> Path:
         return self.root / f"{batch:08d}.json"
@@ -123,13 +127,16 @@ class ResultStore:
         return commit
 
     def flush(self) -> int:
-        """Commit every staged result: their lines in one write, then one fsync of the log. Returns how
-        many were committed."""
+        """Hand every staged result's line to the log's writer: written at once, then one fsync (`sync()`
+        waits for it). Returns how many were handed over."""
         staged, self._staged = self._staged, []
-        if not staged:
-            return 0
-        self._append("".join(commit.line() for commit in staged))
+        if staged:
+            self._writer.hand("".join(commit.line() for commit in staged).encode())
         return len(staged)
+
+    def sync(self) -> None:
+        """Until every line handed over is written and fsynced (raises the writer's error, if any)."""
+        self._writer.sync()
 
     def commit(
         self,
@@ -141,26 +148,30 @@ class ResultStore:
         part: str | None,
         file_rows: list[tuple[str, int]] | None = None,
     ) -> Commit:
-        """One result committed on its own (stage + flush)."""
+        """One result committed on its own (stage, flush, sync)."""
         commit = self.stage(job, batch, files, attempt, counts, part, file_rows)
         self.flush()
+        self.sync()
         return commit
 
     def discard(self, batch: int) -> None:
         """Withdraw a mini-batch's commit (it is scored again): a durable discard line, its files removed."""
-        self._append(json.dumps({"discard": batch}) + "\n")
+        self.flush()
+        self._writer.hand((json.dumps({"discard": batch}) + "\n").encode())
+        self.sync()
         for path in (self._record(batch), self.root / f"{batch:08d}.part"):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
 
-    def _append(self, text: str) -> None:
+    def _write(self, data: bytes) -> None:
+        """In the writer's thread: one append, one fsync."""
         log = self._open_log()
-        data = text.encode()
-        if self._offsets is not None:
-            self._index(data, log.tell())
+        offset = log.tell()
         log.write(data)
         log.flush()
         os.fsync(log.fileno())
+        if self._offsets is not None:
+            self._index(data, offset)
 
     def _open_log(self) -> IO[bytes]:
         if self._log is None:
@@ -177,8 +188,15 @@ class ResultStore:
         return self._log
 
     def close(self) -> None:
-        """Commits what is staged, then closes the log."""
+        """Commits what is staged, then closes the log (raises the writer's error, if any)."""
         self.flush()
+        try:
+            self.sync()
+        finally:
+            self._writer.stop()
+            self._close_log()
+
+    def _close_log(self) -> None:
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -219,6 +237,8 @@ class ResultStore:
     def load_all(self) -> dict[int, Commit]:
         """Every commit in force whose part file is present (the plan checks the fingerprints as it is
         read, jobs/feed.py)."""
+        self.flush()
+        self.sync()
         latest: dict[int, Commit] = {}
         for entry in self._entries():
             if isinstance(entry, int):
@@ -238,6 +258,7 @@ class ResultStore:
     def read(self, batch: int) -> Commit | None:
         """One mini-batch's commit in force (after publishing, jobs/reuse.py: the log is indexed once)."""
         self.flush()
+        self.sync()
         if self._offsets is None:
             self._offsets = {}
             with contextlib.suppress(FileNotFoundError), open(self.log_path, "rb") as handle:
@@ -268,3 +289,67 @@ class ResultStore:
     def clear(self) -> None:
         self.close()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class _Writer:
+    """The commit log's appends, made by one thread: `hand(data)` never waits, `sync()` waits until all
+    that was handed over is written and fsynced. What is handed over while a write is in flight is joined
+    into the next write (group commit)."""
+
+    def __init__(self, write: Callable[[bytes], None]) -> None:
+        self._write = write
+        self._cv = threading.Condition()
+        self._queue: list[bytes] = []
+        self._handed = 0
+        self._done = 0
+        self._error: BaseException | None = None
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    def hand(self, data: bytes) -> None:
+        with self._cv:
+            self._raise()
+            self._queue.append(data)
+            self._handed += 1
+            if self._thread is None:
+                self._stopping = False
+                self._thread = threading.Thread(target=self._run, name="batchctl-commit-log", daemon=True)
+                self._thread.start()
+            self._cv.notify_all()
+
+    def sync(self) -> None:
+        with self._cv:
+            while self._done < self._handed and self._error is None:
+                self._cv.wait()
+            self._raise()
+
+    def stop(self) -> None:
+        with self._cv:
+            self._stopping = True
+            self._cv.notify_all()
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._queue and not self._stopping:
+                    self._cv.wait()
+                if not self._queue:
+                    return
+                chunks, self._queue = self._queue, []
+            try:
+                self._write(b"".join(chunks))
+            except BaseException as exc:  # handed to whoever waits: sync() raises it
+                with self._cv:
+                    self._error = exc
+                    self._cv.notify_all()
+                return
+            with self._cv:
+                self._done += len(chunks)
+                self._cv.notify_all()

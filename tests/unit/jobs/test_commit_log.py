@@ -33,13 +33,15 @@ def stage(store: ResultStore, parts: Path, batch: int, text: str | None = None) 
 def test_a_group_is_one_write_and_one_fsync_and_is_committed_only_by_it(tmp_path, monkeypatch):
     store = ResultStore(tmp_path)
     stage(store, tmp_path / "parts", 0)
-    store.flush()  # the log exists from here on
+    store.flush()
+    store.sync()  # the log exists from here on
     fsyncs: list[int] = []
     real_fsync = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (fsyncs.append(fd), real_fsync(fd))[1])
     staged = [stage(store, tmp_path / "parts", batch) for batch in range(1, 6)]
     assert sorted(ResultStore(tmp_path).load_all()) == [0], "staged is not committed: a crash now loses them"
     assert store.flush() == 5
+    store.sync()
     assert len(fsyncs) == 1
     committed = ResultStore(tmp_path).load_all()
     assert sorted(committed) == [0, 1, 2, 3, 4, 5]
@@ -47,6 +49,54 @@ def test_a_group_is_one_write_and_one_fsync_and_is_committed_only_by_it(tmp_path
     assert committed[3].file_rows == [["f3.csv", 1]] and committed[3].size == len("row of 3\n")
     assert committed[3].fingerprint == fingerprint("job", 3, ["f3.csv"])
     assert store.flush() == 0 and len(fsyncs) == 1, "nothing staged, nothing written"
+
+
+def test_what_is_handed_over_while_a_write_is_in_flight_goes_out_with_the_next_one(tmp_path, monkeypatch):
+    """The driver's loop never waits for an fsync: the groups that arrive while the log's thread is in
+    one are joined into its next write."""
+    import threading
+
+    store = ResultStore(tmp_path)
+    stage(store, tmp_path / "parts", 0)
+    store.flush()
+    store.sync()
+    real_fsync = os.fsync
+    in_fsync, release = threading.Event(), threading.Event()
+    fsyncs: list[int] = []
+
+    def slow_fsync(fd: int) -> None:
+        fsyncs.append(fd)
+        in_fsync.set()
+        assert release.wait(10)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    stage(store, tmp_path / "parts", 1)
+    store.flush()
+    assert in_fsync.wait(10)
+    for batch in (2, 3, 4):  # three groups while the first one's fsync is held
+        stage(store, tmp_path / "parts", batch)
+        assert store.flush() == 1
+    release.set()
+    store.sync()
+    assert len(fsyncs) == 2
+    assert sorted(ResultStore(tmp_path).load_all()) == [0, 1, 2, 3, 4]
+    store.close()
+
+
+def test_a_failed_write_is_raised_by_the_next_sync(tmp_path, monkeypatch):
+    store = ResultStore(tmp_path)
+    stage(store, tmp_path / "parts", 0)
+
+    def full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    store.flush()
+    with pytest.raises(OSError, match="No space left"):
+        store.sync()
+    with pytest.raises(OSError, match="No space left"):
+        store.close()
 
 
 def test_a_torn_last_line_is_no_commit_and_the_next_append_starts_a_line_of_its_own(tmp_path):
