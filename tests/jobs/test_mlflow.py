@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 from pathlib import Path
 
@@ -214,3 +215,39 @@ def test_several_outputs_give_one_column_each_before_file_name(mlenv, two_output
     expected = mlflow.pyfunc.load_model(str(two_output_model)).predict(frame)
     assert [[int(r[1]), int(r[2])] for r in rows] == [[int(a), int(b)] for a, b in expected]
     assert [(r[0], r[3]) for r in rows] == [(str(i), "x.csv") for i in range(4)]
+
+
+def test_tiny_files_scored_together_give_the_bytes_of_one_file_per_mini_batch_and_a_bad_one_fails_alone(
+    mlenv, tmp_path
+):
+    """100 one-row files in one mini-batch are read and predicted in one call each (scoring/mlflow_model.py);
+    the same files one per mini-batch never are. Both jobs write the same bytes; the one file whose row
+    cannot be predicted (a missing value) is the one failed item of each, with the model's own reason."""
+    data = tmp_path / "tiny"
+    data.mkdir()
+    frame = heart_frame(100, 26)
+    for i in range(100):
+        frame.iloc[i : i + 1].to_csv(data / f"t{i:03d}.csv", index=False)
+    bad = frame.iloc[41:42].copy()
+    bad["chol"] = None
+    bad.to_csv(data / "t041.csv", index=False)
+    mlenv.endpoint()
+    mlenv.mlflow(name="together", mini_batch_size=100, error_threshold=-1)
+    mlenv.mlflow(name="apart", mini_batch_size=1, error_threshold=-1, max_concurrency_per_instance=2)
+    published: dict[str, bytes] = {}
+    for deployment in ("together", "apart"):
+        out = tmp_path / deployment
+        args = ("--input", str(data), "--output-path", str(out), "--job-name", deployment)
+        record = ok_json(mlenv.invoke("heart", "--deployment-name", deployment, *args))
+        c = record["counts"]
+        assert record["status"] == "Completed"
+        assert (c["mini_batches"], c["items_succeeded"], c["items_failed"]) == (
+            (1, 99, 1) if deployment == "together" else (100, 99, 1)
+        )
+        failed = [json.loads(line) for line in (mlenv.job_dir(deployment) / "failed_items.jsonl").open()]
+        assert [(f["file"], f["type"]) for f in failed] == [("t041.csv", "ValueError")]
+        assert failed[0]["message"].startswith("Input X contains NaN"), failed[0]
+        published[deployment] = (out / "predictions.csv").read_bytes()
+    assert published["together"] == published["apart"]
+    rows = published["together"].decode().splitlines()
+    assert len(rows) == 99 and "t041.csv" not in {r.rsplit(",", 1)[1] for r in rows}

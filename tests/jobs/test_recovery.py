@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
+import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,6 @@ from .conftest import (
 pytestmark = pytest.mark.slow
 
 SIX = {f"{n}.csv": "ok" for n in "abcdef"}
-COMMIT_RE = re.compile(r"^\d{8}\.json$")
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -47,23 +47,28 @@ def expected_rows(inputs: dict[str, str]) -> bytes:
 
 
 def commit_records(env: Any, job: str) -> list[dict[str, Any]]:
-    """The commit records under jobs/<job>/results/ (the record is what counts, not the part file)."""
-    folder = env.job_dir(job) / "results"
-    if not folder.is_dir():
+    """The commits in force under jobs/<job>/results/ (the commit line is what counts, not the part file):
+    the lines of commits.jsonl, a later line for a mini-batch replacing an earlier one, a discard line
+    withdrawing it; a line torn by the kill (no newline yet) is not a commit."""
+    log = env.job_dir(job) / "results" / "commits.jsonl"
+    latest: dict[int, dict[str, Any]] = {}
+    try:
+        lines = log.read_bytes().splitlines(keepends=True)
+    except FileNotFoundError:
         return []
-    out = []
-    for path in sorted(folder.iterdir()):
-        if COMMIT_RE.match(path.name):
-            out.append(json.loads(path.read_text()))
-    return out
+    for line in lines:
+        if not line.endswith(b"\n") or not line.strip():
+            continue
+        entry = json.loads(line)
+        if "discard" in entry:
+            latest.pop(entry["discard"], None)
+        else:
+            latest[entry["batch"]] = entry
+    return [latest[batch] for batch in sorted(latest)]
 
 
 def n_commits(env: Any, job: str) -> int:
-    folder = env.job_dir(job) / "results"
-    try:
-        return sum(1 for name in os.listdir(folder) if COMMIT_RE.match(name))
-    except FileNotFoundError:
-        return 0
+    return len(commit_records(env, job))
 
 
 def check_commits(env: Any, job: str, batches: list[list[str]], inputs: dict[str, str]) -> list[dict[str, Any]]:
@@ -75,6 +80,7 @@ def check_commits(env: Any, job: str, batches: list[list[str]], inputs: dict[str
         assert (record["succeeded"], record["failed"]) == (len(files), 0), record
         part = env.job_dir(job) / "results" / record["part"]
         assert part.read_bytes() == expected_rows({f: inputs[f] for f in files}), (record, part.read_bytes())
+        assert record["size"] == part.stat().st_size, record
     return records
 
 
@@ -401,6 +407,66 @@ def test_sigkill_of_the_driver_at_ten_random_points_then_resume(env, tmp_path):
     assert sorted(os.listdir(out)) == ["predictions.csv"]
 
 
+GROUP_FILES = 160
+GROUP_KILLS = 6
+
+
+@pytest.mark.timeout(900)
+def test_sigkill_at_random_instants_while_results_are_committed_in_groups_then_resume(env, tmp_path):
+    """Group commit (jobs/results.py): one-file mini-batches that take no time, on two workers, arrive
+    faster than commits of one each would go, so they are committed in groups: one log write and one
+    fsync for the results of one wait. The driver is SIGKILLed six times at seeded random instants (once
+    a random number of results is committed, plus a random 0-30 ms, so a kill lands anywhere in a group's
+    staging, write or fsync). After each kill every commit in force holds exactly its mini-batch's rows,
+    the job never counted more than it committed and nothing is published; the last resume completes the
+    job byte-identical to an uninterrupted run."""
+    rng = random.Random(CRASH_SEED + 26)
+    inputs = {f"g{i:03d}.txt": "ok" for i in range(GROUP_FILES - 1)}
+    inputs[f"g{GROUP_FILES - 1:03d}.txt"] = "gate final"
+    batches = [[name] for name in sorted(inputs)]
+    data = write_inputs(tmp_path / "in", inputs)
+    out = tmp_path / "out"
+    env.endpoint()
+    env.script(
+        mini_batch_size=1,
+        max_concurrency_per_instance=2,
+        error_threshold=0,
+        retry_settings={"max_retries": 1, "timeout": 300},
+    )
+    points = sorted(rng.sample(range(1, GROUP_FILES - 1), GROUP_KILLS))
+    proc = spawn(
+        tmp_path, "group-1",
+        "endpoint", "invoke", "-n", "heart", "--input", str(data), "--output-path", str(out), "--job-name", "grp",
+    )  # fmt: skip
+    try:
+        for i, point in enumerate(points):
+            attempt = i + 1
+            where = f"kill {attempt} (at >= {point} commits; kill points {points})"
+            wait_running(env, "grp", proc, attempt, point, where)
+            time.sleep(rng.uniform(0, 0.03))
+            proc.send_signal(signal.SIGKILL)
+            assert proc.wait(60) == -signal.SIGKILL
+            workers_gone(env)
+            job = env.show("grp")
+            assert (job["status"], job["attempts"]) == ("Failed", attempt), where
+            records = check_commits(env, "grp", batches, inputs)
+            assert len(records) >= point, where
+            assert job["counts"]["items_succeeded"] <= len(records), f"counted before committed: {where}"
+            assert not (out / "predictions.csv").exists(), where
+            proc = spawn(tmp_path, f"group-{attempt + 1}", "job", "resume", "-n", "grp")
+        env.open_gate("final")
+        assert proc.wait(300) == 0, proc_stderr(tmp_path, f"group-{GROUP_KILLS + 1}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    job = env.show("grp")
+    assert (job["status"], job["attempts"]) == ("Completed", GROUP_KILLS + 1)
+    assert (job["counts"]["items_succeeded"], job["counts"]["items_failed"]) == (GROUP_FILES, 0)
+    assert (out / "predictions.csv").read_bytes() == expected_rows(inputs)
+    assert not (env.job_dir("grp") / "results").exists(), "committed results are removed once published"
+
+
 def test_sigkill_after_the_publish_before_the_record_says_completed(env, tmp_path):
     """The one kill point the random ones above cannot reach on purpose: the results file is published,
     the record still says Running. The runner is held there by a FIFO at logs/job_result.txt (written
@@ -642,23 +708,50 @@ def test_commits_survive_a_failure_and_only_valid_ones_are_published(env, tmp_pa
     (folder / "parts" / "00000003.a1.part").write_text("BOGUS from parts/\n")
     (results / "00000002.part").write_text("BOGUS part without a record\n")  # moved in, record never written
 
-    def forged(batch: int, fp: str, part: str | None, text: str | None) -> None:
+    def forged(batch: int, fp: str, part: str | None, text: str | None, legacy: bool = False) -> None:
+        """A commit line in the log, or (legacy) the per-mini-batch record of earlier versions."""
         record = {"batch": batch, "fingerprint": fp, "attempt": 1, "succeeded": 1, "failed": 0, "rows": 1, "part": part}
-        (results / f"{batch:08d}.json").write_text(json.dumps(record))
+        if legacy:
+            (results / f"{batch:08d}.json").write_text(json.dumps(record))
+        else:
+            with open(results / "commits.jsonl", "a") as log:
+                log.write(json.dumps(record) + "\n")
         if part and text:
             (results / part).write_text(text)
 
-    forged(3, fingerprint("another-job", 3, ["d.csv"]), "00000003.part", "BOGUS from another job\n")
+    forged(3, fingerprint("another-job", 3, ["d.csv"]), "00000003.part", "BOGUS from another job\n", legacy=True)
     forged(4, "0" * 64, "00000004.part", "BOGUS with a wrong fingerprint\n")
     forged(5, fingerprint("j", 5, ["f.csv"]), "00000005.part", None)  # its part file is missing
-    forged(9, fingerprint("j", 9, ["z.csv"]), "00000009.part", "BOGUS past the last mini-batch\n")
+    forged(9, fingerprint("j", 9, ["z.csv"]), "00000009.part", "BOGUS past the last mini-batch\n", legacy=True)
+    # a part of another size than its line says (a power cut lost its bytes): its mini-batch is scored again
+    (results / "00000001.part").write_bytes(b"")
+    # the start of a line a killed driver never finished
+    with open(results / "commits.jsonl", "a") as log:
+        log.write(json.dumps({"batch": 4, "fingerprint": fingerprint("j", 4, ["e.csv"])})[:40])
     (data / "c.csv").write_text("ok\n")
     clear_ran(env)
     ok_json(env.cli("job", "resume", "-n", "j"))
-    assert env.ran() == {"c.csv", "d.csv", "e.csv", "f.csv"}
+    assert env.ran() == {"b.csv", "c.csv", "d.csv", "e.csv", "f.csv"}
     assert (out / "predictions.csv").read_bytes() == expected_rows(SIX)
     assert not results.exists(), "committed results are removed once the job has Completed"
     assert not (folder / "parts").exists()
+
+
+def test_a_job_whose_commits_an_earlier_version_wrote_resumes_from_them(env, tmp_path):
+    """tests/jobs/fixtures/results-v1/ is the results/ folder the per-mini-batch commit records of earlier
+    versions left for this very job (written by that code: one NNNNNNNN.json per commit): the resume keeps
+    those two mini-batches, scores the four others and appends its own commits to the log beside them."""
+    script_deployment(env)
+    data, out = failed_job(env, tmp_path)
+    results = env.job_dir("j") / "results"
+    shutil.rmtree(results)
+    shutil.copytree(Path(__file__).parent / "fixtures" / "results-v1", results)
+    (data / "c.csv").write_text("ok\n")
+    clear_ran(env)
+    resumed = ok_json(env.cli("job", "resume", "-n", "j"))
+    assert (resumed["status"], resumed["counts"]["items_succeeded"]) == ("Completed", 6)
+    assert env.ran() == {"c.csv", "d.csv", "e.csv", "f.csv"}, "the earlier version's commits were not kept"
+    assert (out / "predictions.csv").read_bytes() == expected_rows(SIX)
 
 
 # ------------------------------------------------------------------------------ 6. deletes refused while in use

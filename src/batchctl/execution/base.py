@@ -137,7 +137,9 @@ class Supervisor:
     `ranges`: the units that are a row range of one file (execution/splitting.py); `settle` turns a
     final result into item counts (a split file is one item), before the totals and the threshold.
     `feed`: units that arrive while the job runs (a streamed plan, jobs/feed.py); `batches` and `ranges`
-    are then the feed's, and a unit's files are released once its outcome is final."""
+    are then the feed's, and a unit's files are released once its outcome is final.
+    `after_wait`: called once the messages of one `backend.wait()` are delivered (and the next attempts
+    dispatched), so the results that arrived together are committed together (jobs/journal.py)."""
 
     def __init__(
         self,
@@ -152,9 +154,11 @@ class Supervisor:
         settle: Callable[[BatchResult], BatchResult] | None = None,
         feed: UnitSource | None = None,
         clock: Clock = time.monotonic,
+        after_wait: Callable[[], None] | None = None,
     ) -> None:
         self.backend, self.batches, self.root, self.settings = backend, batches, root, settings
         self.emit, self.should_cancel, self.feed, self.clock = emit, should_cancel, feed, clock
+        self.after_wait = after_wait
         self.ranges = ranges if ranges is not None else {}
         self.settle = settle or (lambda result: result)
         todo = _first_units(batches, pending, feed)
@@ -196,8 +200,13 @@ class Supervisor:
             self.queue.extend((i, 1) for i in arrived)
             self.remaining += len(arrived)
         self.dispatch_idle()
-        for handle, message in self.backend.wait([s.handle for s in self.slots.values()], self.wait_seconds()):
+        messages = self.backend.wait([s.handle for s in self.slots.values()], self.wait_seconds())
+        for handle, message in messages:
             self.deliver(handle, message)
+        if messages:
+            self.dispatch_idle()  # the workers that reported get their next attempt before the group is committed
+            if self.after_wait is not None:
+                self.after_wait()
         self.check_deadlines(self.clock())
 
     def streaming(self) -> bool:
@@ -398,10 +407,22 @@ def supervise(
     settle: Callable[[BatchResult], BatchResult] | None = None,
     feed: UnitSource | None = None,
     clock: Clock = time.monotonic,
+    after_wait: Callable[[], None] | None = None,
 ) -> Totals:
     """Run every mini-batch to a final outcome: a Supervisor, built and run (see its docstring)."""
     supervisor = Supervisor(
-        backend, batches, root, settings, emit, should_cancel, pending, ranges, settle, feed=feed, clock=clock
+        backend,
+        batches,
+        root,
+        settings,
+        emit,
+        should_cancel,
+        pending,
+        ranges,
+        settle,
+        feed=feed,
+        clock=clock,
+        after_wait=after_wait,
     )
     return supervisor.run()
 

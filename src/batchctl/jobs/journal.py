@@ -136,8 +136,13 @@ class JobJournal:
         self.batch_log.flush()
 
     def close(self) -> None:
-        self.failed_log.close()
-        self.batch_log.close()
+        try:
+            self.results.close()  # what is staged is committed: those results are whole
+        except OSError as exc:  # the job ends anyway; what was not committed is scored again by a resume
+            self.logs.master(f"the last results could not be committed ({exc}); a resume scores them again")
+        finally:
+            self.failed_log.close()
+            self.batch_log.close()
 
     def overview(self) -> str:
         c = self.counts
@@ -153,9 +158,17 @@ class JobJournal:
             f"Worker restarts: {c.worker_restarts}\n"
         )
 
+    def commit_group(self) -> None:
+        """After each batch of the workers' messages (the Supervisor's hook): the results that arrived
+        together go to the commit log together, one write and one fsync (jobs/results.py), made while the
+        loop goes on; the counts are written when due."""
+        self.flush()
+
     def flush(self, force: bool = False) -> None:
+        self.results.flush()
         now_t = time.monotonic()
         if force or now_t - self.last_write > FLUSH_SECONDS:
+            self.results.sync()  # job.json never counts a result that is not committed
             self.last_write = now_t
             records.update(self.folder, counts=self.counts)
             self.logs.progress(self.overview())
@@ -230,7 +243,7 @@ class JobJournal:
                 staged.write_bytes(result.data)
                 part = str(staged)
             files = self.batches.key(batch) if hasattr(self.batches, "key") else self.batches[batch]
-            commit = self.results.commit(
+            commit = self.results.stage(
                 self.job,
                 batch,
                 files,
@@ -285,4 +298,4 @@ class JobJournal:
         first = self.batches.first_index(batch) if hasattr(self.batches, "first_index") else None
         n_files = len(self.batches[batch]) if first is not None else None
         self._log_batch(batch, ok, result.attempt, result.succeeded, result.failed, first, n_files)
-        self.flush()
+        # committed, and the counts written, by commit_group() once this batch of messages is delivered

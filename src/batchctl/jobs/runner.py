@@ -297,6 +297,7 @@ def _score(attempt: _Attempt, ref: ScorerRef) -> None:
         ranges=feed.ranges,
         settle=feed.ledger.settle,
         feed=stream,
+        after_wait=journal.commit_group,
     )
     journal.counts.listing = False
     if not attempt.listed_whole:  # listed while scoring: the lineage gets the listing now that it has ended

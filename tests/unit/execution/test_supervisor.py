@@ -483,3 +483,24 @@ def test_a_complete_feed_with_a_worker_limit_starts_no_more_workers_than_it_allo
     assert len(run.backend.spawned) == 1 and sorted(run.finals()) == [0, 1, 2]
     unlimited = ScriptedFeed([0, 1, 2], [])
     assert len(Run(unlimited, settings(workers=3), feed=unlimited)().backend.spawned) == 3
+
+
+# -- group commit
+
+
+def test_the_messages_of_one_wait_reach_the_hook_together_after_the_next_dispatch():
+    """`after_wait` (the journal's group commit) runs once per batch of messages, after their FINAL events
+    and after the workers that reported were handed their next attempt (they score while it commits)."""
+    finals_at_call: list[int] = []
+    tails: list[list[str]] = []
+
+    def hook() -> None:
+        finals_at_call.append(len(run.of(K.FINAL)))
+        tails.append(run.kinds()[-3:])
+
+    run = Run(minibatches(3), settings(workers=2), after_wait=hook)
+    run()
+    # the two workers' ready messages, then mini-batches 0 and 1 ending together, then mini-batch 2
+    assert finals_at_call == [0, 2, 3]
+    assert tails[1] == ["final", "final", "dispatched"]
+    assert sorted(run.finals()) == [0, 1, 2]
