@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,80 +131,99 @@ def sort_key(name: str, is_dir: bool, sep: str = "/") -> str:
     return name + sep if is_dir else name
 
 
-WINDOW = 10_000  # a directory's names are sorted this many at a time (more in a huge directory, see _window)
+WINDOW = 10_000  # a directory's names are sorted this many at a time; a bigger one spills sorted runs to disk
+MERGE_FAN_IN = 64  # runs merged at once (more runs are first merged into one, so open files stay bounded)
 
 
-def _window(total: int) -> int:
-    """How many of a directory's names to hold at once: WINDOW, or a 50th of a huge directory (each
-    window re-reads the directory, so a flat folder of ten million files is read 50 times, holding
-    200,000 names)."""
-    return max(WINDOW, total // 50)
+def _scan_keys(folder: str) -> Iterator[tuple[str, bool]]:
+    """A directory's (sort key, is a link to a file), unsorted; hidden entries and links to folders left out."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
+                continue
+            try:
+                is_dir = entry.is_dir()
+            except OSError:  # a link loop: listed, and the worker fails it as one item with its reason
+                is_dir = False
+            link = entry.is_symlink()
+            if link and is_dir:
+                continue
+            yield sort_key(name, is_dir, os.sep), link
+
+
+def _write_run(path: str, records: Iterable[tuple[str, bool]]) -> None:
+    """A sorted run: each record is a flag ('L' a link to a file, '-' not) and the key, ended by NUL (a
+    name never holds one); lone surrogates (undecodable names) round-trip through surrogatepass."""
+    with open(path, "wb", buffering=1 << 16) as out:
+        for key, link in records:
+            out.write((("L" if link else "-") + key + "\0").encode("utf-8", "surrogatepass"))
+
+
+def _read_run(path: str) -> Iterator[tuple[str, bool]]:
+    with open(path, "rb") as run:
+        rest = b""
+        while block := run.read(1 << 14):  # small blocks: every run of a merge holds one, split
+            *records, rest = (rest + block).split(b"\0")
+            for record in records:
+                text = record.decode("utf-8", "surrogatepass")
+                yield text[1:], text[0] == "L"
+
+
+def _sorted_keys(folder: str) -> Iterator[tuple[str, bool]]:
+    """A directory's keys in order, read once: WINDOW at a time are sorted in memory, and a bigger
+    directory's sorted runs are spilled to a temporary folder and merged (an external sort), so memory
+    holds a bounded number of names whatever the directory's size."""
+    import heapq
+    import itertools
+    import tempfile
+
+    scan = _scan_keys(folder)
+    first = sorted(itertools.islice(scan, WINDOW))
+    if len(first) < WINDOW:
+        yield from first
+        return
+    with tempfile.TemporaryDirectory(prefix="batchctl-listing-") as spill:
+        runs: list[str] = []
+        names = itertools.count()
+
+        def spill_run(records: Iterable[tuple[str, bool]]) -> None:
+            runs.append(os.path.join(spill, f"{next(names)}.run"))
+            _write_run(runs[-1], records)
+
+        chunk, first = first, []
+        while chunk:
+            spill_run(chunk)
+            chunk = []
+            if len(runs) >= MERGE_FAN_IN:  # fold them into one run
+                merging, runs[:] = list(runs), []
+                spill_run(heapq.merge(*(_read_run(run) for run in merging)))
+                for run in merging:
+                    os.remove(run)
+            chunk = sorted(itertools.islice(scan, WINDOW))
+        yield from heapq.merge(*(_read_run(run) for run in runs))
 
 
 def _walk_local(loc: Location) -> Iterator[Entry]:
     """Files under a local folder, relative and sorted; hidden entries skipped; symbolic links to folders
-    are not followed (as os.walk does), and a link to a file outside the folder is refused. A directory
-    is read in windows of its sorted names (the next window: the smallest names after the last one), so
-    memory holds a bounded number of names whatever the directory's size."""
+    are not followed (as os.walk does), and a link to a file outside the folder is refused. Each
+    directory is read once, its names sorted in bounded memory (_sorted_keys)."""
     root = os.path.realpath(loc.url)
-
-    def window(folder: str, after: str | None, size: int | None) -> tuple[list[str], set[str], int]:
-        """(the `size` smallest keys after `after`, sorted; names that are links to files; entries seen).
-        A folder's key ends with the separator."""
-        import heapq
-
-        links: set[str] = set()
-        seen = 0
-
-        def keys() -> Iterator[str]:
-            nonlocal seen
-            with os.scandir(folder) as entries:
-                for entry in entries:
-                    name = entry.name
-                    if name.startswith("."):
-                        continue
-                    try:
-                        is_dir = entry.is_dir()
-                    except OSError:  # a link loop: listed, and the worker fails it as one item with its reason
-                        is_dir = False
-                    if entry.is_symlink():
-                        if is_dir:
-                            continue
-                        links.add(name)
-                    key = sort_key(name, is_dir, os.sep)
-                    seen += 1
-                    if after is None or key > after:
-                        yield key
-
-        got = sorted(keys()) if size is None else heapq.nsmallest(size, keys())
-        return got, links, seen
-
-    def level(folder: str) -> Iterator[tuple[str, set[str]]]:
-        """A directory's keys in order, a window at a time."""
-        keys, links, seen = window(folder, None, WINDOW)
-        size = WINDOW
-        while True:
-            yield from ((key, links) for key in keys)
-            if len(keys) < size:
-                return
-            size = _window(seen)
-            keys, links, seen = window(folder, keys[-1], size)
-
-    stack = [(level(loc.url), loc.url, "")]
+    stack = [(_sorted_keys(loc.url), loc.url, "")]
     while stack:
         keys, folder, prefix = stack[-1]
         item = next(keys, None)
         if item is None:
             stack.pop()
             continue
-        key, links = item
+        key, link = item
         if key.endswith(os.sep):
             name = key[:-1]
             path = os.path.join(folder, name)
-            stack.append((level(path), path, prefix + key))
+            stack.append((_sorted_keys(path), path, prefix + key))
             continue
         rel, path = prefix + key, os.path.join(folder, key)
-        if key in links:
+        if link:
             target = os.path.realpath(path)
             if os.path.commonpath([root, target]) != root:
                 raise StorageError(

@@ -64,13 +64,31 @@ def streamed(root: Path) -> list[str]:
     return [entry[0] for entry in open_listing(location(str(root)), None).entries]
 
 
-@pytest.fixture(params=[10_000, 3], ids=["one-window", "windows-of-3"])
+@pytest.fixture(params=[(10_000, 64), (3, 64), (3, 2)], ids=["one-window", "runs-of-3", "runs-of-3-folded"])
 def window(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
-    """A directory is read in windows of its sorted names: with 3, every folder here takes several."""
+    """A directory's names are sorted WINDOW at a time, a bigger one's sorted runs spilled to disk and
+    merged: with 3, every folder here takes several runs, merged at the end or (fan-in 2) folded as they come."""
     from batchctl.storage import inputs
 
-    monkeypatch.setattr(inputs, "WINDOW", request.param)
-    return int(request.param)
+    size, fan_in = request.param
+    monkeypatch.setattr(inputs, "WINDOW", size)
+    monkeypatch.setattr(inputs, "MERGE_FAN_IN", fan_in)
+    return int(size)
+
+
+def test_a_big_flat_folder_is_read_once_in_sorted_runs(tmp_path: Path, window: int) -> None:
+    """Names that are not UTF-8, a newline in a name, and a link to a file all survive the runs on disk."""
+    names = [f"{i:03d}-{'x' * (i % 5)}.csv" for i in range(97, 0, -1)] + ["new\nline.csv", "ü.csv"]
+    build(tmp_path, names)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "in.csv").write_text("x")
+    os.symlink(tmp_path / "001-x.csv", tmp_path / "linked.csv")
+    raw = os.fsencode(tmp_path) + b"/\xff\xfe.csv"
+    with open(raw, "wb") as f:
+        f.write(b"x")
+    got = streamed(tmp_path)
+    assert got == reference(tmp_path)
+    assert len(got) == 102 and "linked.csv" in got and os.fsdecode(b"\xff\xfe.csv") in got
 
 
 def test_ordering_edge_cases_match_a_string_sort_of_the_paths(tmp_path: Path, window: int) -> None:
@@ -131,3 +149,15 @@ def test_sibling_key_orders_as_the_full_paths_do(first: tuple[str, bool], second
     keys = sorted([first, second], key=lambda item: sort_key(*item))
     paths = sorted([first, second], key=lambda item: a_path(*item))
     assert keys == paths
+
+
+def test_a_link_out_of_a_big_folder_is_refused_after_the_runs(tmp_path: Path, window: int) -> None:
+    from batchctl.errors import StorageError
+
+    outside = tmp_path / "outside.csv"
+    outside.write_text("secret")
+    folder = tmp_path / "in"
+    build(folder, [f"{i:02d}.csv" for i in range(20)])
+    os.symlink(outside, folder / "10-link.csv")
+    with pytest.raises(StorageError, match="10-link.csv' is a symbolic link that points outside"):
+        streamed(folder)
