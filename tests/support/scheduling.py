@@ -2,10 +2,10 @@
 `-n 2 --dist loadgroup`).
 
 The groups: xdist's `loadgroup` reads the `xdist_group` mark by appending `@group` to each test's node id,
-which it does by setting `item._nodeid`; pytest 9 keeps the id elsewhere, so the suffix never appears and
-every test was a group of its own (a Ray head, a browser and each file's module fixtures started in both
-workers). `make_scheduler` gives xdist a scheduler that finds the group from the test file's path instead,
-with the rule the marks are set by (tests/conftest.py).
+which it does by setting `item._nodeid`; pytest 9 keeps the id elsewhere (pytest-xdist issue #1386, open),
+so the suffix never appears and every test was a group of its own (a Ray head, a browser and each file's
+module fixtures started in both workers). `make_scheduler` gives xdist a scheduler that finds the group
+from the test file's path instead, with the rule the marks are set by (tests/conftest.py).
 
 The order: xdist's own sorts the groups by their number of tests, so a file of one long test (the README
 tour, the compatibility table, the split property: 30-45 s each) would come last, and a run would end with
