@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 CACHE_KEY = "batchctl/group-seconds"
-# what the groups took in one whole run, for a machine whose cache has no figures yet (a fresh clone, CI):
+# what the groups took in one whole run (25t, under load), for a machine whose cache has no figures yet:
 # only their order matters, so it need not be current; a run's own figures replace it in the cache
 SEED = Path(__file__).with_name("group_seconds.json")
 # a group's estimated seconds when no earlier run measured it: a test marked slow starts processes or
