@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from support import scheduling
 from support.workspaces import WorkspaceTemplates
 from testkit import Cli
 
@@ -58,15 +59,73 @@ _interruptible_children()
 SHARED_GROUPS = ("ray", "studio")
 
 
+def _group(path: Path) -> str:
+    rel = path.relative_to(ROOT / "tests") if path.is_relative_to(ROOT / "tests") else path
+    return scheduling.group_of(rel.as_posix(), SHARED_GROUPS)
+
+
+def _loadgroup(config: pytest.Config) -> bool:
+    """`--dist loadgroup`: on xdist's controller, or in one of its workers (which it sets to `dist=no`)."""
+    return getattr(config.option, "dist", "no") == "loadgroup" or bool(getattr(config.option, "loadgroup", False))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # xdist would hand the groups out by their number of tests; the order of the collection (longest
+    # first, below) is kept instead (tests/support/scheduling.py)
+    if getattr(config.option, "dist", "no") == "loadgroup":
+        config.option.loadscopereorder = False
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    groups: dict[str, list[pytest.Item]] = {}
     for item in items:
         if item.get_closest_marker("timeout") is None and item.get_closest_marker("slow") is None:
             item.add_marker(pytest.mark.timeout(FAST_TEST_TIMEOUT))
-        path = Path(str(item.path))
-        rel = path.relative_to(ROOT / "tests") if path.is_relative_to(ROOT / "tests") else path
-        group = rel.parts[0] if rel.parts[0] in SHARED_GROUPS else str(rel)
+        group = _group(Path(str(item.path)))
         item.add_marker(pytest.mark.xdist_group(group))
+        groups.setdefault(group, []).append(item)
+    if not _loadgroup(config):
+        return
+    cache = getattr(config, "cache", None)
+    measured = scheduling.measured_seconds(cache)
+    counts = {
+        name: (
+            sum(1 for i in its if i.get_closest_marker("slow")),
+            sum(1 for i in its if not i.get_closest_marker("slow")),
+        )
+        for name, its in groups.items()
+    }
+    items[:] = [item for name in scheduling.order_groups(counts, measured) for item in groups[name]]
+
+
+_RUN_SECONDS: dict[str, float] = {}
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)  # before xdist's own (a plain LoadGroupScheduling)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """The groups above, found from each test's path (tests/support/scheduling.py says why)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    return scheduling.make_scheduler(config, log, SHARED_GROUPS)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """The controller sums each group's seconds (setup, call and teardown of every test)."""
+    group = scheduling.group_of_nodeid(report.nodeid, SHARED_GROUPS)
+    _RUN_SECONDS[group] = _RUN_SECONDS.get(group, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    cache = getattr(config, "cache", None)
+    # the controller of an xdist run (a worker has `workerinput`): the next run hands the groups out by
+    # these figures
+    if cache is None or hasattr(config, "workerinput") or not _RUN_SECONDS:
+        return
+    if not _loadgroup(config):
+        return
+    cache.set(scheduling.CACHE_KEY, scheduling.merge_seconds(cache.get(scheduling.CACHE_KEY, {}), _RUN_SECONDS))
 
 
 @pytest.fixture(autouse=True)

@@ -72,6 +72,7 @@ class UnitSource(Protocol):
 
 
 INIT_REPORT_SECONDS = 10.0  # how often a still-running init() is reported
+INIT_GRACE_SECONDS = 30.0  # Azure: a worker's init() may take 3 x timeout + this
 # once every mini-batch has ended: how long a worker still starting may take to say how its init() went
 STARTING_GRACE_SECONDS = 2.0
 WAIT_SECONDS = 0.2  # the longest a turn of the loop waits for messages (so cancel is seen quickly)
@@ -88,7 +89,7 @@ class RunSettings:
 
     def init_deadline(self) -> float:
         # Azure: workers stuck in init() longer than 3 x timeout + 30 s fail the job
-        return self.init_timeout if self.init_timeout is not None else 3 * self.timeout + 30
+        return self.init_timeout if self.init_timeout is not None else 3 * self.timeout + INIT_GRACE_SECONDS
 
 
 class InitFailedError(JobFailedError):
@@ -351,7 +352,8 @@ class Supervisor:
             elif slot.state == "starting" and now > slot.started + self.settings.init_deadline():
                 raise InitFailedError(
                     f"worker {slot_id} did not finish init() within its deadline of "
-                    f"{self.settings.init_deadline():g} seconds (3 x timeout + 30 s); it was stopped"
+                    f"{self.settings.init_deadline():g} seconds (3 x timeout + {INIT_GRACE_SECONDS:g} s); "
+                    "it was stopped"
                 )
             elif slot.state == "starting" and now - max(slot.started, slot.init_reported) >= INIT_REPORT_SECONDS:
                 slot.init_reported = now
