@@ -166,8 +166,11 @@ def test_results_appearing_during_the_run_are_never_overwritten_in_any_format(ml
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     master = mlenv.job_dir("slow") / "logs" / "sys" / "master_role.txt"
-    # dispatched: past the runner's pre-flight check of the output, a worker still loading the model
-    wait_for(lambda: master.is_file() and "-> worker" in master.read_text(), 60, "dispatch", interval=0.005)
+    # planned: past the runner's pre-flight check of the output (runner._plan), before any worker is even
+    # started (the Supervisor logs the plan, then starts them): the workers' start and model load, a second
+    # or more, separate this from the publish. (Waiting for "-> worker" left only the scoring of two tiny
+    # files, milliseconds: a dispatch comes after the worker is ready, and the test lost that race in CI.)
+    wait_for(lambda: master.is_file() and "job slow: 2 files -> " in master.read_text(), 60, "plan", interval=0.005)
     with job_lock(mlenv.job_dir("slow")):
         assert "publishing" not in read_job(mlenv.home, "slow"), "the runner got to its publish before the test"
         out.mkdir(exist_ok=True)
