@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 HEAVY = ("mlflow", "pandas", "pyarrow", "fsspec", "ray", "adlfs", "numpy", "sklearn")
 
 PROBE = """
@@ -119,3 +121,20 @@ def test_asking_whether_an_invocation_goes_to_a_pipeline_imports_no_pipeline_cod
     loaded = _modules_after(probe)
     assert "batchctl.resources.deployments" in loaded
     assert not [m for m in loaded if m.startswith("batchctl.jobs.pipelines")]
+
+
+@pytest.mark.parametrize("command", [["job", "list"], ["job", "show", "-n", "nothing"]])
+def test_job_list_and_show_import_no_runner_and_no_submit(tmp_path, command):
+    """`job list` and `job show` (CI scripts poll them) read records: the runner, the submit path and the
+    environment layer are imported by the commands that start jobs, not by these (0.47 -> 0.40 CPU-s a
+    call when this was made lazy: docs/benchmarks.md, Start-up)."""
+    probe = (
+        "import json, sys\n"
+        "from batchctl.cli import main\n"
+        f"sys.argv = ['batchctl', '--workspace', {str(tmp_path)!r}, *{command!r}]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+    )
+    loaded = _modules_after(probe)
+    assert "batchctl.jobs.commands" in loaded, "the probe ran the job command"
+    heavy = {"batchctl.jobs.runner", "batchctl.jobs.submit", "batchctl.execution.base"}
+    assert not heavy & set(loaded), sorted(heavy & set(loaded))

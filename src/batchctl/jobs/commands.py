@@ -24,9 +24,7 @@ from batchctl.jobs import environment as job_env
 from batchctl.jobs import plan as plan_io
 from batchctl.jobs import records
 from batchctl.jobs.model import JobRecord, JobSettings, JobState, LocationRecord, job_error
-from batchctl.jobs.request import JobRequest, split_sets
-from batchctl.jobs.runner import CANCEL_MARKER, moved_output_hint
-from batchctl.jobs.submit import queue, snapshot_deployment
+from batchctl.jobs.records import CANCEL_MARKER
 from batchctl.specs import load as spec_load
 from batchctl.specs.job import RunOverrides
 from batchctl.workspace import Workspace
@@ -220,6 +218,8 @@ def _rerun_source(
     """What every rerun checks first: the new name, the `--set` overrides, and that job `name` has ended."""
     if job_name is not None:  # the new name is checked first, like every name, before anything is read
         spec_load.validate_name("job", job_name)
+    from batchctl.jobs.request import split_sets
+
     sets, io_sets = split_sets(overrides)
     if io_sets:
         raise SpecError("--set: inputs.* and outputs.* cannot be changed on rerun; use --output-path")
@@ -240,6 +240,9 @@ def rerun_failed(
     """A new job that scores only the items that failed in Completed job `name`, with its settings (and
     `--set` overrides). A job that did not complete never published its successes: it is refused and
     pointed to `job resume`, which cannot lose them."""
+    from batchctl.jobs.request import JobRequest
+    from batchctl.jobs.submit import queue
+
     sets, record = _rerun_source(ws, name, job_name, overrides)
     if record.status is not JobState.COMPLETED:
         raise InvalidStateError(
@@ -302,6 +305,8 @@ def resume_job(
 ) -> dict[str, Any]:
     """Queue a Failed or Canceled job (or one whose driver died) again, under the same name: its runner
     scores only the mini-batches without a committed result and publishes to the job's own output."""
+    from batchctl.jobs.runner import moved_output_hint
+    from batchctl.jobs.submit import snapshot_deployment
     from batchctl.resources.deployments import get_deployment
 
     sets = _resume_overrides(name, overrides)
@@ -341,6 +346,8 @@ def resume_job(
 
 def _resume_overrides(name: str, overrides: Iterable[str]) -> RunOverrides:
     """`job resume --set`: only RESUMABLE_SETTINGS may change (and never the input or the output)."""
+    from batchctl.jobs.request import split_sets
+
     sets, io_sets = split_sets(overrides)
     if io_sets:
         raise SpecError("--set: inputs.* and outputs.* cannot change on resume: the job keeps its input and output")
@@ -520,6 +527,8 @@ def rerun_whole(
     """A new job over the whole input of job `name`, with its settings, its model version and its code
     snapshot (not whatever the deployment uses now). Warns, naming the files, when the input listing
     differs from the one the first job scored (size and mtime locally, ETag on blob)."""
+    from batchctl.jobs.request import JobRequest
+    from batchctl.jobs.submit import queue
     from batchctl.notices import notify
 
     sets, record = _rerun_source(ws, name, job_name, overrides)

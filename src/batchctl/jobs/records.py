@@ -17,6 +17,7 @@ from batchctl.processes import runner_alive as runner_alive
 from batchctl.processes import runner_identity as runner_identity
 from batchctl.workspace import Workspace, now
 
+CANCEL_MARKER = "cancel_requested"  # a file in the job's folder: `job cancel` asks the runner to stop
 RUNNER_DIED = "runner exited unexpectedly"
 
 

@@ -44,6 +44,7 @@ from batchctl.jobs.listing import Changes
 from batchctl.jobs.logs import JobLogs
 from batchctl.jobs.model import JobProgress, JobRecord, JobState, job_error
 from batchctl.jobs.publish import RangeShift, ordered_parts, write_results
+from batchctl.jobs.records import CANCEL_MARKER as CANCEL_MARKER  # where the cancel flag's name is kept
 from batchctl.jobs.reuse import Reuse
 from batchctl.jobs.reuse import unavailable as reuse_unavailable
 from batchctl.scoring.base import ScorerRef
@@ -54,7 +55,6 @@ from batchctl.workspace import Workspace, now
 if TYPE_CHECKING:
     from batchctl.execution.pool import WarmPools
 
-CANCEL_MARKER = "cancel_requested"
 SMALL_REMAINDER_FILES = 1_000  # a reuse job scoring at most this many files (and a tenth of its files) uses one worker
 TRACKING_AGENT = "batchctl.jobs.tracking_agent"
 
