@@ -126,7 +126,7 @@ def test_asking_whether_an_invocation_goes_to_a_pipeline_imports_no_pipeline_cod
 @pytest.mark.parametrize("command", [["job", "list"], ["job", "show", "-n", "nothing"]])
 def test_job_list_and_show_import_no_runner_and_no_submit(tmp_path, command):
     """`job list` and `job show` (CI scripts poll them) read records: the runner, the submit path and the
-    environment layer are imported by the commands that start jobs, not by these (0.47 -> 0.40 CPU-s a
+    typed request are imported by the commands that start jobs, not by these (0.47 -> 0.40 CPU-s a
     call when this was made lazy: docs/benchmarks.md, Start-up)."""
     probe = (
         "import json, sys\n"
