@@ -138,22 +138,6 @@ class ResultStore:
         """Until every line handed over is written and fsynced (raises the writer's error, if any)."""
         self._writer.sync()
 
-    def commit(
-        self,
-        job: str,
-        batch: int,
-        files: list[str],
-        attempt: int,
-        counts: tuple[int, int, int],
-        part: str | None,
-        file_rows: list[tuple[str, int]] | None = None,
-    ) -> Commit:
-        """One result committed on its own (stage, flush, sync)."""
-        commit = self.stage(job, batch, files, attempt, counts, part, file_rows)
-        self.flush()
-        self.sync()
-        return commit
-
     def discard(self, batch: int) -> None:
         """Withdraw a mini-batch's commit (it is scored again): a durable discard line, its files removed."""
         self.flush()
