@@ -1,4 +1,12 @@
-"""The default executor: a supervised pool of spawned (never forked) worker processes."""
+"""The default executor: a supervised pool of worker processes, never forked from the driver.
+
+A worker of this interpreter is forked from a warm process (multiprocessing's forkserver): spawned once,
+single-threaded, it has imported numpy, pandas and scikit-learn's core and nothing of the driver's, so a
+worker skips those imports (about a second of CPU each). The forkserver lives as long as the driver, so a
+server's jobs, or a test session's, pay them once. A worker is spawned from scratch as before when a
+variable that acts at import time (OMP_NUM_THREADS, SKLEARN_*, PYTHON*, LC_*...; see IMPORT_TIME_ENV) is
+set by the deployment or changed in the driver since the forkserver started, for an isolated environment
+(another interpreter), and for every job while `BATCHCTL_WORKER_START=spawn` is set."""
 
 from __future__ import annotations
 
@@ -23,6 +31,57 @@ from batchctl.scoring.base import ScorerRef
 
 # the server starts jobs from several threads: swapping __main__ must not interleave
 _MAIN_LOCK = threading.Lock()
+
+# What the forkserver imports once, before it forks any worker: the worker's own modules and the
+# libraries every no-code MLflow worker and most scoring scripts import. A module missing here is
+# skipped (multiprocessing ignores an ImportError in the preload).
+FORKSERVER_PRELOAD = ("batchctl.execution.worker", "batchctl.scoring.mlflow_model", "numpy", "pandas", "sklearn.base")
+# Variables (by prefix) that the interpreter or those libraries read when they start: thread pools, the
+# hash seed, paths, locale, scikit-learn's config. A worker is forked only while the forkserver started
+# with the values the worker would see, else it is spawned. Other variables (a deployment's STATE_DIR,
+# credentials...) are set in the forked worker before init(), as in a spawned one.
+IMPORT_TIME_ENV = (
+    *("OMP_", "OPENBLAS_", "MKL_", "BLIS_", "GOTO_", "KMP_", "VECLIB_", "NUMEXPR_", "NUMBA_", "TBB_"),
+    *("NPY_", "NUMPY_", "PANDAS_", "SKLEARN_", "SCIPY_", "JOBLIB_", "ARROW_", "PYARROW_"),
+    *("PYTHON", "LD_", "MALLOC_", "LC_", "LANG", "TZ"),
+)
+WORKER_START_ENV = "BATCHCTL_WORKER_START"  # "spawn": every worker from scratch
+
+
+def _import_time_env() -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(IMPORT_TIME_ENV)))
+
+
+_forkserver_env: tuple[tuple[str, str], ...] | None = None  # _import_time_env() when it started
+_forkserver_broken = False  # it could not start (e.g. its socket's path under TMPDIR is too long)
+
+
+def worker_context(ref: ScorerRef) -> Any:
+    """The forkserver context when this job's workers can be forked from the warm process; else spawn's.
+    The first call starts the forkserver, so that its imports overlap the driver's planning."""
+    global _forkserver_env, _forkserver_broken
+    spawn_ctx = multiprocessing.get_context("spawn")
+    if ref.python or os.environ.get(WORKER_START_ENV, "").lower() == "spawn":
+        return spawn_ctx
+    if any(name.startswith(IMPORT_TIME_ENV) for name in ref.environment_variables):
+        return spawn_ctx
+    env = _import_time_env()
+    with _MAIN_LOCK:
+        if _forkserver_broken:
+            return spawn_ctx
+        if _forkserver_env is None:
+            from multiprocessing import forkserver
+
+            multiprocessing.get_context("forkserver").set_forkserver_preload(list(FORKSERVER_PRELOAD))
+            try:
+                forkserver.ensure_running()
+            except Exception:  # every worker is then spawned, as before the forkserver
+                _forkserver_broken = True
+                return spawn_ctx
+            _forkserver_env = env
+        elif env != _forkserver_env:  # never restarted: its live workers would die with it
+            return spawn_ctx
+    return multiprocessing.get_context("forkserver")
 
 
 @contextlib.contextmanager
@@ -152,7 +211,7 @@ class LocalBackend:
         self.ref = ref
         self.logs_dir = logs_dir
         self.parts_dir = parts_dir
-        self.ctx = multiprocessing.get_context("spawn")
+        self.ctx = worker_context(ref)
         self.handles: list[LocalHandle] = []
 
     def stdout_path(self, slot: int) -> str:
@@ -167,16 +226,19 @@ class LocalBackend:
     def spawn(self, slot: int, ref: ScorerRef | None = None) -> LocalHandle:
         from batchctl.execution.worker import local_worker_main
 
-        parent, child = self.ctx.Pipe(duplex=True)
         ref = ref or self.ref
-        args = (child, ref, slot, self.stdout_path(slot), self.parts_dir, os.getpid())
+        ctx = self.ctx if ref is self.ref else worker_context(ref)
+        parent, child = ctx.Pipe(duplex=True)
+        # a forked worker takes the driver's environment of now, not the one the forkserver started with
+        environ = dict(os.environ) if ctx.get_start_method() == "forkserver" else None
+        args = (child, ref, slot, self.stdout_path(slot), self.parts_dir, os.getpid(), environ)
         process: Any
         if ref.python:  # an isolated environment (batchctl.envs): its interpreter, its packages
             process = EnvProcess(target=local_worker_main, args=args, name=f"batchctl-worker-{slot}", daemon=True)
             process.env_python = ref.python
             process.env_sys_path = ref.python_path
         else:
-            process = self.ctx.Process(target=local_worker_main, args=args, name=f"batchctl-worker-{slot}", daemon=True)
+            process = ctx.Process(target=local_worker_main, args=args, name=f"batchctl-worker-{slot}", daemon=True)
         with _without_main_module():
             process.start()
         child.close()

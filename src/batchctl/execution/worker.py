@@ -125,7 +125,9 @@ def part_name(batch: int, attempt: int) -> str:
 
 
 def _die_with_parent(parent_pid: int) -> None:
-    """Orphaned workers exit on their own: PR_SET_PDEATHSIG where Linux has it, and a watchdog thread."""
+    """Orphaned workers exit on their own: PR_SET_PDEATHSIG where Linux has it, and a watchdog thread.
+    The parent is the driver, or the forkserver the driver's worker was forked from (which leaves when
+    the driver does: multiprocessing closes its "alive" pipe)."""
     with contextlib.suppress(Exception):
         import ctypes
 
@@ -139,6 +141,25 @@ def _die_with_parent(parent_pid: int) -> None:
             time.sleep(0.5)
 
     threading.Thread(target=watch, name="batchctl-parent-watch", daemon=True).start()
+
+
+def _leave_forkserver() -> None:
+    """Close the forkserver's "alive" pipe that multiprocessing hands every forked child. The forkserver
+    leaves when every holder of that pipe has closed it: held here, it would keep the forkserver alive
+    after the driver died, and so this worker, whose parent it is. Closed, the driver is the only holder:
+    when it dies the forkserver leaves and PR_SET_PDEATHSIG takes this worker with it. The module's
+    forkserver state is cleared too, so a scoring script that uses multiprocessing's forkserver starts
+    its own."""
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    fd = getattr(server, "_forkserver_alive_fd", None)
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    for name in ("_forkserver_alive_fd", "_forkserver_address", "_forkserver_pid"):
+        if hasattr(server, name):
+            setattr(server, name, None)
 
 
 LOG_CAP_ENV = "BATCHCTL_WORKER_LOG_CAP"  # bytes of captured output kept per worker log file
@@ -292,10 +313,24 @@ def _hand_over_outputs(own: str, target: str) -> None:
             shutil.move(source, dest)
 
 
-def local_worker_main(conn: Any, ref: ScorerRef, slot: int, stdout_path: str, parts_dir: str, parent_pid: int) -> None:
-    """Entry point of a spawned worker process (execution/local.py)."""
+def local_worker_main(
+    conn: Any,
+    ref: ScorerRef,
+    slot: int,
+    stdout_path: str,
+    parts_dir: str,
+    parent_pid: int,
+    environ: dict[str, str] | None = None,
+) -> None:
+    """Entry point of a worker process (execution/local.py): spawned, or forked from the forkserver, which
+    then hands over the driver's environment (`environ`) and is the parent to watch."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the driver, which stops us
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if environ is not None:
+        os.environ.clear()
+        os.environ.update(environ)
+        parent_pid = os.getppid()
+        _leave_forkserver()
     _die_with_parent(parent_pid)
     _redirect_output(stdout_path)
     try:
