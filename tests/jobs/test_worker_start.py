@@ -140,3 +140,14 @@ def test_a_forkserver_that_cannot_start_leaves_the_job_to_spawned_workers(env, t
     assert json.loads(stdout)["status"] == "Completed"
     (record,) = _starts(env)
     assert record["ppid"] == proc.pid  # spawned by the driver
+
+
+def test_every_module_the_forkserver_preloads_exists():
+    """multiprocessing skips a preload module that fails to import, silently: a misspelt name would only
+    make every worker slower."""
+    import importlib
+
+    from batchctl.execution.local import FORKSERVER_PRELOAD
+
+    for name in FORKSERVER_PRELOAD:
+        importlib.import_module(name)
