@@ -62,6 +62,19 @@ _forkserver_env: tuple[tuple[str, str], ...] | None = None  # _import_time_env()
 _forkserver_broken = False  # it could not start (e.g. its socket's path under TMPDIR is too long)
 
 
+def _model_preload(ref: ScorerRef) -> tuple[str, ...]:
+    """What the workers of the job that starts the forkserver will import to load its model, beyond
+    FORKSERVER_PRELOAD: `skops.io` for a model saved with skops (mlflow 3's default), which takes seconds
+    to import (it lists every scikit-learn estimator). The forkserver starts once per driver, so for the
+    CLI, one job per process, this is that job's model; a server's later jobs import what they need."""
+    if ref.kind != "mlflow":
+        return ()
+    from batchctl.scoring.sklearn_direct import serialization_format
+
+    fmt = serialization_format(ref.model_path)
+    return {"skops": ("skops.io",), "cloudpickle": ("cloudpickle",)}.get(fmt or "", ())
+
+
 def worker_context(ref: ScorerRef) -> Any:
     """The forkserver context when this job's workers can be forked from the warm process; else spawn's.
     The first call starts the forkserver, so that its imports overlap the driver's planning."""
@@ -78,7 +91,8 @@ def worker_context(ref: ScorerRef) -> Any:
         if _forkserver_env is None:
             from multiprocessing import forkserver
 
-            multiprocessing.get_context("forkserver").set_forkserver_preload(list(FORKSERVER_PRELOAD))
+            preload = [*FORKSERVER_PRELOAD, *_model_preload(ref)]
+            multiprocessing.get_context("forkserver").set_forkserver_preload(preload)
             try:
                 forkserver.ensure_running()
             except Exception:  # every worker is then spawned, as before the forkserver

@@ -105,6 +105,20 @@ def _schema(signature: dict[str, Any]) -> list[tuple[str, str]] | None | Literal
     return schema
 
 
+def serialization_format(model_dir: str) -> str | None:
+    """How the MLmodel in `model_dir` says its scikit-learn model was saved (pickle, cloudpickle, skops);
+    None for another flavor or an unreadable file. The driver reads it to preload what workers will import."""
+    try:
+        import yaml
+
+        with open(os.path.join(model_dir, "MLmodel"), encoding="utf-8") as handle:
+            sk = (yaml.safe_load(handle).get("flavors") or {}).get("sklearn") or {}
+        fmt = sk.get("serialization_format", "pickle") if sk else None
+        return fmt if fmt in FORMATS else None
+    except Exception:
+        return None
+
+
 def load(model_dir: str) -> DirectSklearn | None:
     """The model, when pyfunc would do nothing but deserialize a scikit-learn estimator and call it; None
     (mlflow loads it) otherwise. Raises skops' UntrustedTypesFoundException as mlflow would."""

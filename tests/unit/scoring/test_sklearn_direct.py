@@ -240,3 +240,22 @@ def test_a_worker_scores_an_eligible_model_without_importing_mlflow(models, tmp_
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["1", "50", "True" if switch else "False"]
+
+
+def test_the_forkserver_preloads_skops_for_a_skops_model_only(models, tmp_path):
+    """The driver reads how the model was saved (sklearn_direct.serialization_format) and the forkserver it
+    starts imports skops.io, seconds of imports, only when the workers will need it."""
+    from batchctl.execution.local import _model_preload
+    from batchctl.scoring.base import ScorerRef
+
+    def ref(path: Path, kind: str = "mlflow") -> ScorerRef:
+        return ScorerRef(kind, str(path.parent), str(path), None, None, "append_row", str(tmp_path), "info")
+
+    assert sklearn_direct.serialization_format(str(models["skops"])) == "skops"
+    assert _model_preload(ref(models["skops"])) == ("skops.io",)
+    assert _model_preload(ref(models["skops-pipeline"])) == ("skops.io",)
+    assert sklearn_direct.serialization_format(str(models["lr-pickle"])) == "pickle"
+    assert _model_preload(ref(models["lr-pickle"])) == ()
+    assert _model_preload(ref(models["pipeline"])) == ("cloudpickle",)
+    assert _model_preload(ref(models["skops"], kind="script")) == ()
+    assert sklearn_direct.serialization_format(str(tmp_path)) is None  # no MLmodel
