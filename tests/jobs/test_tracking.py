@@ -242,3 +242,27 @@ def test_the_workspace_setting_and_the_flag_choose_the_store(env, tmp_path, monk
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     bad = env.invoke("heart", "--input", str(data), "--dry-run")
     assert bad.exit_code == 3 and "settings.json" in bad.stderr
+
+
+@pytest.mark.mlflow
+def test_three_agents_opening_a_new_sqlite_store_at_once_all_succeed_and_leave_it_usable(tmp_path):
+    """MlflowClient() creates and migrates a new sqlite store in its constructor: three jobs' agents doing
+    it at once failed ("table ... already exists", "Online migration expected to match one row") and left
+    the database half-migrated, so every later job's run failed too. They now open it one at a time."""
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    (tmp_path / "store").mkdir()
+    code = (
+        "import sys; from batchctl.tracking.tracker import RunLogger; "
+        "RunLogger(sys.argv[1], {}, print)._mlflow(); print('opened')"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, uri], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    outcomes = [(p.communicate(timeout=180), p.returncode) for p in procs]
+    for (stdout, stderr), code in outcomes:
+        assert (code, stdout.strip()) == (0, "opened"), stderr[-2000:]
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    assert client.create_experiment("after") and client.get_experiment_by_name("after") is not None

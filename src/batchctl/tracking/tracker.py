@@ -163,15 +163,20 @@ class RunLogger:
 
             for name in ("mlflow", "alembic"):  # "Creating initial MLflow database tables..." is not ours to say
                 logging.getLogger(name).setLevel(logging.WARNING)
-            client = MlflowClient(tracking_uri=self.uri)
             if self.uri.startswith("sqlite:///"):
-                # the first use of a new sqlite store creates its tables: two jobs' agents doing it at once
-                # fail with "table ... already exists", so the first call runs under a lock beside the file
+                # the first use of a new sqlite store creates its tables and migrates them: two jobs' agents
+                # doing it at once fail ("table ... already exists", "Online migration expected to match
+                # one row") and can leave the database half-migrated. MlflowClient() opens the store (and
+                # so migrates it) in its constructor: the constructor and a first call run under a lock
+                # beside the file.
                 from filelock import FileLock
 
                 db = Path(self.uri[len("sqlite:///") :]).absolute()
                 with FileLock(f"{db}.batchctl-init.lock", timeout=max(30.0, self.timeout)):
+                    client = MlflowClient(tracking_uri=self.uri)
                     client.get_experiment_by_name("Default")
+            else:
+                client = MlflowClient(tracking_uri=self.uri)
             self._client = client
         return self._client
 
