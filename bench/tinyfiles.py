@@ -116,6 +116,7 @@ def main() -> None:
     variants = [("after", os.environ.get("PYTHONPATH"))]
     if args.baseline_src:
         variants = [("before", str(Path(args.baseline_src).resolve())), ("after", str(BENCH.parent / "src"))]
+    base.compile_sources(*[src or str(BENCH.parent / "src") for _, src in variants])
     records: dict[str, dict[str, list[dict]]] = {name: {} for name, _ in variants}
     for rep in range(args.reps):
         for label, path, rows in cases:
