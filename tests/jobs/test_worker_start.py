@@ -151,3 +151,23 @@ def test_every_module_the_forkserver_preloads_exists():
 
     for name in FORKSERVER_PRELOAD:
         importlib.import_module(name)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+@pytest.mark.parametrize("start", ["fork", "spawn"])
+def test_a_script_can_start_its_own_multiprocessing_pool(env, tmp_path, monkeypatch, start, method):
+    """As on Azure, run() may start a Pool: a worker is no daemonic process to its own multiprocessing
+    (execution/worker._allow_children), and a forked one has let go of batchctl's forkserver
+    (_leave_forkserver), so a script's forkserver pool starts its own."""
+    monkeypatch.setenv("BATCHCTL_WORKER_START", start)
+    env.endpoint()
+    env.script(source=script_text("pool_score"), env={"POOL_METHOD": method})
+    data = write_inputs(tmp_path / "in", {"a.txt": "ok", "b.txt": "ok"})
+    out = tmp_path / "out"
+    result = env.invoke("heart", "--input", str(data), "--output-path", str(out), "-o", "json")
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    assert json.loads(result.stdout)["status"] == "Completed"
+    assert sorted((out / "predictions.csv").read_text().splitlines()) == [
+        f"a.txt {method} 14",
+        f"b.txt {method} 14",
+    ]

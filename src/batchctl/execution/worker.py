@@ -143,6 +143,17 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="batchctl-parent-watch", daemon=True).start()
 
 
+def _allow_children() -> None:
+    """The driver starts workers as daemonic processes (multiprocessing stops them when it exits), and
+    multiprocessing refuses children to a daemonic process: a scoring script's own Pool would fail with
+    "daemonic processes are not allowed to have children", where Azure runs it. Inside the worker the flag
+    serves nothing (the driver keeps its own copy), so it is cleared."""
+    import multiprocessing
+
+    with contextlib.suppress(Exception):
+        multiprocessing.current_process().daemon = False
+
+
 def _leave_forkserver() -> None:
     """Close the forkserver's "alive" pipe that multiprocessing hands every forked child. The forkserver
     leaves when every holder of that pipe has closed it: held here, it would keep the forkserver alive
@@ -326,6 +337,7 @@ def local_worker_main(
     then hands over the driver's environment (`environ`) and is the parent to watch."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the driver, which stops us
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _allow_children()
     if environ is not None:
         os.environ.clear()
         os.environ.update(environ)
