@@ -23,6 +23,27 @@ pytestmark = pytest.mark.timeout(180)
 PROBE = script_text("start_probe_score")
 
 
+@pytest.fixture(autouse=True)
+def usable_forkserver() -> None:
+    """Earlier tests in this pytest worker may have left its forkserver unusable for these: started under
+    other import-time variables, or unable to start, since multiprocessing keeps the first temporary folder
+    it made for its sockets (under a test's long TMPDIR, or removed with that test's tmp_path). No job runs
+    between tests: such a forkserver is stopped and forgotten, and the test's first job starts a new one."""
+    from multiprocessing import forkserver, process
+
+    from batchctl.execution import local
+
+    config = process.current_process()._config
+    folder = config.get("tempdir")
+    stale_folder = folder is not None and (not os.path.isdir(folder) or len(folder) > 60)
+    if stale_folder:
+        config.pop("tempdir")
+    if stale_folder or local._forkserver_env not in (None, local._import_time_env()):
+        if forkserver._forkserver._forkserver_pid is not None:
+            forkserver._forkserver._stop()
+        local._forkserver_env = None
+
+
 def _starts(env: Any) -> list[dict[str, Any]]:
     folder = env.state / "starts"
     records = [json.loads(p.read_text()) for p in folder.glob("*.json")] if folder.is_dir() else []

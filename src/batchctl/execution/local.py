@@ -59,7 +59,6 @@ def _import_time_env() -> tuple[tuple[str, str], ...]:
 
 
 _forkserver_env: tuple[tuple[str, str], ...] | None = None  # _import_time_env() when it started
-_forkserver_broken = False  # it could not start (e.g. its socket's path under TMPDIR is too long)
 
 
 def _model_preload(ref: ScorerRef) -> tuple[str, ...]:
@@ -78,7 +77,7 @@ def _model_preload(ref: ScorerRef) -> tuple[str, ...]:
 def worker_context(ref: ScorerRef) -> Any:
     """The forkserver context when this job's workers can be forked from the warm process; else spawn's.
     The first call starts the forkserver, so that its imports overlap the driver's planning."""
-    global _forkserver_env, _forkserver_broken
+    global _forkserver_env
     spawn_ctx = multiprocessing.get_context("spawn")
     if ref.python or os.environ.get(WORKER_START_ENV, "").lower() == "spawn":
         return spawn_ctx
@@ -86,8 +85,6 @@ def worker_context(ref: ScorerRef) -> Any:
         return spawn_ctx
     env = _import_time_env()
     with _MAIN_LOCK:
-        if _forkserver_broken:
-            return spawn_ctx
         if _forkserver_env is None:
             from multiprocessing import forkserver
 
@@ -95,8 +92,7 @@ def worker_context(ref: ScorerRef) -> Any:
             multiprocessing.get_context("forkserver").set_forkserver_preload(preload)
             try:
                 forkserver.ensure_running()
-            except Exception:  # every worker is then spawned, as before the forkserver
-                _forkserver_broken = True
+            except Exception:  # this job's workers are spawned, as before the forkserver; the next job tries again
                 return spawn_ctx
             _forkserver_env = env
         elif env != _forkserver_env:  # never restarted: its live workers would die with it
