@@ -1,26 +1,27 @@
-"""How local workers start (execution/local.py): forked from one warm forkserver that the driver keeps,
-and spawned from scratch whenever forking could change what the worker sees: a variable that acts at
-import time set by the deployment or changed in the driver, or `BATCHCTL_WORKER_START=spawn`.
-
-The jobs run in this process (the CLI in-process), so this process is the driver: a spawned worker's
-parent is os.getpid(), a forked one's is the forkserver."""
+"""How local workers start (execution/local.py): a worker of the built-in MLflow scorer is forked from one
+warm forkserver that the driver keeps; a worker is spawned from scratch whenever forking could change what
+it sees or does: a scoring script (which may rely on a normal exit), a variable that acts at import time
+set by the deployment or changed in the driver, an isolated environment, `BATCHCTL_WORKER_START=spawn`."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from batchctl.execution import local
+from batchctl.scoring.base import ScorerRef
 from support.scripts import script_text
+from support.waiting import wait_for
 
-from .conftest import write_inputs
+from .conftest import alive, write_inputs
 
 pytestmark = pytest.mark.timeout(180)
-
-PROBE = script_text("start_probe_score")
 
 
 @pytest.fixture(autouse=True)
@@ -44,84 +45,90 @@ def usable_forkserver() -> None:
         local._forkserver_env = None
 
 
-def _starts(env: Any) -> list[dict[str, Any]]:
-    folder = env.state / "starts"
-    records = [json.loads(p.read_text()) for p in folder.glob("*.json")] if folder.is_dir() else []
-    for p in folder.glob("*.json") if folder.is_dir() else []:
-        p.unlink()
-    return records
+def _ref(tmp_path: Path, kind: str = "mlflow", **extra) -> ScorerRef:
+    return ScorerRef(
+        kind, str(tmp_path), str(tmp_path / "model"), None, None, "append_row", str(tmp_path), "info", **extra
+    )
 
 
-def _job(env: Any, tmp_path: Path, name: str, files: int = 4) -> list[dict[str, Any]]:
-    data = write_inputs(tmp_path / f"in-{name}", {f"f{i}.txt": "ok" for i in range(files)})
-    result = env.invoke("heart", "--input", str(data), "--job-name", name, "-o", "json")
-    assert result.exit_code == 0, (result.stdout, result.stderr)
-    assert json.loads(result.stdout)["status"] == "Completed"
-    records = _starts(env)
-    assert records, "no worker ran init()"
-    return records
+def _method(ref: ScorerRef) -> str:
+    return local.worker_context(ref).get_start_method()
 
 
-def _cmdline(pid: int) -> str:
-    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-
-
-def test_workers_of_two_jobs_are_forked_from_one_warm_forkserver_with_numpy_imported(env, tmp_path, monkeypatch):
+def test_mlflow_workers_are_forked_and_the_others_spawned(tmp_path, monkeypatch):
     monkeypatch.delenv("BATCHCTL_WORKER_START", raising=False)
-    env.endpoint()
-    env.script(source=PROBE, mini_batch_size=1, max_concurrency_per_instance=2)
-    first = _job(env, tmp_path, "first")
-    second = _job(env, tmp_path, "second")
-    parents = {r["ppid"] for r in first + second}
-    assert len(parents) == 1, parents  # one forkserver served both jobs
-    (server,) = parents
-    assert server != os.getpid()
-    assert "multiprocessing.forkserver" in _cmdline(server)
-    assert all(r["numpy_before_init"] for r in first + second)
-    assert len({r["pid"] for r in first + second}) == len(first + second) >= 2
-
-
-def test_a_forked_worker_sees_the_drivers_environment_of_now_and_the_deployments(env, tmp_path, monkeypatch):
-    env.endpoint()
-    env.script(source=PROBE, env={"PROBE_VARS": "PROBE_DRIVER,PROBE_DEPLOYMENT", "PROBE_DEPLOYMENT": "from-yaml"})
-    monkeypatch.setenv("PROBE_DRIVER", "before")
-    (before,) = _job(env, tmp_path, "before", files=1)
-    monkeypatch.setenv("PROBE_DRIVER", "after")  # the forkserver is running: the value must still travel
-    (after,) = _job(env, tmp_path, "after", files=1)
-    assert before["ppid"] == after["ppid"] != os.getpid()
-    assert before["env"] == {"PROBE_DRIVER": "before", "PROBE_DEPLOYMENT": "from-yaml"}
-    assert after["env"] == {"PROBE_DRIVER": "after", "PROBE_DEPLOYMENT": "from-yaml"}
-
-
-def test_a_deployment_that_sets_an_import_time_variable_gets_spawned_workers(env, tmp_path):
-    env.endpoint()
-    env.script(source=PROBE, env={"PROBE_VARS": "OMP_NUM_THREADS", "OMP_NUM_THREADS": "1"})
-    (record,) = _job(env, tmp_path, "omp", files=1)
-    assert record["ppid"] == os.getpid()  # spawned by this process, the driver
-    assert record["env"] == {"OMP_NUM_THREADS": "1"}
-    assert not record["numpy_before_init"]
-
-
-def test_an_import_time_variable_changed_in_the_driver_gets_spawned_workers(env, tmp_path, monkeypatch):
-    env.endpoint()
-    env.script(source=PROBE, env={"PROBE_VARS": "SKLEARN_ASSUME_FINITE"})
-    (forked,) = _job(env, tmp_path, "warm", files=1)  # starts the forkserver if no test did
-    assert forked["ppid"] != os.getpid()
-    monkeypatch.setenv("SKLEARN_ASSUME_FINITE", "1")  # read by scikit-learn when it is imported
-    (spawned,) = _job(env, tmp_path, "changed", files=1)
-    assert spawned["ppid"] == os.getpid()
-    assert spawned["env"] == {"SKLEARN_ASSUME_FINITE": "1"}
-    monkeypatch.delenv("SKLEARN_ASSUME_FINITE")
-    (again,) = _job(env, tmp_path, "restored", files=1)
-    assert again["ppid"] == forked["ppid"]  # the same forkserver, never restarted
-
-
-def test_batchctl_worker_start_spawn_spawns_every_worker(env, tmp_path, monkeypatch):
+    assert _method(_ref(tmp_path)) == "forkserver"
+    assert _method(_ref(tmp_path, environment_variables={"STATE_DIR": "/x", "TOKEN": "t"})) == "forkserver"
+    assert _method(_ref(tmp_path, kind="script")) == "spawn"  # a script may rely on a normal exit
+    assert _method(_ref(tmp_path, python="/envs/e/bin/python")) == "spawn"  # another interpreter
+    for name in ("OMP_NUM_THREADS", "SKLEARN_ASSUME_FINITE", "PYTHONHASHSEED", "LC_ALL", "MKL_NUM_THREADS"):
+        assert _method(_ref(tmp_path, environment_variables={name: "1"})) == "spawn", name
     monkeypatch.setenv("BATCHCTL_WORKER_START", "spawn")
-    env.endpoint()
-    env.script(source=PROBE, mini_batch_size=1, max_concurrency_per_instance=2)
-    records = _job(env, tmp_path, "spawned")
-    assert {r["ppid"] for r in records} == {os.getpid()}
+    assert _method(_ref(tmp_path)) == "spawn"
+
+
+def test_an_import_time_variable_changed_in_the_driver_spawns_until_it_is_restored(tmp_path, monkeypatch):
+    from multiprocessing import forkserver
+
+    monkeypatch.delenv("BATCHCTL_WORKER_START", raising=False)
+    assert _method(_ref(tmp_path)) == "forkserver"
+    server = forkserver._forkserver._forkserver_pid
+    monkeypatch.setenv("SKLEARN_ASSUME_FINITE", "1")  # read by scikit-learn when it is imported
+    assert _method(_ref(tmp_path)) == "spawn"
+    monkeypatch.delenv("SKLEARN_ASSUME_FINITE")
+    assert _method(_ref(tmp_path)) == "forkserver"
+    assert forkserver._forkserver._forkserver_pid == server  # the same forkserver: never restarted
+
+
+@pytest.mark.mlflow
+def test_a_forked_worker_sees_the_drivers_environment_of_now(mlenv, heart_data, tmp_path, monkeypatch):
+    """The forkserver started with the first job; a variable set in the driver afterwards must still reach
+    the next job's workers. MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false, read by the worker when it loads
+    the model, makes mlflow refuse the cloudpickled model: the job fails with mlflow's refusal."""
+    monkeypatch.delenv("BATCHCTL_WORKER_START", raising=False)
+    mlenv.endpoint()
+    mlenv.mlflow()
+    data = heart_data(2, rows=3)
+    first = mlenv.invoke("heart", "--input", str(data), "--output-path", str(tmp_path / "o1"), "-o", "json")
+    assert first.exit_code == 0, first.stderr
+    monkeypatch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+    second = mlenv.invoke("heart", "--input", str(data), "--output-path", str(tmp_path / "o2"), "-o", "json")
+    assert second.exit_code != 0
+    assert "pickle" in second.stderr.lower(), second.stderr
+    assert not (tmp_path / "o2" / "predictions.csv").exists()
+
+
+ORPHAN_DRIVER = """
+import multiprocessing, os, sys, time
+from batchctl.execution.worker import _die_with_parent, _leave_forkserver
+
+def child():
+    _leave_forkserver()
+    _die_with_parent(os.getppid())
+    time.sleep(120)
+
+if __name__ == "__main__":
+    process = multiprocessing.get_context("forkserver").Process(target=child)
+    process.start()
+    print(process.pid, flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_forked_worker_leaves_with_the_driver(tmp_path):
+    """multiprocessing hands each forked child the forkserver's "alive" pipe; a child holding it keeps the
+    forkserver, its parent, alive after the driver died, and so itself. A worker lets go of it at once."""
+    script = tmp_path / "driver.py"
+    script.write_text(ORPHAN_DRIVER)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        assert proc.stdout is not None
+        worker = int(proc.stdout.readline())
+        assert alive(worker)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    wait_for(lambda: not alive(worker), 15, f"the forked child {worker} to leave with its driver")
 
 
 @pytest.mark.mlflow
@@ -140,27 +147,23 @@ def test_forked_and_spawned_workers_publish_the_same_bytes(mlenv, heart_data, tm
     assert outputs["fork"].count(b"\n") == 45
 
 
-def test_a_forkserver_that_cannot_start_leaves_the_job_to_spawned_workers(env, tmp_path):
-    """Its socket lives under TMPDIR: a path longer than AF_UNIX allows (108 bytes) cannot be bound."""
-    import subprocess
-    import sys
+def test_a_forkserver_that_cannot_start_leaves_the_job_to_spawned_workers(tmp_path, monkeypatch):
+    """Its socket lives under multiprocessing's temporary folder (under TMPDIR): a path longer than AF_UNIX
+    allows (108 bytes) cannot be bound. That job's workers are spawned; the next job tries again."""
+    from multiprocessing import forkserver, process
 
-    env.endpoint()
-    env.script(source=PROBE)
+    monkeypatch.delenv("BATCHCTL_WORKER_START", raising=False)
+    if forkserver._forkserver._forkserver_pid is not None:
+        forkserver._forkserver._stop()
+    local._forkserver_env = None
     deep = tmp_path / ("t" * 60) / ("m" * 60)
     deep.mkdir(parents=True)
-    data = write_inputs(tmp_path / "in", {"a.txt": "ok"})
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "batchctl", "endpoint", "invoke", "-n", "heart", "--input", str(data),
-         "--job-name", "deep", "-o", "json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "TMPDIR": str(deep), "BATCHCTL_WORKER_START": ""},
-    )  # fmt: skip
-    stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 0, stderr
-    assert json.loads(stdout)["status"] == "Completed"
-    (record,) = _starts(env)
-    assert record["ppid"] == proc.pid  # spawned by the driver
+    config = process.current_process()._config
+    monkeypatch.setitem(config, "tempdir", str(deep))  # where multiprocessing puts its sockets
+    assert _method(_ref(tmp_path)) == "spawn"
+    assert local._forkserver_env is None  # not started, and not given up on
+    monkeypatch.setitem(config, "tempdir", str(tmp_path))
+    assert _method(_ref(tmp_path)) == "forkserver"
 
 
 def test_every_module_the_forkserver_preloads_exists():
@@ -175,12 +178,9 @@ def test_every_module_the_forkserver_preloads_exists():
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
-@pytest.mark.parametrize("start", ["fork", "spawn"])
-def test_a_script_can_start_its_own_multiprocessing_pool(env, tmp_path, monkeypatch, start, method):
+def test_a_script_can_start_its_own_multiprocessing_pool(env, tmp_path, method):
     """As on Azure, run() may start a Pool: a worker is no daemonic process to its own multiprocessing
-    (execution/worker._allow_children), and a forked one has let go of batchctl's forkserver
-    (_leave_forkserver), so a script's forkserver pool starts its own."""
-    monkeypatch.setenv("BATCHCTL_WORKER_START", start)
+    (execution/worker._allow_children)."""
     env.endpoint()
     env.script(source=script_text("pool_score"), env={"POOL_METHOD": method})
     data = write_inputs(tmp_path / "in", {"a.txt": "ok", "b.txt": "ok"})

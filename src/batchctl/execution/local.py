@@ -1,12 +1,19 @@
 """The default executor: a supervised pool of worker processes, never forked from the driver.
 
-A worker of this interpreter is forked from a warm process (multiprocessing's forkserver): spawned once,
-single-threaded, it has imported numpy, pandas and scikit-learn's core and nothing of the driver's, so a
-worker skips those imports (about a second of CPU each). The forkserver lives as long as the driver, so a
-server's jobs, or a test session's, pay them once. A worker is spawned from scratch as before when a
-variable that acts at import time (OMP_NUM_THREADS, SKLEARN_*, PYTHON*, LC_*...; see IMPORT_TIME_ENV) is
-set by the deployment or changed in the driver since the forkserver started, for an isolated environment
-(another interpreter), and for every job while `BATCHCTL_WORKER_START=spawn` is set."""
+A worker of the built-in MLflow scorer, in this interpreter, is forked from a warm process
+(multiprocessing's forkserver). That process was spawned once, is single-threaded in Python, and has
+imported numpy, pandas, scikit-learn's common modules and nothing of the driver's, so a worker skips those
+imports (about a second of CPU each). It lives as long as the driver: a server's jobs, or a test
+session's, pay them once.
+
+A worker is spawned from scratch as before:
+* for a scoring script: a forkserver's child leaves through os._exit, and a script may rely on a normal
+  exit (atexit handlers, buffered files it keeps open); the built-in scorer's workers leave through
+  os._exit anyway;
+* when a variable that acts at import time (OMP_NUM_THREADS, SKLEARN_*, PYTHON*, LC_*...; see
+  IMPORT_TIME_ENV) is set by the deployment, or has changed in the driver since the forkserver started;
+* for an isolated environment (another interpreter);
+* for every job while `BATCHCTL_WORKER_START=spawn` is set."""
 
 from __future__ import annotations
 
@@ -79,7 +86,7 @@ def worker_context(ref: ScorerRef) -> Any:
     The first call starts the forkserver, so that its imports overlap the driver's planning."""
     global _forkserver_env
     spawn_ctx = multiprocessing.get_context("spawn")
-    if ref.python or os.environ.get(WORKER_START_ENV, "").lower() == "spawn":
+    if ref.kind != "mlflow" or ref.python or os.environ.get(WORKER_START_ENV, "").lower() == "spawn":
         return spawn_ctx
     if any(name.startswith(IMPORT_TIME_ENV) for name in ref.environment_variables):
         return spawn_ctx
