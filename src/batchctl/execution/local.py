@@ -40,13 +40,13 @@ from batchctl.scoring.base import ScorerRef
 _MAIN_LOCK = threading.Lock()
 
 # What the forkserver imports once, before it forks any worker: the worker's own modules and the
-# libraries every no-code MLflow worker and most scoring scripts import, with the scikit-learn modules
-# of the common models (about 0.25 s more than sklearn.base alone, which imports most of scikit-learn
+# libraries every worker of the built-in MLflow scorer imports, with the scikit-learn modules of the
+# common models (about 0.25 s more than sklearn.base alone, which imports most of scikit-learn
 # and scipy; each worker that unpickles such a model saves them). A module missing here is skipped
 # (multiprocessing ignores an ImportError in the preload).
 FORKSERVER_PRELOAD = (
     *("batchctl.execution.worker", "batchctl.scoring.mlflow_model", "batchctl.scoring.sklearn_direct"),
-    *("batchctl.scoring.script", "batchctl.storage.inputs", "yaml", "numpy", "pandas", "sklearn.base"),
+    *("batchctl.storage.inputs", "yaml", "numpy", "pandas", "sklearn.base"),
     *("sklearn.linear_model", "sklearn.ensemble", "sklearn.pipeline", "sklearn.compose", "sklearn.preprocessing"),
 )
 # Variables (by prefix) that the interpreter or those libraries read when they start: thread pools, the
