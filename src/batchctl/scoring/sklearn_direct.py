@@ -105,14 +105,19 @@ def _schema(signature: dict[str, Any]) -> list[tuple[str, str]] | None | Literal
     return schema
 
 
+def _mlmodel(model_dir: str) -> dict[str, Any]:
+    """The model folder's MLmodel file, parsed (raises when it is missing or unreadable)."""
+    import yaml
+
+    with open(os.path.join(model_dir, "MLmodel"), encoding="utf-8") as handle:
+        return dict(yaml.safe_load(handle))
+
+
 def serialization_format(model_dir: str) -> str | None:
     """How the MLmodel in `model_dir` says its scikit-learn model was saved (pickle, cloudpickle, skops);
     None for another flavor or an unreadable file. The driver reads it to preload what workers will import."""
     try:
-        import yaml
-
-        with open(os.path.join(model_dir, "MLmodel"), encoding="utf-8") as handle:
-            sk = (yaml.safe_load(handle).get("flavors") or {}).get("sklearn") or {}
+        sk = (_mlmodel(model_dir).get("flavors") or {}).get("sklearn") or {}
         fmt = sk.get("serialization_format", "pickle") if sk else None
         return fmt if fmt in FORMATS else None
     except Exception:
@@ -127,10 +132,7 @@ def load(model_dir: str) -> DirectSklearn | None:
     if os.environ.get("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true").strip().lower() not in ("true", "1"):
         return None
     try:
-        import yaml
-
-        with open(os.path.join(model_dir, "MLmodel"), encoding="utf-8") as handle:
-            conf = yaml.safe_load(handle)
+        conf = _mlmodel(model_dir)
         flavors = conf.get("flavors") or {}
         pyfunc, sk = flavors.get("python_function") or {}, flavors.get("sklearn") or {}
         predict_fn = pyfunc.get("predict_fn") or "predict"
