@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from typing import Any
 
 from batchctl.scoring import sklearn_direct
@@ -17,6 +18,7 @@ log = logging.getLogger("batchctl.mlflow")
 TABULAR = (".csv", ".parquet", ".pqt")
 ACCEPTED = [".csv", ".parquet", ".pqt"]
 SMALL_CSV_BYTES = 256 * 1024
+_BLANK_LINE = re.compile(rb"(?:^|\n)[ \t\r]*\n")  # in bodies that each end with a newline
 
 
 class MlflowScorer:
@@ -191,7 +193,7 @@ class MlflowScorer:
         header = None
         bodies: list[bytes] = []
         counts: list[int] = []
-        for path in files:
+        for path in files:  # per file only what must be: the read, the header's match, the line count
             try:
                 raw = _head(path, SMALL_CSV_BYTES + 1)
             except OSError:
@@ -199,19 +201,22 @@ class MlflowScorer:
             if len(raw) > SMALL_CSV_BYTES:
                 return None
             head, sep, body = raw.partition(b"\n")
-            if not sep or b'"' in raw or raw.startswith(b"\xef\xbb\xbf") or (header is not None and head != header):
+            if not sep or (header is not None and head != header):
                 return None
             header = head
-            lines = body.split(b"\n")
-            if lines and lines[-1] == b"":
-                lines.pop()
-            if any(not line.strip(b" \t\r") for line in lines):
-                return None
-            bodies.append(b"\n".join(lines) + b"\n" if lines else b"")
-            counts.append(len(lines))
-        assert header is not None
+            if body and not body.endswith(b"\n"):
+                body += b"\n"
+            bodies.append(body)
+            counts.append(body.count(b"\n"))
+        if header is None:
+            return None
+        blob = b"".join(bodies)
+        # the checks of every file at once, over the bytes of all of them: no quotes, no byte-order mark, no
+        # blank line (an empty or whitespace-only line)
+        if b'"' in header or b'"' in blob or header.startswith(b"\xef\xbb\xbf") or _BLANK_LINE.search(blob):
+            return None
         try:
-            joined = pd.read_csv(io.BytesIO(header + b"\n" + b"".join(bodies)), dtype=self.dtypes)
+            joined = pd.read_csv(io.BytesIO(header + b"\n" + blob), dtype=self.dtypes)
         except Exception:  # attribute the failure by reading the files one by one
             return None
         if len(joined) != sum(counts):

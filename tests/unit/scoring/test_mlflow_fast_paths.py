@@ -89,6 +89,12 @@ CASES = {
     "bad-value": "age,chol,thal\nabc,1.0,fixed\n",
     "empty-file": "",
     "bom": "\ufeffage,chol,thal\n45,205.0,normal\n",
+    "whitespace-line": "age,chol,thal\n52,230.0,normal\n \t\r\n66,240.0,fixed\n",
+    "blank-first-line": "age,chol,thal\n\n66,240.0,fixed\n",
+    "only-a-newline": "age,chol,thal\n\n",
+    "quoted-newline": 'age,chol,thal\n44,199.0,"fi\nxed"\n',
+    "quoted-header": '"age",chol,thal\n47,201.0,normal\n',
+    "no-newline-at-all": "age,chol,thal",
 }
 
 
