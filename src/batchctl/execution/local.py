@@ -48,6 +48,7 @@ FORKSERVER_PRELOAD = (
     *("batchctl.execution.worker", "batchctl.scoring.mlflow_model", "batchctl.scoring.sklearn_direct"),
     *("batchctl.storage.inputs", "yaml", "numpy", "pandas", "sklearn.base"),
     *("sklearn.linear_model", "sklearn.ensemble", "sklearn.pipeline", "sklearn.compose", "sklearn.preprocessing"),
+    "batchctl.scoring.warm",  # a first read_csv and predict: what they import lazily, imported once here
 )
 # Variables (by prefix) that the interpreter or those libraries read when they start: thread pools, the
 # hash seed, paths, locale, scikit-learn's config. A worker is forked only while the forkserver started
