@@ -396,6 +396,9 @@ def local_worker_main(
                 break
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        # a script gets the teardown of an unfrozen process: the last collection finalizes what its init()
+        # left in reference cycles (a buffered file it keeps open is flushed)
+        gc.unfreeze()
     if ref.kind == "mlflow":
         # Tearing down an interpreter that loaded pandas, mlflow and scikit-learn takes about half a
         # second, on the job's critical path. The built-in scorer holds nothing to flush and everything
