@@ -53,7 +53,7 @@ def _interruptible_children() -> None:
 _interruptible_children()
 
 
-# With pytest-xdist (`make test` runs `-n 2 --dist loadgroup`), a group's tests run in one worker, one
+# With pytest-xdist (`make test` runs `-n 3 --dist loadgroup`), a group's tests run in one worker, one
 # after the other. These folders share one costly session fixture each (a Ray head, a browser), so each
 # is one group; every other test file is a group of its own, so that its module fixtures start once.
 SHARED_GROUPS = ("ray", "studio")
