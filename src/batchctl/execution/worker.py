@@ -76,10 +76,9 @@ def run_task(scorer: Any, task: BatchTask, scratch: str) -> BatchResult:
         if task.span is not None:  # a row range of a big file: read by range, never downloaded whole
             names = []
             outcome = scorer.score_range(root, task.span)
-        local = root.url if root.is_local else None
         for rel in names:
             try:
-                path = os.path.join(local, rel) if local is not None else fetch(root, rel, batch_dir)
+                path = fetch(root, rel, batch_dir)
             except StorageUnavailableError:
                 raise  # the store is down, not the file: fail the attempt so that it is retried
             except Exception as exc:  # an unreadable input is one failed item
