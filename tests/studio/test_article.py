@@ -34,6 +34,7 @@ def test_the_article_end_to_end(page: Any, server: StudioServer, example: Exampl
     # sign in with the one-time URL `batchctl serve` printed
     page.goto(server.login_url)
     assert page.url.endswith("/studio/endpoints")
+    page.get_by_role("heading", name="Endpoints").wait_for(state="visible")
     assert page.get_by_role("heading", name="Endpoints").is_visible()
     cookie = next(c for c in page.context.cookies() if c["name"] == "batchctl_studio")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
@@ -152,6 +153,7 @@ def test_the_article_end_to_end(page: Any, server: StudioServer, example: Exampl
     assert page.url.endswith(f"/studio/endpoints/{EP}")
     assert [d["name"] for d in api.list_deployments(ws, EP)] == ["classifier-mlflow", "classifier-v2"]
     assert api.get_endpoint(ws, EP)["defaults"]["deployment_name"] == "classifier-mlflow"
+    page.locator("#deployment-classifier-v2").wait_for(state="visible")  # the URL changes before the page is drawn
     assert page.locator("#deployment-classifier-v2").is_visible()
 
     # 7. Update default deployment, with the keyboard only
